@@ -1,0 +1,64 @@
+# One entry point for people and CI. `make demo` runs the main job, `make test` runs every check.
+# Both set up everything they need on a fresh Debian machine (virtualenv, Python packages, and the
+# system packages the real parts need when we are root), so a clean clone needs nothing else.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# System packages the tests run for real: Prometheus (and promtool) and Git.
+SYSTEM_PACKAGES ?= prometheus git
+
+.PHONY: all test lint typecheck pytest demo system venv bench clean
+
+all: test
+
+# Install the Debian packages that are missing; only possible as root with apt-get.
+system:
+	@missing=""; \
+	command -v prometheus >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	command -v promtool   >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	command -v git        >/dev/null 2>&1 || missing="$$missing git"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing system packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else \
+	    echo "missing system packages:$$missing (install them, e.g. apt-get install$$missing)" >&2; \
+	  fi; \
+	fi
+	@# The Debian package starts a system Prometheus on :9090; our stack starts its own, so stop that one.
+	@if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus >/dev/null 2>&1 || true; fi
+	@if [ -x /etc/init.d/prometheus ]; then /etc/init.d/prometheus stop >/dev/null 2>&1 || true; fi
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy analyzer loadtest rollouts
+
+pytest: $(STAMP) system
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test: system $(STAMP)
+	$(MAKE) --no-print-directory lint typecheck pytest
+
+demo: system $(STAMP)
+	$(BIN)/rollouts demo $(DEMO_ARGS)
+
+bench: system $(STAMP)
+	$(BIN)/python -m tests.bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,38 @@
+"""Helpers shared by the test suite.
+
+Tests that need a real part (Prometheus, promtool, Git, a server) call :func:`require_binary`. On a
+developer machine a missing part skips the test with a hint; under CI (``CI=true``) it fails, so a
+missing install step can never turn a red build green.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+
+import pytest
+
+
+def in_ci() -> bool:
+    """True when running under CI, where missing parts are failures, not skips."""
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def require_binary(name: str, hint: str = "") -> str:
+    """Path of executable ``name``; skip (locally) or fail (CI) when it is not installed."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} not found on PATH" + (f" ({hint})" if hint else "")
+        if in_ci():
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    return path
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on loopback right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
