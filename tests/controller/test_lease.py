@@ -120,20 +120,28 @@ def test_two_running_electors_never_lead_at_the_same_time(kube_api: RunningApi) 
     timing = {"lease_duration": 0.8, "renew_deadline": 0.5, "retry_period": 0.05}
     a = LeaderElector(api_client(str(kube_api.kubeconfig)), LeaseConfig("rollouts", "run", "a", **timing))
     b = LeaderElector(api_client(str(kube_api.kubeconfig)), LeaseConfig("rollouts", "run", "b", **timing))
-    a.start()
-    b.start()
-    both, leaders = 0, set()
-    deadline = time.monotonic() + 1.5
-    try:
-        while time.monotonic() < deadline:
+    both, history = 0, []
+
+    def sample_until(condition, seconds: float) -> None:
+        nonlocal both
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not condition():
             flags = (a.is_leader(), b.is_leader())
             both += all(flags)
-            leaders |= {name for name, flag in zip("ab", flags, strict=True) if flag}
-            if time.monotonic() > deadline - 0.9 and "a" in leaders and a.is_leader():
-                a.stop()  # the leader shuts down and releases: b takes over
-            time.sleep(0.01)
+            history.append(flags)
+            time.sleep(0.005)
+
+    try:
+        a.start()
+        sample_until(a.is_leader, 2)
+        b.start()
+        sample_until(lambda: False, 0.4)  # both running: a keeps renewing, b must stay a follower
+        a.stop()  # the leader shuts down and releases the lease
+        sample_until(b.is_leader, 2)
+        sample_until(lambda: False, 0.1)
     finally:
         a.stop()
         b.stop()
     assert both == 0
-    assert leaders == {"a", "b"}
+    assert (True, False) in history and (False, True) in history
+    assert history[-1] == (False, True)
