@@ -36,11 +36,9 @@ class JsonServer:
     requests: list[Request] = field(default_factory=list)
 
 
-@contextmanager
-def json_server(handler: Handler) -> Iterator[JsonServer]:
-    """Serve ``handler`` on 127.0.0.1 (a free port) until the block ends."""
+def make_handler(handler: Handler, log: list[Request]) -> type[BaseHTTPRequestHandler]:
+    """An ``http.server`` request handler class that answers through ``handler``, logging to ``log``."""
     lock = threading.Lock()
-    server: JsonServer
 
     class Http(BaseHTTPRequestHandler):
         def _serve(self) -> None:
@@ -52,7 +50,7 @@ def json_server(handler: Handler) -> Iterator[JsonServer]:
                 body = raw.decode(errors="replace")
             request = Request(self.command, self.path, dict(self.headers.items()), body)
             with lock:
-                server.requests.append(request)
+                log.append(request)
                 status, answer = handler(request)
             payload = json.dumps(answer).encode()
             self.send_response(status)
@@ -66,8 +64,15 @@ def json_server(handler: Handler) -> Iterator[JsonServer]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Http)
-    server = JsonServer(url=f"http://127.0.0.1:{httpd.server_address[1]}")
+    return Http
+
+
+@contextmanager
+def json_server(handler: Handler) -> Iterator[JsonServer]:
+    """Serve ``handler`` on 127.0.0.1 (a free port) until the block ends."""
+    log: list[Request] = []
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(handler, log))
+    server = JsonServer(url=f"http://127.0.0.1:{httpd.server_address[1]}", requests=log)
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
