@@ -8,7 +8,7 @@ weights), as Flagger does in ``pkg/router``.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 from rollouts.routes.base import RouteEditor, RouteError, Weights
 from rollouts.routes.httproute import HTTPRouteEditor
@@ -38,17 +38,24 @@ def editor_for(
     route_name: str | None = None,
     source: str = "<text>",
     subsets: Collection[str] | None = None,
+    destination_rules: Sequence[tuple[str, str]] = (),
 ) -> RouteEditor:
     """The editor for traffic API ``kind`` (``VirtualService``, ``HTTPRoute`` or ``TrafficSplit``).
 
     ``source`` (the file's path) prefixes every error. ``subsets`` (VirtualService only) are the
-    subsets a DestinationRule elsewhere in the repo declares; they are checked when given.
+    subsets a DestinationRule elsewhere in the repo declares; they are checked when given, as are the
+    DestinationRules found in ``destination_rules`` (``(path, text)`` pairs of other files).
     """
     if kind == "VirtualService":
         return VirtualServiceEditor(
-            stable=stable, canary=canary, route_name=route_name, source=source, subsets=subsets
+            stable=stable,
+            canary=canary,
+            route_name=route_name,
+            source=source,
+            subsets=subsets,
+            destination_rules=destination_rules,
         )
-    if subsets is not None:
+    if subsets is not None or destination_rules:
         raise RouteError(f"{source}: subsets apply to VirtualService only, not {kind}")
     if kind == "HTTPRoute":
         return HTTPRouteEditor(stable=stable, canary=canary, route_name=route_name, source=source)

@@ -13,7 +13,7 @@ by name (``spec.route.name``), else it is the one route that holds both destinat
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode
 
@@ -41,7 +41,8 @@ class VirtualServiceEditor(SplitEditor):
     """Weights of two destinations of one ``http`` route of an Istio VirtualService.
 
     ``subsets``, when given, are the subsets a DestinationRule declares for the host; the stable and
-    canary subsets must be among them. DestinationRules in the same file are always checked.
+    canary subsets must be among them. DestinationRules in the same file are always checked, and so
+    are those in ``destination_rules`` (``(path, text)`` of other files of the repo).
     """
 
     kind = "VirtualService"
@@ -55,9 +56,11 @@ class VirtualServiceEditor(SplitEditor):
         route_name: str | None = None,
         source: str = "<text>",
         subsets: Collection[str] | None = None,
+        destination_rules: Sequence[tuple[str, str]] = (),
     ):
         super().__init__(stable=stable, canary=canary, route_name=route_name, source=source)
         self.subsets = frozenset(subsets) if subsets is not None else None
+        self.destination_rules = tuple(destination_rules)
 
     def find_groups(self, documents: list[Node]) -> list[Group]:
         """One group per ``http[i].route`` of every VirtualService in the file."""
@@ -118,9 +121,10 @@ class VirtualServiceEditor(SplitEditor):
             return
         hosts = {get_str(get(e.node, "destination"), "host") or "" for e in group.entries}
         declared: set[str] | None = set(self.subsets) if self.subsets is not None else None
-        in_file = destination_rule_subsets(text, hosts, source=self.source)
-        if in_file is not None:
-            declared = (declared or set()) | in_file
+        for source, other in ((self.source, text), *self.destination_rules):
+            in_file = destination_rule_subsets(other, hosts, source=source)
+            if in_file is not None:
+                declared = (declared or set()) | in_file
         if declared is None:
             return
         for name in (self.stable, self.canary):
