@@ -97,7 +97,7 @@ def build_request(
     )
 
 
-class _Response(HTTPResponseParser):  # type: ignore[misc]
+class _Response(HTTPResponseParser):
     """llhttp callbacks that keep only what a load generator reports: status, body size, completion."""
 
     def __init__(self, head: bool) -> None:

@@ -186,8 +186,10 @@ def _drive_local(
         recorder.started_at = time.time()
     hard_deadline = start + plan.duration + _grace(plan) if plan.duration is not None else float("inf")
     soft_deadline = start + plan.duration if plan.duration is not None else float("inf")
+    # an embedding caller (loadtest serve) owns the signals and stops us through stop_event
+    guard = _interrupts(stopping.set) if stop_event is None else contextlib.nullcontext()
     try:
-        with _interrupts(stopping.set):
+        with guard:
             runner.start(plan.concurrency, spawn_rate=SPAWN_RATE_PER_USER * plan.concurrency)
             while not stopping.is_set():
                 stopping.wait(0.05)
