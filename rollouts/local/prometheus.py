@@ -155,8 +155,9 @@ class PrometheusServer:
         tmp.write_text(json.dumps([t.to_file_sd() for t in self._targets], indent=2))
         tmp.replace(path)  # atomic: Prometheus never reads half a file
 
-    def start(self) -> PrometheusServer:
-        """Start Prometheus and wait until it is ready; ``ProcessError`` with its log when it fails."""
+    def start(self, *, wait_for_targets: bool = True) -> PrometheusServer:
+        """Start Prometheus and wait until it is ready and, unless told not to, has scraped every
+        target once; ``ProcessError`` with its log when it fails."""
         if self._process is not None:
             return self
         self._dir = Path(tempfile.mkdtemp(prefix="rollouts-prometheus-", dir=self._parent_dir))
@@ -181,7 +182,7 @@ class PrometheusServer:
                 self._process = process
                 try:
                     process.wait_http(f"{self.url}/-/ready", timeout=self.ready_timeout)
-                    if self._targets:
+                    if wait_for_targets and self._targets:
                         self.wait_for_targets(timeout=self.ready_timeout)
                     return self
                 except ProcessError:
