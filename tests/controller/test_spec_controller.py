@@ -99,3 +99,37 @@ def test_durations(hours: int, minutes: int, seconds: int) -> None:
     text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "") + f"{seconds}s"
     assert parse_duration(text) == hours * 3600 + minutes * 60 + seconds
     assert parse_duration("250ms") == 0.25
+
+
+BASE = {
+    "apiVersion": "rollouts.dev/v1alpha1",
+    "kind": "Rollout",
+    "metadata": {"name": "podinfo", "namespace": "test"},
+    "spec": {
+        "git": {"url": "file:///tmp/repo.git", "branch": "master"},
+        "route": {
+            "kind": "VirtualService",
+            "path": "workloads/podinfo/vs.yaml",
+            "stable": "ga",
+            "canary": "canary",
+        },
+        "canary": {"path": "workloads/podinfo/canary.yaml"},
+        "steps": [10, 60, 100],
+    },
+}
+
+
+def test_rollout_documents_carry_the_sections_and_errors_name_the_field() -> None:
+    from rollouts.spec import SpecError, parse_spec
+
+    doc = {**BASE, "spec": {**BASE["spec"], "analysis": {"interval": "30s"}, "finalize": "leave-canary"}}
+    rollout = parse_spec(doc, source="rollout.yaml")
+    assert rollout.spec.analysis.interval == 30.0
+    bad = {**BASE, "spec": {**BASE["spec"], "analysis": {"interval": "soon"}, "load": {"mode": "local"}}}
+    with pytest.raises(SpecError) as info:
+        parse_spec(bad, source="rollout.yaml")
+    lines = str(info.value).splitlines()
+    assert (
+        "rollout.yaml: spec.analysis.interval: must be a duration like 30s, 1m or 1m30s, got 'soon'" in lines
+    )
+    assert any(line.startswith("rollout.yaml: spec.load: ") and "needs target" in line for line in lines)
