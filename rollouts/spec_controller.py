@@ -6,12 +6,14 @@ spec:
     interval: 1m                  # one analysis window per interval (Flagger: analysis.interval)
     threshold: 5                  # consecutive windows without usable data before onError
     onError: pause                # pause | rollback  (never promote without data)
-    maxWindows: 20                # windows per step before onStepTimeout (a step that holds too long)
-    onStepTimeout: pause          # pause | rollback
     syncTimeout: 5m               # the cluster must run the committed weights within this
-    metrics: istio                # istio | podinfo | {templates: {...}}
+    metrics: istio                # a built-in template (istio, istio-version, podinfo) or a template
+    subsets:                      # how the metrics name GA and canary (the template's selector fields)
+      stable: {workload: podinfo, version: ga, service: podinfo}
+      canary: {workload: podinfo-canary, version: canary, service: podinfo}
     prometheus: {url: http://prometheus.istio-system:9090, bearerTokenFile: /var/run/secrets/prom}
-    policy: {alpha: 0.01}         # the analyzer's Policy fields
+    policy:                       # the analyzer's Policy: alpha, margins, SLOs, minimum data,
+      alpha: 0.01                 # max_windows_per_step and on_max_windows (pause | rollback) ...
   load: {mode: endpoint, endpoint: http://loadtester.test:8089, target: http://podinfo-canary.test:9898/,
          rate: 20, tokenFile: /var/run/secrets/loadtest/token}
   notify: ["slack://T000/B000/XXX", {urlFile: /var/run/secrets/notify/urls}]
@@ -114,29 +116,28 @@ class PrometheusSpec(_Model):
         return self
 
 
-class MetricTemplates(_Model):
-    """PromQL templates for services that are neither Istio nor podinfo.
+class SubsetSpec(_Model):
+    """How the metrics name one side (the query template's selector fields; namespace is the rollout's)."""
 
-    Placeholders: ``{subset}`` (the stable or canary name), ``{namespace}``, ``{window}`` (e.g. 60s).
-    ``bucket`` must keep the ``le`` label; ``requests`` and ``errors`` are counts over the window.
-    """
-
-    bucket: str
-    requests: str
-    errors: str
-
-    @field_validator("bucket", "requests", "errors")
-    @classmethod
-    def _has_window(cls, value: str) -> str:
-        if "{window}" not in value:
-            raise ValueError("must use the {window} placeholder (the analysis window, e.g. [{window}])")
-        return value
+    workload: str = ""
+    version: str = ""
+    service: str = ""
 
 
-class TemplateMetrics(_Model):
-    """``metrics: {templates: {...}}``."""
+class SubsetsSpec(_Model):
+    """GA (``stable``) and canary as the metrics know them."""
 
-    templates: MetricTemplates
+    stable: SubsetSpec = SubsetSpec()
+    canary: SubsetSpec = SubsetSpec()
+
+
+def _analyzer(module: str, name: str) -> Any:
+    # The analyzer owns Policy and the query templates; validate against them so that a typo fails
+    # when the spec is loaded, not at the first analysis window.
+    try:
+        return getattr(importlib.import_module(module), name, None)
+    except ImportError:
+        return None
 
 
 class AnalysisSpec(_Model):
@@ -145,20 +146,31 @@ class AnalysisSpec(_Model):
     interval: Duration = 60.0
     threshold: int = Field(default=5, ge=1, description="consecutive windows without usable data")
     on_error: OnFailure = Field(default="pause", alias="onError")
-    max_windows: int = Field(default=20, ge=1, alias="maxWindows", description="windows per step")
-    on_step_timeout: OnFailure = Field(default="pause", alias="onStepTimeout")
     sync_timeout: Duration = Field(default=300.0, alias="syncTimeout")
-    metrics: Literal["istio", "podinfo"] | TemplateMetrics = "istio"
+    metrics: str | dict[str, Any] = Field(default="istio", description="built-in template name or a template")
+    subsets: SubsetsSpec = SubsetsSpec()
     prometheus: PrometheusSpec = PrometheusSpec()
     policy: dict[str, Any] = Field(default_factory=dict, description="the analyzer's Policy fields")
 
     @field_validator("policy")
     @classmethod
     def _policy(cls, value: dict[str, Any]) -> dict[str, Any]:
-        # The analyzer owns the Policy model; validate against it so a typo fails at load time.
-        policy = getattr(importlib.import_module("analyzer"), "Policy", None)
+        policy = _analyzer("analyzer", "Policy")
         if policy is not None:
-            policy.model_validate(value)
+            policy.from_mapping(value, source="policy")
+        return value
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics(cls, value: str | dict[str, Any]) -> str | dict[str, Any]:
+        builtin = _analyzer("analyzer.prometheus", "BUILTIN")
+        if isinstance(value, str):
+            if builtin is not None and value not in builtin:
+                raise ValueError(f"unknown template {value!r}; built-in: {', '.join(sorted(builtin))}")
+        else:
+            parse = _analyzer("analyzer.prometheus", "template_from_mapping")
+            if parse is not None:
+                parse({"name": "custom", **value}, source="metrics")
         return value
 
 

@@ -19,11 +19,7 @@ def sections(data: dict[str, Any]) -> ControllerSections:
 def test_defaults_need_nothing() -> None:
     spec = sections({})
     assert spec.analysis.interval == 60.0
-    assert (spec.analysis.threshold, spec.analysis.on_error, spec.analysis.on_step_timeout) == (
-        5,
-        "pause",
-        "pause",
-    )
+    assert (spec.analysis.threshold, spec.analysis.on_error, spec.analysis.metrics) == (5, "pause", "istio")
     assert spec.load.mode == "none" and spec.notify == [] and spec.finalize.action == "leave-canary"
 
 
@@ -34,8 +30,10 @@ def test_full_section() -> None:
                 "interval": "1m30s",
                 "threshold": 3,
                 "onError": "rollback",
-                "maxWindows": 10,
-                "onStepTimeout": "rollback",
+                "subsets": {
+                    "stable": {"version": "ga", "service": "podinfo"},
+                    "canary": {"version": "canary"},
+                },
                 "syncTimeout": "2m",
                 "metrics": "podinfo",
                 "prometheus": {"url": "http://prometheus:9090", "bearerTokenFile": "/run/token"},
@@ -52,20 +50,11 @@ def test_full_section() -> None:
         }
     )
     assert spec.analysis.interval == 90.0 and spec.analysis.sync_timeout == 120.0
+    assert spec.analysis.subsets.canary.version == "canary"
+    assert spec.analysis.subsets.canary.version == "canary"
     assert spec.analysis.prometheus.bearer_token_file == "/run/token"
     assert spec.load.rate == 50.0
     assert spec.finalize.ga_path == "workloads/podinfo/ga.yaml"
-
-
-def test_template_metrics_need_the_window_placeholder() -> None:
-    ok = {
-        "bucket": 'sum by (le) (increase(x_bucket{{s="{subset}"}}[{window}]))',
-        "requests": "sum(increase(x_count[{window}]))",
-        "errors": "sum(increase(x_err[{window}]))",
-    }
-    assert sections({"analysis": {"metrics": {"templates": ok}}}).analysis.metrics != "istio"
-    with pytest.raises(ValidationError, match="must use the \\{window\\} placeholder"):
-        sections({"analysis": {"metrics": {"templates": {**ok, "errors": "sum(x_err)"}}}})
 
 
 @pytest.mark.parametrize(
