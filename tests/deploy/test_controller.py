@@ -188,9 +188,13 @@ def dockerfile_problems(path: Path) -> list[str]:
     return problems
 
 
-def test_the_controller_dockerfile_is_multi_stage_and_non_root() -> None:
-    path = CONTROLLER / "Dockerfile"
+@pytest.mark.parametrize("path", sorted(DEPLOY.rglob("Dockerfile")), ids=lambda p: str(p.relative_to(DEPLOY)))
+def test_every_dockerfile_is_multi_stage_and_non_root(path: Path) -> None:
     assert dockerfile_problems(path) == []
+
+
+def test_the_controller_dockerfile_builds_wheels_of_the_project() -> None:
+    path = CONTROLLER / "Dockerfile"
     parser = DockerfileParser(path=str(path))
     assert parser.baseimage.startswith("python:")  # the final stage's base
     assert any("pip wheel" in i["value"] for i in parser.structure if i["instruction"] == "RUN")
