@@ -219,3 +219,13 @@ def test_the_dockerfile_lint_catches(tmp_path: Path, text: str, problem: str) ->
     path = tmp_path / "Dockerfile"
     path.write_text(text)
     assert any(problem in p for p in dockerfile_problems(path)), dockerfile_problems(path)
+
+
+def test_the_kustomization_lists_every_manifest_of_the_base() -> None:
+    (kustomization,) = load_documents(CONTROLLER / "kustomization.yaml")
+    on_disk = {p.name for p in CONTROLLER.glob("*.yaml") if p.name != "kustomization.yaml"}
+    assert set(kustomization.body["resources"]) == on_disk
+    assert kustomization.body["namespace"] == "rollouts-system"
+    (deployment,) = _objects("Deployment")
+    image = deployment["spec"]["template"]["spec"]["containers"][0]["image"].rpartition(":")[0]
+    assert [i["name"] for i in kustomization.body["images"]] == [image]
