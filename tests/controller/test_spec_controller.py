@@ -90,7 +90,7 @@ def test_durations(hours: int, minutes: int, seconds: int) -> None:
     assert parse_duration("250ms") == 0.25
 
 
-BASE = {
+BASE: dict[str, Any] = {
     "apiVersion": "rollouts.dev/v1alpha1",
     "kind": "Rollout",
     "metadata": {"name": "podinfo", "namespace": "test"},
