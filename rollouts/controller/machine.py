@@ -269,6 +269,11 @@ class Machine:
         self.max_git_backoff = max_git_backoff
         self.memory = Memory()
 
+    def close(self) -> None:
+        """Stop this rollout's load job and release the load driver."""
+        self._stop_load()
+        self.load.close()
+
     # -- the tick ------------------------------------------------------------------------------------
 
     def tick(self) -> TickResult:

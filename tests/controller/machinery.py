@@ -9,7 +9,7 @@ The same window start always gives the same window, so a restarted machine repla
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,7 +171,7 @@ def build(
     workspace: Workspace,
     gate: LocalMeshGate,
     model: ServiceModel,
-    clock: Clock,
+    clock: Callable[[], float],
     notices: list[Notice],
     metrics: ControllerMetrics,
     **kwargs: Any,
