@@ -160,6 +160,13 @@ def _step(steps: Sequence[int], weight: int) -> int:
     return steps.index(weight) + 1 if weight in steps else 0
 
 
+def grid_start(moment: float, interval: float) -> float:
+    """The first window boundary at or after ``moment``. Windows lie on one grid (multiples of the
+    interval since the epoch) for every rollout, so that rollouts with the same interval ask
+    Prometheus for the same window ends and one batched query per round serves them all."""
+    return math.ceil(moment / interval) * interval
+
+
 def ran_committed_split(window: Window, weight: int, tolerance: float = 0.1) -> bool:
     """Did the window's traffic follow the committed split? A window the cluster ran partly at the
     old weights (before the sync, or after someone else's change) is not evidence about this step.
@@ -352,7 +359,7 @@ class Machine:
             m.gate_open = True
             if m.gate_looks:
                 # We saw the cluster catch up: windows start on the step's grid after that moment.
-                m.next_window = since + math.ceil((now - since) / interval) * interval
+                m.next_window = grid_start(now, interval)
             # Open at the first look (e.g. after a restart): replay the step's windows from its start;
             # windows the cluster ran at other weights are skipped by ran_committed_split.
 
@@ -398,7 +405,8 @@ class Machine:
         else:
             m.judge = self.judge_factory()
         m.step_key, m.revision = (state.revision, since), state.revision
-        m.next_window, m.windows, m.errors, m.gate_open, m.gate_looks = since, 0, 0, False, 0
+        m.next_window = grid_start(since, self.rollout.spec.analysis.interval)
+        m.windows, m.errors, m.gate_open, m.gate_looks = 0, 0, False, 0
         m.load_down = False
         log.info(
             "%s: step at %d%% began %s", self.key, where.weight, time.strftime("%H:%M:%S", time.gmtime(since))
