@@ -257,6 +257,7 @@ class Machine:
         leadership: Leadership | None = None,
         clock: Callable[[], float] = time.time,
         max_git_backoff: float = 300.0,
+        settle: float = 0.0,
     ) -> None:
         if rollout.spec.finalize.action != "leave-canary":
             raise NotImplementedError(
@@ -274,6 +275,7 @@ class Machine:
         self.leadership = leadership or AlwaysLeader()
         self.clock = clock
         self.max_git_backoff = max_git_backoff
+        self.settle = settle  # seconds after a window's end before its data is complete (scrape lag)
         self.memory = Memory()
 
     def close(self) -> None:
@@ -370,7 +372,7 @@ class Machine:
 
         # 3. every complete window since the step began (a restart replays them through a fresh judge)
         judged = 0
-        while m.next_window + interval <= now:
+        while m.next_window + interval + self.settle <= now:
             start, end = m.next_window, m.next_window + interval
             try:
                 window = self.source.window(self.rollout, start, end, where.weight)
