@@ -188,9 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
         "promote", parents=[common, reasons], help="advance one step by hand (a commit)"
     ).set_defaults(func=_promote)
     sub.add_parser("schema", help="print the JSON schema of a Rollout spec").set_defaults(func=_schema)
+    from rollouts.controller.demo import add_demo_parser
     from rollouts.controller.run import add_run_parser
 
     add_run_parser(sub)
+    add_demo_parser(sub)
     return parser
 
 
@@ -202,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     if func is None:
         parser.print_help(sys.stderr)
         return 2
-    if args.command in ("schema", "run"):
+    if args.command in ("schema", "run", "demo"):
         code: int = func(args)
         return code
     from rollouts.gitops import CredentialError, GitopsError, HumanOverrideError
