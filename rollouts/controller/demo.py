@@ -263,94 +263,119 @@ def _wait_for(story: Story, action: str, since: int, timeout: float, refresh: Ca
     return False
 
 
-def run_demo(
-    scenario: str,
-    *,
-    interval: float = 5.0,
-    rate: float = 100.0,
-    out: Path = Path("demo-output"),
-    timeout: float = 150.0,
-    console: Console | None = None,
-) -> int:
-    """Run one scenario (or all); 0 when every act ended as the story says."""
-    console = console or Console()
-    first, acts = STORY[scenario]
-    out.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="rollouts-demo-"))
-    config = StackConfig(
-        ga=ServiceOptions(version="0.1.0", args=BASE),
-        canary=ServiceOptions(version=first, args=BEHAVIOUR[first]),
-        canary_weight=0,
-    )
-    story = Story()
-    ok = True
-    console.print(
-        "[bold]starting the local stack[/] (Prometheus, GA and canary services, the mesh, a Git repo)"
-    )
-    with LocalStack(config, workdir=work) as stack:
-        commit(
-            stack,
-            {
-                GA: deployment("podinfo-ga", "ga", "0.1.0"),
-                CANARY: deployment("podinfo-canary", "canary", first),
-                SPEC: rollout_spec(stack, interval, rate),
-            },
-            "podinfo: GA 0.1.0, canary manifest, Rollout spec",
-            ("Demo Human", "human@demo.invalid"),
-        )
-        kubelet = Kubelet(stack, first).start()
-        controller = Controller(
-            Options(mesh=stack.mesh_admin_url, cache_dir=work / "cache", settle=1.5, gate_interval=0.5),
-            on_tick=story.record,
-        )
-        rollouts, errors = discover(str(stack.repo_path), "master", "rollouts", work / "cache")
-        errors += controller.apply(rollouts)
-        for line in errors:
-            console.print(f"[red]error:[/] {line}")
-        controller.scheduler.start()
+@dataclass
+class Demo:
+    """One run of the demo: a scenario and its settings."""
+
+    scenario: str
+    interval: float = 5.0
+    rate: float = 200.0
+    out: Path = Path("demo-output")
+    timeout: float = 150.0
+    console: Console = field(default_factory=Console)
+    story: Story = field(default_factory=Story)
+
+    def run(self) -> int:
+        """Run the scenario; 0 when every act ended as the story says."""
+        import logging
+
+        from rollouts.logs import JsonFormatter
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        # The controller's decisions go to a JSON log beside the report; the terminal shows the view.
+        log_file = logging.FileHandler(self.out / "controller.log", mode="w")
+        log_file.setFormatter(JsonFormatter())
+        root = logging.getLogger()
+        saved = (list(root.handlers), root.level)
+        root.handlers, root.level = [log_file], logging.INFO
+        work = Path(tempfile.mkdtemp(prefix="rollouts-demo-"))
         try:
-            with Live(
-                view(stack, story, scenario, kubelet),
-                console=console,
-                refresh_per_second=2,
-                transient=not console.is_terminal,
-            ) as live:
-                for version, expected in acts:
-                    mark = len(story.ticks)
-                    if version is not None:
-                        commit(
-                            stack,
-                            {CANARY: deployment("podinfo-canary", "canary", version)},
-                            f"podinfo-canary: {version} (image automation)",
-                            ("fluxcdbot", "fluxcdbot@demo.invalid"),
-                        )
-                    done = _wait_for(
-                        story,
-                        expected,
-                        mark,
-                        timeout,
-                        lambda: live.update(view(stack, story, scenario, kubelet)),
-                    )
-                    ok = ok and done
-                    if not done:
-                        console.print(f"[red]{expected} did not happen within {timeout:.0f}s[/]")
-                        break
+            return self._run(work)
         finally:
-            controller.scheduler.stop()
-            kubelet.stop()
+            root.handlers, root.level = saved
+            log_file.close()
+            shutil.rmtree(work, ignore_errors=True)
+
+    def _run(self, work: Path) -> int:
         import git
 
-        log_text = git.Repo(stack.repo_path).git.log("--format=%h %an: %s%n%(trailers:only,unfold)", "master")
-        mirror = out / "repo.git"
-        shutil.rmtree(mirror, ignore_errors=True)
-        git.Repo.clone_from(str(stack.repo_path), mirror, bare=True)
-    shutil.rmtree(work, ignore_errors=True)
-    report = out / "report.md"
-    report.write_text(_report(scenario, story, log_text, ok))
-    console.print("\n[bold]git log of the demo repo[/]")
-    console.print(log_text)
-    console.print(f"\nreport: {report}   repo: {mirror} (git --git-dir {mirror} log)")
-    return 0 if ok else 1
+        console, story = self.console, self.story
+        first, acts = STORY[self.scenario]
+        config = StackConfig(
+            ga=ServiceOptions(version="0.1.0", args=BASE),
+            canary=ServiceOptions(version=first, args=BEHAVIOUR[first]),
+            canary_weight=0,
+        )
+        ok = True
+        console.print(
+            "[bold]starting the local stack[/] (Prometheus, GA and canary services, the mesh, a Git repo)"
+        )
+        with LocalStack(config, workdir=work) as stack:
+            files = {
+                GA: deployment("podinfo-ga", "ga", "0.1.0"),
+                CANARY: deployment("podinfo-canary", "canary", first),
+                SPEC: rollout_spec(stack, self.interval, self.rate),
+            }
+            commit(
+                stack,
+                files,
+                "podinfo: GA 0.1.0, canary manifest, Rollout spec",
+                ("Demo Human", "human@demo.invalid"),
+            )
+            kubelet = Kubelet(stack, first).start()
+            controller = Controller(
+                Options(mesh=stack.mesh_admin_url, cache_dir=work / "cache", settle=1.5, gate_interval=0.5),
+                on_tick=story.record,
+            )
+            rollouts, errors = discover(str(stack.repo_path), "master", "rollouts", work / "cache")
+            errors += controller.apply(rollouts)
+            for line in errors:
+                console.print(f"[red]error:[/] {line}")
+            controller.scheduler.start()
+            try:
+                with Live(
+                    view(stack, story, self.scenario, kubelet),
+                    console=console,
+                    refresh_per_second=2,
+                    transient=not console.is_terminal,
+                ) as live:
+                    for version, expected in acts:
+                        mark = len(story.ticks)
+                        if version is not None:
+                            console.print(f"image automation commits podinfo-canary {version}")
+                            commit(
+                                stack,
+                                {CANARY: deployment("podinfo-canary", "canary", version)},
+                                f"podinfo-canary: {version} (image automation)",
+                                ("fluxcdbot", "fluxcdbot@demo.invalid"),
+                            )
+                        done = _wait_for(
+                            story,
+                            expected,
+                            mark,
+                            self.timeout,
+                            lambda: live.update(view(stack, story, self.scenario, kubelet)),
+                        )
+                        ok = ok and done
+                        if not done:
+                            console.print(f"[red]{expected} did not happen within {self.timeout:.0f}s[/]")
+                            break
+            finally:
+                controller.scheduler.stop()
+                kubelet.stop()
+            log_text = git.Repo(stack.repo_path).git.log(
+                "--format=%h %an: %s%n%(trailers:only,unfold)", "master"
+            )
+            mirror = self.out / "repo.git"
+            shutil.rmtree(mirror, ignore_errors=True)
+            git.Repo.clone_from(str(stack.repo_path), mirror, bare=True)
+        report = self.out / "report.md"
+        report.write_text(_report(self.scenario, story, log_text, ok))
+        console.print("\n[bold]git log of the demo repo[/]")
+        console.print(log_text)
+        console.print(f"report: {report}   controller log (JSON): {self.out / 'controller.log'}")
+        console.print(f"repo: {mirror}  (git --git-dir {mirror} log)")
+        return 0 if ok else 1
 
 
 def _report(scenario: str, story: Story, log_text: str, ok: bool) -> str:
@@ -376,11 +401,11 @@ def add_demo_parser(sub: Any) -> None:
     cmd = sub.add_parser("demo", help="the guide's story on one machine: good canary, then regressions")
     cmd.add_argument("--scenario", choices=sorted(STORY), default="all")
     cmd.add_argument("--interval", type=float, default=5.0, help="analysis interval in seconds (default 5)")
-    cmd.add_argument("--rate", type=float, default=100.0, help="load in requests per second (default 100)")
+    cmd.add_argument("--rate", type=float, default=200.0, help="load in requests per second (default 200)")
     cmd.add_argument("--out", type=Path, default=Path("demo-output"), help="where the report and repo go")
     cmd.add_argument("--timeout", type=float, default=150.0, help="seconds each act may take")
     cmd.set_defaults(
-        func=lambda args: run_demo(
+        func=lambda args: Demo(
             args.scenario, interval=args.interval, rate=args.rate, out=args.out, timeout=args.timeout
-        )
+        ).run()
     )

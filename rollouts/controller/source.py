@@ -30,7 +30,7 @@ from analyzer.prometheus import (
     WindowRequest,
     template_from_mapping,
 )
-from rollouts.controller.machine import MetricsUnavailableError
+from rollouts.controller.machine import MetricsUnavailableError, NoDataError
 from rollouts.spec import Rollout
 from rollouts.spec_controller import PrometheusSpec
 
@@ -136,14 +136,14 @@ class PrometheusSource:
             result = results.get(subset)
             if result is None or isinstance(result, NoData):
                 why = result.reason if isinstance(result, NoData) else "not read in this round"
-                raise MetricsUnavailableError(f"no data for {name}: {why}")
+                raise NoDataError(f"no data for {name}: {why}")
             found.append(
                 SubsetWindow(histogram=result.histogram, requests=result.requests, errors=result.errors)
             )
         try:
             return Window(baseline=found[0], canary=found[1], weight=weight)
         except ValueError as exc:  # e.g. GA and canary histograms with different buckets
-            raise MetricsUnavailableError(f"unusable window: {exc}") from exc
+            raise NoDataError(f"unusable window: {exc}") from exc
 
     def _round(self, template: QueryTemplate, window: float, end: float) -> dict[Subset, Result]:
         """The round's results, read once for every registered rollout (caller holds the lock).
