@@ -251,7 +251,7 @@ class Workspace:
                 with attempt:
                     attempts += 1
                     if attempts > 1:
-                        self._sync()
+                        self._sync(retry=True)
                         current = editor.read(self._read(path))
                         if current == weights:  # someone made the same change: nothing left to do
                             return CommitResult(
@@ -286,7 +286,7 @@ class Workspace:
             for attempt in self._retrying():
                 with attempt:
                     attempts += 1
-                    self._sync()
+                    self._sync(retry=attempts > 1)
                     state = self._state(rollout)
                     latest = self._latest_record(rollout, RECORD_VERDICTS)
                     if latest is not None and latest.verdict == verdict:
@@ -500,25 +500,38 @@ class Workspace:
         tmp.rename(self.path)
         log.info("cloned %s (%s) into %s", self.remote, self.branch, self.path)
 
-    def _sync(self) -> None:
-        """Fetch the branch and make the worktree exactly the remote branch."""
+    def _sync(self, *, retry: bool = False) -> None:
+        """Fetch the branch and make the worktree exactly the remote branch.
+
+        Few processes: they are the window in which another writer can win the race to push.
+        """
         if not (self.path / ".git").is_dir():
             self._clone()
         remote_ref = f"refs/remotes/origin/{self.branch}"
+        if not retry:
+            local, known = self._rev("HEAD"), self._rev(remote_ref)
+            if local is not None and local != known:
+                log.warning(
+                    "%s: discarding the unpushed commit %s of an interrupted run; the change is made again",
+                    self.remote,
+                    local[:12],
+                )
         self._git("fetch", "--no-tags", "--quiet", "origin", f"+refs/heads/{self.branch}:{remote_ref}")
-        ahead = self._git("rev-list", "--count", f"{remote_ref}..HEAD").strip()
-        if ahead not in {"", "0"}:
-            log.warning(
-                "%s: discarding %s unpushed commit(s) of an interrupted run; the change is made again",
-                self.remote,
-                ahead,
-            )
+        # --force -B: branch, index and worktree become the remote branch (also after a failed run).
         self._git("checkout", "--quiet", "--force", "-B", self.branch, remote_ref)
-        self._git("reset", "--quiet", "--hard", remote_ref)
-        self._git("clean", "--quiet", "-ffdx")
+
+    def _rev(self, ref: str) -> str | None:
+        """The sha of ``ref``, read in-process (no git process)."""
+        try:
+            return str(self._open().commit(ref).hexsha)
+        except (ValueError, git.BadName, git.GitCommandError):
+            return None
 
     def _head(self) -> str:
-        return self._git("rev-parse", "HEAD").strip()
+        head = self._rev("HEAD")
+        if head is None:
+            raise GitopsError(f"{self.remote} ({self.branch}): the workspace has no HEAD")
+        return head
 
     def _read(self, rel: str) -> str:
         path = self.path / rel
@@ -538,15 +551,13 @@ class Workspace:
             handle.write(text)
 
     def _commit(self, message: str, *, paths: Sequence[str], allow_empty: bool = False) -> str:
-        if paths:
-            self._git("add", "--", *paths)
         msg_file = self._aux / f"msg-{os.getpid()}"
         msg_file.write_text(self._redact(message))
         try:
             args = ["commit", "--quiet", "--no-verify", "--cleanup=verbatim", f"--file={msg_file}"]
             if allow_empty:
                 args.append("--allow-empty")
-            self._git(*args)
+            self._git(*args, *(["--only", "--", *paths] if paths else []))
         finally:
             msg_file.unlink(missing_ok=True)
         return self._head()
@@ -575,6 +586,7 @@ class Workspace:
             if (self.path / ".git").is_dir():
                 try:
                     self._git("reset", "--quiet", "--hard", f"refs/remotes/origin/{self.branch}")
+                    self._git("clean", "--quiet", "-ffdx")
                 except GitopsError as exc:
                     log.warning("%s: cleanup failed: %s", self.remote, exc)
             raise

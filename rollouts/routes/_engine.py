@@ -141,6 +141,18 @@ class SplitEditor:
         self.canary = canary
         self.route_name = route_name
         self.source = source
+        # Parsed documents by text: read, write and validation of one change parse the same texts;
+        # parsing is most of an editor's time. Bounded, per editor instance.
+        self._parsed: dict[tuple[str, str], list[Node]] = {}
+
+    def documents(self, text: str, source: str | None = None) -> list[Node]:
+        """The parsed documents of ``text`` (cached per editor)."""
+        key = (source or self.source, text)
+        if key not in self._parsed:
+            if len(self._parsed) >= 16:
+                self._parsed.clear()
+            self._parsed[key] = compose(text, key[0])
+        return self._parsed[key]
 
     # -- to be provided by each traffic API -------------------------------------------------------
 
@@ -201,7 +213,7 @@ class SplitEditor:
     # -- selection ------------------------------------------------------------------------------------
 
     def _select(self, text: str) -> Group:
-        groups = self.find_groups(compose(text, self.source))
+        groups = self.find_groups(self.documents(text))
         if not groups:
             raise RouteError(f"{self.source}: no {self.kind} with weighted routes found")
         if self.route_name is not None:
