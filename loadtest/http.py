@@ -1,0 +1,250 @@
+"""The lean HTTP/1.1 client of the hot path: one keep-alive socket, prebuilt request bytes, llhttp.
+
+Locust's FastHttpUser builds a request object, a header dict and a response wrapper for every
+request, and logs each one through the event system; against a fast local target that caps it near
+a fifth of hey. Here a request is a ``sendall`` of bytes built once per run and a ``recv`` loop that
+feeds geventhttpclient's C parser (llhttp, shipped with Locust), which only counts body bytes.
+Import only under gevent (Locust's process): sockets here are cooperative.
+"""
+
+from __future__ import annotations
+
+import base64
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from geventhttpclient._parser import HTTPParseError, HTTPResponseParser
+
+USER_AGENT = "loadtest/0.1 (hey-compatible)"
+RECV_SIZE = 65536
+
+
+class TransportError(Exception):
+    """A request that got no complete HTTP response (refused, reset, timeout, bad protocol)."""
+
+
+class _PeerClosedError(ConnectionResetError):
+    """The server closed the connection before the response was complete."""
+
+
+@dataclass(frozen=True)
+class RequestTemplate:
+    """Everything about one kind of request that is the same for every send."""
+
+    scheme: str
+    host: str
+    port: int
+    path: str
+    method: str
+    payload: bytes  # the request line, headers and body, ready to send
+    keepalive: bool
+
+    @property
+    def url(self) -> str:
+        """The URL this template requests."""
+        default = 443 if self.scheme == "https" else 80
+        netloc = self.host if self.port == default else f"{self.host}:{self.port}"
+        return f"{self.scheme}://{netloc}{self.path}"
+
+
+def build_request(
+    url: str,
+    *,
+    method: str = "GET",
+    headers: dict[str, str] | None = None,
+    body: bytes = b"",
+    keepalive: bool = True,
+    basic_auth: tuple[str, str] | None = None,
+    host_header: str | None = None,
+) -> RequestTemplate:
+    """Prebuild the bytes of a request (validated URL; header values must not contain CR/LF)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"URL must be http:// or https:// with a host, got {url!r}")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    netloc = host_header or parts.netloc.rsplit("@", 1)[-1]
+    merged: dict[str, str] = {"Host": netloc, "User-Agent": USER_AGENT}
+    if basic_auth is not None:
+        token = base64.b64encode(f"{basic_auth[0]}:{basic_auth[1]}".encode()).decode()
+        merged["Authorization"] = f"Basic {token}"
+    for name, value in (headers or {}).items():
+        if any(c in name + value for c in "\r\n\0") or not name or ":" in name:
+            raise ValueError(f"invalid header {name!r}: {value!r}")
+        # later headers win, matched case-insensitively like Go's http.Header.Set
+        for existing in [k for k in merged if k.lower() == name.lower()]:
+            del merged[existing]
+        merged[name] = value
+    if body or method.upper() in ("POST", "PUT", "PATCH"):
+        merged["Content-Length"] = str(len(body))
+    if not keepalive:
+        merged["Connection"] = "close"
+    head = f"{method.upper()} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in merged.items())
+    return RequestTemplate(
+        scheme=parts.scheme,
+        host=parts.hostname,
+        port=port,
+        path=path,
+        method=method.upper(),
+        payload=head.encode("latin-1") + b"\r\n" + body,
+        keepalive=keepalive,
+    )
+
+
+class _Response(HTTPResponseParser):
+    """llhttp callbacks that keep only what a load generator reports: status, body size, completion."""
+
+    def __init__(self, head: bool) -> None:
+        super().__init__()
+        self.head = head
+        self.complete = False
+        self.body = 0
+
+    def _on_message_begin(self) -> None:
+        self.complete = False
+        self.body = 0
+
+    def _on_status(self, _: str) -> None:
+        pass
+
+    def _on_header_field(self, _: str) -> None:
+        pass
+
+    def _on_header_value(self, _: str) -> None:
+        pass
+
+    def _on_headers_complete(self) -> bool:
+        return self.head  # True tells llhttp that a HEAD response has no body
+
+    def _on_body(self, buf: Any) -> None:
+        self.body += len(buf)
+
+    def _on_message_complete(self) -> None:
+        self.complete = True
+
+
+def _ssl_context() -> ssl.SSLContext:
+    # hey skips certificate verification (InsecureSkipVerify): a load generator measures, it does
+    # not authenticate the target.
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+class Connection:
+    """One HTTP/1.1 connection to a target, reopened transparently when the server closes it."""
+
+    def __init__(self, template: RequestTemplate, timeout: float | None) -> None:
+        self.template = template
+        self.timeout = timeout
+        self._sock: socket.socket | None = None
+        self._parser: _Response | None = None
+        self._ssl = _ssl_context() if template.scheme == "https" else None
+
+    def close(self) -> None:
+        """Close the socket (idempotent)."""
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            finally:
+                self._sock = None
+                self._parser = None
+
+    def _connect(self) -> socket.socket:
+        t = self.template
+        try:
+            sock = socket.create_connection((t.host, t.port), timeout=self.timeout)
+        except OSError as exc:
+            raise TransportError(f"dial tcp {t.host}:{t.port}: {_reason(exc)}") from None
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self._ssl is not None:
+            try:
+                sock = self._ssl.wrap_socket(sock, server_hostname=t.host)
+            except (OSError, ssl.SSLError) as exc:
+                sock.close()
+                raise TransportError(f"tls handshake with {t.host}:{t.port}: {_reason(exc)}") from None
+        self._sock = sock
+        self._parser = _Response(t.method == "HEAD")
+        return sock
+
+    def exchange(self, payload: bytes | None = None) -> tuple[int, int, float, float, float]:
+        """Send one request, read its response.
+
+        Returns ``(status, body bytes, connect seconds, write seconds, wait seconds)``; the time
+        spent reading the rest of the response is the caller's end time minus the first byte.
+        Raises :class:`TransportError` when no complete response arrived.
+        """
+        try:
+            return self._exchange(payload, retry=True)
+        except TimeoutError:
+            self.close()
+            raise TransportError(f"timeout after {self.timeout:g}s awaiting response") from None
+        except HTTPParseError as exc:
+            self.close()
+            raise TransportError(f"malformed HTTP response: {exc}") from None
+        except TransportError:
+            self.close()
+            raise
+        except OSError as exc:
+            self.close()
+            raise TransportError(_reason(exc)) from None
+
+    def _exchange(self, payload: bytes | None, retry: bool) -> tuple[int, int, float, float, float]:
+        clock = time.perf_counter
+        start = clock()
+        sock = self._sock
+        reused = sock is not None
+        if sock is None:
+            sock = self._connect()
+        connected = clock()
+        parser = self._parser
+        assert parser is not None
+        received = 0
+        try:
+            sock.sendall(payload if payload is not None else self.template.payload)
+            sent = clock()
+            first = 0.0
+            deadline = None if self.timeout is None else start + self.timeout
+            while not parser.complete:
+                data = sock.recv(RECV_SIZE)
+                if not data:
+                    raise _PeerClosedError("EOF")
+                if not received:
+                    first = clock()
+                received += len(data)
+                parser.feed(data)
+                if deadline is not None and clock() > deadline:
+                    raise TransportError(f"timeout after {self.timeout:g}s awaiting response")
+        except (ConnectionResetError, BrokenPipeError):
+            if reused and retry and not received:
+                # the server closed an idle keep-alive connection: one retry on a fresh one
+                self.close()
+                return self._exchange(payload, retry=False)
+            raise
+        status = parser.get_code()
+        body = parser.body
+        parser.complete = False
+        if not self.template.keepalive or not parser.should_keep_alive():
+            self.close()
+        return status, body, connected - start, sent - connected, first - sent
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, _PeerClosedError):
+        return "EOF"
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return "i/o timeout"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connect: connection refused"
+    if isinstance(exc, ConnectionResetError):
+        return "read: connection reset by peer"
+    if isinstance(exc, socket.gaierror):
+        return f"lookup failed: {exc.strerror or exc}"
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__

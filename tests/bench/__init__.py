@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m tests.bench.<name>``; figures go to docs/benchmarks/."""
