@@ -120,6 +120,21 @@ class CommitResult:
         object.__setattr__(self, "changed", self.sha is not None)
 
 
+@dataclass(frozen=True)
+class RecordResult:
+    """The outcome of :meth:`Workspace.record`: ``sha`` of the pushed empty commit, or None when the
+    latest record already said so."""
+
+    sha: str | None
+    head: str
+    attempts: int
+    message: str = ""
+    changed: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "changed", self.sha is not None)
+
+
 def default_cache_dir() -> Path:
     """``$ROLLOUTS_CACHE_DIR``, else ``$XDG_CACHE_HOME/gitops-rollouts``, else ``~/.cache/...``."""
     if os.environ.get("ROLLOUTS_CACHE_DIR"):
@@ -276,9 +291,10 @@ class Workspace:
             )
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def record(self, rollout: Rollout, verdict: str, reasons: Sequence[str] = ()) -> CommitResult:
+    def record(self, rollout: Rollout, verdict: str, reasons: Sequence[str] = ()) -> RecordResult:
         """An empty commit recording ``pause``, ``resume`` or ``abort``; a no-op when it is already
-        the rollout's latest such record."""
+        the rollout's latest such record. Works even when the route or canary file is broken (a
+        human may want to pause exactly then)."""
         if verdict not in RECORD_VERDICTS:
             raise GitopsError(f"verdict must be one of {', '.join(RECORD_VERDICTS)}, got {verdict!r}")
         with self._locked(), self._clean_on_error():
@@ -287,30 +303,19 @@ class Workspace:
                 with attempt:
                     attempts += 1
                     self._sync(retry=attempts > 1)
-                    state = self._state(rollout)
                     latest = self._latest_record(rollout, RECORD_VERDICTS)
                     if latest is not None and latest.verdict == verdict:
-                        return CommitResult(
-                            sha=None,
-                            head=state.head,
-                            previous=state.weights,
-                            weights=state.weights,
-                            attempts=0,
-                        )
-                    subject = f"{rollout.metadata.name}: {verdict} rollout"
+                        return RecordResult(sha=None, head=self._head(), attempts=attempts)
                     message = format_message(
-                        rollout, subject, verdict=verdict, reasons=reasons, revision=state.revision
+                        rollout,
+                        f"{rollout.metadata.name}: {verdict} rollout",
+                        verdict=verdict,
+                        reasons=reasons,
+                        revision=self._revision_or_none(rollout),
                     )
                     sha = self._commit(message, paths=[], allow_empty=True)
                     self._push()
-            return CommitResult(
-                sha=sha,
-                head=sha,
-                previous=state.weights,
-                weights=state.weights,
-                attempts=attempts,
-                message=message,
-            )
+            return RecordResult(sha=sha, head=sha, attempts=attempts, message=message)
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- state ----------------------------------------------------------------------------------------

@@ -221,6 +221,9 @@ def test_records_pause_resume_abort(remote, spec, cache):
     assert remote.count() == 3
     with pytest.raises(GitopsError, match="verdict must be one of"):
         ws.record(spec, "promote")
+    # A broken route file does not stop a human from pausing.
+    remote.commit_file(VS, "spec: [\n", "oops")
+    assert ws.record(spec, "pause").changed and remote.count() == 5
 
 
 def test_credentials_never_leak(remote, spec, cache, tmp_path, monkeypatch):
