@@ -359,40 +359,57 @@ class SplitEditor:
         return splice(text, edits)
 
     def _uncomment_canary(self, text: str, group: Group) -> str | None:
-        """The guide's "initial state" keeps the canary as comment lines after the route: un-comment
-        them if that yields exactly a canary entry in the same route (the smallest change)."""
-        last = group.seq.value[-1] if group.seq.value else None
-        if last is None or group.seq.flow_style:
+        """The guide's "initial state" keeps the canary as comment lines in the route (before, between
+        or after the entries): un-comment them if that yields exactly one more entry, the canary,
+        in the same route (the smallest change). Tries the longest runs of comment lines first."""
+        if not group.seq.value or group.seq.flow_style:
             return None
-        after = line_end(text, content_end(last))
-        lines = text[after:].splitlines(keepends=True)[:MAX_COMMENTED_LINES]
-        block: list[str] = []
-        for line in lines:
-            if line.lstrip().startswith("#"):
-                block.append(line)
-            else:
-                break
-        for count in range(len(block), 0, -1):
+        for start, end in self._comment_regions(text, group):
             for variant in (_hash_to_space, _drop_hash, _drop_hash_space):
-                candidate_lines = [variant(line) for line in block[:count]]
-                candidate = (
-                    text[:after] + "".join(candidate_lines) + text[after + sum(map(len, block[:count])) :]
-                )
-                if self._has_canary_in_same_route(candidate, group, after):
+                region = "".join(variant(line) for line in text[start:end].splitlines(keepends=True))
+                candidate = text[:start] + region + text[end:]
+                if self._has_canary_in_same_route(candidate, group, start, start + len(region)):
                     return candidate
         return None
 
-    def _has_canary_in_same_route(self, candidate: str, group: Group, after: int) -> bool:
+    def _comment_regions(self, text: str, group: Group) -> Iterator[tuple[int, int]]:
+        """(start, end) offsets of runs of whole comment lines touching an entry of the route."""
+        for item in group.seq.value:
+            # Comment lines right above the entry: runs that end at the entry, longest first.
+            top = line_start(text, _item_start(text, item))
+            starts: list[int] = []
+            pos = top
+            while pos > 0 and len(starts) < MAX_COMMENTED_LINES:
+                prev = line_start(text, pos - 1)
+                if not text[prev:pos].lstrip().startswith("#"):
+                    break
+                starts.append(prev)
+                pos = prev
+            for begin in reversed(starts):
+                yield begin, top
+        # Comment lines right below the last entry: runs that start there, longest first.
+        after = line_end(text, content_end(group.seq.value[-1]))
+        ends: list[int] = []
+        pos = after
+        while pos < len(text) and len(ends) < MAX_COMMENTED_LINES:
+            nxt = line_end(text, pos)
+            if not text[pos:nxt].lstrip().startswith("#"):
+                break
+            ends.append(nxt)
+            pos = nxt
+        for finish in reversed(ends):
+            yield after, finish
+
+    def _has_canary_in_same_route(self, candidate: str, group: Group, start: int, end: int) -> bool:
         try:
-            documents = compose(candidate, self.source)
-            groups = self.find_groups(documents)
+            groups = self.find_groups(compose(candidate, self.source))
         except RouteError:
             return False
         for other in groups:
             if other.label != group.label or len(other.entries) != len(group.entries) + 1:
                 continue
             canaries = self._find(other, self.canary)
-            return len(canaries) == 1 and canaries[0].node.start_mark.index >= after
+            return len(canaries) == 1 and start <= canaries[0].node.start_mark.index < end
         return False
 
 
