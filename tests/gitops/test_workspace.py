@@ -269,3 +269,32 @@ def test_credentials_never_leak(remote, spec, cache, tmp_path, monkeypatch):
     assert f"-i {key}" in ssh and "IdentitiesOnly=yes" in ssh
     with pytest.raises(ValueError, match=r"spec\.git\.tokenEnv: environment variable NOPE is not set"):
         Credentials.resolve(token_env="NOPE", env={})
+
+
+def test_https_token_authenticates_end_to_end(remote, cache, tmp_path, monkeypatch):
+    from tests.gitops.httpgit import git_http_server
+
+    token = "tok-0123456789abcdef"
+    token_file = tmp_path / "token"
+    token_file.write_text(token + "\n")
+    # A credential helper that would store the token on disk must not be used with it.
+    stored = tmp_path / "stored-credentials"
+    gitconfig = tmp_path / "gitconfig"
+    gitconfig.write_text(f"[credential]\n\thelper = store --file={stored}\n")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(gitconfig))
+    with git_http_server(remote.bare.parent, "x-access-token", token) as (base, seen):
+        spec = make_spec(f"{base}/remote.git")
+        # No credentials: refused, and the error names the remote.
+        with pytest.raises(
+            GitopsError, match=r"http://127\.0\.0\.1:\d+/remote\.git \(master\): git clone failed"
+        ):
+            Workspace.for_spec(spec, cache_dir=cache).read_state(spec)
+        creds = Credentials.resolve(token_file=str(token_file))
+        ws = Workspace.for_spec(spec, cache_dir=cache, credentials=creds)
+        result = ws.set_weights(spec, Weights.for_canary(60), verdict="manual")
+    assert result.changed and remote.head() == result.sha and "weight: 60" in remote.show(VS)
+    assert any(h.startswith("Basic ") for h in seen)
+    # The token is nowhere in the workspace: not in the remote URL, not in .git/config.
+    config = (ws.path / ".git" / "config").read_text()
+    assert token not in config and f"{base}/remote.git" in config
+    assert not stored.exists()
