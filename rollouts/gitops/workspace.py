@@ -53,6 +53,22 @@ class GitopsError(RuntimeError):
     """A Git operation that failed; the message names the remote (redacted) and what failed."""
 
 
+class RouteFileError(GitopsError, RouteError):
+    """A route or canary file on the branch that cannot be read or edited (malformed YAML, bad
+    weights, unknown subset, missing file). Both a :class:`GitopsError` (the controller's Git
+    failures) and a :class:`RouteError` (the editors' errors); the message names file, route, entry."""
+
+
+@contextmanager
+def _file_errors() -> Iterator[None]:
+    try:
+        yield
+    except RouteFileError:
+        raise
+    except RouteError as exc:
+        raise RouteFileError(str(exc)) from None
+
+
 class PushRejectedError(GitopsError):
     """The remote refused our push because its branch moved (retryable)."""
 
@@ -222,13 +238,13 @@ class Workspace:
 
     def read_state(self, rollout: Rollout) -> RolloutState:
         """Fetch, then read the rollout's state from the head of the branch."""
-        with self._locked():
+        with self._locked(), _file_errors():
             self._sync()
             return self._state(rollout)
 
     def read_weights(self, rollout: Rollout) -> Weights:
         """Fetch, then the current weights of the rollout's route."""
-        with self._locked():
+        with self._locked(), _file_errors():
             self._sync()
             return self._editor(rollout).read(self._read(rollout.spec.route.path))
 
@@ -252,7 +268,7 @@ class Workspace:
         if verdict not in WEIGHT_VERDICTS:
             raise GitopsError(f"verdict must be one of {', '.join(WEIGHT_VERDICTS)}, got {verdict!r}")
         path = rollout.spec.route.path
-        with self._locked(), self._clean_on_error():
+        with self._locked(), _file_errors(), self._clean_on_error():
             self._sync()
             editor = self._editor(rollout)
             base = editor.read(self._read(path))
@@ -297,7 +313,7 @@ class Workspace:
         human may want to pause exactly then)."""
         if verdict not in RECORD_VERDICTS:
             raise GitopsError(f"verdict must be one of {', '.join(RECORD_VERDICTS)}, got {verdict!r}")
-        with self._locked(), self._clean_on_error():
+        with self._locked(), _file_errors(), self._clean_on_error():
             attempts = 0
             for attempt in self._retrying():
                 with attempt:

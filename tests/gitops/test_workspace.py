@@ -168,8 +168,9 @@ def test_retries_are_bounded(remote, spec, cache):
 )
 def test_bad_route_files_push_nothing(remote, spec, cache, text, message):
     before = remote.commit_file(VS, text, "broken by hand")
-    with pytest.raises(RouteError, match=message):
+    with pytest.raises(RouteError, match=message) as info:
         Workspace.for_spec(spec, cache_dir=cache).set_weights(spec, Weights.for_canary(60), verdict="promote")
+    assert isinstance(info.value, GitopsError)  # the controller's Git-failure path sees it too
     assert remote.head() == before
 
 
