@@ -231,6 +231,18 @@ class Workspace:
 
     # -- public API -----------------------------------------------------------------------------------
 
+    def close(self) -> None:
+        """Stop the git helper processes GitPython keeps for this workspace (it can be reused)."""
+        if self._repo is not None:
+            self._repo.close()
+            self._repo = None
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
     @property
     def remote(self) -> str:
         """The remote URL with credentials redacted (for messages)."""

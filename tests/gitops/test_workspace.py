@@ -45,10 +45,12 @@ def test_set_weights_commits_only_the_weight_scalars(remote, spec, cache):
 
 
 def test_same_weights_is_a_no_op(remote, spec, cache):
-    ws = Workspace.for_spec(spec, cache_dir=cache)
-    before = remote.head()
-    result = ws.set_weights(spec, Weights(90, 10), verdict="manual")
-    assert not result.changed and result.head == before == remote.head()
+    with Workspace.for_spec(spec, cache_dir=cache) as ws:
+        before = remote.head()
+        result = ws.set_weights(spec, Weights(90, 10), verdict="manual")
+        assert not result.changed and result.head == before == remote.head()
+    assert ws._repo is None  # helper processes stopped; the workspace can be used again
+    assert ws.read_weights(spec) == Weights(90, 10)
 
 
 def test_state_from_git(remote, spec, cache):
