@@ -15,8 +15,8 @@ find the groups and name the entries; selection, validation, reading and writing
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
@@ -114,18 +114,12 @@ class Group:
     route_name: str | None
     seq: SequenceNode
     entries: list[Entry]
-    known_subsets: frozenset[str] | None = None
-    extra: dict[str, str] = field(default_factory=dict)
-
-
-GroupFinder = Callable[[list[Node]], list[Group]]
 
 
 class SplitEditor:
-    """Reads and writes stable/canary weights of one group; concrete editors supply ``find_groups``.
-
-    ``entry_word`` names entries in errors ("subset", "backend", "service").
-    """
+    """Reads and writes stable/canary weights of one group; concrete editors supply ``find_groups``
+    (and may check names in ``validate_names``). ``entry_word`` names entries in errors about the
+    group as a whole; each :class:`Entry` names itself ("subset", "host", "backend", "service")."""
 
     kind = "?"
     entry_word = "destination"
@@ -168,19 +162,11 @@ class SplitEditor:
     def read(self, text: str) -> Weights:
         """The weights in ``text``; ``RouteError`` naming file, route and entry when unreadable."""
         group = self._select(text)
-        stable, canary = self._pair(group, require_canary=False)
+        stable, canary = self._pair(group)
         self.validate_names(group, text)
+        self._check_others(group, stable, canary)
         stable_weight = self._weight_of(group, stable, len(group.entries))
         canary_weight = 0 if canary is None else self._weight_of(group, canary, len(group.entries))
-        for entry in group.entries:
-            if entry is stable or entry is canary:
-                continue
-            other = self._weight_of(group, entry, len(group.entries))
-            if other:
-                raise RouteError(
-                    f"{self.source}: {group.label}: {entry.word} {entry.names[0]!r} carries weight "
-                    f"{other}; only {self.stable!r} and {self.canary!r} may"
-                )
         try:
             return Weights(stable=stable_weight, canary=canary_weight)
         except RouteError as exc:
@@ -195,8 +181,9 @@ class SplitEditor:
         if not isinstance(weights, Weights):
             raise RouteError(f"{self.source}: weights must be a Weights, got {weights!r}")
         group = self._select(text)
-        stable, canary = self._pair(group, require_canary=False)
+        stable, canary = self._pair(group)
         self.validate_names(group, text)
+        self._check_others(group, stable, canary)
         if canary is None:
             if weights.canary == 0 and self._weight_of(group, stable, len(group.entries)) == 100:
                 # Nothing routes to the canary and the file already says so: smallest change is none.
@@ -257,7 +244,20 @@ class SplitEditor:
     def _find(group: Group, name: str) -> list[Entry]:
         return [e for e in group.entries if name in e.names]
 
-    def _pair(self, group: Group, *, require_canary: bool) -> tuple[Entry, Entry | None]:
+    def _check_others(self, group: Group, stable: Entry, canary: Entry | None) -> None:
+        """Destinations other than stable and canary may stay in the route, at weight 0."""
+        for entry in group.entries:
+            if entry is stable or entry is canary:
+                continue
+            other = self._weight_of(group, entry, len(group.entries))
+            if other:
+                raise RouteError(
+                    f"{self.source}: {group.label}: {entry.word} {entry.names[0]!r} carries weight "
+                    f"{other}; only {self.stable!r} and {self.canary!r} may"
+                )
+
+    def _pair(self, group: Group) -> tuple[Entry, Entry | None]:
+        """The stable entry (required) and the canary entry (None when absent)."""
         found: dict[str, Entry | None] = {}
         for name in (self.stable, self.canary):
             matches = self._find(group, name)
@@ -272,10 +272,7 @@ class SplitEditor:
             raise RouteError(
                 f"{self.source}: {group.label}: no {self.entry_word} {self.stable!r} (found: {names})"
             )
-        canary = found[self.canary]
-        if canary is None and require_canary:
-            raise RouteError(f"{self.source}: {group.label}: no {self.entry_word} {self.canary!r}")
-        return stable, canary
+        return stable, found[self.canary]
 
     def _weight_of(self, group: Group, entry: Entry, entries: int) -> int:
         node = entry.weight

@@ -379,3 +379,20 @@ spec:
         ("      weight: 100", "      weight: 90"),
     ]
     assert "# the canary, commented out" in out and not out.endswith("\n")
+
+
+def test_a_third_destination_may_stay_at_zero_only():
+    third = GUIDE.replace(
+        "      weight: 10\n",
+        "      weight: 10\n    - destination:\n        host: podinfo\n        subset: ga\n      weight: 0\n",
+        1,
+    ).replace("subset: ga\n      weight: 0", "subset: old\n      weight: 0")
+    editor = vs(subsets={"ga", "canary", "old"})
+    assert editor.read(third) == Weights(90, 10)
+    assert editor.write(third, Weights.for_canary(30)).count("weight: 0\n") == 1
+    heavy = third.replace("subset: old\n      weight: 0", "subset: old\n      weight: 5")
+    for call in (lambda: editor.read(heavy), lambda: editor.write(heavy, Weights.for_canary(30))):
+        with pytest.raises(
+            RouteError, match=r"http\[0\]: subset 'old' carries weight 5; only 'ga' and 'canary' may"
+        ):
+            call()
