@@ -284,10 +284,12 @@ class Workspace:
             self._sync()
             editor = self._editor(rollout)
             base = editor.read(self._read(path))
+            if base == weights:
+                # Already there: our own change pushed by a run that died before it could tell
+                # (``expected`` is then stale), or someone made the same change. Nothing to do.
+                return CommitResult(sha=None, head=self._head(), previous=base, weights=weights, attempts=0)
             if expected is not None and base != expected:
                 raise self._override(rollout, expected, base)
-            if base == weights:
-                return CommitResult(sha=None, head=self._head(), previous=base, weights=weights, attempts=0)
             subject = f"{rollout.metadata.name}: canary {base.canary}% -> {weights.canary}% ({verdict})"
             attempts = 0
             for attempt in self._retrying():

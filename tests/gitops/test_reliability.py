@@ -149,7 +149,8 @@ def test_killed_after_push_does_not_commit_twice(remote, spec, cache, tmp_path):
     run_killed(tmp_path, remote, cache, "after")
     pushed = remote.head()
     assert remote.count() == 2 and "Rollout-Verdict: promote" in remote.message(pushed)
+    # The controller reruns the step it did not see finish, expecting the weights from before it.
     result = Workspace.for_spec(spec, cache_dir=cache).set_weights(
-        spec, Weights.for_canary(60), verdict="promote", step="2/3"
+        spec, Weights.for_canary(60), verdict="promote", step="2/3", expected=Weights(90, 10)
     )
-    assert not result.changed and remote.head() == pushed and remote.count() == 2
+    assert not result.changed and result.head == pushed and remote.head() == pushed and remote.count() == 2
