@@ -301,3 +301,13 @@ def test_https_token_authenticates_end_to_end(remote, cache, tmp_path, monkeypat
     config = (ws.path / ".git" / "config").read_text()
     assert token not in config and f"{base}/remote.git" in config
     assert not stored.exists()
+
+
+def test_init_container_bump_is_a_new_revision(remote, spec, cache):
+    ws = Workspace.for_spec(spec, cache_dir=cache)
+    ws.set_weights(spec, Weights.for_canary(60), verdict="promote", step="2/3")
+    bumped = deployment("podinfo-canary", "0.2.0").replace("busybox:1.36", "busybox:1.37")
+    remote.commit_file(CANARY, bumped, "init image bump")
+    state = ws.read_state(spec)
+    assert state.revision == "0.2.0" and state.new_revision
+    assert state.images["init"] == "busybox:1.37"
