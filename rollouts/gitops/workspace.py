@@ -34,6 +34,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from rollouts.gitops.credentials import Credentials, redact
 from rollouts.gitops.manifest import canary_images, revision_of
 from rollouts.routes import RouteEditor, RouteError, Weights, editor_for
+from rollouts.routes._engine import compose
 from rollouts.spec import Author, Rollout
 
 log = logging.getLogger("rollouts.gitops")
@@ -45,6 +46,7 @@ ALL_VERDICTS = tuple(dict.fromkeys(WEIGHT_VERDICTS + RECORD_VERDICTS))
 # How many of our own commits we look back through for state (bounded: history can be huge).
 MAX_RECORDS = 200
 LOCK_TIMEOUT_S = 60.0
+MAX_DESTINATION_RULE_FILES = 100
 # Pushes that lost a race: retry on the new head. Anything else (hooks, auth) is an error.
 _RETRYABLE = ("(fetch first)", "(non-fast-forward)", "failed to update ref", "cannot lock ref", "stale info")
 
@@ -447,17 +449,7 @@ class Workspace:
 
     def _editor(self, rollout: Rollout) -> RouteEditor:
         route = rollout.spec.route
-        rules: list[tuple[str, str]] = []
-        if route.kind == "VirtualService":
-            # DestinationRules beside the route file declare the subsets we must find.
-            folder = self.path / Path(route.path).parent
-            for candidate in sorted(folder.glob("*.y*ml")):
-                rel = candidate.relative_to(self.path).as_posix()
-                if rel == route.path or not candidate.is_file():
-                    continue
-                text = candidate.read_text(encoding="utf-8", errors="replace")
-                if "DestinationRule" in text:
-                    rules.append((rel, text))
+        rules = self._destination_rules(route.path) if route.kind == "VirtualService" else []
         return editor_for(
             route.kind,
             stable=route.stable,
@@ -466,6 +458,32 @@ class Workspace:
             source=route.path,
             destination_rules=rules,
         )
+
+    def _destination_rules(self, route_path: str) -> list[tuple[str, str]]:
+        """``(path, text)`` of the files in the repo that hold DestinationRules (they declare the
+        subsets a VirtualService may name). Found with ``git grep`` (fast on big repos), bounded;
+        files that do not parse are skipped with a warning: they are not ours to judge."""
+        status, out, _err = self._open().git.execute(
+            ["git", "grep", "-l", "--fixed-strings", "-e", "DestinationRule", "--", "*.yaml", "*.yml"],
+            env=self._env(),
+            with_extended_output=True,
+            with_exceptions=False,
+        )
+        if status not in (0, 1):  # 1: no match
+            log.warning("%s: cannot search for DestinationRules (git grep exit %s)", self.remote, status)
+            return []
+        rules: list[tuple[str, str]] = []
+        for rel in str(out).splitlines()[:MAX_DESTINATION_RULE_FILES]:
+            if rel == route_path:
+                continue  # the editor checks the route file's own documents
+            text = (self.path / rel).read_text(encoding="utf-8", errors="replace")
+            try:
+                compose(text, rel)
+            except RouteError as exc:
+                log.warning("%s: skipping %s", self.remote, exc)
+                continue
+            rules.append((rel, text))
+        return rules
 
     def _revision_or_none(self, rollout: Rollout) -> str | None:
         try:

@@ -311,3 +311,22 @@ def test_init_container_bump_is_a_new_revision(remote, spec, cache):
     state = ws.read_state(spec)
     assert state.revision == "0.2.0" and state.new_revision
     assert state.images["init"] == "busybox:1.37"
+
+
+def test_destination_rules_anywhere_in_the_repo_are_checked(remote, spec, cache):
+    # Move the DestinationRule to another folder and drop the canary subset from it; add an
+    # unrelated broken file that mentions DestinationRule (skipped, not an error).
+    git(remote.human, "pull", "--quiet", "origin", "master")
+    git(remote.human, "mv", "workloads/podinfo/destination-rule.yaml", "istio-rules.yaml")
+    rules = remote.human / "istio-rules.yaml"
+    rules.write_text(rules.read_text().replace("  - name: canary\n    labels:\n      version: canary\n", ""))
+    (remote.human / "notes.yaml").write_text("# DestinationRule notes\nkey: [\n")
+    git(remote.human, "add", ".")
+    git(remote.human, "commit", "--quiet", "-m", "move the DestinationRule")
+    git(remote.human, "push", "--quiet", "origin", "master")
+    before = remote.head()
+    with pytest.raises(
+        RouteError, match=r"subset 'canary' is not declared by the DestinationRule \(declared: ga\)"
+    ):
+        Workspace.for_spec(spec, cache_dir=cache).set_weights(spec, Weights.for_canary(60), verdict="promote")
+    assert remote.head() == before
