@@ -211,6 +211,8 @@ class Workspace:
         self.path = root / "repos" / key
         self._aux = root / "aux"
         self._repo: git.Repo | None = None
+        # Per rollout: the head last scanned for our commits, and the commits found (newest first).
+        self._record_cache: dict[str, tuple[str, list[Record]]] = {}
 
     @classmethod
     def for_spec(
@@ -394,7 +396,32 @@ class Workspace:
         )
 
     def _records(self, rollout: Rollout) -> list[Record]:
-        """Our commits for ``rollout``, newest first (at most :data:`MAX_RECORDS`)."""
+        """Our commits for ``rollout``, newest first (at most :data:`MAX_RECORDS`).
+
+        The first call scans the whole history (``git log --grep``); later calls scan only the
+        commits since the head they last saw, unless history was rewritten.
+        """
+        head = self._head()
+        cached = self._record_cache.get(rollout.key)
+        if cached is not None and cached[0] == head:
+            return cached[1]
+        if cached is not None and self._is_ancestor(cached[0], head):
+            records = (self._scan_records(rollout, f"{cached[0]}..{head}") + cached[1])[:MAX_RECORDS]
+        else:
+            records = self._scan_records(rollout, head)
+        self._record_cache[rollout.key] = (head, records)
+        return records
+
+    def _is_ancestor(self, older: str, newer: str) -> bool:
+        status = self._open().git.execute(
+            ["git", "merge-base", "--is-ancestor", older, newer],
+            env=self._env(),
+            with_extended_output=True,
+            with_exceptions=False,
+        )[0]
+        return status == 0
+
+    def _scan_records(self, rollout: Rollout, revisions: str) -> list[Record]:
         sep, end = "\x1f", "\x1e"
         out = self._git(
             "log",
@@ -402,7 +429,7 @@ class Workspace:
             "--fixed-strings",
             f"--grep=Rollout: {rollout.key}",
             f"--format=%H{sep}%at{sep}%an <%ae>{sep}%s{sep}%(trailers:only,unfold){end}",
-            "HEAD",
+            revisions,
         )
         records: list[Record] = []
         for raw in out.split(end):

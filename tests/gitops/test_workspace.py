@@ -330,3 +330,20 @@ def test_destination_rules_anywhere_in_the_repo_are_checked(remote, spec, cache)
     ):
         Workspace.for_spec(spec, cache_dir=cache).set_weights(spec, Weights.for_canary(60), verdict="promote")
     assert remote.head() == before
+
+
+def test_records_follow_new_commits_and_rewritten_history(remote, spec, cache):
+    ws = Workspace.for_spec(spec, cache_dir=cache)
+    first = ws.set_weights(spec, Weights.for_canary(60), verdict="promote", step="2/3")
+    assert ws.read_state(spec).last.sha == first.sha
+    second = ws.set_weights(spec, Weights.for_canary(100), verdict="promote", step="3/3")
+    state = ws.read_state(spec)  # only the new commits are scanned, and found
+    assert state.last.sha == second.sha and state.last.step == "3/3"
+    # A human rewrites history, dropping our two commits (force-push allowed for this test only).
+    git(remote.bare, "config", "receive.denyNonFastForwards", "false")
+    git(remote.human, "fetch", "--quiet", "origin")
+    git(remote.human, "reset", "--quiet", "--hard", f"{first.sha}^")
+    git(remote.human, "commit", "--quiet", "--allow-empty", "-m", "rewritten")
+    git(remote.human, "push", "--quiet", "--force", "origin", "HEAD:master")
+    state = ws.read_state(spec)
+    assert state.last is None and state.weights == Weights(90, 10)
