@@ -1,0 +1,1 @@
+"""Benchmarks: run as scripts (python -m tests.bench.<name>), never as timed tests."""
