@@ -175,10 +175,12 @@ def rate(seconds: float, target_rate: float) -> None:
         ).stdout
         report = json.loads(out)
         achieved = report["requests"] / seconds
+        error = 100 * (achieved - target_rate) / target_rate
         print(
-            f"--rate {target_rate:g} for {seconds:g}s: {report['requests']} requests, {achieved:.1f} req/s over the "
-            f"nominal duration ({report['requests_per_second']:.1f} over the measured span), "
-            f"error {100 * (achieved - target_rate) / target_rate:+.2f} %, p99 {report['latency']['p99'] * 1000:.2f} ms"
+            f"--rate {target_rate:g} for {seconds:g}s: {report['requests']} requests, "
+            f"{achieved:.1f} req/s over the nominal duration "
+            f"({report['requests_per_second']:.1f} over the measured span), error {error:+.2f} %, "
+            f"p99 {report['latency']['p99'] * 1000:.2f} ms"
         )
 
 
@@ -239,9 +241,10 @@ def stall(seconds: float, stall_at: float) -> None:
         ("loadtest --rate 100", opened),
     ):
         slowest = re.search(r"Slowest:\t([\d.]+)", out)
+        worst = float(slowest.group(1)) if slowest else float("nan")
         print(
-            f"{name:22s} requests/s {rps(out):7.1f}  p50 {percentile(out, 50):.4f}  p90 {percentile(out, 90):.4f}  "
-            f"p99 {percentile(out, 99):.4f}  slowest {float(slowest.group(1)) if slowest else float('nan'):.4f}"
+            f"{name:22s} requests/s {rps(out):7.1f}  p50 {percentile(out, 50):.4f}  "
+            f"p90 {percentile(out, 90):.4f}  p99 {percentile(out, 99):.4f}  slowest {worst:.4f}"
         )
     print("\nopen model, service time (send to response):")
     section = opened.split("Service time distribution", 1)[-1].split("Details", 1)[0]

@@ -11,6 +11,7 @@ Run it alone with ``python -m tests.loadtest.target PORT [STALL_AT STALL_FOR]``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import threading
 import time
@@ -79,10 +80,8 @@ class Target:
 
         def run() -> None:
             self._loop = asyncio.new_event_loop()
-            try:
+            with contextlib.suppress(asyncio.CancelledError, RuntimeError):
                 self._loop.run_until_complete(self._serve(ready))
-            except (asyncio.CancelledError, RuntimeError):
-                pass
 
         self._thread = threading.Thread(target=run, daemon=True)
         self._thread.start()
