@@ -46,7 +46,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy analyzer loadtest rollouts
+	$(BIN)/mypy analyzer loadtest rollouts grafana
 
 pytest: $(STAMP) system
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

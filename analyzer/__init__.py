@@ -3,3 +3,7 @@
 Numbers in, verdicts with their evidence out: no Git, no Kubernetes, no Locust. The data flows
 ``prometheus`` (fetch) -> ``histogram`` (model) -> tests -> sequential evidence -> ``judge``.
 """
+
+from analyzer.histogram import Histogram
+
+__all__ = ["Histogram"]

@@ -1,1 +1,1 @@
-"""Benchmarks: run as scripts (python -m tests.bench.<name>), never as timed tests."""
+"""Benchmarks: ``python -m tests.bench.<name>``; figures go to docs/benchmarks/."""

@@ -1,0 +1,271 @@
+"""The two dashboards, built with grafana-foundation-sdk: the canary of one rollout, and the controller.
+
+Panels are laid out on Grafana's 24-column grid by the SDK (``span``/``height``). Every PromQL
+expression comes from :mod:`grafana.queries`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from grafana_foundation_sdk.builders import common as common_b
+from grafana_foundation_sdk.builders import dashboard as dash_b
+from grafana_foundation_sdk.builders import prometheus as prom_b
+from grafana_foundation_sdk.builders import stat as stat_b
+from grafana_foundation_sdk.builders import timeseries as ts_b
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common as common_m
+from grafana_foundation_sdk.models import dashboard as dash_m
+
+from grafana import queries as q
+
+DATASOURCE = dash_m.DataSourceRef(type_val="prometheus", uid="${datasource}")
+TAGS = ["gitops-rollouts"]
+# Envoy's latency buckets are in milliseconds; Grafana's unit for that is "ms".
+SUBSET_COLORS = {"ga": "green", "canary": "orange"}
+
+
+def _target(expr: str, legend: str, ref_id: str = "A") -> prom_b.Dataquery:
+    return prom_b.Dataquery().expr(expr).legend_format(legend).ref_id(ref_id).range()
+
+
+def _legend() -> common_b.VizLegendOptions:
+    return (
+        common_b.VizLegendOptions()
+        .display_mode(common_m.LegendDisplayMode.TABLE)
+        .placement(common_m.LegendPlacement.BOTTOM)
+        .show_legend(True)
+        .calcs(["lastNotNull", "max"])
+    )
+
+
+def _subset_colors(panel: ts_b.Panel) -> ts_b.Panel:
+    """GA green, canary orange, in every panel, so that the eye pairs them across panels."""
+    for name, color in SUBSET_COLORS.items():
+        panel = panel.override_by_name(
+            name, [dash_m.DynamicConfigValue(id_val="color", value={"mode": "fixed", "fixedColor": color})]
+        )
+    return panel
+
+
+def _timeseries(title: str, description: str, unit: str, span: int, height: int = 8) -> ts_b.Panel:
+    return (
+        ts_b.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .unit(unit)
+        .span(span)
+        .height(height)
+        .legend(_legend())
+        .line_width(2)
+        .fill_opacity(8)
+    )
+
+
+def _datasource_variable() -> dash_b.DatasourceVariable:
+    return dash_b.DatasourceVariable("datasource").label("Prometheus").type("prometheus")
+
+
+def _query_variable(name: str, label: str, query: str, *, multi: bool = False) -> dash_b.QueryVariable:
+    variable = (
+        dash_b.QueryVariable(name)
+        .label(label)
+        .datasource(DATASOURCE)
+        .query(query)
+        .refresh(dash_m.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(dash_m.VariableSort.ALPHABETICAL_ASC)
+    )
+    if multi:
+        variable = variable.multi(True).include_all(True).all_value(".*")
+    return variable
+
+
+def canary_dashboard() -> dash_b.Dashboard:
+    """One rollout: GA and canary side by side, the weight, the verdicts, and the commits."""
+    latency = [
+        (
+            f"Latency p{int(quantile * 100)}",
+            q.latency_quantile(quantile),
+        )
+        for quantile in (0.5, 0.9, 0.99)
+    ]
+    board = (
+        dash_b.Dashboard("Rollout: canary vs GA")
+        .uid("gitops-rollouts-canary")
+        .description(
+            "Istio telemetry of GA and canary side by side, with the controller's weights and verdicts."
+        )
+        .tags(TAGS)
+        .editable()
+        .tooltip(dash_m.DashboardCursorSync.CROSSHAIR)
+        .refresh("30s")
+        .time("now-1h", "now")
+        .timezone("browser")
+        .with_variable(_datasource_variable())
+        .with_variable(_query_variable("namespace", "Namespace", q.NAMESPACES))
+        .with_variable(_query_variable("service", "Service", q.SERVICES))
+        .with_variable(_query_variable("rollout", "Rollout", q.ROLLOUT_NAMES))
+        .annotation(
+            dash_b.AnnotationQuery()
+            .name("Rollout commits")
+            .datasource(DATASOURCE)
+            .enable(True)
+            .icon_color("purple")
+            .expr(q.COMMITS)
+        )
+        .with_row(dash_b.Row("Traffic: GA and canary"))
+        .with_panel(
+            _subset_colors(
+                _timeseries("Request rate", "Requests per second received by each subset.", "reqps", 12)
+            ).with_target(_target(q.REQUEST_RATE, "{{destination_version}}"))
+        )
+        .with_panel(
+            _subset_colors(
+                _timeseries("Error rate", "Share of 5xx responses per subset.", "percentunit", 12)
+            ).with_target(_target(q.ERROR_RATE, "{{destination_version}}"))
+        )
+    )
+    for title, expr in latency:
+        board = board.with_panel(
+            _subset_colors(
+                _timeseries(title, "From Istio's histogram, as histogram_quantile computes it.", "ms", 8)
+            ).with_target(_target(expr, "{{destination_version}}"))
+        )
+    return (
+        board.with_row(dash_b.Row("Rollout: weight and verdicts"))
+        .with_panel(
+            _timeseries("Canary weight", "The weight committed to Git by the controller.", "percent", 12)
+            .min(0)
+            .max(100)
+            .line_interpolation(common_m.LineInterpolation.STEP_AFTER)
+            .with_target(_target(q.CANARY_WEIGHT, "canary weight"))
+        )
+        .with_panel(
+            _timeseries("Verdicts", "Verdicts of the judge per analysis window.", "short", 12)
+            .draw_style(common_m.GraphDrawStyle.BARS)
+            .fill_opacity(80)
+            .stacking(common_b.StackingConfig().mode(common_m.StackingMode.NORMAL))
+            .with_target(_target(q.VERDICTS, "{{action}}"))
+        )
+        .with_panel(
+            _timeseries(
+                "Evidence",
+                "The judge's anytime-valid evidence per test (e-values): harm crossing its threshold "
+                "means rollback, safety crossing its threshold means promote.",
+                "short",
+                16,
+            )
+            .scale_distribution(
+                common_b.ScaleDistributionConfig().type(common_m.ScaleDistribution.LOG).log(10)
+            )
+            .with_target(_target(q.EVIDENCE, "{{test}} {{kind}}"))
+        )
+        .with_panel(
+            stat_b.Panel()
+            .title("Phase")
+            .description("The rollout's current phase.")
+            .datasource(DATASOURCE)
+            .span(8)
+            .height(8)
+            .graph_mode(common_m.BigValueGraphMode.NONE)
+            .text_mode(common_m.BigValueTextMode.NAME)
+            .with_target(_target(q.PHASE, "{{phase}}"))
+        )
+    )
+
+
+def controller_dashboard() -> dash_b.Dashboard:
+    """The controller across rollouts: phases, decisions, Git and Prometheus errors, analysis time."""
+    return (
+        dash_b.Dashboard("Rollouts controller")
+        .uid("gitops-rollouts-controller")
+        .description("Health and decisions of the rollouts controller across all rollouts.")
+        .tags(TAGS)
+        .editable()
+        .tooltip(dash_m.DashboardCursorSync.CROSSHAIR)
+        .refresh("30s")
+        .time("now-6h", "now")
+        .timezone("browser")
+        .with_variable(_datasource_variable())
+        .with_variable(_query_variable("rollout", "Rollout", q.ALL_ROLLOUT_NAMES, multi=True))
+        .with_row(dash_b.Row("Rollouts"))
+        .with_panel(
+            stat_b.Panel()
+            .title("Rollouts by phase")
+            .description("How many rollouts are in each phase now.")
+            .datasource(DATASOURCE)
+            .span(8)
+            .height(8)
+            .graph_mode(common_m.BigValueGraphMode.NONE)
+            .with_target(_target(q.ROLLOUTS_BY_PHASE, "{{phase}}"))
+        )
+        .with_panel(
+            _timeseries("Canary weights", "The committed canary weight of each rollout.", "percent", 16)
+            .min(0)
+            .max(100)
+            .line_interpolation(common_m.LineInterpolation.STEP_AFTER)
+            .with_target(_target(q.CANARY_WEIGHTS, "{{rollout}}"))
+        )
+        .with_panel(
+            _timeseries("Decisions", "Verdicts of the judge by action.", "short", 12)
+            .draw_style(common_m.GraphDrawStyle.BARS)
+            .fill_opacity(80)
+            .stacking(common_b.StackingConfig().mode(common_m.StackingMode.NORMAL))
+            .with_target(_target(q.DECISIONS, "{{action}}"))
+        )
+        .with_panel(
+            _timeseries("Commits", "Commits pushed by the controller, by verdict.", "short", 12)
+            .draw_style(common_m.GraphDrawStyle.BARS)
+            .fill_opacity(80)
+            .stacking(common_b.StackingConfig().mode(common_m.StackingMode.NORMAL))
+            .with_target(_target(q.COMMITS_BY_VERDICT, "{{verdict}}"))
+        )
+        .with_row(dash_b.Row("Errors and timing"))
+        .with_panel(
+            _timeseries(
+                "Git errors and push retries", "Failed Git operations and rejected pushes.", "short", 8
+            )
+            .with_target(_target(q.GIT_ERRORS, "errors {{rollout}}", "A"))
+            .with_target(_target(q.GIT_PUSH_RETRIES, "push retries {{rollout}}", "B"))
+        )
+        .with_panel(
+            _timeseries("Prometheus errors", "Queries that failed or timed out.", "short", 8).with_target(
+                _target(q.PROMETHEUS_ERRORS, "{{rollout}}")
+            )
+        )
+        .with_panel(
+            _timeseries("Analysis duration", "Time one analysis round takes.", "s", 8)
+            .with_target(_target(q.analysis_duration_quantile(0.5), "p50", "A"))
+            .with_target(_target(q.analysis_duration_quantile(0.99), "p99", "B"))
+        )
+    )
+
+
+def _finish(board: dict[str, Any]) -> dict[str, Any]:
+    """What the SDK leaves out: unique panel ids and the Prometheus fields of annotations."""
+    # Grafana links to a panel by id (viewPanel=N); the SDK leaves ids unset or 0.
+    for number, panel in enumerate(board.get("panels", []), start=1):
+        panel["id"] = number
+    # The SDK's AnnotationQuery model has no Prometheus-specific fields; Grafana's Prometheus
+    # annotation reads these to title and tag each commit marker.
+    for annotation in board.get("annotations", {}).get("list", []):
+        if annotation.get("expr"):
+            annotation.setdefault("titleFormat", "{{rollout}}: {{verdict}}")
+            annotation.setdefault("tagKeys", "rollout,verdict")
+            annotation.setdefault("useValueForTime", False)
+    return board
+
+
+DASHBOARDS: dict[str, Callable[[], dash_b.Dashboard]] = {
+    "canary": canary_dashboard,
+    "controller": controller_dashboard,
+}
+
+
+def render_json(builder: dash_b.Dashboard) -> str:
+    """The dashboard's JSON as committed: sorted keys, two-space indent, trailing newline."""
+    raw = json.loads(json.dumps(builder.build(), cls=JSONEncoder))
+    return json.dumps(_finish(raw), indent=2, sort_keys=True) + "\n"

@@ -1,0 +1,42 @@
+"""The Git workspace: fetch, edit, commit with trailers, push with bounded retries; state from Git.
+
+The controller calls :class:`Workspace` (``read_state``, ``set_weights``, ``record``); the local mesh
+only needs :mod:`rollouts.routes`.
+"""
+
+from rollouts.gitops.credentials import CredentialError, Credentials, redact
+from rollouts.gitops.manifest import ManifestError, canary_images, image_tag, revision_of
+from rollouts.gitops.workspace import (
+    RECORD_VERDICTS,
+    WEIGHT_VERDICTS,
+    CommitResult,
+    GitopsError,
+    HumanOverrideError,
+    PushRejectedError,
+    Record,
+    RolloutState,
+    Workspace,
+    default_cache_dir,
+    format_message,
+)
+
+__all__ = [
+    "RECORD_VERDICTS",
+    "WEIGHT_VERDICTS",
+    "CommitResult",
+    "CredentialError",
+    "Credentials",
+    "GitopsError",
+    "HumanOverrideError",
+    "ManifestError",
+    "PushRejectedError",
+    "Record",
+    "RolloutState",
+    "Workspace",
+    "canary_images",
+    "default_cache_dir",
+    "format_message",
+    "image_tag",
+    "redact",
+    "revision_of",
+]

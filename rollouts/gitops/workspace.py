@@ -1,0 +1,600 @@
+"""The Git workspace: one cached clone per remote and branch; every change is fetch, edit, commit, push.
+
+Rules (see docs/gitops.md):
+
+- Before every change: fetch the branch and hard-reset to it. Unpushed commits of an interrupted
+  run are discarded and the change is made again, so a rerun converges without duplicates; a change
+  that already reached the remote is not made twice (the weights are already there).
+- A commit changes only the route file (only its weight scalars), or is empty (pause/resume).
+- Push without force, only ``HEAD:refs/heads/<branch>``; never tags or ``refs/notes/*``. A rejected
+  push is retried on the new head (fetch, re-read, re-apply) with backoff, a bounded number of
+  times. If the weights on the new head differ from the ones we started from, someone else changed
+  them: :class:`HumanOverrideError`, nothing is pushed.
+- Every message we log, raise or commit is redacted (URL userinfo and tokens).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import git
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+from rollouts.gitops.credentials import Credentials, redact
+from rollouts.gitops.manifest import canary_images, revision_of
+from rollouts.routes import RouteEditor, RouteError, Weights, editor_for
+from rollouts.spec import Author, Rollout
+
+log = logging.getLogger("rollouts.gitops")
+
+# Verdicts of commits that set weights, and of empty commits that only record a decision.
+WEIGHT_VERDICTS = ("promote", "rollback", "abort", "manual", "finalize")
+RECORD_VERDICTS = ("pause", "resume", "abort")
+ALL_VERDICTS = tuple(dict.fromkeys(WEIGHT_VERDICTS + RECORD_VERDICTS))
+# How many of our own commits we look back through for state (bounded: history can be huge).
+MAX_RECORDS = 200
+LOCK_TIMEOUT_S = 60.0
+# Pushes that lost a race: retry on the new head. Anything else (hooks, auth) is an error.
+_RETRYABLE = ("(fetch first)", "(non-fast-forward)", "failed to update ref", "cannot lock ref", "stale info")
+
+
+class GitopsError(RuntimeError):
+    """A Git operation that failed; the message names the remote (redacted) and what failed."""
+
+
+class PushRejectedError(GitopsError):
+    """The remote refused our push because its branch moved (retryable)."""
+
+
+class HumanOverrideError(GitopsError):
+    """The weights on the remote were changed by someone else: we stop and do not overwrite."""
+
+    def __init__(self, message: str, *, expected: Weights, found: Weights, commit: str | None) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.found = found
+        self.commit = commit
+
+
+@dataclass(frozen=True)
+class Record:
+    """One commit of ours for a rollout, from its trailers."""
+
+    sha: str
+    verdict: str
+    step: str | None
+    revision: str | None
+    subject: str
+    timestamp: int
+    author: str
+
+
+@dataclass(frozen=True)
+class RolloutState:
+    """Everything about a rollout that Git knows (Git is the state)."""
+
+    rollout: str
+    branch: str
+    head: str
+    weights: Weights
+    images: dict[str, str]
+    revision: str
+    last: Record | None  # our last commit that set weights (or aborted)
+    last_record: Record | None  # our last commit of any kind, pause/resume included
+    paused: bool
+    human_override: bool  # the weights differ from what our last weight commit set
+    override_commit: str | None  # the newest commit that touched the route file since ours
+    new_revision: bool  # the canary images changed since our last weight commit
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict."""
+        out = asdict(self)
+        out["weights"] = {"stable": self.weights.stable, "canary": self.weights.canary}
+        return out
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    """The outcome of a change: ``sha`` of the pushed commit, None when nothing had to change."""
+
+    sha: str | None
+    head: str
+    previous: Weights
+    weights: Weights
+    attempts: int
+    message: str = ""
+    changed: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "changed", self.sha is not None)
+
+
+def default_cache_dir() -> Path:
+    """``$ROLLOUTS_CACHE_DIR``, else ``$XDG_CACHE_HOME/gitops-rollouts``, else ``~/.cache/...``."""
+    if os.environ.get("ROLLOUTS_CACHE_DIR"):
+        return Path(os.environ["ROLLOUTS_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "gitops-rollouts"
+
+
+def format_message(
+    rollout: Rollout,
+    subject: str,
+    *,
+    verdict: str,
+    reasons: Sequence[str] = (),
+    step: str | None = None,
+    revision: str | None = None,
+) -> str:
+    """Subject, a body with one reason per line, and the ``Rollout-*`` trailers."""
+    lines = [subject, ""]
+    if reasons:
+        lines += [f"- {reason}" for reason in reasons] + [""]
+    lines.append(f"Rollout: {rollout.key}")
+    if step:
+        lines.append(f"Rollout-Step: {step}")
+    if revision:
+        lines.append(f"Rollout-Revision: {revision}")
+    lines.append(f"Rollout-Verdict: {verdict}")
+    return "\n".join(lines) + "\n"
+
+
+class Workspace:
+    """A cached clone of one branch of one remote.
+
+    ``max_attempts`` bounds the pushes of one change; ``backoff`` is the maximum wait between them.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        branch: str,
+        *,
+        cache_dir: Path | None = None,
+        author: Author | None = None,
+        credentials: Credentials | None = None,
+        max_attempts: int = 8,
+        backoff: float = 1.0,
+    ) -> None:
+        self.url = url
+        self.branch = branch
+        self.author = author or Author()
+        self.credentials = credentials or Credentials()
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+        root = cache_dir or default_cache_dir()
+        key = hashlib.sha256(f"{url}\0{branch}".encode()).hexdigest()[:16]
+        self.path = root / "repos" / key
+        self._aux = root / "aux"
+        self._repo: git.Repo | None = None
+
+    @classmethod
+    def for_spec(
+        cls,
+        rollout: Rollout,
+        *,
+        cache_dir: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> Workspace:
+        """The workspace of a rollout's ``spec.git`` (author and credentials from the spec unless
+        given in ``kwargs``)."""
+        spec = rollout.spec.git
+        if "credentials" not in kwargs:
+            kwargs["credentials"] = Credentials.resolve(
+                ssh_key_file=spec.ssh_key_file, token_file=spec.token_file, token_env=spec.token_env, env=env
+            )
+        kwargs.setdefault("author", spec.author)
+        return cls(spec.url, spec.branch, cache_dir=cache_dir, **kwargs)
+
+    # -- public API -----------------------------------------------------------------------------------
+
+    @property
+    def remote(self) -> str:
+        """The remote URL with credentials redacted (for messages)."""
+        return self._redact(self.url)
+
+    def read_state(self, rollout: Rollout) -> RolloutState:
+        """Fetch, then read the rollout's state from the head of the branch."""
+        with self._locked():
+            self._sync()
+            return self._state(rollout)
+
+    def read_weights(self, rollout: Rollout) -> Weights:
+        """Fetch, then the current weights of the rollout's route."""
+        with self._locked():
+            self._sync()
+            return self._editor(rollout).read(self._read(rollout.spec.route.path))
+
+    def set_weights(
+        self,
+        rollout: Rollout,
+        weights: Weights,
+        *,
+        verdict: str,
+        reasons: Sequence[str] = (),
+        step: str | None = None,
+        expected: Weights | None = None,
+    ) -> CommitResult:
+        """Commit and push ``weights`` for the rollout's route; a no-op when they are already there.
+
+        ``expected`` is what the caller believes the weights are (the controller passes the weights
+        of its last commit): when the remote says otherwise, :class:`HumanOverrideError` is raised and
+        nothing is pushed. The same happens when, after a rejected push, the new head carries other
+        weights than the ones this change started from.
+        """
+        if verdict not in WEIGHT_VERDICTS:
+            raise GitopsError(f"verdict must be one of {', '.join(WEIGHT_VERDICTS)}, got {verdict!r}")
+        path = rollout.spec.route.path
+        with self._locked(), self._clean_on_error():
+            self._sync()
+            editor = self._editor(rollout)
+            base = editor.read(self._read(path))
+            if expected is not None and base != expected:
+                raise self._override(rollout, expected, base)
+            if base == weights:
+                return CommitResult(sha=None, head=self._head(), previous=base, weights=weights, attempts=0)
+            subject = f"{rollout.metadata.name}: canary {base.canary}% -> {weights.canary}% ({verdict})"
+            attempts = 0
+            for attempt in self._retrying():
+                with attempt:
+                    attempts += 1
+                    if attempts > 1:
+                        self._sync()
+                        current = editor.read(self._read(path))
+                        if current == weights:  # someone made the same change: nothing left to do
+                            return CommitResult(
+                                sha=None, head=self._head(), previous=base, weights=weights, attempts=attempts
+                            )
+                        if current != base:
+                            raise self._override(rollout, base, current)
+                    text = self._read(path)
+                    self._write(path, editor.write(text, weights))
+                    message = format_message(
+                        rollout,
+                        subject,
+                        verdict=verdict,
+                        reasons=reasons,
+                        step=step,
+                        revision=self._revision_or_none(rollout),
+                    )
+                    sha = self._commit(message, paths=[path])
+                    self._push()
+            return CommitResult(
+                sha=sha, head=sha, previous=base, weights=weights, attempts=attempts, message=message
+            )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def record(self, rollout: Rollout, verdict: str, reasons: Sequence[str] = ()) -> CommitResult:
+        """An empty commit recording ``pause``, ``resume`` or ``abort``; a no-op when it is already
+        the rollout's latest such record."""
+        if verdict not in RECORD_VERDICTS:
+            raise GitopsError(f"verdict must be one of {', '.join(RECORD_VERDICTS)}, got {verdict!r}")
+        with self._locked(), self._clean_on_error():
+            attempts = 0
+            for attempt in self._retrying():
+                with attempt:
+                    attempts += 1
+                    self._sync()
+                    state = self._state(rollout)
+                    latest = self._latest_record(rollout, RECORD_VERDICTS)
+                    if latest is not None and latest.verdict == verdict:
+                        return CommitResult(
+                            sha=None,
+                            head=state.head,
+                            previous=state.weights,
+                            weights=state.weights,
+                            attempts=0,
+                        )
+                    subject = f"{rollout.metadata.name}: {verdict} rollout"
+                    message = format_message(
+                        rollout, subject, verdict=verdict, reasons=reasons, revision=state.revision
+                    )
+                    sha = self._commit(message, paths=[], allow_empty=True)
+                    self._push()
+            return CommitResult(
+                sha=sha,
+                head=sha,
+                previous=state.weights,
+                weights=state.weights,
+                attempts=attempts,
+                message=message,
+            )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- state ----------------------------------------------------------------------------------------
+
+    def _state(self, rollout: Rollout) -> RolloutState:
+        route = rollout.spec.route
+        editor = self._editor(rollout)
+        weights = editor.read(self._read(route.path))
+        images = canary_images(self._read(rollout.spec.canary.path), rollout.spec.canary.path)
+        revision = revision_of(images)
+        records = self._records(rollout)
+        last = next((r for r in records if r.verdict in WEIGHT_VERDICTS), None)
+        last_record = records[0] if records else None
+        latest_pause = next((r for r in records if r.verdict in RECORD_VERDICTS), None)
+        paused = latest_pause is not None and latest_pause.verdict in {"pause", "abort"}
+        human_override = False
+        override_commit: str | None = None
+        new_revision = False
+        if last is not None:
+            ours = editor.read(self._show(last.sha, route.path))
+            touched = self._git("log", "-1", "--format=%H", f"{last.sha}..HEAD", "--", route.path).strip()
+            if ours != weights:
+                human_override = True
+                override_commit = touched or None
+            try:
+                then = canary_images(self._show(last.sha, rollout.spec.canary.path), rollout.spec.canary.path)
+                new_revision = then != images
+            except (GitopsError, RouteError):
+                # The manifest was unreadable then: fall back on the trailer.
+                new_revision = last.revision is not None and last.revision != revision
+        return RolloutState(
+            rollout=rollout.key,
+            branch=self.branch,
+            head=self._head(),
+            weights=weights,
+            images=images,
+            revision=revision,
+            last=last,
+            last_record=last_record,
+            paused=paused,
+            human_override=human_override,
+            override_commit=override_commit,
+            new_revision=new_revision,
+        )
+
+    def _records(self, rollout: Rollout) -> list[Record]:
+        """Our commits for ``rollout``, newest first (at most :data:`MAX_RECORDS`)."""
+        sep, end = "\x1f", "\x1e"
+        out = self._git(
+            "log",
+            f"--max-count={MAX_RECORDS}",
+            "--fixed-strings",
+            f"--grep=Rollout: {rollout.key}",
+            f"--format=%H{sep}%at{sep}%an <%ae>{sep}%s{sep}%(trailers:only,unfold){end}",
+            "HEAD",
+        )
+        records: list[Record] = []
+        for raw in out.split(end):
+            chunk = raw.strip("\n")
+            if not chunk:
+                continue
+            sha, at, author, subject, trailers = chunk.split(sep, 4)
+            values: dict[str, str] = {}
+            for line in trailers.splitlines():
+                key, _, value = line.partition(":")
+                values.setdefault(key.strip(), value.strip())
+            if values.get("Rollout") != rollout.key or values.get("Rollout-Verdict") not in ALL_VERDICTS:
+                continue
+            records.append(
+                Record(
+                    sha=sha,
+                    verdict=values["Rollout-Verdict"],
+                    step=values.get("Rollout-Step"),
+                    revision=values.get("Rollout-Revision"),
+                    subject=subject,
+                    timestamp=int(at),
+                    author=author,
+                )
+            )
+        return records
+
+    def _latest_record(self, rollout: Rollout, verdicts: Sequence[str]) -> Record | None:
+        return next((r for r in self._records(rollout) if r.verdict in verdicts), None)
+
+    def _override(self, rollout: Rollout, expected: Weights, found: Weights) -> HumanOverrideError:
+        path = rollout.spec.route.path
+        commit = self._git("log", "-1", "--format=%H %an <%ae>: %s", "HEAD", "--", path).strip()
+        sha = commit.split(" ", 1)[0] if commit else None
+        return HumanOverrideError(
+            self._redact(
+                f"{rollout.key}: {path}: weights were changed by someone else "
+                f"(expected canary {expected.canary}%, found {found.canary}%; "
+                f"last change: {commit or 'unknown'}); not overwriting a human override"
+            ),
+            expected=expected,
+            found=found,
+            commit=sha,
+        )
+
+    def _editor(self, rollout: Rollout) -> RouteEditor:
+        route = rollout.spec.route
+        rules: list[tuple[str, str]] = []
+        if route.kind == "VirtualService":
+            # DestinationRules beside the route file declare the subsets we must find.
+            folder = self.path / Path(route.path).parent
+            for candidate in sorted(folder.glob("*.y*ml")):
+                rel = candidate.relative_to(self.path).as_posix()
+                if rel == route.path or not candidate.is_file():
+                    continue
+                text = candidate.read_text(encoding="utf-8", errors="replace")
+                if "DestinationRule" in text:
+                    rules.append((rel, text))
+        return editor_for(
+            route.kind,
+            stable=route.stable,
+            canary=route.canary,
+            route_name=route.name,
+            source=route.path,
+            destination_rules=rules,
+        )
+
+    def _revision_or_none(self, rollout: Rollout) -> str | None:
+        try:
+            return revision_of(canary_images(self._read(rollout.spec.canary.path), rollout.spec.canary.path))
+        except RouteError as exc:
+            log.warning("%s: no canary revision for the trailer: %s", rollout.key, exc)
+            return None
+
+    # -- git plumbing ---------------------------------------------------------------------------------
+
+    def _redact(self, text: str) -> str:
+        return redact(text, self.credentials.secrets())
+
+    def _env(self) -> dict[str, str]:
+        self._aux.mkdir(parents=True, exist_ok=True)
+        env = self.credentials.git_env(self._aux)
+        env.update(
+            GIT_AUTHOR_NAME=self.author.name,
+            GIT_AUTHOR_EMAIL=self.author.email,
+            GIT_COMMITTER_NAME=self.author.name,
+            GIT_COMMITTER_EMAIL=self.author.email,
+        )
+        return env
+
+    def _git(self, *args: str) -> str:
+        """Run ``git args`` in the workspace; errors are redacted and name the remote."""
+        repo = self._open()
+        try:
+            out: str = repo.git.execute(["git", *args], env=self._env(), strip_newline_in_stdout=False)
+            return out
+        except git.GitCommandError as exc:
+            raise self._error(args[0], exc) from None
+
+    def _error(self, what: str, exc: git.GitCommandError) -> GitopsError:
+        detail = " ".join(
+            line.strip() for line in f"{exc.stderr or ''}\n{exc.stdout or ''}".splitlines() if line.strip()
+        )
+        detail = detail.replace("stderr: ", "").replace("stdout: ", "").strip("' ")
+        text = f"{self.remote} ({self.branch}): git {what} failed: {detail or exc.status}"
+        cls = PushRejectedError if what == "push" and any(m in detail for m in _RETRYABLE) else GitopsError
+        return cls(self._redact(text))
+
+    def _open(self) -> git.Repo:
+        if self._repo is None:
+            self._repo = git.Repo(self.path)
+        return self._repo
+
+    def _clone(self) -> None:
+        """Clone into a temporary directory and rename it into place: no half-cloned cache."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".clone-", dir=self.path.parent))
+        try:
+            git.Repo.clone_from(
+                self.url,
+                tmp,
+                branch=self.branch,
+                single_branch=True,
+                no_tags=True,
+                env=self._env(),
+            )
+        except git.GitCommandError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise self._error("clone", exc) from None
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        tmp.rename(self.path)
+        log.info("cloned %s (%s) into %s", self.remote, self.branch, self.path)
+
+    def _sync(self) -> None:
+        """Fetch the branch and make the worktree exactly the remote branch."""
+        if not (self.path / ".git").is_dir():
+            self._clone()
+        remote_ref = f"refs/remotes/origin/{self.branch}"
+        self._git("fetch", "--no-tags", "--quiet", "origin", f"+refs/heads/{self.branch}:{remote_ref}")
+        ahead = self._git("rev-list", "--count", f"{remote_ref}..HEAD").strip()
+        if ahead not in {"", "0"}:
+            log.warning(
+                "%s: discarding %s unpushed commit(s) of an interrupted run; the change is made again",
+                self.remote,
+                ahead,
+            )
+        self._git("checkout", "--quiet", "--force", "-B", self.branch, remote_ref)
+        self._git("reset", "--quiet", "--hard", remote_ref)
+        self._git("clean", "--quiet", "-ffdx")
+
+    def _head(self) -> str:
+        return self._git("rev-parse", "HEAD").strip()
+
+    def _read(self, rel: str) -> str:
+        path = self.path / rel
+        try:
+            return path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise RouteError(f"{rel}: no such file on branch {self.branch} of {self.remote}") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RouteError(f"{rel}: cannot read: {exc}") from None
+
+    def _show(self, sha: str, rel: str) -> str:
+        return self._git("show", f"{sha}:{rel}")
+
+    def _write(self, rel: str, text: str) -> None:
+        # Bytes as they are: no newline translation, the editor kept the file's own line endings.
+        with (self.path / rel).open("w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+
+    def _commit(self, message: str, *, paths: Sequence[str], allow_empty: bool = False) -> str:
+        if paths:
+            self._git("add", "--", *paths)
+        msg_file = self._aux / f"msg-{os.getpid()}"
+        msg_file.write_text(self._redact(message))
+        try:
+            args = ["commit", "--quiet", "--no-verify", "--cleanup=verbatim", f"--file={msg_file}"]
+            if allow_empty:
+                args.append("--allow-empty")
+            self._git(*args)
+        finally:
+            msg_file.unlink(missing_ok=True)
+        return self._head()
+
+    def _push(self) -> None:
+        # Only our branch, never --force, never tags or notes.
+        self._git("push", "--porcelain", "--no-follow-tags", "origin", f"HEAD:refs/heads/{self.branch}")
+
+    def _retrying(self) -> Retrying:
+        return Retrying(
+            stop=stop_after_attempt(self.max_attempts),
+            wait=wait_random_exponential(multiplier=0.05, max=self.backoff),
+            retry=retry_if_exception_type(PushRejectedError),
+            reraise=True,
+            before_sleep=lambda rs: log.info(
+                "%s: push rejected (attempt %d), retrying on the new head", self.remote, rs.attempt_number
+            ),
+        )
+
+    @contextmanager
+    def _clean_on_error(self) -> Iterator[None]:
+        """On any failure leave the cached worktree as the remote branch: no partial state."""
+        try:
+            yield
+        except BaseException:
+            if (self.path / ".git").is_dir():
+                try:
+                    self._git("reset", "--quiet", "--hard", f"refs/remotes/origin/{self.branch}")
+                except GitopsError as exc:
+                    log.warning("%s: cleanup failed: %s", self.remote, exc)
+            raise
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One process at a time per workspace (two controllers may share a cache dir)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = self.path.parent / f"{self.path.name}.lock"
+        deadline = time.monotonic() + LOCK_TIMEOUT_S
+        with lock_path.open("a") as handle:
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise GitopsError(f"{self.path}: workspace is locked by another process") from None
+                    time.sleep(0.05)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)

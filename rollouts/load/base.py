@@ -1,0 +1,132 @@
+"""What the controller asks of a load driver, and the two ways a driver can fail."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+class LoadError(RuntimeError):
+    """Base of load-driver errors."""
+
+
+class LoadUnavailableError(LoadError):
+    """The load endpoint is down or unreachable (or answered 5xx): the step holds and it is reported."""
+
+
+class LoadRejectedError(LoadError):
+    """The endpoint refused the job (bad token, target outside its allowlist, malformed, too many jobs):
+    a configuration problem a person has to fix, so the rollout pauses."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    """One load job: the body of ``POST /jobs`` of ``loadtest serve``."""
+
+    target: str
+    duration: float
+    rate: float | None = 20.0
+    concurrency: int | None = None
+    method: str = "GET"
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body of ``POST /jobs``."""
+        return {
+            "target": self.target,
+            "rate": self.rate,
+            "concurrency": self.concurrency,
+            "duration": self.duration,
+            "method": self.method,
+            "headers": dict(self.headers),
+        }
+
+
+@dataclass(frozen=True)
+class LoadStats:
+    """A job's figures as the control API reports them."""
+
+    id: str
+    state: str  # running | finished | stopped | failed
+    target: str = ""
+    requests: int = 0
+    errors: int = 0
+    rps: float = 0.0
+    p50: float | None = None
+    p90: float | None = None
+    p99: float | None = None
+    elapsed: float = 0.0
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LoadStats:
+        """Parse a job object; ``ValueError`` when it is not one."""
+        try:
+            latency = data.get("latency") or {}
+            return cls(
+                id=str(data["id"]),
+                state=str(data["state"]),
+                target=str(data.get("target", "")),
+                requests=int(data.get("requests", 0)),
+                errors=int(data.get("errors", 0)),
+                rps=float(data.get("rps", 0.0)),
+                p50=_opt(latency.get("p50")),
+                p90=_opt(latency.get("p90")),
+                p99=_opt(latency.get("p99")),
+                elapsed=float(data.get("elapsed", 0.0)),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"not a load job object: {exc!r} in {data!r}") from exc
+
+    def describe(self) -> str:
+        """One line for logs and notifications."""
+        p99 = f", p99 {self.p99:g}" if self.p99 is not None else ""
+        counts = f"{self.requests} requests, {self.errors} errors, {self.rps:.1f} rps"
+        return f"load job {self.id} {self.state}: {counts}{p99}"
+
+
+def _opt(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+class LoadDriver(Protocol):
+    """Starts and stops load for one analysis step. ``start`` raises ``LoadUnavailableError`` or
+    ``LoadRejectedError``; ``None`` job ids mean "no load of our own" (the service has real traffic)."""
+
+    def start(self, request: LoadRequest) -> str | None:
+        """Start a job; its id."""
+        ...
+
+    def status(self, job: str | None) -> LoadStats | None:
+        """The job's current figures."""
+        ...
+
+    def stop(self, job: str | None) -> LoadStats | None:
+        """Stop the job; its final figures."""
+        ...
+
+    def close(self) -> None:
+        """Release what the driver holds (sessions, subprocesses)."""
+        ...
+
+
+class NoLoad:
+    """The service has real traffic: the controller drives none."""
+
+    def start(self, request: LoadRequest) -> str | None:
+        """Nothing to start."""
+        return None
+
+    def status(self, job: str | None) -> LoadStats | None:
+        """No figures: the traffic is not ours."""
+        return None
+
+    def stop(self, job: str | None) -> LoadStats | None:
+        """Nothing to stop."""
+        return None
+
+    def close(self) -> None:
+        """Nothing held."""

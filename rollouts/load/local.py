@@ -1,0 +1,110 @@
+"""Load on one machine: ``loadtest serve`` as a subprocess on loopback, driven through its API.
+
+Running the same control API locally (instead of parsing the ``hey``-style report of a one-shot
+``loadtest URL``) keeps one code path for the pod and the laptop; Locust stays in its own process
+because importing it monkey-patches the interpreter with gevent.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rollouts.load.base import LoadRequest, LoadStats, LoadUnavailableError
+from rollouts.load.serve import ServeLoad
+
+
+def default_command() -> list[str]:
+    """The ``loadtest`` console script next to this interpreter (the same virtualenv), else on PATH."""
+    beside = Path(sys.executable).with_name("loadtest")
+    found = str(beside) if beside.exists() else shutil.which("loadtest")
+    if found is None:
+        raise LoadUnavailableError("the loadtest command is not installed (pip install -e .)")
+    return [found, "serve"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class LocalLoad:
+    """Starts ``<command> --host 127.0.0.1 --port P`` with a fresh token in ``$LOADTEST_TOKEN``
+    on first use, then behaves as :class:`ServeLoad`. ``close()`` stops the subprocess."""
+
+    def __init__(self, command: list[str] | None = None, *, startup_timeout: float = 20.0) -> None:
+        self._command = command
+        self._startup_timeout = startup_timeout
+        self._process: subprocess.Popen[bytes] | None = None
+        self._client: ServeLoad | None = None
+
+    def _ensure(self) -> ServeLoad:
+        if self._client is not None and self._process is not None and self._process.poll() is None:
+            return self._client
+        self.close()
+        port, token = _free_port(), secrets.token_urlsafe(24)
+        command = [*(self._command or default_command()), "--host", "127.0.0.1", "--port", str(port)]
+        env = {**os.environ, "LOADTEST_TOKEN": token}
+        try:
+            self._process = subprocess.Popen(
+                command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            )
+        except OSError as exc:
+            raise LoadUnavailableError(f"cannot start {command[0]}: {exc}") from exc
+        client = ServeLoad(f"http://127.0.0.1:{port}", token)
+        deadline = time.monotonic() + self._startup_timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                err = (
+                    self._process.stderr.read().decode(errors="replace")[-500:]
+                    if self._process.stderr
+                    else ""
+                )
+                self._process = None
+                raise LoadUnavailableError(f"loadtest serve exited at start: {err.strip()}")
+            if client.healthy():
+                self._client = client
+                return client
+            time.sleep(0.1)
+        self.close()
+        raise LoadUnavailableError(
+            f"loadtest serve did not answer /healthz within {self._startup_timeout:.0f}s"
+        )
+
+    def start(self, request: LoadRequest) -> str | None:
+        """Start the subprocess if needed, then ``POST /jobs``."""
+        return self._ensure().start(request)
+
+    def status(self, job: str | None) -> LoadStats | None:
+        """``GET /jobs/{id}`` on the subprocess."""
+        return self._ensure().status(job)
+
+    def stop(self, job: str | None) -> LoadStats | None:
+        """``DELETE /jobs/{id}`` (the subprocess keeps running for the next step)."""
+        if self._client is None:
+            return None
+        return self._client.stop(job)
+
+    def close(self) -> None:
+        """Stop the subprocess (terminate, then kill after 5 s)."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(timeout=5)
+            if self._process.stderr is not None:
+                self._process.stderr.close()
+            self._process = None

@@ -1,0 +1,436 @@
+"""The local mesh: Istio plus Flux on one machine.
+
+One traffic port routes each request to the stable (GA) or the canary backend, at random with the
+weights of the route file (``VirtualService``, ``HTTPRoute`` or ``TrafficSplit``, read by the route
+editors of :mod:`rollouts.routes`) on the remote branch of a Git repo. Like Flux, it polls the remote
+(every second by default): ``git ls-remote`` to see whether the branch moved, then a fetch into a
+private bare repository and a read of the one blob, with no checkout.
+
+A revision whose route file does not parse, or names subsets the mesh does not have, is not
+applied: the mesh keeps the last good weights and reports the error on ``/status``.
+
+It emits Istio's standard telemetry for every proxied request, as the destination sidecar would
+(``reporter="destination"``), so that the same PromQL works here and in a cluster:
+``istio_requests_total`` and ``istio_request_duration_milliseconds`` (Envoy's default buckets).
+
+A second, admin port (like Envoy's admin and Istio's agent ports) serves ``/status`` (the sync
+gate's view, see docs/architecture.md), ``/metrics``, ``/healthz`` and ``/readyz``; keeping them off
+the traffic port means the services' own ``/status/{code}`` and ``/metrics`` stay reachable through
+the mesh.
+
+Run it with ``python -m rollouts.local.mesh --config mesh.json`` (a JSON :class:`MeshConfig`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import random
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from rollouts.routes.base import RouteEditor, Weights
+
+#: Envoy's default histogram buckets, in milliseconds, as Istio's standard metrics use them.
+ENVOY_BUCKETS_MS: tuple[float, ...] = (
+    0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000,
+    300000, 600000, 1800000, 3600000,
+)  # fmt: skip
+
+#: Labels of the Istio standard metrics the mesh emits (a subset of Istio's, the ones queries use).
+ISTIO_LABELS = (
+    "reporter",
+    "destination_workload",
+    "destination_workload_namespace",
+    "destination_version",
+    "destination_service_name",
+    "response_code",
+)
+
+#: Response header naming the subset that served a request (for people and tests).
+SUBSET_HEADER = "x-rollouts-subset"
+
+# Hop-by-hop headers (RFC 9110 section 7.6.1) are not forwarded; the length is recomputed.
+_HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+    }
+)
+
+
+class Destination(BaseModel):
+    """One backend of the split: the route file's name for it and the telemetry it is reported as."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="subset (VirtualService) or backend service name in the route file")
+    url: str = Field(description="base URL of the backend, e.g. http://127.0.0.1:9898")
+    workload: str = Field(description="destination_workload, e.g. podinfo-ga")
+    version: str = Field(description="destination_version, e.g. ga")
+
+
+class MeshConfig(BaseModel):
+    """Everything the mesh needs; the defaults follow the guide's layout (namespace test, podinfo)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(ge=0, le=65535, description="traffic port")
+    admin_port: int = Field(ge=0, le=65535, description="port of /status and /metrics")
+    repo: str = Field(description="Git remote: URL or path of a (bare) repository")
+    branch: str = "master"
+    path: str = Field(description="route file inside the repo")
+    kind: Literal["VirtualService", "HTTPRoute", "TrafficSplit"] = "VirtualService"
+    route_name: str | None = None
+    namespace: str = "test"
+    service: str = "podinfo"
+    stable: Destination
+    canary: Destination
+    poll_interval: float = Field(default=1.0, gt=0, le=3600)
+    upstream_timeout: float = Field(default=60.0, gt=0)
+    seed: int | None = None
+
+    def editor(self) -> RouteEditor:
+        """The route editor for this mesh's route file."""
+        from rollouts.routes import editor_for
+
+        options: dict[str, object] = {}
+        if self.kind == "VirtualService":
+            # Unknown subsets in the route file are errors: the mesh has exactly these two.
+            options["subsets"] = (self.stable.name, self.canary.name)
+        return editor_for(
+            self.kind,
+            stable=self.stable.name,
+            canary=self.canary.name,
+            route_name=self.route_name,
+            source=self.path,
+            **options,  # type: ignore[arg-type]
+        )
+
+
+@dataclass
+class MeshStatus:
+    """What ``/status`` answers: the applied revision and weights, and the newest error."""
+
+    branch: str
+    kind: str
+    path: str
+    revision: str | None = None
+    weights: Weights | None = None
+    error: str | None = None
+    last_poll: float | None = None
+
+    def to_json(self) -> dict[str, object]:
+        """The JSON document of docs/architecture.md ("Local mesh status")."""
+        return {
+            "revision": self.revision,
+            "branch": self.branch,
+            "weights": None
+            if self.weights is None
+            else {"stable": self.weights.stable, "canary": self.weights.canary},
+            "route": {"kind": self.kind, "path": self.path},
+            "error": self.error,
+            "last_poll": self.last_poll,
+        }
+
+
+class RouteWatcher:
+    """Follows the route file on the remote branch, as Flux's source controller follows a repo.
+
+    Git is driven through GitPython (plumbing only: ``ls-remote``, ``fetch``, a blob read), in a
+    private bare repository, so nothing is checked out and the user's clones are never touched.
+    """
+
+    def __init__(self, config: MeshConfig, workdir: Path) -> None:
+        import git
+
+        self.config = config
+        self.editor = config.editor()
+        self.status = MeshStatus(branch=config.branch, kind=config.kind, path=config.path)
+        self._repo = git.Repo.init(workdir, bare=True)
+        self._attempted: str | None = None  # newest remote sha we tried to apply
+
+    def remote_head(self) -> str:
+        """The sha the remote branch points at; ``RuntimeError`` when it cannot be read."""
+        ref = f"refs/heads/{self.config.branch}"
+        out = str(self._repo.git.ls_remote(self.config.repo, ref))
+        for line in out.splitlines():
+            sha, _, name = line.partition("\t")
+            if name == ref:
+                return sha
+        raise RuntimeError(f"branch {self.config.branch!r} not found on remote {self.config.repo}")
+
+    def read_route(self, sha: str) -> Weights:
+        """Fetch ``sha`` and read the weights of the route file at that revision."""
+        branch = self.config.branch
+        self._repo.git.fetch(
+            "--quiet", "--no-tags", self.config.repo, f"+refs/heads/{branch}:refs/remotes/origin/{branch}"
+        )
+        try:
+            blob = self._repo.commit(sha).tree / self.config.path
+        except KeyError:
+            raise ValueError(f"{self.config.path}: no such file at revision {sha[:12]}") from None
+        text = blob.data_stream.read().decode("utf-8")
+        return self.editor.read(text)
+
+    def poll(self) -> MeshStatus:
+        """One poll: apply the remote's newest revision if it is new and good; never raises."""
+        status = self.status
+        try:
+            sha = self.remote_head()
+            if sha != self._attempted:
+                self._attempted = sha
+                weights = self.read_route(sha)
+                status.revision, status.weights, status.error = sha, weights, None
+        except Exception as exc:  # a bad revision or an unreachable remote must not stop the mesh
+            status.error = _one_line(exc)
+        status.last_poll = time.time()
+        return status
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+class Mesh:
+    """The mesh as two aiohttp applications (traffic and admin) sharing one state."""
+
+    def __init__(self, config: MeshConfig, workdir: Path) -> None:
+        self.config = config
+        self.watcher = RouteWatcher(config, workdir)
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "istio_requests_total",
+            "Requests processed by the local mesh, as Istio's standard metric.",
+            ISTIO_LABELS,
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "istio_request_duration_milliseconds",
+            "Request duration at the destination, in milliseconds, as Istio's standard metric.",
+            ISTIO_LABELS,
+            buckets=ENVOY_BUCKETS_MS,
+            registry=self.registry,
+        )
+        self._random = random.Random(config.seed)
+        self._session: aiohttp.ClientSession | None = None
+        self._children: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
+
+    @property
+    def weights(self) -> Weights:
+        """Weights in force: the last applied, or everything to stable before the first good read."""
+        return self.watcher.status.weights or Weights(stable=100, canary=0)
+
+    def pick(self) -> Destination:
+        """The destination of the next request, at random with the weights in force."""
+        canary = self.weights.canary
+        if canary and self._random.random() * 100 < canary:
+            return self.config.canary
+        return self.config.stable
+
+    def _record(self, destination: Destination, code: int, millis: float) -> None:
+        key = (destination.name, code)
+        children = self._children.get(key)
+        if children is None:
+            labels = {
+                "reporter": "destination",
+                "destination_workload": destination.workload,
+                "destination_workload_namespace": self.config.namespace,
+                "destination_version": destination.version,
+                "destination_service_name": self.config.service,
+                "response_code": str(code),
+            }
+            children = (self.requests.labels(**labels), self.duration.labels(**labels))
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(millis)
+
+    # -- traffic -------------------------------------------------------------------------------
+
+    async def proxy(self, request: web.Request) -> web.StreamResponse:
+        """Forward one request to the picked destination and report it."""
+        assert self._session is not None
+        destination = self.pick()
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
+        body = await request.read() if request.body_exists else None
+        begin = time.perf_counter()
+        try:
+            async with self._session.request(
+                request.method,
+                destination.url + request.raw_path,
+                headers=headers,
+                data=body,
+                allow_redirects=False,
+            ) as upstream:
+                payload = await upstream.read()
+                code = upstream.status
+                response = web.Response(body=payload, status=code)
+                for key, value in upstream.headers.items():
+                    if key.lower() not in _HOP_BY_HOP:
+                        response.headers.add(key, value)
+        except TimeoutError:
+            code = 504
+            response = web.Response(text="upstream request timeout", status=code)
+        except aiohttp.ClientError:
+            code = 503  # Envoy's answer when it cannot reach the upstream
+            response = web.Response(text="no healthy upstream", status=code)
+        self._record(destination, code, (time.perf_counter() - begin) * 1000.0)
+        response.headers[SUBSET_HEADER] = destination.name
+        return response
+
+    # -- admin ---------------------------------------------------------------------------------
+
+    async def status(self, request: web.Request) -> web.Response:
+        """``GET /status``: applied revision, weights, route and the newest error."""
+        return web.json_response(self.watcher.status.to_json())
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        """``GET /metrics``: Istio's standard metrics for the proxied requests."""
+        response = web.Response(body=generate_latest(self.registry))
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return response
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        """``GET /healthz``: the process is up."""
+        return web.json_response({"status": "OK"})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        """``GET /readyz``: 200 once a revision of the route file has been applied."""
+        if self.watcher.status.revision is None:
+            return web.json_response(
+                {"status": "no revision applied", "error": self.watcher.status.error}, status=503
+            )
+        return web.json_response({"status": "OK"})
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def _poll_forever(self) -> None:
+        while True:
+            await asyncio.to_thread(self.watcher.poll)
+            await asyncio.sleep(self.config.poll_interval)
+
+    async def _lifecycle(self, app: web.Application) -> AsyncIterator[None]:
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=None, force_close=False)
+        timeout = aiohttp.ClientTimeout(total=self.config.upstream_timeout)
+        self._session = aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False)
+        poller = asyncio.create_task(self._poll_forever())
+        yield
+        poller.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await poller
+        await self._session.close()
+
+    def traffic_app(self) -> web.Application:
+        """The application on the traffic port: every path is proxied."""
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self.proxy)
+        app.cleanup_ctx.append(self._lifecycle)
+        return app
+
+    def admin_app(self) -> web.Application:
+        """The application on the admin port."""
+        app = web.Application()
+        app.add_routes(
+            [
+                web.get("/status", self.status),
+                web.get("/metrics", self.metrics),
+                web.get("/healthz", self.healthz),
+                web.get("/readyz", self.readyz),
+            ]
+        )
+        return app
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        """Serve both ports until ``stop`` is set."""
+        runners = [
+            web.AppRunner(self.traffic_app(), access_log=None),
+            web.AppRunner(self.admin_app(), access_log=None),
+        ]
+        ports = (self.config.port, self.config.admin_port)
+        try:
+            for runner, port in zip(runners, ports, strict=True):
+                await runner.setup()
+                await web.TCPSite(runner, self.config.host, port).start()
+            await stop.wait()
+        finally:
+            for runner in reversed(runners):
+                await runner.cleanup()
+
+
+def load_config(path: Path) -> MeshConfig:
+    """Read a JSON :class:`MeshConfig`; ``ValueError`` naming the file and the field when invalid."""
+    try:
+        return MeshConfig.model_validate_json(path.read_text())
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read mesh config: {exc}") from exc
+    except ValidationError as exc:
+        raise ValueError(f"{path}: invalid mesh config: {exc}") from exc
+
+
+async def _run(config: MeshConfig) -> None:
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    workdir = Path(tempfile.mkdtemp(prefix="rollouts-mesh-"))
+    try:
+        mesh = Mesh(config, workdir)
+        print(
+            f"mesh listening on http://{config.host}:{config.port} (admin :{config.admin_port}),"
+            f" following {config.repo} {config.branch}:{config.path}",
+            flush=True,
+        )
+        await mesh.serve(stop)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m rollouts.local.mesh --config mesh.json``."""
+    parser = argparse.ArgumentParser(prog="python -m rollouts.local.mesh", description="the local mesh")
+    parser.add_argument("--config", type=Path, required=True, help="JSON MeshConfig")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
+    disable_created_metrics()  # type: ignore[no-untyped-call]  # Istio exposes no *_created series
+    asyncio.run(_run(config))
+
+
+if __name__ == "__main__":
+    main()
+
+__all__ = ["ENVOY_BUCKETS_MS", "Destination", "Mesh", "MeshConfig", "MeshStatus", "RouteWatcher"]

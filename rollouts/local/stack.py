@@ -1,0 +1,331 @@
+"""The whole single-machine stack as one context manager: what the demo and the tests start.
+
+:class:`LocalStack` creates a bare Git repository holding the route file (the guide's layout: a
+VirtualService ``podinfo`` in namespace ``test`` with subsets ``ga`` and ``canary``), starts the GA
+and canary podinfo-compatible services, the mesh following the repository, and a real Prometheus
+scraping all of them every second. Every process runs in its own process group and is stopped, and
+every temporary file removed, when the ``with`` block ends (or when the parent dies).
+
+>>> with LocalStack(StackConfig(canary_weight=10)) as stack:  # doctest: +SKIP
+...     stack.mesh_url, stack.status_url, stack.prometheus_url, stack.repo_url
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from rollouts.local.mesh import Destination, MeshConfig
+from rollouts.local.process import ChildProcess, ProcessError, free_port, python_module
+from rollouts.local.prometheus import PrometheusServer, ScrapeTarget
+from rollouts.routes.base import Weights
+
+GIT_AUTHOR = ("rollouts local stack", "local-stack@rollouts.invalid")
+
+
+def guide_virtual_service(
+    canary_weight: int = 0, *, namespace: str = "test", service: str = "podinfo"
+) -> str:
+    """The guide's VirtualService with both destinations, ``canary_weight`` percent to the canary."""
+    weights = Weights.for_canary(canary_weight)
+    return f"""\
+# Traffic split between the GA and the canary podinfo: the rollouts controller edits the weights.
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: {service}
+  namespace: {namespace}
+spec:
+  hosts:
+  - {service}
+  http:
+  - route:
+    - destination:
+        host: {service}
+        subset: ga
+      weight: {weights.stable}
+    - destination:
+        host: {service}
+        subset: canary
+      weight: {weights.canary}
+"""
+
+
+@dataclass(frozen=True)
+class ServiceOptions:
+    """One podinfo-compatible service: the version it reports and extra podinfo flags."""
+
+    version: str = "6.5.0"
+    args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """What :class:`LocalStack` starts. Defaults follow the guide (namespace ``test``, ``podinfo``)."""
+
+    namespace: str = "test"
+    service: str = "podinfo"
+    ga: ServiceOptions = field(default_factory=ServiceOptions)
+    canary: ServiceOptions = field(default_factory=lambda: ServiceOptions(version="6.5.1"))
+    canary_weight: int = 0
+    route_path: str = "workloads/podinfo/virtual-service.yaml"
+    route_text: str | None = None  # default: guide_virtual_service(canary_weight)
+    branch: str = "master"
+    poll_interval: float = 1.0
+    scrape_interval: float = 1.0
+    start_timeout: float = 30.0
+
+
+class LocalStack:
+    """Prometheus, GA and canary services, the mesh and a bare Git repo, started and stopped together."""
+
+    def __init__(self, config: StackConfig | None = None, *, workdir: Path | None = None) -> None:
+        self.config = config or StackConfig()
+        self._parent_dir = workdir
+        self._dir: Path | None = None
+        self._children: list[ChildProcess] = []
+        self.prometheus: PrometheusServer | None = None
+        self.ports: dict[str, int] = {}
+
+    # -- addresses -----------------------------------------------------------------------------
+
+    @property
+    def directory(self) -> Path:
+        """The stack's temporary directory: repo, logs, configs."""
+        if self._dir is None:
+            raise RuntimeError("the stack is not running")
+        return self._dir
+
+    @property
+    def repo_path(self) -> Path:
+        """The bare repository Flux would follow (the Git remote)."""
+        return self.directory / "remote.git"
+
+    @property
+    def repo_url(self) -> str:
+        """URL of the remote for ``git clone`` and the controller's workspace."""
+        return self.repo_path.as_uri()
+
+    def _url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    @property
+    def mesh_url(self) -> str:
+        """Where traffic goes in (the service's address, as Istio's gateway would be)."""
+        return self._url("mesh")
+
+    @property
+    def mesh_admin_url(self) -> str:
+        """The mesh's admin port: ``/status``, ``/metrics``."""
+        return self._url("mesh-admin")
+
+    @property
+    def status_url(self) -> str:
+        """The mesh's ``/status`` (what the sync gate reads)."""
+        return self.mesh_admin_url + "/status"
+
+    @property
+    def ga_url(self) -> str:
+        """The GA service, directly."""
+        return self._url("ga")
+
+    @property
+    def canary_url(self) -> str:
+        """The canary service, directly."""
+        return self._url("canary")
+
+    @property
+    def prometheus_url(self) -> str:
+        """Prometheus' base URL."""
+        if self.prometheus is None:
+            raise RuntimeError("the stack is not running")
+        return self.prometheus.url
+
+    def workload(self, subset: str) -> str:
+        """The workload (Deployment) name of ``subset`` (``ga`` or ``canary``): ``podinfo-ga``."""
+        return f"{self.config.service}-{subset}"
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> LocalStack:
+        """Start everything; on any failure stop what was started and raise ``ProcessError``."""
+        if self._dir is not None:
+            return self
+        cfg = self.config
+        self._dir = Path(tempfile.mkdtemp(prefix="rollouts-stack-", dir=self._parent_dir))
+        try:
+            self._init_remote()
+            for name in ("ga", "canary", "mesh", "mesh-admin"):
+                self.ports[name] = free_port()
+            # Prometheus first: its discovery hands targets to the scrapers only after ~5 s, a wait
+            # that then overlaps with the services' start-up instead of following it.
+            self.prometheus = PrometheusServer(
+                self.scrape_targets(),
+                scrape_interval=cfg.scrape_interval,
+                workdir=self.directory,
+                ready_timeout=cfg.start_timeout,
+            ).start(wait_for_targets=False)
+            for subset, options in (("ga", cfg.ga), ("canary", cfg.canary)):
+                argv = python_module(
+                    "rollouts.local.podinfo",
+                    f"--port={self.ports[subset]}",
+                    f"--version={options.version}",
+                    f"--hostname={self.workload(subset)}",
+                    *options.args,
+                )
+                self._children.append(ChildProcess(subset, argv, self.directory / f"{subset}.log"))
+            for child in self._children:
+                child.wait_http(f"{self._url(child.name)}/readyz", timeout=cfg.start_timeout)
+            mesh_config = self.directory / "mesh.json"
+            mesh_config.write_text(self.mesh_config().model_dump_json(indent=2))
+            mesh = ChildProcess(
+                "mesh",
+                python_module("rollouts.local.mesh", f"--config={mesh_config}"),
+                self.directory / "mesh.log",
+            )
+            self._children.append(mesh)
+            mesh.wait_http(self.mesh_admin_url + "/readyz", timeout=cfg.start_timeout)
+            self.prometheus.wait_for_targets(timeout=cfg.start_timeout)
+            return self
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop every process (Prometheus first, so that it records no failed scrapes) and clean up."""
+        if self.prometheus is not None:
+            self.prometheus.stop()
+            self.prometheus = None
+        for child in reversed(self._children):
+            child.stop()
+        self._children.clear()
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # -- configuration -------------------------------------------------------------------------
+
+    def mesh_config(self) -> MeshConfig:
+        """The mesh's configuration for this stack."""
+        cfg = self.config
+        return MeshConfig(
+            port=self.ports["mesh"],
+            admin_port=self.ports["mesh-admin"],
+            repo=str(self.repo_path),
+            branch=cfg.branch,
+            path=cfg.route_path,
+            kind="VirtualService",
+            namespace=cfg.namespace,
+            service=cfg.service,
+            stable=Destination(name="ga", url=self.ga_url, workload=self.workload("ga"), version="ga"),
+            canary=Destination(
+                name="canary", url=self.canary_url, workload=self.workload("canary"), version="canary"
+            ),
+            poll_interval=cfg.poll_interval,
+        )
+
+    def scrape_targets(self) -> list[ScrapeTarget]:
+        """The mesh (Istio metrics) and both services (podinfo metrics, labelled like pods)."""
+        cfg = self.config
+        targets = [ScrapeTarget("mesh", f"127.0.0.1:{self.ports['mesh-admin']}")]
+        for subset in ("ga", "canary"):
+            labels = {
+                "namespace": cfg.namespace,
+                "app": cfg.service,
+                "version": subset,
+                "workload": self.workload(subset),
+            }
+            targets.append(ScrapeTarget("podinfo", f"127.0.0.1:{self.ports[subset]}", labels))
+        return targets
+
+    def add_scrape_target(self, target: ScrapeTarget) -> None:
+        """Scrape one more endpoint (the controller, the load generator); live within ~5 s."""
+        if self.prometheus is None:
+            raise RuntimeError("the stack is not running")
+        self.prometheus.add_target(target)
+
+    # -- Git -----------------------------------------------------------------------------------
+
+    def _init_remote(self) -> None:
+        import git
+
+        git.Repo.init(self.repo_path, bare=True, initial_branch=self.config.branch)
+        text = self.config.route_text or guide_virtual_service(
+            self.config.canary_weight, namespace=self.config.namespace, service=self.config.service
+        )
+        self.commit_route(text, "Initial route: the guide's VirtualService")
+
+    def commit_route(self, text: str, message: str) -> str:
+        """Commit ``text`` as the route file on the remote branch (as a person would); its sha."""
+        import git
+
+        scratch = Path(tempfile.mkdtemp(prefix="clone-", dir=self.directory))
+        try:
+            repo = git.Repo.init(scratch, initial_branch=self.config.branch)
+            with repo.config_writer() as writer:
+                writer.set_value("user", "name", GIT_AUTHOR[0])
+                writer.set_value("user", "email", GIT_AUTHOR[1])
+            remote = repo.create_remote("origin", str(self.repo_path))
+            branch = self.config.branch
+            if any(ref.name == f"origin/{branch}" for ref in remote.fetch()):
+                repo.git.checkout("-B", branch, f"origin/{branch}")
+            path = scratch / self.config.route_path
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            repo.git.add(self.config.route_path)
+            repo.git.commit("--allow-empty", "-m", message)
+            repo.git.push("origin", f"HEAD:refs/heads/{branch}")
+            return str(repo.head.commit.hexsha)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def set_canary_weight(self, canary: int, message: str | None = None) -> str:
+        """Commit new weights with the route editor (only the weight scalars change); the sha."""
+        import git
+
+        from rollouts.routes import editor_for
+
+        repo = git.Repo(self.repo_path)
+        current = (repo.commit(self.config.branch).tree / self.config.route_path).data_stream.read().decode()
+        editor = editor_for("VirtualService", stable="ga", canary="canary", source=self.config.route_path)
+        text = editor.write(current, Weights.for_canary(canary))
+        return self.commit_route(text, message or f"podinfo: canary weight {canary}%")
+
+    def status(self) -> dict[str, Any]:
+        """The mesh's ``/status`` document."""
+        with urllib.request.urlopen(self.status_url, timeout=5) as response:
+            data: dict[str, Any] = json.load(response)
+        return data
+
+    def wait_for_status(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10.0, what: str = "condition"
+    ) -> dict[str, Any]:
+        """Poll ``/status`` until ``predicate`` holds; the status, or ``ProcessError`` after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        status = self.status()
+        while not predicate(status):
+            if time.monotonic() > deadline:
+                raise ProcessError(f"mesh: {what} not reached within {timeout:.0f}s; status {status}")
+            time.sleep(0.05)
+            status = self.status()
+        return status
+
+    def wait_for_revision(self, sha: str, timeout: float = 10.0) -> dict[str, Any]:
+        """Block until the mesh reports ``sha`` as the applied revision; the status."""
+        return self.wait_for_status(lambda s: s["revision"] == sha, timeout, f"revision {sha[:12]}")

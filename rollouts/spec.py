@@ -1,0 +1,272 @@
+"""The Rollout spec: a YAML document in the GitOps repo (or beside it) that says what to roll out.
+
+```yaml
+apiVersion: rollouts.dev/v1alpha1
+kind: Rollout
+metadata: {name: podinfo, namespace: test}
+spec:
+  git: {url: git@github.com:org/cluster.git, branch: master}
+  route: {kind: VirtualService, path: workloads/podinfo/virtual-service.yaml, stable: ga, canary: canary}
+  canary: {path: workloads/podinfo/canary-deployment.yaml}
+  steps: [10, 60, 100]
+```
+
+Every model forbids unknown keys (a typo is an error, not a silently ignored setting) and is strict
+(``"10"`` is not a weight). :func:`load_spec` turns pydantic's errors into one line per problem that
+names the file and the field path, e.g. ``rollout.yaml: spec.steps[1]: must be between 1 and 100``.
+The controller adds its own sections (analysis, load, notify, finalize) to :class:`RolloutSpec`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+API_VERSION = "rollouts.dev/v1alpha1"
+SCHEMA_ID = "https://rollouts.dev/schema/v1alpha1/rollout.schema.json"
+# Kubernetes object names: DNS-1123 subdomain (names) and label (namespaces).
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# scp-like Git URLs: user@host:path (no scheme).
+_SCP_URL = re.compile(r"^[\w.-]+@[\w.-]+:")
+
+
+class SpecError(ValueError):
+    """A Rollout spec that cannot be loaded; one line per problem, each naming file and field."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+
+def _name(value: str) -> str:
+    if len(value) > 253 or not _DNS_SUBDOMAIN.match(value):
+        raise ValueError("must be a DNS-1123 name (lower case letters, digits, '-' and '.')")
+    return value
+
+
+def _namespace(value: str) -> str:
+    if len(value) > 63 or not _DNS_LABEL.match(value):
+        raise ValueError("must be a DNS-1123 label (lower case letters, digits and '-')")
+    return value
+
+
+def _repo_path(value: str) -> str:
+    path = PurePosixPath(value)
+    if not value or path.is_absolute() or ".." in path.parts or "\\" in value:
+        raise ValueError("must be a relative path inside the repository (no leading '/', no '..')")
+    return value
+
+
+def _step(value: int) -> int:
+    if not 1 <= value <= 100:
+        raise ValueError("must be between 1 and 100")
+    return value
+
+
+def _non_empty(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+RepoPath = Annotated[str, AfterValidator(_repo_path)]
+NonEmpty = Annotated[str, AfterValidator(_non_empty)]
+Step = Annotated[int, AfterValidator(_step)]
+
+
+class Metadata(_Model):
+    """Identity of the rollout; ``namespace/name`` goes into the ``Rollout:`` commit trailer."""
+
+    name: Annotated[str, AfterValidator(_name)]
+    namespace: Annotated[str, AfterValidator(_namespace)] = "default"
+
+
+class Author(_Model):
+    """The identity our commits are made as."""
+
+    name: NonEmpty = "gitops-rollouts"
+    email: NonEmpty = "rollouts@localhost"
+
+
+class GitSpec(_Model):
+    """Where the desired state lives.
+
+    ``url`` is any Git URL (``git@host:org/repo.git``, ``ssh://``, ``https://``, ``file://``) or a
+    local path (relative paths are relative to the spec file). Credentials are never in the URL:
+    ``sshKeyFile`` is a deploy key; ``tokenFile``/``tokenEnv`` hold an HTTPS token.
+    """
+
+    url: NonEmpty
+    branch: NonEmpty = "main"
+    author: Author = Author()
+    ssh_key_file: str | None = Field(default=None, alias="sshKeyFile")
+    token_file: str | None = Field(default=None, alias="tokenFile")
+    token_env: str | None = Field(default=None, alias="tokenEnv")
+
+    @field_validator("branch")
+    @classmethod
+    def _branch(cls, value: str) -> str:
+        if value.startswith(("-", "/", "refs/")) or ".." in value or " " in value or value.endswith("/"):
+            raise ValueError("must be a plain branch name (e.g. main)")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _no_credentials(cls, value: str) -> str:
+        if re.match(r"^[a-z][a-z0-9+.-]*://[^/@]*:[^/@]*@", value, re.IGNORECASE):
+            raise ValueError("must not contain credentials; use tokenFile or tokenEnv")
+        return value
+
+
+class RouteSpec(_Model):
+    """The route file and the names of the two destinations in it."""
+
+    kind: Literal["VirtualService", "HTTPRoute", "TrafficSplit"]
+    path: RepoPath
+    stable: NonEmpty
+    canary: NonEmpty
+    name: NonEmpty | None = Field(
+        default=None, description="route (VirtualService http[].name, HTTPRoute rules[].name) to edit"
+    )
+
+    @field_validator("canary")
+    @classmethod
+    def _distinct(cls, value: str, info: Any) -> str:
+        if value == info.data.get("stable"):
+            raise ValueError("must differ from stable")
+        return value
+
+
+class CanarySpec(_Model):
+    """The canary workload manifest; its container images are the canary revision."""
+
+    path: RepoPath
+
+
+class RolloutSpec(_Model):
+    """``spec`` of a Rollout."""
+
+    git: GitSpec
+    route: RouteSpec
+    canary: CanarySpec
+    steps: list[Step] = Field(min_length=1, description="canary weights in percent, strictly ascending")
+
+    @field_validator("steps")
+    @classmethod
+    def _ascending(cls, steps: list[int]) -> list[int]:
+        for i in range(1, len(steps)):
+            if steps[i] <= steps[i - 1]:
+                raise ValueError(f"must be strictly ascending ({steps[i]} after {steps[i - 1]})")
+        return steps
+
+
+class Rollout(_Model):
+    """A Rollout document."""
+
+    api_version: Literal["rollouts.dev/v1alpha1"] = Field(alias="apiVersion")
+    kind: Literal["Rollout"]
+    metadata: Metadata
+    spec: RolloutSpec
+
+    @property
+    def key(self) -> str:
+        """``namespace/name``, as in the ``Rollout:`` trailer."""
+        return f"{self.metadata.namespace}/{self.metadata.name}"
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    """pydantic's error location as a field path: ``spec.steps[1]``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part.startswith("function-") or part in {"literal", "str", "int"}:
+            continue  # validator names pydantic inserts into unions
+        else:
+            out += ("." if out else "") + part
+    return out or "(document)"
+
+
+def _message(error: Any) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "value_error":
+        return str(error["ctx"]["error"])
+    if kind == "literal_error":
+        return f"must be {error['ctx']['expected']}, got {error['input']!r}"
+    if kind in {"int_type", "string_type", "list_type", "model_type", "dict_type", "model_attributes_type"}:
+        want = {
+            "int": "an integer",
+            "str": "a string",
+            "lis": "a list",
+            "mod": "a mapping",
+            "dic": "a mapping",
+        }
+        return f"must be {want[kind[:3]]}, got {type(error['input']).__name__} {error['input']!r}"
+    return str(error["msg"])
+
+
+def format_errors(source: str, exc: ValidationError) -> str:
+    """One ``source: field.path: problem`` line per error."""
+    return "\n".join(f"{source}: {_loc(tuple(e['loc']))}: {_message(e)}" for e in exc.errors())
+
+
+def parse_spec(data: Any, *, source: str = "<spec>") -> Rollout:
+    """Validate already-parsed YAML; ``SpecError`` naming ``source`` and the fields."""
+    if not isinstance(data, dict):
+        raise SpecError(f"{source}: must be a YAML mapping (a Rollout document), got {type(data).__name__}")
+    try:
+        return Rollout.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(format_errors(source, exc)) from None
+
+
+def load_spec(path: str | Path) -> Rollout:
+    """Load and validate the Rollout spec at ``path``.
+
+    A relative local-path ``spec.git.url`` is made absolute relative to the spec file's directory.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        documents = [d for d in YAML(typ="safe", pure=True).load_all(text) if d is not None]
+    except YAMLError as exc:
+        detail = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        raise SpecError(f"{path}: malformed YAML: {detail}") from None
+    if len(documents) != 1:
+        raise SpecError(f"{path}: must hold exactly one Rollout document, found {len(documents)}")
+    rollout = parse_spec(documents[0], source=str(path))
+    url = rollout.spec.git.url
+    if is_local_path(url) and not Path(url).is_absolute():
+        git = rollout.spec.git.model_copy(update={"url": str((path.parent / url).resolve())})
+        rollout = rollout.model_copy(update={"spec": rollout.spec.model_copy(update={"git": git})})
+    return rollout
+
+
+def is_local_path(url: str) -> bool:
+    """True when ``url`` is a filesystem path rather than a URL (``scheme://`` or ``user@host:path``)."""
+    return "://" not in url and not _SCP_URL.match(url)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON schema of a Rollout document (keys as written in YAML)."""
+    schema = Rollout.model_json_schema(by_alias=True, mode="validation")
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **schema}
+
+
+def schema_text() -> str:
+    """:func:`json_schema` as the text of ``deploy/schema/rollout.schema.json``."""
+    return json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"

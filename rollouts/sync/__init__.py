@@ -1,0 +1,21 @@
+"""The sync gate: an analysis window starts only once the cluster runs the committed weights.
+
+``SyncGate.wait(expected_weights, expected_revision, timeout) -> GateResult``, with one
+implementation per place the controller runs: ``KubernetesGate`` (the live route object, Deployment
+readiness, optionally Flux's applied revision) and ``LocalMeshGate`` (the local mesh's ``/status``).
+"""
+
+from rollouts.sync.base import GateResult, Observation, PollingGate, SyncGate
+from rollouts.sync.kubernetes import FluxKustomization, KubernetesGate, RouteTarget
+from rollouts.sync.localmesh import LocalMeshGate
+
+__all__ = [
+    "FluxKustomization",
+    "GateResult",
+    "KubernetesGate",
+    "LocalMeshGate",
+    "Observation",
+    "PollingGate",
+    "RouteTarget",
+    "SyncGate",
+]

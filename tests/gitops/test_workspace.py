@@ -1,0 +1,268 @@
+"""The Git workspace against real bare remotes on disk."""
+
+from __future__ import annotations
+
+import pytest
+
+from rollouts.gitops import (
+    Credentials,
+    GitopsError,
+    HumanOverrideError,
+    PushRejectedError,
+    Workspace,
+    redact,
+)
+from rollouts.routes import RouteError, Weights
+from tests.gitops.conftest import VIRTUAL_SERVICE, deployment, git, make_spec, vs_with
+from tests.routes.test_virtualservice import assert_only_weights_changed
+
+VS = "workloads/podinfo/virtual-service.yaml"
+CANARY = "workloads/podinfo/canary-deployment.yaml"
+
+
+def test_set_weights_commits_only_the_weight_scalars(remote, spec, cache):
+    before = remote.head()
+    ws = Workspace.for_spec(spec, cache_dir=cache)
+    result = ws.set_weights(
+        spec, Weights.for_canary(60), verdict="promote", reasons=["p99 within 5% of GA"], step="2/3"
+    )
+    assert result.changed and result.sha == remote.head() and result.attempts == 1
+    assert result.previous == Weights(90, 10)
+    assert git(remote.bare, "rev-parse", f"{result.sha}^").strip() == before  # a fast-forward of one commit
+    assert git(remote.bare, "diff", "--name-only", before, result.sha).split() == [VS]
+    assert_only_weights_changed(VIRTUAL_SERVICE, remote.show(VS))
+    assert remote.message(result.sha) == (
+        "podinfo: canary 10% -> 60% (promote)\n\n"
+        "- p99 within 5% of GA\n\n"
+        "Rollout: test/podinfo\nRollout-Step: 2/3\nRollout-Revision: 0.2.0\nRollout-Verdict: promote\n\n"
+    )
+    author = git(remote.bare, "log", "-1", "--format=%an <%ae>|%cn <%ce>", result.sha).strip()
+    assert author == "gitops-rollouts <rollouts@localhost>|gitops-rollouts <rollouts@localhost>"
+    # Flux's parts are untouched: the tag, the notes ref, the image lines.
+    assert git(remote.bare, "rev-parse", "v0.1.0").strip() == before
+    assert git(remote.bare, "notes", "show", before).strip() == "flux: applied"
+    assert remote.show(CANARY) == deployment("podinfo-canary", "0.2.0")
+
+
+def test_same_weights_is_a_no_op(remote, spec, cache):
+    ws = Workspace.for_spec(spec, cache_dir=cache)
+    before = remote.head()
+    result = ws.set_weights(spec, Weights(90, 10), verdict="manual")
+    assert not result.changed and result.head == before == remote.head()
+
+
+def test_state_from_git(remote, spec, cache):
+    ws = Workspace.for_spec(spec, cache_dir=cache)
+    state = ws.read_state(spec)
+    assert state.weights == Weights(90, 10) and state.last is None and not state.human_override
+    assert state.images == {"init": "busybox:1.36", "podinfod": "ghcr.io/stefanprodan/podinfo:0.2.0"}
+    assert state.revision == "0.2.0"
+    ws.set_weights(spec, Weights.for_canary(60), verdict="promote", step="2/3")
+    state = ws.read_state(spec)
+    assert state.weights == Weights(40, 60)
+    assert state.last is not None and state.last.verdict == "promote" and state.last.step == "2/3"
+    assert state.last.sha == remote.head() and not state.human_override and not state.new_revision
+    # Flux image automation bumps the canary: a new revision, not an override.
+    remote.commit_file(CANARY, deployment("podinfo-canary", "0.2.1"), "podinfo-canary: 0.2.1")
+    state = ws.read_state(spec)
+    assert state.new_revision and state.revision == "0.2.1" and not state.human_override
+    # A human sets the weights back by hand: an override, with the commit that did it.
+    sha = remote.commit_file(VS, vs_with(100, 0), "all to GA")
+    state = ws.read_state(spec)
+    assert state.human_override and state.override_commit == sha and state.weights == Weights(100, 0)
+    assert state.to_dict()["weights"] == {"stable": 100, "canary": 0}
+
+
+def test_expected_weights_guard_against_overrides(remote, spec, cache):
+    ws = Workspace.for_spec(spec, cache_dir=cache)
+    human = remote.commit_file(
+        VS,
+        vs_with(100, 0),
+        "hotfix: all traffic to GA",
+    )
+    with pytest.raises(
+        HumanOverrideError,
+        match=r"test/podinfo: workloads/podinfo/virtual-service\.yaml: "
+        r"weights were changed by someone else \(expected canary 10%, found 0%",
+    ) as info:
+        ws.set_weights(spec, Weights.for_canary(60), verdict="promote", expected=Weights(90, 10))
+    assert info.value.commit == human and remote.head() == human
+
+
+class RacingWorkspace(Workspace):
+    """A workspace whose pushes lose a race: before each of the first ``races`` pushes, a human
+    pushes ``change`` to the remote (real commits on the real remote, only the timing is forced)."""
+
+    def __init__(self, *args, remote, change, races=1, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.remote_repo, self.change, self.races = remote, change, races
+
+    def _push(self):
+        if self.races > 0:
+            self.races -= 1
+            self.change(self.remote_repo, self.races)
+        super()._push()
+
+
+def bump_image(remote, n):
+    remote.commit_file(CANARY, deployment("podinfo-canary", f"0.2.{n + 5}"), f"image bump {n}")
+
+
+def test_rejected_push_is_reapplied_on_the_new_head(remote, spec, cache):
+    ws = RacingWorkspace(spec.spec.git.url, "master", cache_dir=cache, remote=remote, change=bump_image)
+    result = ws.set_weights(spec, Weights.for_canary(60), verdict="promote")
+    assert result.attempts == 2 and result.sha == remote.head()
+    parent = git(remote.bare, "rev-parse", f"{result.sha}^").strip()
+    assert git(remote.bare, "log", "-1", "--format=%s", parent).strip() == "image bump 0"
+    assert "0.2.5" in remote.show(CANARY) and "weight: 60" in remote.show(VS)
+    assert "Rollout-Revision: 0.2.5\n" in remote.message(result.sha)
+
+
+def test_rejected_push_with_weights_changed_is_a_human_override(remote, spec, cache):
+    def human_weights(remote, _n):
+        remote.commit_file(
+            VS,
+            vs_with(80, 20),
+            "canary to 20 by hand",
+        )
+
+    ws = RacingWorkspace(spec.spec.git.url, "master", cache_dir=cache, remote=remote, change=human_weights)
+    with pytest.raises(HumanOverrideError, match="expected canary 10%, found 20%"):
+        ws.set_weights(spec, Weights.for_canary(60), verdict="promote")
+    assert "weight: 20" in remote.show(VS)
+    assert git(remote.bare, "log", "-1", "--format=%s").strip() == "canary to 20 by hand"
+
+
+def test_retries_are_bounded(remote, spec, cache):
+    ws = RacingWorkspace(
+        spec.spec.git.url,
+        "master",
+        cache_dir=cache,
+        remote=remote,
+        change=bump_image,
+        races=10,
+        max_attempts=3,
+        backoff=0.01,
+    )
+    with pytest.raises(PushRejectedError, match=r"git push failed: .*(fetch first|non-fast-forward)"):
+        ws.set_weights(spec, Weights.for_canary(60), verdict="promote")
+    assert "weight: 10" in remote.show(VS) and ws.races == 7
+    # The cached worktree is the remote branch again: nothing half-done remains.
+    assert git(ws.path, "status", "--porcelain") == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("spec: [\n", r"workloads/podinfo/virtual-service\.yaml: malformed YAML"),
+        (
+            vs_with(90, 20),
+            r"virtual-service\.yaml: VirtualService "
+            r"test/podinfo http\[0\]: weights must sum to 100, got stable=90 canary=20",
+        ),
+        (
+            vs_with(110, -10),
+            r"subset 'ga': weight must be between 0 and 100, got 110",
+        ),
+    ],
+)
+def test_bad_route_files_push_nothing(remote, spec, cache, text, message):
+    before = remote.commit_file(VS, text, "broken by hand")
+    with pytest.raises(RouteError, match=message):
+        Workspace.for_spec(spec, cache_dir=cache).set_weights(spec, Weights.for_canary(60), verdict="promote")
+    assert remote.head() == before
+
+
+def test_unknown_subset_is_checked_against_the_destination_rule(remote, cache):
+    spec = make_spec(str(remote.bare), canary="canary2")
+    before = remote.head()
+    with pytest.raises(
+        RouteError,
+        match=r"virtual-service\.yaml: .*no destination 'canary2'|subset 'canary2' is "
+        r"not declared by the DestinationRule",
+    ):
+        Workspace.for_spec(spec, cache_dir=cache).set_weights(spec, Weights.for_canary(60), verdict="manual")
+    # The VirtualService names a subset the DestinationRule lacks: named, nothing pushed.
+    remote.commit_file(VS, VIRTUAL_SERVICE.replace("subset: canary", "subset: canary2"), "rename")
+    with pytest.raises(
+        RouteError,
+        match=r"subset 'canary2' is not declared by the DestinationRule "
+        r"\(declared: canary, ga\)",
+    ):
+        Workspace.for_spec(spec, cache_dir=cache).set_weights(spec, Weights.for_canary(60), verdict="manual")
+    assert remote.count() == 2 and remote.head() != before
+
+
+def test_missing_file_and_unreachable_remote(remote, tmp_path, cache):
+    spec = make_spec(str(remote.bare), path="workloads/podinfo/nope.yaml")
+    with pytest.raises(RouteError, match=r"workloads/podinfo/nope\.yaml: no such file on branch master"):
+        Workspace.for_spec(spec, cache_dir=cache).set_weights(spec, Weights.for_canary(60), verdict="manual")
+    gone = make_spec(str(tmp_path / "gone.git"))
+    with pytest.raises(GitopsError, match=r"gone\.git \(master\): git clone failed"):
+        Workspace.for_spec(gone, cache_dir=cache).set_weights(gone, Weights.for_canary(60), verdict="manual")
+    assert not list((cache / "repos").glob(".clone-*"))  # no half clone left behind
+    # An existing workspace whose remote disappeared: the fetch fails, named, nothing changes.
+    ws = Workspace.for_spec(make_spec(str(remote.bare)), cache_dir=cache)
+    ws.read_state(make_spec(str(remote.bare)))
+    remote.bare.rename(tmp_path / "moved.git")
+    with pytest.raises(GitopsError, match=r"remote\.git \(master\): git fetch failed"):
+        ws.set_weights(make_spec(str(remote.bare)), Weights.for_canary(60), verdict="manual")
+
+
+def test_records_pause_resume_abort(remote, spec, cache):
+    ws = Workspace.for_spec(spec, cache_dir=cache)
+    before = remote.head()
+    paused = ws.record(spec, "pause", reasons=["waiting for the on-call"])
+    assert paused.changed and git(remote.bare, "diff", "--name-only", before, paused.sha) == ""
+    assert ws.read_state(spec).paused
+    assert not ws.record(spec, "pause").changed  # already paused: no second commit
+    assert ws.record(spec, "resume").changed and not ws.read_state(spec).paused
+    assert remote.message(paused.sha).startswith("podinfo: pause rollout\n\n- waiting for the on-call\n")
+    assert remote.count() == 3
+    with pytest.raises(GitopsError, match="verdict must be one of"):
+        ws.record(spec, "promote")
+
+
+def test_credentials_never_leak(remote, spec, cache, tmp_path, monkeypatch):
+    token = "ghp_s3cretT0ken"
+    assert redact(f"https://bob:{token}@example.com/x.git and ssh://git@h/x", (token,)) == (
+        "https://***@example.com/x.git and ssh://***@h/x"
+    )
+    creds = Credentials.resolve(token_env="MY_TOKEN", env={"MY_TOKEN": token})
+    assert token not in repr(creds)
+    # An unreachable HTTPS remote with credentials in the URL: the error is redacted.
+    ws = Workspace(
+        f"https://bob:{token}@127.0.0.1:9/org/repo.git", "main", cache_dir=cache, credentials=creds
+    )
+    with pytest.raises(GitopsError) as info:
+        ws.read_state(spec)
+    assert token not in str(info.value) and "https://***@127.0.0.1:9/org/repo.git" in str(info.value)
+    # Reasons that carry a secret are redacted in the pushed commit message.
+    ws = Workspace.for_spec(spec, cache_dir=cache, credentials=creds)
+    result = ws.set_weights(
+        spec,
+        Weights.for_canary(60),
+        verdict="manual",
+        reasons=[f"asked via https://x:{token}@ci/job and {token}"],
+    )
+    message = remote.message(result.sha)
+    assert token not in message and "https://***@ci/job and ***" in message
+    # The askpass helper hands the token to git from the environment only.
+    env = creds.git_env(tmp_path)
+    assert token not in (tmp_path / "askpass.sh").read_text()
+    import subprocess
+
+    out = subprocess.run(
+        [env["GIT_ASKPASS"], "Password for 'https://x@h': "],
+        env={**env},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.strip() == token
+    key = tmp_path / "deploy_key"
+    key.write_text("not a real key\n")
+    ssh = Credentials.resolve(ssh_key_file=str(key)).git_env(tmp_path)["GIT_SSH_COMMAND"]
+    assert f"-i {key}" in ssh and "IdentitiesOnly=yes" in ssh
+    with pytest.raises(ValueError, match=r"spec\.git\.tokenEnv: environment variable NOPE is not set"):
+        Credentials.resolve(token_env="NOPE", env={})
