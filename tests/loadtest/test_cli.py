@@ -43,6 +43,7 @@ def _skeleton(text: str) -> list[str]:
 def test_hey_format_and_exact_request_count(target: Target) -> None:
     result = run_loadtest("-n", "300", "-c", "7", f"http://127.0.0.1:{target.port}/x")
     assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # not a terminal: no progress bar, no chatter
     out = result.stdout
     for section in HEY_SECTIONS:
         assert section in out
