@@ -1,6 +1,6 @@
 """A tiny HTTP/1.1 keep-alive target on loopback, for tests and benchmarks (asyncio, no gevent).
 
-``GET /status/<code>`` answers that code, ``/close`` answers then closes the connection, anything
+``GET /status/<code>`` answers that code, ``/sleep/<seconds>`` answers late, ``/close`` answers then closes the connection, anything
 else answers 200 with a short body. With ``stall_at``/``stall_for`` every request that arrives in
 the window ``[stall_at, stall_at + stall_for)`` seconds after start is held until the window ends:
 a target that stalls for a second.
@@ -50,6 +50,8 @@ class Target:
                     if self.stall_at <= since < self.stall_at + self.stall_for:
                         await asyncio.sleep(self.stall_at + self.stall_for - since)
                 code = 200
+                if path.startswith("/sleep/"):
+                    await asyncio.sleep(float(path.split("/")[2]))
                 if path.startswith("/status/"):
                     code = int(path.split("/")[2])
                 body = b"" if method == "HEAD" else BODY

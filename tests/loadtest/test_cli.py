@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -110,6 +111,16 @@ def test_open_model_rate(target: Target) -> None:
     assert report["model"] == "open"
     assert 195 <= report["requests"] <= 201
     assert report["service_time"]["p50"] <= report["latency"]["p50"] + 0.002
+
+
+def test_timeout_aborts_slow_requests(target: Target) -> None:
+    started = time.monotonic()
+    result = run_loadtest("--json", "-n", "2", "-c", "1", "-t", "0.3", f"http://127.0.0.1:{target.port}/sleep/3")
+    report = json.loads(result.stdout)
+    assert report["errors"] == 2 and report["responses"] == 0
+    assert any("timeout after 0.3s" in message for message in report["error_distribution"])
+    assert result.returncode == 1
+    assert time.monotonic() - started < 5  # two 3-second responses were not awaited
 
 
 def test_keepalive_can_be_disabled(target: Target) -> None:
