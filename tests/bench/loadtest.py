@@ -186,7 +186,8 @@ def rate(seconds: float, target_rate: float) -> None:
 
 def memory(seconds: float, target_rate: float, every: float) -> None:
     """RSS of a long open-model run, sampled from /proc."""
-    with nginx() as url:
+    # a file, not a pipe: nobody reads a pipe while we sample, and the report outgrows its buffer
+    with nginx() as url, tempfile.TemporaryFile("w+") as sink:
         proc = subprocess.Popen(
             [
                 "taskset",
@@ -201,7 +202,7 @@ def memory(seconds: float, target_rate: float, every: float) -> None:
                 f"{seconds}s",
                 url,
             ],
-            stdout=subprocess.PIPE,
+            stdout=sink,
             text=True,
         )
         samples: list[tuple[float, int]] = []
@@ -213,8 +214,8 @@ def memory(seconds: float, target_rate: float, every: float) -> None:
                 samples.append((time.monotonic() - start, kb))
                 print(f"{samples[-1][0]:7.0f} s  RSS {kb / 1024:7.1f} MiB", flush=True)
             time.sleep(every)
-        out = proc.communicate()[0]
-        report = json.loads(out)
+        sink.seek(0)
+        report = json.loads(sink.read())
         settled = [kb for t, kb in samples if t >= 30]
         print(f"requests {report['requests']}, rps {report['requests_per_second']:.1f}")
         if settled:
