@@ -75,21 +75,24 @@ def build_report(
     *,
     prometheus_url: str | None,
     since: datetime | None = None,
+    until: datetime | None = None,
     now: float | None = None,
     timeout: float = 10.0,
     selectors: tuple[SubsetSelector, SubsetSelector] | None = None,
 ) -> Report:
     """Read the timeline from ``repo``, the step metrics from Prometheus, and render the page.
 
-    The last step ends ``now`` (default: the current time). Prometheus failures do not raise: the
-    report says that metrics were unavailable (see :attr:`StepMetricsReport.error`).
+    Commits after ``until`` are left out and the last step ends there (default: ``now``, the current
+    time). Prometheus failures do not raise: the report says that metrics were unavailable (see
+    :attr:`StepMetricsReport.error`).
     """
-    end = int(time.time() if now is None else now)
-    timeline = read_timeline(repo, rollout, since=since)
+    generated = int(time.time() if now is None else now)
+    end = int(until.timestamp()) if until is not None else generated
+    timeline = read_timeline(repo, rollout, since=since, until=until)
     metrics = read_step_metrics(
         prometheus_url, timeline.steps(end), selectors or default_selectors(rollout), timeout=timeout
     )
-    return Report(timeline, metrics, render(timeline, metrics, generated=end, end=end))
+    return Report(timeline, metrics, render(timeline, metrics, generated=generated, end=end))
 
 
 def report_name(rollout: Rollout) -> str:

@@ -20,7 +20,8 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_since(value: str, *, now: datetime | None = None) -> datetime:
-    """``--since``: an ISO date or date-time (UTC unless it has an offset), or an age like ``6h``, ``2d``."""
+    """``--since``/``--until``: an ISO date or date-time (UTC unless it has an offset), or an age
+    like ``6h``, ``2d`` (that long ago)."""
     text = value.strip()
     match = _RELATIVE.match(text)
     if match:
@@ -30,7 +31,7 @@ def parse_since(value: str, *, now: datetime | None = None) -> datetime:
         when = datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"--since must be an ISO date or date-time (2026-11-29, 2026-11-29T18:00) or an age "
+            f"must be an ISO date or date-time (2026-11-29, 2026-11-29T18:00) or an age "
             f"(30m, 6h, 2d, 1w), got {value!r}"
         ) from None
     return when if when.tzinfo else when.replace(tzinfo=UTC)
@@ -54,6 +55,12 @@ def add_parser(sub: Any) -> None:
     )
     cmd.add_argument(
         "--since", type=parse_since, default=None, help="only commits since (ISO date or 6h, 2d)"
+    )
+    cmd.add_argument(
+        "--until",
+        type=parse_since,
+        default=None,
+        help="only commits until; the last step ends here (default: now)",
     )
     cmd.add_argument("--timeout", type=float, default=10.0, help="seconds per Prometheus query (default 10)")
     cmd.add_argument(
@@ -87,8 +94,17 @@ def run(args: argparse.Namespace, rollout: Rollout) -> int:
     url = _prometheus_url(args, rollout)
     workspace = Workspace.for_spec(rollout, cache_dir=args.cache_dir)
     workspace.read_weights(rollout)  # fetch: the cached clone is now the remote branch
+    if args.since is not None and args.until is not None and args.until <= args.since:
+        raise ValueError(
+            f"--until ({args.until.isoformat()}) must be after --since ({args.since.isoformat()})"
+        )
     report = build_report(
-        git.Repo(workspace.path), rollout, prometheus_url=url, since=args.since, timeout=args.timeout
+        git.Repo(workspace.path),
+        rollout,
+        prometheus_url=url,
+        since=args.since,
+        until=args.until,
+        timeout=args.timeout,
     )
     if not report.metrics.available:
         if args.require_metrics:

@@ -264,12 +264,13 @@ def read_timeline(
     *,
     rev: str | None = None,
     since: datetime | None = None,
+    until: datetime | None = None,
     max_commits: int = MAX_COMMITS,
 ) -> Timeline:
     """The rollout's timeline from ``repo`` at ``rev`` (default: the spec's branch, else HEAD).
 
     Commits that touched the route file without changing the weights (comments, other routes) are
-    left out unless they are ours; so are commits older than ``since``.
+    left out unless they are ours; so are commits older than ``since`` or newer than ``until``.
     """
     branch = rollout.spec.git.branch
     if rev is None:
@@ -281,6 +282,8 @@ def read_timeline(
     kwargs: dict[str, Any] = {"first_parent": True, "max_count": max_commits + 1}
     if since is not None:
         kwargs["since"] = since.isoformat()
+    if until is not None:
+        kwargs["until"] = until.isoformat()
     touching = list(repo.iter_commits(rev, paths=rollout.spec.route.path, **kwargs))
     ours = list(repo.iter_commits(rev, grep=f"Rollout: {rollout.key}", fixed_strings=True, **kwargs))
     truncated = len(touching) > max_commits or len(ours) > max_commits
