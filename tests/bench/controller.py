@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import resource
 import subprocess
@@ -163,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--interval", type=float, default=10.0)
     args = parser.parse_args(argv)
+    logging.getLogger("rollouts").setLevel(logging.ERROR)  # 200 "no data yet" holds per round otherwise
     registry = CollectorRegistry()
     registry.register(Exporter(args.rollouts))
     port = free_port()
