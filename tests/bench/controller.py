@@ -23,6 +23,7 @@ import logging
 import math
 import resource
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -42,7 +43,7 @@ from rollouts.controller.machine import Machine
 from rollouts.controller.scheduler import Scheduler
 from rollouts.controller.source import PrometheusSource
 from rollouts.gitops import Workspace
-from rollouts.local.process import free_port
+from rollouts.local.process import ChildProcess, free_port
 from rollouts.local.prometheus import PrometheusServer, ScrapeTarget
 from rollouts.local.stack import guide_virtual_service
 from rollouts.metrics import ControllerMetrics
@@ -163,12 +164,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rollouts", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--interval", type=float, default=10.0)
+    parser.add_argument("--export-on", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.export_on is not None:  # the exporter child: serve until killed
+        registry = CollectorRegistry()
+        registry.register(Exporter(args.rollouts))
+        start_http_server(args.export_on, addr="127.0.0.1", registry=registry)
+        threading.Event().wait()
     logging.getLogger("rollouts").setLevel(logging.ERROR)  # 200 "no data yet" holds per round otherwise
-    registry = CollectorRegistry()
-    registry.register(Exporter(args.rollouts))
+    # The exporter runs in its own process: in ours, a busy round would starve Prometheus' scrapes.
     port = free_port()
-    exporter, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+    exporter = ChildProcess(
+        "exporter",
+        [
+            sys.executable,
+            "-m",
+            "tests.bench.controller",
+            "--rollouts",
+            str(args.rollouts),
+            "--export-on",
+            str(port),
+        ],
+        Path(tempfile.gettempdir()) / "bench-controller-exporter.log",
+    )
+    exporter.wait_http(f"http://127.0.0.1:{port}/metrics", timeout=30)
     rows: list[tuple[str, int, float, float, float, float, int]] = []
     with (
         tempfile.TemporaryDirectory(prefix="bench-controller-") as tmp,
@@ -220,8 +239,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append((way, round_no, served, wall, cpu, kids, judged))
             scheduler.stop()
         httpd.shutdown()
-    exporter.shutdown()
-    thread.join(5)
+    exporter.stop()
     print(
         f"{args.rollouts} rollouts, {args.interval:g}s windows, real Prometheus and Git;"
         " a round = one tick each"
