@@ -150,7 +150,7 @@ def run_async(main: Coroutine[Any, Any, None]) -> None:
         uvloop.run(main)
 
 
-async def serve_until_signalled(runners: Sequence[tuple[web.AppRunner, str, int]]) -> None:
+async def serve_until_signalled(runners: Sequence[tuple[web.BaseRunner, str, int]]) -> None:
     """Serve aiohttp apps on (runner, host, port) until SIGTERM or SIGINT, then clean up."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
