@@ -4,7 +4,8 @@ One traffic port routes each request to the stable (GA) or the canary backend, a
 weights of the route file (``VirtualService``, ``HTTPRoute`` or ``TrafficSplit``, read by the route
 editors of :mod:`rollouts.routes`) on the remote branch of a Git repo. Like Flux, it polls the remote
 (every second by default): ``git ls-remote`` to see whether the branch moved, then a fetch into a
-private bare repository and a read of the one blob, with no checkout.
+private bare repository and a read of the one blob, with no checkout. Requests are passed through
+byte for byte by :mod:`rollouts.local.forwarder` over pooled keep-alive connections.
 
 A revision whose route file does not parse, or names subsets the mesh does not have, is not
 applied: the mesh keeps the last good weights and reports the error on ``/status``.
