@@ -31,7 +31,7 @@ from typing import Any
 import git
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from rollouts.gitops.credentials import Credentials, redact
+from rollouts.gitops.credentials import Credentials, redact, url_has_secret
 from rollouts.gitops.manifest import canary_images, revision_of
 from rollouts.routes import RouteEditor, RouteError, Weights, editor_for
 from rollouts.routes._engine import compose
@@ -200,6 +200,9 @@ class Workspace:
         max_attempts: int = 8,
         backoff: float = 1.0,
     ) -> None:
+        if url_has_secret(url):
+            # Git would store it in .git/config and GitPython log it: tokens go through askpass.
+            raise GitopsError(f"{redact(url)}: credentials in the URL are refused; use tokenFile or tokenEnv")
         self.url = url
         self.branch = branch
         self.author = author or Author()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from rollouts.gitops import (
@@ -229,20 +231,24 @@ def test_records_pause_resume_abort(remote, spec, cache):
     assert ws.record(spec, "pause").changed and remote.count() == 5
 
 
-def test_credentials_never_leak(remote, spec, cache, tmp_path, monkeypatch):
+def test_credentials_never_leak(remote, spec, cache, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)  # GitPython logs its commands at debug level
     token = "ghp_s3cretT0ken"
     assert redact(f"https://bob:{token}@example.com/x.git and ssh://git@h/x", (token,)) == (
         "https://***@example.com/x.git and ssh://***@h/x"
     )
     creds = Credentials.resolve(token_env="MY_TOKEN", env={"MY_TOKEN": token})
     assert token not in repr(creds)
-    # An unreachable HTTPS remote with credentials in the URL: the error is redacted.
-    ws = Workspace(
-        f"https://bob:{token}@127.0.0.1:9/org/repo.git", "main", cache_dir=cache, credentials=creds
-    )
-    with pytest.raises(GitopsError) as info:
+    # Credentials in a URL are refused before Git (or GitPython's debug log) ever sees them.
+    for url in (f"https://bob:{token}@127.0.0.1:9/org/repo.git", f"https://{token}@127.0.0.1:9/org/repo.git"):
+        with pytest.raises(GitopsError) as info:
+            Workspace(url, "main", cache_dir=cache, credentials=creds)
+        assert token not in str(info.value) and "https://***@127.0.0.1:9/org/repo.git" in str(info.value)
+    Workspace("ssh://git@127.0.0.1:9/org/repo.git", "main", cache_dir=cache)  # a user name is no secret
+    # An unreachable HTTPS remote used with a token: the error names it, without the token.
+    ws = Workspace("https://127.0.0.1:9/org/repo.git", "main", cache_dir=cache, credentials=creds)
+    with pytest.raises(GitopsError, match=r"https://127\.0\.0\.1:9/org/repo\.git \(main\): git clone failed"):
         ws.read_state(spec)
-    assert token not in str(info.value) and "https://***@127.0.0.1:9/org/repo.git" in str(info.value)
     # Reasons that carry a secret are redacted in the pushed commit message.
     ws = Workspace.for_spec(spec, cache_dir=cache, credentials=creds)
     result = ws.set_weights(
@@ -272,6 +278,7 @@ def test_credentials_never_leak(remote, spec, cache, tmp_path, monkeypatch):
     assert f"-i {key}" in ssh and "IdentitiesOnly=yes" in ssh
     with pytest.raises(ValueError, match=r"spec\.git\.tokenEnv: environment variable NOPE is not set"):
         Credentials.resolve(token_env="NOPE", env={})
+    assert caplog.records and token not in caplog.text
 
 
 def test_https_token_authenticates_end_to_end(remote, cache, tmp_path, monkeypatch):
