@@ -396,3 +396,12 @@ def test_a_third_destination_may_stay_at_zero_only():
             RouteError, match=r"http\[0\]: subset 'old' carries weight 5; only 'ga' and 'canary' may"
         ):
             call()
+
+
+def test_byte_order_mark_and_integer_spellings():
+    editor = vs()
+    bom = "\ufeff" + GUIDE
+    assert editor.write(bom, Weights.for_canary(60)) == "\ufeff" + editor.write(GUIDE, Weights.for_canary(60))
+    spelled = GUIDE.replace("weight: 10\n", "weight: 010\n").replace("weight: 90  #", "weight: 0x5A  #")
+    assert editor.read(spelled) == Weights(90, 10)  # YAML 1.2: 010 is ten
+    assert_only_weights_changed(spelled.replace("0x5A", "90"), editor.write(spelled, Weights.for_canary(60)))
