@@ -209,7 +209,8 @@ class Workspace:
         self.credentials = credentials or Credentials()
         self.max_attempts = max_attempts
         self.backoff = backoff
-        root = cache_dir or default_cache_dir()
+        # Absolute: git runs inside the clone, and paths we hand it must not depend on our cwd.
+        root = (cache_dir or default_cache_dir()).absolute()
         key = hashlib.sha256(f"{url}\0{branch}".encode()).hexdigest()[:16]
         self.path = root / "repos" / key
         self._aux = root / "aux"
