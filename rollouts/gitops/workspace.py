@@ -635,8 +635,12 @@ class Workspace:
             handle.write(text)
 
     def _commit(self, message: str, *, paths: Sequence[str], allow_empty: bool = False) -> str:
-        msg_file = self._aux / f"msg-{os.getpid()}"
-        msg_file.write_text(self._redact(message))
+        # A unique file: workspaces of other repos share the aux dir and may commit concurrently.
+        self._aux.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(prefix="msg-", dir=self._aux)
+        msg_file = Path(name)
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(self._redact(message))
         try:
             args = ["commit", "--quiet", "--no-verify", "--cleanup=verbatim", f"--file={msg_file}"]
             if allow_empty:

@@ -354,3 +354,26 @@ def test_records_follow_new_commits_and_rewritten_history(remote, spec, cache):
     git(remote.human, "push", "--quiet", "--force", "origin", "HEAD:master")
     state = ws.read_state(spec)
     assert state.last is None and state.weights == Weights(90, 10)
+
+
+def test_threads_share_a_cache_dir(remote, spec, cache, tmp_path):
+    """The controller runs rollouts in threads: workspaces of two repos and two handles on one repo
+    share a cache dir; every change lands exactly once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    other = tmp_path / "other.git"
+    git(tmp_path, "clone", "--quiet", "--bare", str(remote.bare), str(other))
+    spec2 = make_spec(str(other))
+    jobs = [(spec, w) for w in (11, 12, 13, 14, 15)] + [(spec2, w) for w in (21, 22, 23, 24, 25)]
+
+    def change(job):
+        rollout, weight = job
+        with Workspace.for_spec(rollout, cache_dir=cache) as ws:
+            return ws.set_weights(rollout, Weights.for_canary(weight), verdict="manual")
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(change, jobs))
+    assert all(r.changed for r in results)
+    assert remote.count() == 6
+    assert int(git(other, "rev-list", "--count", "master")) == 6
+    assert not list((cache / "aux").glob("msg-*"))
