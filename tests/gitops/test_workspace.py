@@ -377,3 +377,9 @@ def test_threads_share_a_cache_dir(remote, spec, cache, tmp_path):
     assert remote.count() == 6
     assert int(git(other, "rev-list", "--count", "master")) == 6
     assert not list((cache / "aux").glob("msg-*"))
+
+
+def test_unknown_branch_is_named(remote, cache):
+    ws = Workspace(str(remote.bare), "nope", cache_dir=cache)
+    with pytest.raises(GitopsError, match=r"remote\.git \(nope\): git clone failed: .*nope"):
+        ws.read_state(make_spec(str(remote.bare)))
