@@ -160,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
         func=_abort
     )
     sub.add_parser("schema", help="print the JSON schema of a Rollout spec").set_defaults(func=_schema)
+    from rollouts.report.cli import add_parser as add_report_parser
+
+    add_report_parser(sub)
     return parser
 
 
