@@ -383,3 +383,26 @@ def test_unknown_branch_is_named(remote, cache):
     ws = Workspace(str(remote.bare), "nope", cache_dir=cache)
     with pytest.raises(GitopsError, match=r"remote\.git \(nope\): git clone failed: .*nope"):
         ws.read_state(make_spec(str(remote.bare)))
+
+
+def test_ssh_deploy_key_is_used_and_never_prompts(spec, cache, tmp_path):
+    """Real git and ssh against a closed loopback port: ssh runs with our key and options, in batch
+    mode (no prompt can hang the controller), and the failure names the remote."""
+    from tests.support import free_port, require_binary
+
+    require_binary("ssh")
+    key = tmp_path / "deploy_key"
+    key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nnot a real key\n-----END OPENSSH PRIVATE KEY-----\n")
+    key.chmod(0o600)
+    port = free_port()
+    ws = Workspace(
+        f"ssh://git@127.0.0.1:{port}/org/cluster.git",
+        "main",
+        cache_dir=cache,
+        credentials=Credentials.resolve(ssh_key_file=str(key)),
+    )
+    with pytest.raises(GitopsError) as info:
+        ws.read_state(spec)
+    message = str(info.value)
+    assert f"ssh://***@127.0.0.1:{port}/org/cluster.git (main): git clone failed" in message
+    assert "refused" in message.lower()
