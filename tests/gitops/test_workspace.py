@@ -406,3 +406,15 @@ def test_ssh_deploy_key_is_used_and_never_prompts(spec, cache, tmp_path):
     message = str(info.value)
     assert f"ssh://***@127.0.0.1:{port}/org/cluster.git (main): git clone failed" in message
     assert "refused" in message.lower()
+
+
+def test_a_push_refused_by_a_hook_is_not_retried(remote, spec, cache):
+    hook = remote.bare / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'branch protection: reviews required' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    before = remote.head()
+    ws = Workspace.for_spec(spec, cache_dir=cache, max_attempts=5)
+    with pytest.raises(GitopsError, match=r"git push failed: .*branch protection: reviews required") as info:
+        ws.set_weights(spec, Weights.for_canary(60), verdict="promote")
+    assert not isinstance(info.value, PushRejectedError) and remote.head() == before
+    assert git(ws.path, "status", "--porcelain") == ""
