@@ -347,7 +347,8 @@ class Mesh:
 
     def runners(self) -> list[tuple[web.BaseRunner, str, int]]:
         """The admin application's runner and address; it starts the traffic port with it."""
-        return [(web.AppRunner(self.admin_app(), access_log=None), self.config.host, self.config.admin_port)]
+        runner = web.AppRunner(self.admin_app(), access_log=None, shutdown_timeout=0.5)
+        return [(runner, self.config.host, self.config.admin_port)]
 
 
 def load_config(path: Path) -> MeshConfig:
