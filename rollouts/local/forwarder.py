@@ -7,8 +7,9 @@ per request on a small VM, which is more than the mesh's latency budget (1 ms at
 head, finds the body's length (``Content-Length`` or chunked), and passes the bytes through
 unchanged over pooled keep-alive connections. No library offers that as a reusable piece.
 
-Scope: HTTP/1.1 and 1.0 requests with ``Content-Length``, chunked or no body; responses framed by
-``Content-Length``, chunked encoding or connection close; interim ``1xx`` responses are skipped.
+Scope: HTTP/1.1 and 1.0 requests with ``Content-Length``, chunked or no body (``Expect:
+100-continue`` is answered by the forwarder); responses framed by ``Content-Length``, chunked
+encoding or connection close; interim ``1xx`` responses from the backend are skipped.
 Protocol upgrades (WebSocket) are answered 501.
 """
 
@@ -190,6 +191,8 @@ class Forwarder:
                     request = await read_head(reader)
                     if request is None:
                         return
+                    if any(v.lower() == b"100-continue" for v in request.values(b"expect")):
+                        writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # the client waits for it
                     body, _ = await read_body(reader, request)
                 except (ProtocolError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
                     writer.write(_simple(400, "Bad Request", "bad request", "", True))

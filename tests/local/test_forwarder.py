@@ -160,3 +160,21 @@ def test_malformed_requests_are_400(raw):
     data, recorded = asyncio.run(_with_forwarder(_echo, scenario))
     assert data.startswith(b"HTTP/1.1 400")
     assert recorded == []
+
+
+def test_expect_100_continue_is_answered_before_the_body_is_read():
+    async def scenario(port: int) -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            b"PUT /x HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n"
+            b"expect: 100-continue\r\nconnection: close\r\n\r\n"
+        )
+        interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 3)
+        writer.write(b"ok")
+        rest = await asyncio.wait_for(reader.read(-1), 3)
+        writer.close()
+        return interim + rest
+
+    data, _ = asyncio.run(_with_forwarder(_echo, scenario))
+    assert data.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created")
+    assert b"PUT /x HTTP/1.1 2 ok" in data
