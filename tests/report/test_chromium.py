@@ -20,6 +20,8 @@ from rollouts.report.render import CANARY_COLOR, CSP
 from tests.report.conftest import HUMAN_SUBJECT
 from tests.support import require_binary
 
+pytestmark = pytest.mark.integration
+
 WIDTH, HEIGHT = 1280, 2000
 # Runs after every image decoded (the load event) and writes what it found into the DOM for --dump-dom.
 PROBE = """<script>

@@ -8,6 +8,8 @@ from rollouts.cli import main
 from tests.report.conftest import SPEC
 from tests.support import free_port
 
+pytestmark = pytest.mark.integration
+
 
 def run(capsys, *argv):
     code = main(["report", *(str(a) for a in argv)])

@@ -12,6 +12,8 @@ from rollouts.gitops import Workspace
 from rollouts.report import default_selectors, read_step_metrics, read_timeline
 from tests.support import free_port
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def measured(scenario):

@@ -23,6 +23,8 @@ from rollouts.report import (
 )
 from tests.report.conftest import HUMAN_SUBJECT
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def measured(scenario):
