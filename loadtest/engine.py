@@ -201,6 +201,7 @@ class LeanUser(User):
         csv_sink = recorder.csv_sink
         sleep = gevent.sleep
         run_start = begin
+        watchdog = gevent.spawn(_watchdog, conns, plan.timeout) if plan.timeout else None
         try:
             while remaining != 0:
                 now = clock()
@@ -257,8 +258,21 @@ class LeanUser(User):
                 if csv_sink is not None:
                     csv_sink(csv_row(end - sent, (dialup, write, wait, read), status, sent - run_start))
         finally:
+            if watchdog is not None:
+                watchdog.kill(block=False)
             for c in conns:
                 c.close()
+
+
+def _watchdog(conns: list[Connection], timeout: float) -> None:
+    """Abort requests that run past ``timeout`` (checked a few times per timeout, at least every second)."""
+    period = min(timeout / 4, 1.0)
+    clock = time.perf_counter
+    while True:
+        gevent.sleep(period)
+        now = clock()
+        for conn in conns:
+            conn.expire(now)
 
 
 def make_user_class(plan: RunPlan, recorder: Recorder) -> type[LeanUser]:

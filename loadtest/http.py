@@ -146,6 +146,8 @@ class Connection:
         self.timeout = timeout
         self._sock: socket.socket | None = None
         self._parser: _Response | None = None
+        self.busy_since = 0.0  # perf_counter() when the current request began, 0 when idle
+        self._expired = False
         self._ssl = _ssl_context() if template.scheme == "https" else None
 
     def close(self) -> None:
@@ -156,6 +158,19 @@ class Connection:
             finally:
                 self._sock = None
                 self._parser = None
+
+    def expire(self, now: float) -> bool:
+        """Abort the current request if it has run past the timeout (called by a watchdog).
+
+        Sockets carry no timeout of their own: a gevent socket with a timeout arms a timer for
+        every wait, which costs more than the rest of the request. One watchdog per user that
+        closes overdue sockets gives the same guarantee (to within its period) for nearly free.
+        """
+        if self.timeout is not None and self.busy_since and now - self.busy_since > self.timeout:
+            self._expired = True
+            self.close()
+            return True
+        return False
 
     def _connect(self) -> socket.socket:
         t = self.template
@@ -170,6 +185,7 @@ class Connection:
             except (OSError, ssl.SSLError) as exc:
                 sock.close()
                 raise TransportError(f"tls handshake with {t.host}:{t.port}: {_reason(exc)}") from None
+        sock.settimeout(None)  # see expire()
         self._sock = sock
         self._parser = _Response(t.method == "HEAD")
         return sock
@@ -181,20 +197,23 @@ class Connection:
         spent reading the rest of the response is the caller's end time minus the first byte.
         Raises :class:`TransportError` when no complete response arrived.
         """
+        self._expired = False
+        self.busy_since = time.perf_counter()
         try:
             return self._exchange(payload, retry=True)
-        except TimeoutError:
+        except OSError as exc:
             self.close()
-            raise TransportError(f"timeout after {self.timeout:g}s awaiting response") from None
+            if self._expired or isinstance(exc, TimeoutError):
+                raise TransportError(f"timeout after {self.timeout:g}s awaiting response") from None
+            raise TransportError(_reason(exc)) from None
         except HTTPParseError as exc:
             self.close()
             raise TransportError(f"malformed HTTP response: {exc}") from None
         except TransportError:
             self.close()
             raise
-        except OSError as exc:
-            self.close()
-            raise TransportError(_reason(exc)) from None
+        finally:
+            self.busy_since = 0.0
 
     def _exchange(self, payload: bytes | None, retry: bool) -> tuple[int, int, float, float, float]:
         clock = time.perf_counter
@@ -208,7 +227,11 @@ class Connection:
         assert parser is not None
         received = 0
         try:
-            sock.sendall(payload if payload is not None else self.template.payload)
+            data = payload if payload is not None else self.template.payload
+            # send(), not sendall(): gevent's sendall queries SO_SNDBUF on every call
+            written = sock.send(data)
+            if written < len(data):
+                sock.sendall(data[written:])
             sent = clock()
             first = 0.0
             deadline = None if self.timeout is None else start + self.timeout

@@ -90,6 +90,9 @@ class Credentials:
             env["GIT_ASKPASS"] = str(script)
             env[TOKEN_ENV] = self.token
             env[USERNAME_ENV] = self.username
+            # An empty credential.helper resets the list: no configured helper (e.g. "store") may
+            # save our token to disk after a successful push.
+            env.update(GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0="credential.helper", GIT_CONFIG_VALUE_0="")
         return env
 
 

@@ -1,0 +1,203 @@
+"""``loadtest serve``: the control API as a subprocess, driven over HTTP on loopback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.loadtest.target import Target
+from tests.support import free_port
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "test-token-0123456789abcdef"
+
+
+@dataclass
+class Api:
+    base: str
+    target: str
+    proc: subprocess.Popen[bytes]
+
+    def call(self, method: str, path: str, token: str | None = TOKEN, **kw: object) -> requests.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return requests.request(method, self.base + path, headers=headers, timeout=20, **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    target = Target(free_port()).start()
+    token_file = Path(tmp_path_factory.mktemp("serve")) / "token"
+    token_file.write_text(TOKEN + "\n")
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "loadtest",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--token-file",
+            str(token_file),
+            "--allow",
+            f"http://127.0.0.1:{target.port}/",
+            "--max-jobs",
+            "2",
+        ],
+        env={k: v for k, v in os.environ.items() if k != "LOADTEST_TOKEN"},
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            requests.get(base + "/healthz", timeout=1)
+            break
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    yield Api(base, f"http://127.0.0.1:{target.port}/", proc)
+    proc.terminate()
+    proc.wait(timeout=20)
+    target.stop()
+
+
+def test_health_and_metrics_need_no_token(api: Api) -> None:
+    assert api.call("GET", "/healthz", token=None).json()["status"] == "ok"
+    assert api.call("GET", "/metrics", token=None).status_code == 200
+
+
+def test_token_is_required(api: Api) -> None:
+    assert api.call("GET", "/jobs", token=None).status_code == 401
+    assert api.call("GET", "/jobs", token="wrong-token-0123456789").status_code == 401
+    assert api.call("POST", "/jobs", token="x", json={"target": api.target}).status_code == 401
+
+
+def test_job_runs_reports_and_stops(api: Api) -> None:
+    created = api.call("POST", "/jobs", json={"target": api.target + "api", "rate": 50, "duration": 30})
+    assert created.status_code == 201, created.text
+    job = created.json()
+    assert job["state"] == "running"
+    time.sleep(1.5)
+    live = api.call("GET", f"/jobs/{job['id']}").json()
+    assert live["requests"] > 30 and live["errors"] == 0 and live["latency"]["p50"] > 0
+    assert any(j["id"] == job["id"] for j in api.call("GET", "/jobs").json())
+    metrics = api.call("GET", "/metrics", token=None).text
+    assert f'loadtest_requests_total{{code="200",job="{job["id"]}"' in metrics
+    assert "loadtest_request_duration_seconds_bucket" in metrics
+    stopped = api.call("DELETE", f"/jobs/{job['id']}")
+    assert stopped.status_code == 200 and stopped.json()["state"] == "stopped"
+    final = stopped.json()["requests"]
+    time.sleep(0.5)
+    assert api.call("GET", f"/jobs/{job['id']}").json()["requests"] == final
+
+
+def test_short_job_finishes_by_itself(api: Api) -> None:
+    job = api.call("POST", "/jobs", json={"target": api.target, "concurrency": 2, "duration": 0.5}).json()
+    time.sleep(2)
+    done = api.call("GET", f"/jobs/{job['id']}").json()
+    assert done["state"] == "finished" and done["requests"] > 0
+
+
+def test_job_limit_gives_429(api: Api) -> None:
+    ids = [
+        api.call("POST", "/jobs", json={"target": api.target, "rate": 5, "duration": 30}).json()["id"]
+        for _ in range(2)
+    ]
+    assert (
+        api.call("POST", "/jobs", json={"target": api.target, "rate": 5, "duration": 30}).status_code == 429
+    )
+    for job_id in ids:
+        api.call("DELETE", f"/jobs/{job_id}")
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"target": "http://169.254.169.254/latest/meta-data"}, 403),
+        ({"target": "http://user@127.0.0.1:1/"}, 403),
+        ({"target": "not a url"}, 400),
+        ({"target": "http://127.0.0.1/", "rate": -1}, 400),
+        ({"target": "http://127.0.0.1/", "command": "rm -rf /"}, 400),
+        ({"target": "http://127.0.0.1/", "method": "BREW"}, 400),
+        ([1, 2], 400),
+    ],
+)
+def test_bad_jobs_are_refused(api: Api, body: object, code: int) -> None:
+    assert api.call("POST", "/jobs", json=body).status_code == code
+
+
+def test_unknown_job_is_404(api: Api) -> None:
+    assert api.call("GET", "/jobs/nope").status_code == 404
+    assert api.call("DELETE", "/jobs/nope").status_code == 404
+
+
+def test_malformed_json_is_400(api: Api) -> None:
+    response = requests.post(
+        api.base + "/jobs",
+        data=b"{not json",
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert response.status_code == 400
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.integers()
+    | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=10,
+)
+bodies = (
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "target": st.text(max_size=40) | st.just("http://127.0.0.1:1/"),
+            "rate": json_values,
+            "concurrency": json_values,
+            "duration": json_values,
+            "method": json_values,
+            "headers": json_values,
+        },
+    )
+    | json_values
+)
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=bodies)
+def test_fuzzed_bodies_never_crash_the_server(api: Api, body: object) -> None:
+    response = api.call("POST", "/jobs", json=body)
+    assert response.status_code in (201, 400, 403, 429)
+    if response.status_code == 201:
+        api.call("DELETE", f"/jobs/{response.json()['id']}")
+    assert api.call("GET", "/healthz", token=None).status_code == 200
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=200), path=st.sampled_from(["/jobs", "/jobs/x", "/healthz", "/nothing"]))
+def test_raw_bytes_never_crash_the_server(api: Api, data: bytes, path: str) -> None:
+    response = requests.post(
+        api.base + path,
+        data=data,
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert response.status_code in (201, 400, 403, 404, 405, 429)
+    if response.status_code == 201:
+        api.call("DELETE", f"/jobs/{response.json()['id']}")
+    assert api.call("GET", "/healthz", token=None).status_code == 200
