@@ -408,13 +408,14 @@ def render(timeline: Timeline, metrics: StepMetricsReport, *, generated: int, en
             parts.append('<p class="meta">No request data for any step.</p>')
         parts.append("<h2>Steps</h2>")
         parts.append(_steps_table(metrics.steps))
-        if metrics.selectors is not None:
-            stable, canary = metrics.selectors
+        if metrics.selection is not None:
+            selection = metrics.selection
             parts.append(
-                f'<p class="meta">GA series <code>{_e(stable.describe())}</code>, canary series '
-                f"<code>{_e(canary.describe())}</code>; each step is read with <code>increase()</code> over "
-                "its whole length at its end (the time from one weight commit to the next, which includes "
-                "the time the cluster took to apply it).</p>"
+                f'<p class="meta">Template <code>{_e(selection.template.name)}</code>; GA series '
+                f"<code>{_e(selection.describe(selection.stable))}</code>, canary series "
+                f"<code>{_e(selection.describe(selection.canary))}</code>. Each step is read with "
+                "<code>increase()</code> over its whole length at its end: the time from one weight commit "
+                "to the next, which includes the time the cluster took to apply it.</p>"
             )
         if metrics.queries:
             parts.append(

@@ -16,10 +16,10 @@ from rollouts.report import (
     Event,
     StepMetricsReport,
     Timeline,
-    default_selectors,
     read_step_metrics,
     read_timeline,
     render,
+    select_subsets,
 )
 from tests.report.conftest import HUMAN_SUBJECT
 
@@ -32,7 +32,7 @@ def measured(scenario):
     workspace.read_weights(scenario.rollout)
     timeline = read_timeline(gitpython.Repo(workspace.path), scenario.rollout)
     return read_step_metrics(
-        scenario.prometheus, timeline.steps(scenario.end), default_selectors(scenario.rollout)
+        scenario.prometheus, timeline.steps(scenario.end), select_subsets(scenario.rollout)
     )
 
 
@@ -172,7 +172,7 @@ def test_whatever_git_says_is_text_on_the_page(subject, author, reason, key, nam
         events=(event,),
     )
     page = render(
-        timeline, StepMetricsReport(url=None, steps=(), selectors=None, error=name), generated=0, end=0
+        timeline, StepMetricsReport(url=None, steps=(), selection=None, error=name), generated=0, end=0
     ).html
     body = page.split("<body>", 1)[1]
     # The only markup is ours: every '<' in the body opens one of the tags the renderer writes.
