@@ -128,8 +128,10 @@ def weights_chart(timeline: Timeline, end: int) -> Chart | None:
             _datenums([event.timestamp]),
             [event.after.canary],
             color=VERDICT_COLORS.get(kind, "#333333"),
-            zorder=5,
-            s=40,
+            zorder=6 if event.weight_change else 7,
+            # Records (pause, resume) sit on a weight commit's point: a cross keeps both visible.
+            marker="o" if event.weight_change else "x",
+            s=40 if event.weight_change else 70,
             label=kind if kind not in seen else None,
         )
         seen.add(kind)
@@ -205,7 +207,16 @@ def latency_chart(metrics: StepMetricsReport) -> Chart | None:
                     ax.axvline(q * 1000, color=color, linestyle=style, linewidth=1.2)
         step = item.step
         ax.set_xscale("log")
-        ax.set_xlim(*_latency_range([d.histogram for d in (item.stable, item.canary) if d is not None]))
+        histograms = [d.histogram for d in (item.stable, item.canary) if d is not None]
+        low, high = _latency_range(histograms)
+        ax.set_xlim(low, high)
+        # Ticks at the bucket bounds: the only places where the data says anything.
+        ticks = sorted(
+            {b * 1000 for h in histograms for b in h.bounds if math.isfinite(b) and low <= b * 1000 <= high}
+        )
+        ticks = ticks[:: max(1, math.ceil(len(ticks) / 7))]
+        ax.minorticks_off()
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
         ax.set_ylim(0, 1.02)
         ax.set_title(
             f"step {step.index}: canary {step.weights.canary}%, {_duration(step.duration)}", fontsize=10
