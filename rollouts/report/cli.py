@@ -99,13 +99,13 @@ def run(args: argparse.Namespace, rollout: Rollout) -> int:
     timeout: float = rollout.spec.analysis.prometheus.timeout if args.timeout is None else args.timeout
     if timeout <= 0:
         raise ValueError(f"--timeout must be positive, got {args.timeout}")
-    url = _prometheus_url(args, rollout)
-    workspace = Workspace.for_spec(rollout, cache_dir=args.cache_dir)
-    workspace.read_weights(rollout)  # fetch: the cached clone is now the remote branch
     if args.since is not None and args.until is not None and args.until <= args.since:
         raise ValueError(
             f"--until ({args.until.isoformat()}) must be after --since ({args.since.isoformat()})"
         )
+    url = _prometheus_url(args, rollout)
+    workspace = Workspace.for_spec(rollout, cache_dir=args.cache_dir)
+    workspace.read_weights(rollout)  # fetch: the cached clone is now the remote branch
     report = build_report(
         git.Repo(workspace.path),
         rollout,

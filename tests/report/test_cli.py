@@ -101,3 +101,16 @@ def test_bad_values_name_the_option(capsys, scenario, tmp_path):
     code, _, err = run(capsys, scenario.spec_file, "--since", "2d", "--until", "3d", "--out", tmp_path / "o")
     assert code == 1 and "--until" in err and "must be after --since" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_since_accepts_iso_dates_and_ages():
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from rollouts.report.cli import parse_since
+
+    now = datetime(2026, 11, 29, 20, 0, tzinfo=UTC)
+    assert parse_since("6h", now=now) == now - timedelta(hours=6)
+    assert parse_since("2d", now=now) == now - timedelta(days=2)
+    assert parse_since("2026-11-29") == datetime(2026, 11, 29, tzinfo=UTC)
+    assert parse_since("2026-11-29T18:30:00+02:00") == datetime(2026, 11, 29, 16, 30, tzinfo=UTC)
+    assert parse_since("2026-11-29T18:30:00+02:00").tzinfo == timezone(timedelta(hours=2))
