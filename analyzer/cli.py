@@ -191,6 +191,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         flagger_p99=args.flagger_p99,
         flagger_success=args.flagger_success,
         flagger_threshold=args.flagger_threshold,
+        flagger_immediate=args.flagger_immediate,
         kayenta_alpha=args.kayenta_alpha,
     )
     if args.json:
@@ -250,6 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--flagger-success", type=float, default=0.99, help="Flagger-style minimum success rate")
     sim.add_argument(
         "--flagger-threshold", type=int, default=2, help="Flagger-style failed checks before rollback"
+    )
+    sim.add_argument(
+        "--flagger-immediate",
+        action="store_true",
+        help="Flagger-style rollback in the check that reaches the threshold, not at the next one",
     )
     sim.add_argument("--kayenta-alpha", type=float, default=0.05, help="Kayenta-style per-window test level")
     sim.add_argument("--json", action="store_true", help="JSON lines instead of a table")

@@ -243,7 +243,7 @@ def _judge_rule(policy: Policy) -> Callable[[], tuple[Decide, Callable[[], None]
 
 
 def _flagger_rule(
-    p99_ceiling: float, min_success: float, threshold: int
+    p99_ceiling: float, min_success: float, threshold: int, immediate: bool = False
 ) -> Callable[[], tuple[Decide, Callable[[], None]]]:
     def make() -> tuple[Decide, Callable[[], None]]:
         failed = 0
@@ -264,7 +264,7 @@ def _flagger_rule(
             if ok:
                 return "promote"
             failed += 1
-            return "hold"
+            return "rollback" if immediate and failed >= threshold else "hold"
 
         return decide, lambda: None
 
@@ -299,6 +299,7 @@ class RuleSummary:
     promoted: float
     paused: float
     median_canary_requests_at_rollback: float
+    mean_canary_requests_at_rollback: float
     median_minutes_to_promote: float
     p95_minutes_to_promote: float
 
@@ -318,6 +319,9 @@ def _summarise(rule: str, scenario: Scenario, outcomes: list[Outcome], interval:
         median_canary_requests_at_rollback=statistics.median(o.canary_requests for o in back)
         if back
         else math.nan,
+        mean_canary_requests_at_rollback=statistics.fmean(o.canary_requests for o in back)
+        if back
+        else math.nan,
         median_minutes_to_promote=statistics.median(done) if done else math.nan,
         p95_minutes_to_promote=done[min(len(done) - 1, math.ceil(0.95 * len(done)) - 1)]
         if done
@@ -335,10 +339,15 @@ def run_simulation(
     flagger_p99: float = 0.5,
     flagger_success: float = 0.99,
     flagger_threshold: int = 2,
+    flagger_immediate: bool = False,
     kayenta_alpha: float = 0.05,
     rules: Sequence[str] = RULES,
 ) -> list[RuleSummary]:
-    """Simulate ``rollouts`` rollouts per scenario for each rule; one summary per (rule, scenario)."""
+    """Simulate ``rollouts`` rollouts per scenario for each rule; one summary per (rule, scenario).
+
+    ``flagger_immediate`` rolls the Flagger-style rule back in the check that reaches the threshold
+    instead of at the next check (as Flagger's scheduler does): a more generous anchor.
+    """
     if rollouts < 1:
         raise ValueError(f"rollouts must be >= 1, got {rollouts}")
     unknown = set(rules) - set(RULES)
@@ -349,7 +358,7 @@ def run_simulation(
     policy = policy if policy is not None else Policy()
     makers = {
         "judge": _judge_rule(policy),
-        "flagger": _flagger_rule(flagger_p99, flagger_success, flagger_threshold),
+        "flagger": _flagger_rule(flagger_p99, flagger_success, flagger_threshold, flagger_immediate),
         "kayenta": _kayenta_rule(kayenta_alpha),
     }
     # The judge pauses at its cap; anchors never stop on their own, so bound them by the same windows.
@@ -373,7 +382,7 @@ def format_report(summaries: Sequence[RuleSummary], traffic: Traffic, policy: Po
         + f", GA error rate {traffic.ga_error_rate:.2%}; policy alpha {policy.alpha:g}, "
         f"max {policy.max_windows_per_step} windows per step",
         f"{'scenario':<18} {'rule':<8} {'rolled back':>11} {'promoted':>9} {'paused':>7} "
-        f"{'canary req. at rollback (median)':>33} {'min. to 100% (median/p95)':>26}",
+        f"{'canary req. at rollback (median/mean)':>38} {'min. to 100% (median/p95)':>26}",
     ]
     for s in summaries:
         minutes = (
@@ -382,12 +391,12 @@ def format_report(summaries: Sequence[RuleSummary], traffic: Traffic, policy: Po
             else "-"
         )
         at_rollback = (
-            f"{s.median_canary_requests_at_rollback:.0f}"
+            f"{s.median_canary_requests_at_rollback:.0f} / {s.mean_canary_requests_at_rollback:.0f}"
             if not math.isnan(s.median_canary_requests_at_rollback)
             else "-"
         )
         lines.append(
             f"{s.scenario:<18} {s.rule:<8} {s.rolled_back:>11.1%} {s.promoted:>9.1%} {s.paused:>7.1%} "
-            f"{at_rollback:>33} {minutes:>26}"
+            f"{at_rollback:>38} {minutes:>26}"
         )
     return "\n".join(lines)

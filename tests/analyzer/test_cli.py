@@ -174,3 +174,20 @@ def test_simulate_bad_arguments_exit_2() -> None:
     )
     assert result.returncode == 2
     assert "unknown key 'speed'" in result.stderr
+
+
+def test_simulate_from_a_ga_histogram_file(tmp_path: Path, capsys) -> None:
+    ga = tmp_path / "ga.json"
+    ga.write_text(
+        json.dumps({"le": LE, "buckets": [0, 3, 40, 300, 800, 1100, 1170, 1180, 1180, 1180, 1180, 1180]})
+    )
+    code = main(
+        ["simulate", "--ga-histogram", str(ga), "--rollouts", "10", "--scenario", "slow:latency=2", "--json"]
+    )
+    assert code == 0
+    rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert {r["rule"]: r["rolled_back"] for r in rows}["judge"] == 1.0
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"le": [0.1, 1], "buckets": [1, 2]}))
+    assert main(["simulate", "--ga-histogram", str(bad), "--rollouts", "1"]) == 2
+    assert "last bound must be +Inf" in capsys.readouterr().err

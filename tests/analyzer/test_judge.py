@@ -160,3 +160,41 @@ def test_evidence_is_flat_finite_and_json_friendly() -> None:
     v = Judge().judge(make_window(np.random.default_rng(3), 10))
     assert all(isinstance(x, float) and math.isfinite(x) for x in v.evidence.values())
     assert json.loads(json.dumps(v.to_dict()))["action"] == v.action
+
+
+def test_non_integer_counts_from_increase_are_judged() -> None:
+    """increase() extrapolates: counts like 118.7 must work like any others."""
+    rng = np.random.default_rng(14)
+    judge = Judge()
+    for _ in range(3):
+        w = make_window(rng, 10)
+        scale = lambda h: Histogram.from_cumulative(h.bounds, [c * 1.013 for c in h.cumulative])  # noqa: E731
+        v = judge.judge(
+            Window(
+                SubsetWindow(
+                    scale(w.baseline.histogram), w.baseline.requests * 1.013, w.baseline.errors * 1.013
+                ),
+                SubsetWindow(scale(w.canary.histogram), w.canary.requests * 1.013, w.canary.errors * 1.013),
+                weight=10,
+            )
+        )
+        assert v.action in ("hold", "promote")
+        assert math.isfinite(v.evidence["e_harm"])
+
+
+def test_missing_latency_data_is_never_promoted() -> None:
+    """Requests and errors without a latency histogram: latency cannot be shown, so no promotion."""
+    rng = np.random.default_rng(15)
+    judge = Judge(Policy(max_windows_per_step=100))
+    empty = Histogram.empty(PODINFO)
+    for _ in range(30):
+        w = make_window(rng, 60)
+        v = judge.judge(
+            Window(
+                SubsetWindow(w.baseline.histogram, w.baseline.requests, w.baseline.errors),
+                SubsetWindow(empty, w.canary.requests, w.canary.errors),
+                weight=60,
+            )
+        )
+        assert v.action == "hold"
+    assert any("latency non-inferiority not yet established" in r for r in v.reasons)

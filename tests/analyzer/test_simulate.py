@@ -52,6 +52,10 @@ def test_flagger_rule_rolls_back_one_interval_after_the_threshold() -> None:
     r = results[0]
     assert r.rolled_back == 1.0
     assert r.median_canary_requests_at_rollback == pytest.approx(3 * 120, rel=0.15)
+    generous = run_simulation(
+        traffic, [Scenario("broken", error_rate=0.5)], rollouts=20, rules=["flagger"], flagger_immediate=True
+    )[0]
+    assert generous.median_canary_requests_at_rollback == pytest.approx(2 * 120, rel=0.15)
 
 
 def test_scaled_probabilities_match_lognormal_scaling() -> None:
