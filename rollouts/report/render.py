@@ -371,6 +371,12 @@ def _events_table(events: Sequence[Event]) -> str:
     return f'<table id="events">{head}{"".join(rows)}</table>'
 
 
+def _range(timeline: Timeline) -> str:
+    since = f" since {_when(timeline.since)}" if timeline.since is not None else ""
+    until = f" until {_when(timeline.until)}" if timeline.until is not None else ""
+    return _e(since + until + (" UTC" if since or until else ""))
+
+
 def render(timeline: Timeline, metrics: StepMetricsReport, *, generated: int, end: int) -> RenderedReport:
     """The page for ``timeline`` and ``metrics``; ``generated`` and ``end`` are unix seconds."""
     charts: list[Chart] = []
@@ -384,7 +390,7 @@ def render(timeline: Timeline, metrics: StepMetricsReport, *, generated: int, en
         f'<div class="meta">route <code>{_e(timeline.route_path)}</code> '
         f"(stable <code>{_e(timeline.stable)}</code>, canary <code>{_e(timeline.canary)}</code>) · "
         f"branch <code>{_e(timeline.branch)}</code> at <code>{_e(timeline.head[:12])}</code> · "
-        f"{len(timeline.events)} commit(s) · generated {_e(_when(generated))} UTC</div>"
+        f"{len(timeline.events)} commit(s){_range(timeline)} · generated {_e(_when(generated))} UTC</div>"
     )
     if metrics.available:
         parts.append(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from rollouts.cli import main
@@ -48,8 +50,6 @@ def test_without_a_prometheus_url_the_page_says_so(capsys, scenario, tmp_path):
 
 def test_a_second_report_replaces_the_first_without_leftovers(capsys, scenario, tmp_path):
     for since in ("2000-01-01", scenario.times["60"]):
-        from datetime import UTC, datetime
-
         when = since if isinstance(since, str) else datetime.fromtimestamp(since, UTC).isoformat()
         code, _, err = run(
             capsys, scenario.spec_file, "--out", tmp_path, "--cache-dir", scenario.cache, "--since", when
@@ -57,7 +57,8 @@ def test_a_second_report_replaces_the_first_without_leftovers(capsys, scenario, 
         assert code == 0, err
     assert [p.name for p in tmp_path.iterdir()] == ["test_podinfo"]  # no temporary directories left
     page = (tmp_path / "test_podinfo" / "index.html").read_text()
-    assert "3 commit(s)" in page and scenario.shas["initial"][:10] not in page
+    since = datetime.fromtimestamp(scenario.times["60"], UTC).strftime("%Y-%m-%d %H:%M:%S")
+    assert f"3 commit(s) since {since} UTC" in page and scenario.shas["initial"][:10] not in page
 
 
 def test_missing_spec_is_an_error_and_writes_nothing(capsys, tmp_path):
@@ -104,7 +105,7 @@ def test_bad_values_name_the_option(capsys, scenario, tmp_path):
 
 
 def test_since_accepts_iso_dates_and_ages():
-    from datetime import UTC, datetime, timedelta, timezone
+    from datetime import timedelta, timezone
 
     from rollouts.report.cli import parse_since
 
