@@ -182,6 +182,13 @@ def rate(seconds: float, target_rate: float) -> None:
             f"({report['requests_per_second']:.1f} over the measured span), error {error:+.2f} %, "
             f"p99 {report['latency']['p99'] * 1000:.2f} ms"
         )
+        # hey has no open model: the nearest is c workers limited to rate/c each
+        workers = 50
+        out = hey(["-z", f"{seconds:g}s", "-c", str(workers), "-q", f"{target_rate / workers:g}", url])
+        print(
+            f"hey -c {workers} -q {target_rate / workers:g} for {seconds:g}s: {rps(out):.1f} req/s, p99 "
+            f"{percentile(out, 99) * 1000:.2f} ms"
+        )
 
 
 def memory(seconds: float, target_rate: float, every: float) -> None:
@@ -247,7 +254,7 @@ def stall(seconds: float, stall_at: float) -> None:
             f"{name:22s} requests/s {rps(out):7.1f}  p50 {percentile(out, 50):.4f}  "
             f"p90 {percentile(out, 90):.4f}  p99 {percentile(out, 99):.4f}  slowest {worst:.4f}"
         )
-    print("\nopen model, service time (send to response):")
+    print("\nopen model, service time distribution")
     section = opened.split("Service time distribution", 1)[-1].split("Details", 1)[0]
     print(section.strip())
 
@@ -268,8 +275,8 @@ def main() -> None:
     m.add_argument("--rate", type=float, default=1000)
     m.add_argument("--every", type=float, default=10)
     s = sub.add_parser("stall")
-    s.add_argument("--seconds", type=float, default=8)
-    s.add_argument("--stall-at", type=float, default=3)
+    s.add_argument("--seconds", type=float, default=30)
+    s.add_argument("--stall-at", type=float, default=10)
     args = parser.parse_args()
     if args.mode == "throughput":
         throughput(args.seconds, args.rounds, args.c)
