@@ -27,6 +27,17 @@ from pathlib import Path
 from tests.support import free_port
 
 LOADTEST = [sys.executable, "-m", "loadtest"]
+FASTHTTP_LOCUSTFILE = """\
+from locust import FastHttpUser, constant, task
+
+
+class Plain(FastHttpUser):
+    wait_time = constant(0)
+
+    @task
+    def get(self):
+        self.client.get("/")
+"""
 NGINX_CONF = """worker_processes 1;
 daemon off;
 pid {dir}/nginx.pid;
@@ -150,6 +161,14 @@ def throughput(seconds: float, rounds: int, concurrency: int) -> None:
             ratios.append(lt / h if h else 0.0)
             print(f"round {i + 1}: hey {h:9.0f} req/s   loadtest {lt:9.0f} req/s   ratio {ratios[-1]:.2f}")
         print(f"median ratio loadtest/hey: {sorted(ratios)[len(ratios) // 2]:.2f} (target >= 0.50)")
+        # the anchor the lean user replaces: Locust's own FastHttpUser, through -f
+        with tempfile.TemporaryDirectory() as tmp:
+            locustfile = Path(tmp) / "fasthttp.py"
+            locustfile.write_text(FASTHTTP_LOCUSTFILE)
+            h = rps(hey(["-z", f"{seconds}s", "-c", str(concurrency), url]))
+            fast = rps(loadtest(["-z", f"{seconds}s", "-c", str(concurrency), "-f", str(locustfile), url]))
+            print(f"plain FastHttpUser: hey {h:9.0f} req/s   FastHttpUser {fast:9.0f} req/s", end="")
+            print(f"   ratio {fast / h:.2f}")
 
 
 def rate(seconds: float, target_rate: float) -> None:

@@ -115,7 +115,9 @@ def test_open_model_rate(target: Target) -> None:
 
 def test_timeout_aborts_slow_requests(target: Target) -> None:
     started = time.monotonic()
-    result = run_loadtest("--json", "-n", "2", "-c", "1", "-t", "0.3", f"http://127.0.0.1:{target.port}/sleep/3")
+    result = run_loadtest(
+        "--json", "-n", "2", "-c", "1", "-t", "0.3", f"http://127.0.0.1:{target.port}/sleep/3"
+    )
     report = json.loads(result.stdout)
     assert report["errors"] == 2 and report["responses"] == 0
     assert any("timeout after 0.3s" in message for message in report["error_distribution"])
