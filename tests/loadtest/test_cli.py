@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -204,3 +205,26 @@ def test_locustfile_that_does_not_import(tmp_path: Path) -> None:
     result = run_loadtest("-f", str(broken), "-n", "10", "-c", "1", "http://127.0.0.1:1/")
     assert result.returncode == 2
     assert "could not be imported" in result.stderr and "no_such_module_anywhere" in result.stderr
+
+
+def test_batches_reach_locusts_own_stats(target: Target) -> None:
+    """The lean user reports to Locust's RequestStats in batches: Locust's totals match ours."""
+    script = f"""
+from loadtest.engine import Recorder
+from loadtest.options import RunPlan
+from loadtest.runner import _drive_local, build_environment
+
+plan = RunPlan(url="http://127.0.0.1:{target.port}/status/404", requests=60, concurrency=3)
+recorder = Recorder(name=plan.url, method=plan.method)
+env = build_environment(plan, recorder)
+runner = env.create_local_runner()
+report = _drive_local(
+    plan=plan, environment=env, runner=runner, recorder=recorder, progress=None, stop_event=None
+)
+entry = env.stats.get(plan.url, "GET")
+print(report.results.requests, env.stats.total.num_requests, entry.num_requests, entry.num_failures)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.split() == ["60", "60", "60", "60"]
