@@ -210,40 +210,38 @@ def rate(seconds: float, target_rate: float) -> None:
         )
 
 
-def memory(seconds: float, target_rate: float, every: float) -> None:
-    """RSS of a long open-model run, sampled from /proc."""
+def memory(seconds: float, target_rate: float, every: float, tool: str) -> None:
+    """RSS of a long run, sampled from /proc: loadtest's open model, or hey at the same rate."""
+    workers = 50
     # a file, not a pipe: nobody reads a pipe while we sample, and the report outgrows its buffer
     with nginx() as url, tempfile.TemporaryFile("w+") as sink:
+        if tool == "hey":
+            command = [_need("hey"), "-cpus", "1", "-c", str(workers), "-q", f"{target_rate / workers:g}"]
+        else:
+            command = [*LOADTEST, "--quiet", "--json", "--rate", str(target_rate)]
         proc = subprocess.Popen(
-            [
-                "taskset",
-                "-c",
-                "0",
-                *LOADTEST,
-                "--quiet",
-                "--json",
-                "--rate",
-                str(target_rate),
-                "-z",
-                f"{seconds}s",
-                url,
-            ],
+            ["taskset", "-c", "0", *command, "-z", f"{seconds:g}s", url],
             stdout=sink,
             text=True,
+            env={**os.environ, "GOMAXPROCS": "1"},
         )
         samples: list[tuple[float, int]] = []
         start = time.monotonic()
         while proc.poll() is None:
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, AttributeError):
                 status = Path(f"/proc/{proc.pid}/status").read_text()
                 kb = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
                 samples.append((time.monotonic() - start, kb))
                 print(f"{samples[-1][0]:7.0f} s  RSS {kb / 1024:7.1f} MiB", flush=True)
             time.sleep(every)
         sink.seek(0)
-        report = json.loads(sink.read())
+        output = sink.read()
+        if tool == "hey":
+            print(f"{tool}: rps {rps(output):.1f}")
+        else:
+            report = json.loads(output)
+            print(f"{tool}: requests {report['requests']}, rps {report['requests_per_second']:.1f}")
         settled = [kb for t, kb in samples if t >= 30]
-        print(f"requests {report['requests']}, rps {report['requests_per_second']:.1f}")
         if settled:
             print(
                 f"RSS after 30 s: first {settled[0] / 1024:.1f} MiB, last {settled[-1] / 1024:.1f} MiB, "
@@ -293,6 +291,7 @@ def main() -> None:
     m.add_argument("--seconds", type=float, default=600)
     m.add_argument("--rate", type=float, default=1000)
     m.add_argument("--every", type=float, default=10)
+    m.add_argument("--tool", choices=["loadtest", "hey"], default="loadtest")
     s = sub.add_parser("stall")
     s.add_argument("--seconds", type=float, default=30)
     s.add_argument("--stall-at", type=float, default=10)
@@ -302,7 +301,7 @@ def main() -> None:
     elif args.mode == "rate":
         rate(args.seconds, args.rate)
     elif args.mode == "memory":
-        memory(args.seconds, args.rate, args.every)
+        memory(args.seconds, args.rate, args.every, args.tool)
     else:
         stall(args.seconds, args.stall_at)
 
