@@ -228,3 +228,48 @@ print(report.results.requests, env.stats.total.num_requests, entry.num_requests,
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
     )
     assert out.stdout.split() == ["60", "60", "60", "60"]
+
+
+def test_master_and_workers_over_locusts_distributed_mode(target: Target) -> None:
+    port = str(free_port())
+    url = f"http://127.0.0.1:{target.port}/"
+    flags = ["--rate", "200", "-z", "2s", "-c", "4", url]
+    master = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "loadtest",
+            "--json",
+            "--master",
+            "--master-bind-port",
+            port,
+            "--expect-workers",
+            "2",
+            *flags,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "loadtest", "--worker", "--master-port", port, *flags],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(2)
+    ]
+    try:
+        out, err = master.communicate(timeout=60)
+        assert master.returncode == 0, err
+        report = json.loads(out)
+        # 200 req/s in total for 2 s, whatever the split of users between the workers
+        assert 390 <= report["requests"] <= 402
+        assert report["model"] == "open" and report["errors"] == 0
+        for worker in workers:
+            assert worker.wait(timeout=20) == 0
+    finally:
+        for proc in (master, *workers):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
