@@ -273,3 +273,19 @@ def test_master_and_workers_over_locusts_distributed_mode(target: Target) -> Non
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def test_all_failed_report_matches_hey_including_the_error_line() -> None:
+    hey = shutil.which("hey")
+    if hey is None:
+        pytest.skip("hey is not installed (apt-get install hey) for the side-by-side check")
+    url = f"http://127.0.0.1:{free_port()}/"
+    theirs = subprocess.run(
+        [hey, "-n", "20", "-c", "2", url], capture_output=True, text=True, check=True
+    ).stdout
+    ours = run_loadtest("-n", "20", "-c", "2", url).stdout
+
+    def numbers_blanked(text: str) -> str:
+        return re.sub(r"\d+\.\d+", "#", text)
+
+    assert numbers_blanked(ours) == numbers_blanked(theirs)
