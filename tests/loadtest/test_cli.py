@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ import pytest
 
 from tests.loadtest.conftest import run_loadtest
 from tests.loadtest.target import Target
-from tests.support import free_port
+from tests.support import free_port, require_binary
 
 pytestmark = pytest.mark.integration
 
@@ -57,9 +56,7 @@ def test_hey_format_and_exact_request_count(target: Target) -> None:
 
 
 def test_layout_matches_hey_line_for_line(target: Target) -> None:
-    hey = shutil.which("hey")
-    if hey is None:
-        pytest.skip("hey is not installed (apt-get install hey) for the side-by-side check")
+    hey = require_binary("hey", "apt-get install hey, for the side-by-side check")
     url = f"http://127.0.0.1:{target.port}/"
     theirs = subprocess.run(
         [hey, "-n", "200", "-c", "4", url], capture_output=True, text=True, check=True
@@ -276,9 +273,7 @@ def test_master_and_workers_over_locusts_distributed_mode(target: Target) -> Non
 
 
 def test_all_failed_report_matches_hey_including_the_error_line() -> None:
-    hey = shutil.which("hey")
-    if hey is None:
-        pytest.skip("hey is not installed (apt-get install hey) for the side-by-side check")
+    hey = require_binary("hey", "apt-get install hey, for the side-by-side check")
     url = f"http://127.0.0.1:{free_port()}/"
     theirs = subprocess.run(
         [hey, "-n", "20", "-c", "2", url], capture_output=True, text=True, check=True
