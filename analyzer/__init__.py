@@ -5,5 +5,40 @@ Numbers in, verdicts with their evidence out: no Git, no Kubernetes, no Locust. 
 """
 
 from analyzer.histogram import Histogram
+from analyzer.judge import Judge, SubsetWindow, Verdict, Window
+from analyzer.mannwhitney import MannWhitneyResult, mann_whitney
+from analyzer.noninferiority import (
+    LatencyNonInferiorityResult,
+    RateNonInferiorityResult,
+    TailNonInferiorityResult,
+    error_rate_noninferiority,
+    latency_noninferiority,
+    rate_noninferiority,
+    tail_bound,
+    tail_noninferiority,
+)
+from analyzer.policy import Policy, PolicyError
+from analyzer.sequential import CountEProcess, CountWindow, OrderEProcess
 
-__all__ = ["Histogram"]
+__all__ = [
+    "CountEProcess",
+    "CountWindow",
+    "Histogram",
+    "Judge",
+    "LatencyNonInferiorityResult",
+    "MannWhitneyResult",
+    "OrderEProcess",
+    "Policy",
+    "PolicyError",
+    "RateNonInferiorityResult",
+    "SubsetWindow",
+    "TailNonInferiorityResult",
+    "Verdict",
+    "Window",
+    "error_rate_noninferiority",
+    "latency_noninferiority",
+    "mann_whitney",
+    "rate_noninferiority",
+    "tail_bound",
+    "tail_noninferiority",
+]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -19,7 +20,10 @@ import numpy.typing as npt
 __all__ = ["Histogram"]
 
 
-def _as_floats(values: Iterable[float | int | str], name: str) -> tuple[float, ...]:
+Numbers = Sequence[float | int | str] | npt.NDArray[Any]
+
+
+def _as_floats(values: Iterable[float | int | str] | npt.NDArray[Any], name: str) -> tuple[float, ...]:
     out: list[float] = []
     for i, value in enumerate(values):
         try:
@@ -78,9 +82,7 @@ class Histogram:
             raise ValueError("cumulative counts must be monotonic; use Histogram.from_cumulative")
 
     @classmethod
-    def from_cumulative(
-        cls, bounds: Sequence[float | int | str], counts: Sequence[float | int | str]
-    ) -> Histogram:
+    def from_cumulative(cls, bounds: Numbers, counts: Numbers) -> Histogram:
         """Histogram from ``le`` bounds and cumulative counts as Prometheus exposes them.
 
         ``bounds`` ascend strictly and end with ``math.inf`` (the string ``"+Inf"`` is accepted).
@@ -103,9 +105,7 @@ class Histogram:
         return cls(bounds=b, cumulative=tuple(envelope), forced_monotonic=forced)
 
     @classmethod
-    def from_counts(
-        cls, bounds: Sequence[float | int | str], counts: Sequence[float | int | str]
-    ) -> Histogram:
+    def from_counts(cls, bounds: Numbers, counts: Numbers) -> Histogram:
         """Histogram from per-bucket (non-cumulative) counts: ``counts[i]`` observations in bucket ``i``."""
         b = _as_floats(bounds, "bounds")
         c = _as_floats(counts, "counts")
@@ -114,7 +114,7 @@ class Histogram:
         return cls(bounds=b, cumulative=tuple(float(x) for x in np.cumsum(c)))
 
     @classmethod
-    def empty(cls, bounds: Sequence[float | int | str]) -> Histogram:
+    def empty(cls, bounds: Numbers) -> Histogram:
         """A histogram with the given bounds and no observations."""
         b = _as_floats(bounds, "bounds")
         return cls(bounds=b, cumulative=(0.0,) * len(b))

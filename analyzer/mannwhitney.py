@@ -19,7 +19,14 @@ from scipy import special
 
 from analyzer.histogram import Histogram
 
-__all__ = ["Alternative", "MannWhitneyResult", "bucket_counts", "mann_whitney"]
+__all__ = [
+    "Alternative",
+    "MannWhitneyResult",
+    "bucket_counts",
+    "effect_variance",
+    "mann_whitney",
+    "null_effect_variance",
+]
 
 Alternative = Literal["two-sided", "less", "greater"]
 Counts = Histogram | Sequence[float] | npt.NDArray[np.float64]
@@ -130,3 +137,19 @@ def effect_variance(x: Counts, y: Counts) -> float:
     var_x = float(np.dot(a, (psi_x - theta) ** 2)) / (n1 - 1)
     var_y = float(np.dot(b, (psi_y - theta) ** 2)) / (n2 - 1)
     return var_x / n1 + var_y / n2
+
+
+def null_effect_variance(x: Counts, y: Counts) -> float:
+    """Variance of θ̂ = U / (n_x n_y) when x and y come from the same distribution (tie-corrected).
+
+    The permutation variance of U with ties, n_x n_y / 12 · ((n + 1) − Σ(t³ − t) / (n (n − 1))),
+    scaled by (n_x n_y)². NaN when a side is empty; 0 when every value falls in one bucket.
+    """
+    a, b = _pair(x, y)
+    n1, n2 = float(a.sum()), float(b.sum())
+    n = n1 + n2
+    if n1 == 0 or n2 == 0 or n < 2:
+        return math.nan
+    t = a + b
+    var_u = n1 * n2 / 12 * ((n + 1) - float(np.sum(t**3 - t)) / (n * (n - 1)))
+    return max(var_u, 0.0) / (n1 * n2) ** 2

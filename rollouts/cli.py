@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from rollouts.gitops import CommitResult, RolloutState, Workspace
+    from rollouts.gitops import CommitResult, RecordResult, RolloutState, Workspace
     from rollouts.spec import Rollout
 
 EXIT_ERROR = 1
@@ -46,7 +46,7 @@ def _workspace(args: argparse.Namespace, rollout: Rollout) -> Workspace:
     return Workspace.for_spec(rollout, cache_dir=args.cache_dir, **kwargs)
 
 
-def _report(rollout: Rollout, result: CommitResult, what: str) -> None:
+def _report(rollout: Rollout, result: CommitResult | RecordResult, what: str) -> None:
     if result.changed:
         assert result.sha is not None
         print(f"{rollout.key}: {what}: pushed {result.sha[:12]} ({result.attempts} attempt(s))")
@@ -160,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
         func=_abort
     )
     sub.add_parser("schema", help="print the JSON schema of a Rollout spec").set_defaults(func=_schema)
+    from rollouts.report.cli import add_parser as add_report_parser
+
+    add_report_parser(sub)
     return parser
 
 

@@ -16,7 +16,7 @@ PHASES = ("idle", "progressing", "paused", "promoted", "rolledback", "failed")
 ACTIONS = ("promote", "hold", "rollback")
 TESTS = ("latency", "errors", "tail")
 EVIDENCE_KINDS = ("harm", "safety")
-COMMIT_VERDICTS = ("promote", "rollback", "abort", "manual", "finalize")
+COMMIT_VERDICTS = ("promote", "rollback", "abort", "manual", "finalize", "pause")
 
 
 class ControllerMetrics:

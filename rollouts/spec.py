@@ -28,6 +28,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from rollouts.spec_controller import AnalysisSpec, FinalizeSpec, LoadSpec, UrlFile
+
 API_VERSION = "rollouts.dev/v1alpha1"
 SCHEMA_ID = "https://rollouts.dev/schema/v1alpha1/rollout.schema.json"
 # Kubernetes object names: DNS-1123 subdomain (names) and label (namespaces).
@@ -120,7 +122,10 @@ class GitSpec(_Model):
     @field_validator("url")
     @classmethod
     def _no_credentials(cls, value: str) -> str:
-        if re.match(r"^[a-z][a-z0-9+.-]*://[^/@]*:[^/@]*@", value, re.IGNORECASE):
+        # user:password@ anywhere, or any user@ on HTTP(S) (tokens are passed as https://TOKEN@host).
+        if re.match(r"^[a-z][a-z0-9+.-]*://[^/@]*:[^/@]*@", value, re.IGNORECASE) or re.match(
+            r"^https?://[^/@]+@", value, re.IGNORECASE
+        ):
             raise ValueError("must not contain credentials; use tokenFile or tokenEnv")
         return value
 
@@ -157,6 +162,11 @@ class RolloutSpec(_Model):
     route: RouteSpec
     canary: CanarySpec
     steps: list[Step] = Field(min_length=1, description="canary weights in percent, strictly ascending")
+    # The controller's sections (rollouts/spec_controller.py); all optional with documented defaults.
+    analysis: AnalysisSpec = AnalysisSpec()
+    load: LoadSpec = LoadSpec()
+    notify: list[str | UrlFile] = Field(default_factory=list, description="apprise URLs or {urlFile: path}")
+    finalize: FinalizeSpec = FinalizeSpec()
 
     @field_validator("steps")
     @classmethod

@@ -90,7 +90,19 @@ class Credentials:
             env["GIT_ASKPASS"] = str(script)
             env[TOKEN_ENV] = self.token
             env[USERNAME_ENV] = self.username
+            # An empty credential.helper resets the list: no configured helper (e.g. "store") may
+            # save our token to disk after a successful push.
+            env.update(GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0="credential.helper", GIT_CONFIG_VALUE_0="")
         return env
+
+
+def url_has_secret(url: str) -> bool:
+    """True when ``url`` carries a password (``user:pass@``) or an HTTP(S) user name (tokens are
+    often passed as ``https://TOKEN@host``); ``ssh://git@host`` and ``git@host:path`` do not."""
+    match = _URL_USERINFO.match(url)
+    if match is None:
+        return False
+    return ":" in match["userinfo"] or match["scheme"].lower().startswith("http")
 
 
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:

@@ -31,9 +31,10 @@ from typing import Any
 import git
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from rollouts.gitops.credentials import Credentials, redact
+from rollouts.gitops.credentials import Credentials, redact, url_has_secret
 from rollouts.gitops.manifest import canary_images, revision_of
 from rollouts.routes import RouteEditor, RouteError, Weights, editor_for
+from rollouts.routes._engine import compose
 from rollouts.spec import Author, Rollout
 
 log = logging.getLogger("rollouts.gitops")
@@ -45,12 +46,29 @@ ALL_VERDICTS = tuple(dict.fromkeys(WEIGHT_VERDICTS + RECORD_VERDICTS))
 # How many of our own commits we look back through for state (bounded: history can be huge).
 MAX_RECORDS = 200
 LOCK_TIMEOUT_S = 60.0
+MAX_DESTINATION_RULE_FILES = 100
 # Pushes that lost a race: retry on the new head. Anything else (hooks, auth) is an error.
 _RETRYABLE = ("(fetch first)", "(non-fast-forward)", "failed to update ref", "cannot lock ref", "stale info")
 
 
 class GitopsError(RuntimeError):
     """A Git operation that failed; the message names the remote (redacted) and what failed."""
+
+
+class RouteFileError(GitopsError, RouteError):
+    """A route or canary file on the branch that cannot be read or edited (malformed YAML, bad
+    weights, unknown subset, missing file). Both a :class:`GitopsError` (the controller's Git
+    failures) and a :class:`RouteError` (the editors' errors); the message names file, route, entry."""
+
+
+@contextmanager
+def _file_errors() -> Iterator[None]:
+    try:
+        yield
+    except RouteFileError:
+        raise
+    except RouteError as exc:
+        raise RouteFileError(str(exc)) from None
 
 
 class PushRejectedError(GitopsError):
@@ -120,6 +138,21 @@ class CommitResult:
         object.__setattr__(self, "changed", self.sha is not None)
 
 
+@dataclass(frozen=True)
+class RecordResult:
+    """The outcome of :meth:`Workspace.record`: ``sha`` of the pushed empty commit, or None when the
+    latest record already said so."""
+
+    sha: str | None
+    head: str
+    attempts: int
+    message: str = ""
+    changed: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "changed", self.sha is not None)
+
+
 def default_cache_dir() -> Path:
     """``$ROLLOUTS_CACHE_DIR``, else ``$XDG_CACHE_HOME/gitops-rollouts``, else ``~/.cache/...``."""
     if os.environ.get("ROLLOUTS_CACHE_DIR"):
@@ -167,17 +200,23 @@ class Workspace:
         max_attempts: int = 8,
         backoff: float = 1.0,
     ) -> None:
+        if url_has_secret(url):
+            # Git would store it in .git/config and GitPython log it: tokens go through askpass.
+            raise GitopsError(f"{redact(url)}: credentials in the URL are refused; use tokenFile or tokenEnv")
         self.url = url
         self.branch = branch
         self.author = author or Author()
         self.credentials = credentials or Credentials()
         self.max_attempts = max_attempts
         self.backoff = backoff
-        root = cache_dir or default_cache_dir()
+        # Absolute: git runs inside the clone, and paths we hand it must not depend on our cwd.
+        root = (cache_dir or default_cache_dir()).absolute()
         key = hashlib.sha256(f"{url}\0{branch}".encode()).hexdigest()[:16]
         self.path = root / "repos" / key
         self._aux = root / "aux"
         self._repo: git.Repo | None = None
+        # Per rollout: the head last scanned for our commits, and the commits found (newest first).
+        self._record_cache: dict[str, tuple[str, list[Record]]] = {}
 
     @classmethod
     def for_spec(
@@ -200,6 +239,18 @@ class Workspace:
 
     # -- public API -----------------------------------------------------------------------------------
 
+    def close(self) -> None:
+        """Stop the git helper processes GitPython keeps for this workspace (it can be reused)."""
+        if self._repo is not None:
+            self._repo.close()
+            self._repo = None
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
     @property
     def remote(self) -> str:
         """The remote URL with credentials redacted (for messages)."""
@@ -207,13 +258,13 @@ class Workspace:
 
     def read_state(self, rollout: Rollout) -> RolloutState:
         """Fetch, then read the rollout's state from the head of the branch."""
-        with self._locked():
+        with self._locked(), _file_errors():
             self._sync()
             return self._state(rollout)
 
     def read_weights(self, rollout: Rollout) -> Weights:
         """Fetch, then the current weights of the rollout's route."""
-        with self._locked():
+        with self._locked(), _file_errors():
             self._sync()
             return self._editor(rollout).read(self._read(rollout.spec.route.path))
 
@@ -237,21 +288,23 @@ class Workspace:
         if verdict not in WEIGHT_VERDICTS:
             raise GitopsError(f"verdict must be one of {', '.join(WEIGHT_VERDICTS)}, got {verdict!r}")
         path = rollout.spec.route.path
-        with self._locked(), self._clean_on_error():
+        with self._locked(), _file_errors(), self._clean_on_error():
             self._sync()
             editor = self._editor(rollout)
             base = editor.read(self._read(path))
+            if base == weights:
+                # Already there: our own change pushed by a run that died before it could tell
+                # (``expected`` is then stale), or someone made the same change. Nothing to do.
+                return CommitResult(sha=None, head=self._head(), previous=base, weights=weights, attempts=0)
             if expected is not None and base != expected:
                 raise self._override(rollout, expected, base)
-            if base == weights:
-                return CommitResult(sha=None, head=self._head(), previous=base, weights=weights, attempts=0)
             subject = f"{rollout.metadata.name}: canary {base.canary}% -> {weights.canary}% ({verdict})"
             attempts = 0
             for attempt in self._retrying():
                 with attempt:
                     attempts += 1
                     if attempts > 1:
-                        self._sync()
+                        self._sync(retry=True)
                         current = editor.read(self._read(path))
                         if current == weights:  # someone made the same change: nothing left to do
                             return CommitResult(
@@ -276,41 +329,31 @@ class Workspace:
             )
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def record(self, rollout: Rollout, verdict: str, reasons: Sequence[str] = ()) -> CommitResult:
+    def record(self, rollout: Rollout, verdict: str, reasons: Sequence[str] = ()) -> RecordResult:
         """An empty commit recording ``pause``, ``resume`` or ``abort``; a no-op when it is already
-        the rollout's latest such record."""
+        the rollout's latest such record. Works even when the route or canary file is broken (a
+        human may want to pause exactly then)."""
         if verdict not in RECORD_VERDICTS:
             raise GitopsError(f"verdict must be one of {', '.join(RECORD_VERDICTS)}, got {verdict!r}")
-        with self._locked(), self._clean_on_error():
+        with self._locked(), _file_errors(), self._clean_on_error():
             attempts = 0
             for attempt in self._retrying():
                 with attempt:
                     attempts += 1
-                    self._sync()
-                    state = self._state(rollout)
+                    self._sync(retry=attempts > 1)
                     latest = self._latest_record(rollout, RECORD_VERDICTS)
                     if latest is not None and latest.verdict == verdict:
-                        return CommitResult(
-                            sha=None,
-                            head=state.head,
-                            previous=state.weights,
-                            weights=state.weights,
-                            attempts=0,
-                        )
-                    subject = f"{rollout.metadata.name}: {verdict} rollout"
+                        return RecordResult(sha=None, head=self._head(), attempts=attempts)
                     message = format_message(
-                        rollout, subject, verdict=verdict, reasons=reasons, revision=state.revision
+                        rollout,
+                        f"{rollout.metadata.name}: {verdict} rollout",
+                        verdict=verdict,
+                        reasons=reasons,
+                        revision=self._revision_or_none(rollout),
                     )
                     sha = self._commit(message, paths=[], allow_empty=True)
                     self._push()
-            return CommitResult(
-                sha=sha,
-                head=sha,
-                previous=state.weights,
-                weights=state.weights,
-                attempts=attempts,
-                message=message,
-            )
+            return RecordResult(sha=sha, head=sha, attempts=attempts, message=message)
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- state ----------------------------------------------------------------------------------------
@@ -357,7 +400,32 @@ class Workspace:
         )
 
     def _records(self, rollout: Rollout) -> list[Record]:
-        """Our commits for ``rollout``, newest first (at most :data:`MAX_RECORDS`)."""
+        """Our commits for ``rollout``, newest first (at most :data:`MAX_RECORDS`).
+
+        The first call scans the whole history (``git log --grep``); later calls scan only the
+        commits since the head they last saw, unless history was rewritten.
+        """
+        head = self._head()
+        cached = self._record_cache.get(rollout.key)
+        if cached is not None and cached[0] == head:
+            return cached[1]
+        if cached is not None and self._is_ancestor(cached[0], head):
+            records = (self._scan_records(rollout, f"{cached[0]}..{head}") + cached[1])[:MAX_RECORDS]
+        else:
+            records = self._scan_records(rollout, head)
+        self._record_cache[rollout.key] = (head, records)
+        return records
+
+    def _is_ancestor(self, older: str, newer: str) -> bool:
+        status = self._open().git.execute(
+            ["git", "merge-base", "--is-ancestor", older, newer],
+            env=self._env(),
+            with_extended_output=True,
+            with_exceptions=False,
+        )[0]
+        return status == 0
+
+    def _scan_records(self, rollout: Rollout, revisions: str) -> list[Record]:
         sep, end = "\x1f", "\x1e"
         out = self._git(
             "log",
@@ -365,7 +433,7 @@ class Workspace:
             "--fixed-strings",
             f"--grep=Rollout: {rollout.key}",
             f"--format=%H{sep}%at{sep}%an <%ae>{sep}%s{sep}%(trailers:only,unfold){end}",
-            "HEAD",
+            revisions,
         )
         records: list[Record] = []
         for raw in out.split(end):
@@ -412,17 +480,7 @@ class Workspace:
 
     def _editor(self, rollout: Rollout) -> RouteEditor:
         route = rollout.spec.route
-        rules: list[tuple[str, str]] = []
-        if route.kind == "VirtualService":
-            # DestinationRules beside the route file declare the subsets we must find.
-            folder = self.path / Path(route.path).parent
-            for candidate in sorted(folder.glob("*.y*ml")):
-                rel = candidate.relative_to(self.path).as_posix()
-                if rel == route.path or not candidate.is_file():
-                    continue
-                text = candidate.read_text(encoding="utf-8", errors="replace")
-                if "DestinationRule" in text:
-                    rules.append((rel, text))
+        rules = self._destination_rules(route.path) if route.kind == "VirtualService" else []
         return editor_for(
             route.kind,
             stable=route.stable,
@@ -431,6 +489,32 @@ class Workspace:
             source=route.path,
             destination_rules=rules,
         )
+
+    def _destination_rules(self, route_path: str) -> list[tuple[str, str]]:
+        """``(path, text)`` of the files in the repo that hold DestinationRules (they declare the
+        subsets a VirtualService may name). Found with ``git grep`` (fast on big repos), bounded;
+        files that do not parse are skipped with a warning: they are not ours to judge."""
+        status, out, _err = self._open().git.execute(
+            ["git", "grep", "-l", "--fixed-strings", "-e", "DestinationRule", "--", "*.yaml", "*.yml"],
+            env=self._env(),
+            with_extended_output=True,
+            with_exceptions=False,
+        )
+        if status not in (0, 1):  # 1: no match
+            log.warning("%s: cannot search for DestinationRules (git grep exit %s)", self.remote, status)
+            return []
+        rules: list[tuple[str, str]] = []
+        for rel in str(out).splitlines()[:MAX_DESTINATION_RULE_FILES]:
+            if rel == route_path:
+                continue  # the editor checks the route file's own documents
+            text = (self.path / rel).read_text(encoding="utf-8", errors="replace")
+            try:
+                compose(text, rel)
+            except RouteError as exc:
+                log.warning("%s: skipping %s", self.remote, exc)
+                continue
+            rules.append((rel, text))
+        return rules
 
     def _revision_or_none(self, rollout: Rollout) -> str | None:
         try:
@@ -500,25 +584,38 @@ class Workspace:
         tmp.rename(self.path)
         log.info("cloned %s (%s) into %s", self.remote, self.branch, self.path)
 
-    def _sync(self) -> None:
-        """Fetch the branch and make the worktree exactly the remote branch."""
+    def _sync(self, *, retry: bool = False) -> None:
+        """Fetch the branch and make the worktree exactly the remote branch.
+
+        Few processes: they are the window in which another writer can win the race to push.
+        """
         if not (self.path / ".git").is_dir():
             self._clone()
         remote_ref = f"refs/remotes/origin/{self.branch}"
+        if not retry:
+            local, known = self._rev("HEAD"), self._rev(remote_ref)
+            if local is not None and local != known:
+                log.warning(
+                    "%s: discarding the unpushed commit %s of an interrupted run; the change is made again",
+                    self.remote,
+                    local[:12],
+                )
         self._git("fetch", "--no-tags", "--quiet", "origin", f"+refs/heads/{self.branch}:{remote_ref}")
-        ahead = self._git("rev-list", "--count", f"{remote_ref}..HEAD").strip()
-        if ahead not in {"", "0"}:
-            log.warning(
-                "%s: discarding %s unpushed commit(s) of an interrupted run; the change is made again",
-                self.remote,
-                ahead,
-            )
+        # --force -B: branch, index and worktree become the remote branch (also after a failed run).
         self._git("checkout", "--quiet", "--force", "-B", self.branch, remote_ref)
-        self._git("reset", "--quiet", "--hard", remote_ref)
-        self._git("clean", "--quiet", "-ffdx")
+
+    def _rev(self, ref: str) -> str | None:
+        """The sha of ``ref``, read in-process (no git process)."""
+        try:
+            return str(self._open().commit(ref).hexsha)
+        except (ValueError, git.BadName, git.GitCommandError):
+            return None
 
     def _head(self) -> str:
-        return self._git("rev-parse", "HEAD").strip()
+        head = self._rev("HEAD")
+        if head is None:
+            raise GitopsError(f"{self.remote} ({self.branch}): the workspace has no HEAD")
+        return head
 
     def _read(self, rel: str) -> str:
         path = self.path / rel
@@ -538,15 +635,17 @@ class Workspace:
             handle.write(text)
 
     def _commit(self, message: str, *, paths: Sequence[str], allow_empty: bool = False) -> str:
-        if paths:
-            self._git("add", "--", *paths)
-        msg_file = self._aux / f"msg-{os.getpid()}"
-        msg_file.write_text(self._redact(message))
+        # A unique file: workspaces of other repos share the aux dir and may commit concurrently.
+        self._aux.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(prefix="msg-", dir=self._aux)
+        msg_file = Path(name)
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(self._redact(message))
         try:
             args = ["commit", "--quiet", "--no-verify", "--cleanup=verbatim", f"--file={msg_file}"]
             if allow_empty:
                 args.append("--allow-empty")
-            self._git(*args)
+            self._git(*args, *(["--only", "--", *paths] if paths else []))
         finally:
             msg_file.unlink(missing_ok=True)
         return self._head()
@@ -575,6 +674,7 @@ class Workspace:
             if (self.path / ".git").is_dir():
                 try:
                     self._git("reset", "--quiet", "--hard", f"refs/remotes/origin/{self.branch}")
+                    self._git("clean", "--quiet", "-ffdx")
                 except GitopsError as exc:
                     log.warning("%s: cleanup failed: %s", self.remote, exc)
             raise

@@ -36,12 +36,24 @@ def _free_port() -> int:
         return port
 
 
-class LocalLoad:
-    """Starts ``<command> --host 127.0.0.1 --port P`` with a fresh token in ``$LOADTEST_TOKEN``
-    on first use, then behaves as :class:`ServeLoad`. ``close()`` stops the subprocess."""
+LOOPBACK = ("127.0.0.1", "localhost")
 
-    def __init__(self, command: list[str] | None = None, *, startup_timeout: float = 20.0) -> None:
+
+class LocalLoad:
+    """Starts ``<command> --host 127.0.0.1 --port P --allow ...`` with a fresh token in
+    ``$LOADTEST_TOKEN`` on first use, then behaves as :class:`ServeLoad`. ``allow`` is the target
+    allowlist (host patterns or URL prefixes, as ``loadtest serve --allow``). ``close()`` stops the
+    subprocess."""
+
+    def __init__(
+        self,
+        command: list[str] | None = None,
+        *,
+        allow: tuple[str, ...] = LOOPBACK,
+        startup_timeout: float = 20.0,
+    ) -> None:
         self._command = command
+        self._allow = allow
         self._startup_timeout = startup_timeout
         self._process: subprocess.Popen[bytes] | None = None
         self._client: ServeLoad | None = None
@@ -52,6 +64,8 @@ class LocalLoad:
         self.close()
         port, token = _free_port(), secrets.token_urlsafe(24)
         command = [*(self._command or default_command()), "--host", "127.0.0.1", "--port", str(port)]
+        for pattern in self._allow:
+            command += ["--allow", pattern]
         env = {**os.environ, "LOADTEST_TOKEN": token}
         try:
             self._process = subprocess.Popen(

@@ -48,6 +48,7 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from rollouts.local.process import run_async, serve_until_signalled
 from rollouts.routes.base import RouteEditor, Weights
 
 #: Envoy's default histogram buckets, in milliseconds, as Istio's standard metrics use them.
@@ -369,21 +370,12 @@ class Mesh:
         )
         return app
 
-    async def serve(self, stop: asyncio.Event) -> None:
-        """Serve both ports until ``stop`` is set."""
-        runners = [
-            web.AppRunner(self.traffic_app(), access_log=None),
-            web.AppRunner(self.admin_app(), access_log=None),
+    def runners(self) -> list[tuple[web.AppRunner, str, int]]:
+        """Runners for the traffic and the admin application, with their addresses."""
+        return [
+            (web.AppRunner(self.traffic_app(), access_log=None), self.config.host, self.config.port),
+            (web.AppRunner(self.admin_app(), access_log=None), self.config.host, self.config.admin_port),
         ]
-        ports = (self.config.port, self.config.admin_port)
-        try:
-            for runner, port in zip(runners, ports, strict=True):
-                await runner.setup()
-                await web.TCPSite(runner, self.config.host, port).start()
-            await stop.wait()
-        finally:
-            for runner in reversed(runners):
-                await runner.cleanup()
 
 
 def load_config(path: Path) -> MeshConfig:
@@ -397,12 +389,6 @@ def load_config(path: Path) -> MeshConfig:
 
 
 async def _run(config: MeshConfig) -> None:
-    import signal
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     workdir = Path(tempfile.mkdtemp(prefix="rollouts-mesh-"))
     try:
         mesh = Mesh(config, workdir)
@@ -411,7 +397,7 @@ async def _run(config: MeshConfig) -> None:
             f" following {config.repo} {config.branch}:{config.path}",
             flush=True,
         )
-        await mesh.serve(stop)
+        await serve_until_signalled(mesh.runners())
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -427,7 +413,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from exc
     disable_created_metrics()  # type: ignore[no-untyped-call]  # Istio exposes no *_created series
-    asyncio.run(_run(config))
+    run_async(_run(config))
 
 
 if __name__ == "__main__":

@@ -42,6 +42,8 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from rollouts.local.process import run_async, serve_until_signalled
+
 #: Prometheus' default buckets (client_golang ``prometheus.DefBuckets``), as podinfo uses them.
 DEFAULT_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -300,14 +302,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     # podinfo (client_golang) exposes no *_created series; keep the scrape the same shape.
     disable_created_metrics()  # type: ignore[no-untyped-call]
     print(f"podinfo {config.version} listening on http://{config.host}:{config.port}", flush=True)
-    web.run_app(
-        Podinfo(config).app(),
-        host=config.host,
-        port=config.port,
-        access_log=None,
-        print=None,
-        handle_signals=True,
-    )
+    runner = web.AppRunner(Podinfo(config).app(), access_log=None)
+    run_async(serve_until_signalled([(runner, config.host, config.port)]))
 
 
 if __name__ == "__main__":

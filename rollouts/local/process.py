@@ -8,6 +8,7 @@ thread that started it dies, even by SIGKILL, which no ``atexit`` hook survives.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import os
@@ -18,9 +19,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
+
+from aiohttp import web
 
 _PR_SET_PDEATHSIG = 1
 
@@ -134,6 +137,33 @@ class ChildProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def run_async(main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` on uvloop when it is installed (about twice the throughput of the stock loop
+    for the mesh and the services), else on asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
+
+
+async def serve_until_signalled(runners: Sequence[tuple[web.AppRunner, str, int]]) -> None:
+    """Serve aiohttp apps on (runner, host, port) until SIGTERM or SIGINT, then clean up."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        for runner, host, port in runners:
+            await runner.setup()
+            await web.TCPSite(runner, host, port).start()
+        await stop.wait()
+    finally:
+        for runner, _, _ in reversed(runners):
+            await runner.cleanup()
 
 
 def python_module(module: str, *args: str) -> list[str]:

@@ -15,8 +15,8 @@ find the groups and name the entries; selection, validation, reading and writing
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
@@ -114,18 +114,12 @@ class Group:
     route_name: str | None
     seq: SequenceNode
     entries: list[Entry]
-    known_subsets: frozenset[str] | None = None
-    extra: dict[str, str] = field(default_factory=dict)
-
-
-GroupFinder = Callable[[list[Node]], list[Group]]
 
 
 class SplitEditor:
-    """Reads and writes stable/canary weights of one group; concrete editors supply ``find_groups``.
-
-    ``entry_word`` names entries in errors ("subset", "backend", "service").
-    """
+    """Reads and writes stable/canary weights of one group; concrete editors supply ``find_groups``
+    (and may check names in ``validate_names``). ``entry_word`` names entries in errors about the
+    group as a whole; each :class:`Entry` names itself ("subset", "host", "backend", "service")."""
 
     kind = "?"
     entry_word = "destination"
@@ -141,6 +135,18 @@ class SplitEditor:
         self.canary = canary
         self.route_name = route_name
         self.source = source
+        # Parsed documents by text: read, write and validation of one change parse the same texts;
+        # parsing is most of an editor's time. Bounded, per editor instance.
+        self._parsed: dict[tuple[str, str], list[Node]] = {}
+
+    def documents(self, text: str, source: str | None = None) -> list[Node]:
+        """The parsed documents of ``text`` (cached per editor)."""
+        key = (source or self.source, text)
+        if key not in self._parsed:
+            if len(self._parsed) >= 16:
+                self._parsed.clear()
+            self._parsed[key] = compose(text, key[0])
+        return self._parsed[key]
 
     # -- to be provided by each traffic API -------------------------------------------------------
 
@@ -156,19 +162,11 @@ class SplitEditor:
     def read(self, text: str) -> Weights:
         """The weights in ``text``; ``RouteError`` naming file, route and entry when unreadable."""
         group = self._select(text)
-        stable, canary = self._pair(group, require_canary=False)
+        stable, canary = self._pair(group)
         self.validate_names(group, text)
+        self._check_others(group, stable, canary)
         stable_weight = self._weight_of(group, stable, len(group.entries))
         canary_weight = 0 if canary is None else self._weight_of(group, canary, len(group.entries))
-        for entry in group.entries:
-            if entry is stable or entry is canary:
-                continue
-            other = self._weight_of(group, entry, len(group.entries))
-            if other:
-                raise RouteError(
-                    f"{self.source}: {group.label}: {entry.word} {entry.names[0]!r} carries weight "
-                    f"{other}; only {self.stable!r} and {self.canary!r} may"
-                )
         try:
             return Weights(stable=stable_weight, canary=canary_weight)
         except RouteError as exc:
@@ -183,8 +181,9 @@ class SplitEditor:
         if not isinstance(weights, Weights):
             raise RouteError(f"{self.source}: weights must be a Weights, got {weights!r}")
         group = self._select(text)
-        stable, canary = self._pair(group, require_canary=False)
+        stable, canary = self._pair(group)
         self.validate_names(group, text)
+        self._check_others(group, stable, canary)
         if canary is None:
             if weights.canary == 0 and self._weight_of(group, stable, len(group.entries)) == 100:
                 # Nothing routes to the canary and the file already says so: smallest change is none.
@@ -201,7 +200,7 @@ class SplitEditor:
     # -- selection ------------------------------------------------------------------------------------
 
     def _select(self, text: str) -> Group:
-        groups = self.find_groups(compose(text, self.source))
+        groups = self.find_groups(self.documents(text))
         if not groups:
             raise RouteError(f"{self.source}: no {self.kind} with weighted routes found")
         if self.route_name is not None:
@@ -245,7 +244,20 @@ class SplitEditor:
     def _find(group: Group, name: str) -> list[Entry]:
         return [e for e in group.entries if name in e.names]
 
-    def _pair(self, group: Group, *, require_canary: bool) -> tuple[Entry, Entry | None]:
+    def _check_others(self, group: Group, stable: Entry, canary: Entry | None) -> None:
+        """Destinations other than stable and canary may stay in the route, at weight 0."""
+        for entry in group.entries:
+            if entry is stable or entry is canary:
+                continue
+            other = self._weight_of(group, entry, len(group.entries))
+            if other:
+                raise RouteError(
+                    f"{self.source}: {group.label}: {entry.word} {entry.names[0]!r} carries weight "
+                    f"{other}; only {self.stable!r} and {self.canary!r} may"
+                )
+
+    def _pair(self, group: Group) -> tuple[Entry, Entry | None]:
+        """The stable entry (required) and the canary entry (None when absent)."""
         found: dict[str, Entry | None] = {}
         for name in (self.stable, self.canary):
             matches = self._find(group, name)
@@ -260,10 +272,7 @@ class SplitEditor:
             raise RouteError(
                 f"{self.source}: {group.label}: no {self.entry_word} {self.stable!r} (found: {names})"
             )
-        canary = found[self.canary]
-        if canary is None and require_canary:
-            raise RouteError(f"{self.source}: {group.label}: no {self.entry_word} {self.canary!r}")
-        return stable, canary
+        return stable, found[self.canary]
 
     def _weight_of(self, group: Group, entry: Entry, entries: int) -> int:
         node = entry.weight
@@ -279,7 +288,9 @@ class SplitEditor:
             raise RouteError(f"{where}: weight is missing")
         if node.tag != INT_TAG or node.style is not None:
             raise RouteError(f"{where}: weight must be an integer, got {node.value!r}")
-        value = int(str(node.value).replace("_", ""), 0)
+        value = _int(str(node.value))
+        if value is None:
+            raise RouteError(f"{where}: weight must be an integer, got {node.value!r}")
         if not 0 <= value <= 100:
             raise RouteError(f"{where}: weight must be between 0 and 100, got {value}")
         return value
@@ -347,41 +358,69 @@ class SplitEditor:
         return splice(text, edits)
 
     def _uncomment_canary(self, text: str, group: Group) -> str | None:
-        """The guide's "initial state" keeps the canary as comment lines after the route: un-comment
-        them if that yields exactly a canary entry in the same route (the smallest change)."""
-        last = group.seq.value[-1] if group.seq.value else None
-        if last is None or group.seq.flow_style:
+        """The guide's "initial state" keeps the canary as comment lines in the route (before, between
+        or after the entries): un-comment them if that yields exactly one more entry, the canary,
+        in the same route (the smallest change). Tries the longest runs of comment lines first."""
+        if not group.seq.value or group.seq.flow_style:
             return None
-        after = line_end(text, content_end(last))
-        lines = text[after:].splitlines(keepends=True)[:MAX_COMMENTED_LINES]
-        block: list[str] = []
-        for line in lines:
-            if line.lstrip().startswith("#"):
-                block.append(line)
-            else:
-                break
-        for count in range(len(block), 0, -1):
+        for start, end in self._comment_regions(text, group):
             for variant in (_hash_to_space, _drop_hash, _drop_hash_space):
-                candidate_lines = [variant(line) for line in block[:count]]
-                candidate = (
-                    text[:after] + "".join(candidate_lines) + text[after + sum(map(len, block[:count])) :]
-                )
-                if self._has_canary_in_same_route(candidate, group, after):
+                region = "".join(variant(line) for line in text[start:end].splitlines(keepends=True))
+                candidate = text[:start] + region + text[end:]
+                if self._has_canary_in_same_route(candidate, group, start, start + len(region)):
                     return candidate
         return None
 
-    def _has_canary_in_same_route(self, candidate: str, group: Group, after: int) -> bool:
+    def _comment_regions(self, text: str, group: Group) -> Iterator[tuple[int, int]]:
+        """(start, end) offsets of runs of whole comment lines touching an entry of the route."""
+        for item in group.seq.value:
+            # Comment lines right above the entry: runs that end at the entry, longest first.
+            top = line_start(text, _item_start(text, item))
+            starts: list[int] = []
+            pos = top
+            while pos > 0 and len(starts) < MAX_COMMENTED_LINES:
+                prev = line_start(text, pos - 1)
+                if not text[prev:pos].lstrip().startswith("#"):
+                    break
+                starts.append(prev)
+                pos = prev
+            for begin in reversed(starts):
+                yield begin, top
+        # Comment lines right below the last entry: runs that start there, longest first.
+        after = line_end(text, content_end(group.seq.value[-1]))
+        ends: list[int] = []
+        pos = after
+        while pos < len(text) and len(ends) < MAX_COMMENTED_LINES:
+            nxt = line_end(text, pos)
+            if not text[pos:nxt].lstrip().startswith("#"):
+                break
+            ends.append(nxt)
+            pos = nxt
+        for finish in reversed(ends):
+            yield after, finish
+
+    def _has_canary_in_same_route(self, candidate: str, group: Group, start: int, end: int) -> bool:
         try:
-            documents = compose(candidate, self.source)
-            groups = self.find_groups(documents)
+            groups = self.find_groups(compose(candidate, self.source))
         except RouteError:
             return False
         for other in groups:
             if other.label != group.label or len(other.entries) != len(group.entries) + 1:
                 continue
             canaries = self._find(other, self.canary)
-            return len(canaries) == 1 and canaries[0].node.start_mark.index >= after
+            return len(canaries) == 1 and start <= canaries[0].node.start_mark.index < end
         return False
+
+
+def _int(literal: str) -> int | None:
+    """A YAML integer literal's value: decimal (``010`` is 10 in YAML 1.2), ``0x``, ``0o``, ``0b``."""
+    digits = literal.replace("_", "")
+    for base in (10, 0):
+        try:
+            return int(digits, base)
+        except ValueError:
+            continue
+    return None
 
 
 def stable_rename(text: str, stable: Entry, canary: str) -> str:

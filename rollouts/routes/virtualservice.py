@@ -122,7 +122,7 @@ class VirtualServiceEditor(SplitEditor):
         hosts = {get_str(get(e.node, "destination"), "host") or "" for e in group.entries}
         declared: set[str] | None = set(self.subsets) if self.subsets is not None else None
         for source, other in ((self.source, text), *self.destination_rules):
-            in_file = destination_rule_subsets(other, hosts, source=source)
+            in_file = subsets_in(self.documents(other, source), hosts)
             if in_file is not None:
                 declared = (declared or set()) | in_file
         if declared is None:
@@ -150,9 +150,14 @@ def destination_rule_subsets(text: str, hosts: Collection[str], *, source: str =
     Hosts match by their full name or their first DNS label (``podinfo`` matches
     ``podinfo.test.svc.cluster.local``). None when no DestinationRule for those hosts is in ``text``.
     """
+    return subsets_in(compose(text, source), hosts)
+
+
+def subsets_in(documents: list[Node], hosts: Collection[str]) -> set[str] | None:
+    """:func:`destination_rule_subsets` on parsed documents."""
     wanted = {_short(h) for h in hosts if h}
     found: set[str] | None = None
-    for doc in compose(text, source):
+    for doc in documents:
         if get_str(doc, "kind") != "DestinationRule":
             continue
         spec = get(doc, "spec")

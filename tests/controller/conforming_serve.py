@@ -8,6 +8,7 @@ the contract until (and besides) the real ``loadtest serve``. Run as a script it
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import itertools
 import os
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ class ConformingServe:
     """The job table behind the API; ``allow`` is the target allowlist (host prefixes)."""
 
     token: str
-    allow: tuple[str, ...] = ("http://127.0.0.1", "http://localhost")
+    allow: tuple[str, ...] = ("127.0.0.1", "localhost")  # host patterns
     max_jobs: int = 2
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     ids: itertools.count[int] = field(default_factory=itertools.count)
@@ -52,7 +53,8 @@ class ConformingServe:
     def _create(self, body: Any) -> tuple[int, Any]:
         if not isinstance(body, dict) or not isinstance(body.get("target"), str) or "duration" not in body:
             return 400, {"error": "target and duration are required"}
-        if not body["target"].startswith(self.allow):
+        host = urlparse(body["target"]).hostname or ""
+        if not any(fnmatch.fnmatchcase(host, pattern) for pattern in self.allow):
             return 403, {"error": f"target {body['target']} outside the allowlist"}
         if sum(job["state"] == "running" for job in self.jobs.values()) >= self.max_jobs:
             return 429, {"error": "too many jobs"}
@@ -77,8 +79,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--allow", action="append", default=[])
     args = parser.parse_args()
-    app = ConformingServe(token=os.environ["LOADTEST_TOKEN"])
+    app = ConformingServe(token=os.environ["LOADTEST_TOKEN"], allow=tuple(args.allow))
     ThreadingHTTPServer((args.host, args.port), make_handler(app, [])).serve_forever()
 
 

@@ -9,6 +9,9 @@ import pytest
 
 from tests.controller.kubeapi import RunningApi, serve
 
+# The Git fixtures of the GitOps tests: a bare remote laid out like the guide's, and no user config.
+from tests.gitops.conftest import _git_isolated, remote  # noqa: F401
+
 
 @pytest.fixture
 def kube_api(tmp_path: Path) -> Iterator[RunningApi]:

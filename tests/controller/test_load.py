@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 
 import pytest
 
@@ -117,3 +118,34 @@ def test_local_driver_reports_a_command_that_dies() -> None:
     with pytest.raises(LoadUnavailableError, match="no serve here"):
         load.start(LoadRequest(target=TARGET, duration=30))
     load.close()
+
+
+def test_local_driver_with_the_real_loadtest_serve() -> None:
+    hits: list[str] = []
+
+    def target(request):
+        hits.append(request.path)
+        return 200, {"ok": True}
+
+    with json_server(target) as service:
+        load = LocalLoad(startup_timeout=30)
+        try:
+            job = load.start(LoadRequest(target=service.url + "/", duration=30, rate=40))
+            deadline = time.monotonic() + 15
+            stats = load.status(job)
+            while stats is not None and stats.requests < 5 and time.monotonic() < deadline:
+                time.sleep(0.2)
+                stats = load.status(job)
+            final = load.stop(job)
+        finally:
+            load.close()
+    assert stats is not None and stats.requests >= 5, stats
+    assert final is not None and final.state in {"stopped", "finished"}
+    assert len(hits) >= 5
+    with pytest.raises(LoadRejectedError, match="403"):
+        # outside the loopback allowlist the real server refuses, as the contract says
+        load2 = LocalLoad(startup_timeout=30)
+        try:
+            load2.start(LoadRequest(target="http://example.com/", duration=5))
+        finally:
+            load2.close()

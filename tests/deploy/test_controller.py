@@ -188,9 +188,13 @@ def dockerfile_problems(path: Path) -> list[str]:
     return problems
 
 
-def test_the_controller_dockerfile_is_multi_stage_and_non_root() -> None:
-    path = CONTROLLER / "Dockerfile"
+@pytest.mark.parametrize("path", sorted(DEPLOY.rglob("Dockerfile")), ids=lambda p: str(p.relative_to(DEPLOY)))
+def test_every_dockerfile_is_multi_stage_and_non_root(path: Path) -> None:
     assert dockerfile_problems(path) == []
+
+
+def test_the_controller_dockerfile_builds_wheels_of_the_project() -> None:
+    path = CONTROLLER / "Dockerfile"
     parser = DockerfileParser(path=str(path))
     assert parser.baseimage.startswith("python:")  # the final stage's base
     assert any("pip wheel" in i["value"] for i in parser.structure if i["instruction"] == "RUN")
@@ -215,3 +219,13 @@ def test_the_dockerfile_lint_catches(tmp_path: Path, text: str, problem: str) ->
     path = tmp_path / "Dockerfile"
     path.write_text(text)
     assert any(problem in p for p in dockerfile_problems(path)), dockerfile_problems(path)
+
+
+def test_the_kustomization_lists_every_manifest_of_the_base() -> None:
+    (kustomization,) = load_documents(CONTROLLER / "kustomization.yaml")
+    on_disk = {p.name for p in CONTROLLER.glob("*.yaml") if p.name != "kustomization.yaml"}
+    assert set(kustomization.body["resources"]) == on_disk
+    assert kustomization.body["namespace"] == "rollouts-system"
+    (deployment,) = _objects("Deployment")
+    image = deployment["spec"]["template"]["spec"]["containers"][0]["image"].rpartition(":")[0]
+    assert [i["name"] for i in kustomization.body["images"]] == [image]

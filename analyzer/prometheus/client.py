@@ -1,0 +1,103 @@
+"""Instant queries against Prometheus, with a timeout, bounded retries and distinct errors.
+
+prometheus-api-client does the HTTP; its own urllib3 retries are switched off so that the time a
+query may take is bounded by what we say here (``timeout`` per attempt, ``attempts`` in all, short
+backoff between), and tenacity retries only what is worth retrying: Prometheus down, slow or
+answering 5xx. A query Prometheus rejects (HTTP 400/422: a template bug) fails at once.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from prometheus_api_client import PrometheusConnect
+from prometheus_api_client.exceptions import PrometheusApiClientException
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from urllib3.util.retry import Retry
+
+
+class PrometheusError(RuntimeError):
+    """Any failure to get an answer from Prometheus."""
+
+
+class PrometheusUnavailableError(PrometheusError):
+    """Prometheus did not answer in time, refused the connection, or answered 5xx."""
+
+
+class PrometheusQueryError(PrometheusError):
+    """Prometheus rejected the query (bad PromQL, usually a template problem) or answered nonsense."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One element of an instant vector: its labels and value (NaN and +-Inf kept as floats)."""
+
+    labels: dict[str, str]
+    value: float
+
+
+class PrometheusClient:
+    """Instant queries at a given time; counts the HTTP requests it sends (``requests_sent``)."""
+
+    def __init__(self, url: str, *, timeout: float = 5.0, attempts: int = 3, backoff: float = 0.2) -> None:
+        if timeout <= 0 or attempts < 1:
+            raise ValueError("timeout must be > 0 and attempts >= 1")
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.attempts = attempts
+        self.backoff = backoff
+        self.requests_sent = 0
+        self._connect = PrometheusConnect(
+            url=self.url, disable_ssl=True, retry=Retry(total=0, raise_on_status=False), timeout=timeout
+        )
+
+    def query(self, promql: str, at: float) -> list[Sample]:
+        """Evaluate ``promql`` at unix time ``at``; retried on :class:`PrometheusUnavailableError`."""
+        retrying = Retrying(
+            stop=stop_after_attempt(self.attempts),
+            wait=wait_exponential(multiplier=self.backoff, max=2.0),
+            retry=retry_if_exception_type(PrometheusUnavailableError),
+            reraise=True,
+        )
+        result: list[Sample] = retrying(self._query_once, promql, at)
+        return result
+
+    def _query_once(self, promql: str, at: float) -> list[Sample]:
+        self.requests_sent += 1
+        params = {"time": f"{at:.3f}", "timeout": f"{self.timeout:g}s"}
+        try:
+            raw: Any = self._connect.custom_query(promql, params=params)
+        except requests.exceptions.RequestException as exc:
+            raise PrometheusUnavailableError(f"Prometheus at {self.url} did not answer: {exc}") from exc
+        except PrometheusApiClientException as exc:
+            message = str(exc)
+            if "HTTP Status Code 5" in message:
+                raise PrometheusUnavailableError(f"Prometheus at {self.url}: {message}") from exc
+            raise PrometheusQueryError(
+                f"Prometheus at {self.url} rejected the query: {message}\n{promql}"
+            ) from exc
+        except ValueError as exc:  # a 200 whose body is not JSON: not Prometheus
+            raise PrometheusQueryError(f"{self.url} answered something that is not Prometheus JSON") from exc
+        return _samples(raw, promql)
+
+
+def _samples(raw: Any, promql: str) -> list[Sample]:
+    if not isinstance(raw, list):
+        raise PrometheusQueryError(f"expected an instant vector, got {type(raw).__name__} for {promql}")
+    samples = []
+    for item in raw:
+        try:
+            value = float(item["value"][1])  # "NaN", "+Inf" and "-Inf" parse as floats
+            labels = {str(k): str(v) for k, v in item["metric"].items()}
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise PrometheusQueryError(f"malformed sample {item!r} for {promql}") from exc
+        samples.append(Sample(labels=labels, value=value))
+    return samples
+
+
+def finite(value: float) -> bool:
+    """True unless NaN or infinite."""
+    return math.isfinite(value)

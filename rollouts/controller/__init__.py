@@ -1,0 +1,1 @@
+"""The per-rollout state machine and the scheduler that runs many of them."""

@@ -1,0 +1,117 @@
+"""The ``rollouts report`` subcommand (argparse wiring; the work is done in :mod:`rollouts.report`).
+
+Kept light: matplotlib and GitPython are imported only when the command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rollouts.spec import Rollout
+
+_RELATIVE = re.compile(r"^(?P<n>\d+)(?P<unit>[smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_since(value: str, *, now: datetime | None = None) -> datetime:
+    """``--since``/``--until``: an ISO date or date-time (UTC unless it has an offset), or an age
+    like ``6h``, ``2d`` (that long ago)."""
+    text = value.strip()
+    match = _RELATIVE.match(text)
+    if match:
+        base = now or datetime.now(UTC)
+        return base - timedelta(seconds=int(match["n"]) * _UNITS[match["unit"]])
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be an ISO date or date-time (2026-11-29, 2026-11-29T18:00) or an age "
+            f"(30m, 6h, 2d, 1w), got {value!r}"
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def add_parser(sub: Any) -> None:
+    """Add ``report`` to the ``rollouts`` subcommands."""
+    cmd = sub.add_parser(
+        "report", help="HTML report (and PNG charts) of a rollout from Git history and Prometheus"
+    )
+    cmd.add_argument("spec", metavar="SPEC", type=Path, help="path to a Rollout spec file")
+    cmd.add_argument("--cache-dir", type=Path, default=None, help="where workspaces are cloned")
+    cmd.add_argument(
+        "--prometheus",
+        metavar="URL",
+        default=None,
+        help="Prometheus base URL (default: spec.analysis.prometheus.url when the spec has one)",
+    )
+    cmd.add_argument(
+        "--out", metavar="DIR", type=Path, default=Path("reports"), help="output directory (default: reports)"
+    )
+    cmd.add_argument(
+        "--since", type=parse_since, default=None, help="only commits since (ISO date or 6h, 2d)"
+    )
+    cmd.add_argument(
+        "--until",
+        type=parse_since,
+        default=None,
+        help="only commits until; the last step ends here (default: now)",
+    )
+    cmd.add_argument("--timeout", type=float, default=10.0, help="seconds per Prometheus query (default 10)")
+    cmd.add_argument(
+        "--require-metrics",
+        action="store_true",
+        help="fail (exit 1, nothing written) when Prometheus cannot be queried",
+    )
+    cmd.set_defaults(func=run)
+
+
+def _prometheus_url(args: argparse.Namespace, rollout: Rollout) -> str | None:
+    if args.prometheus:
+        url: str = args.prometheus
+        if not re.match(r"^https?://[^/\s]+", url):
+            raise ValueError(f"--prometheus must be an http:// or https:// URL, got {url!r}")
+        return url
+    analysis: Any = getattr(rollout.spec, "analysis", None)
+    configured = getattr(getattr(analysis, "prometheus", None), "url", None)
+    return str(configured) if configured else None
+
+
+def run(args: argparse.Namespace, rollout: Rollout) -> int:
+    """Build the report of ``rollout`` and write it under ``--out``; returns the exit code."""
+    import git
+
+    from rollouts.gitops import Workspace
+    from rollouts.report import ReportError, build_report, report_name, write_report
+
+    if args.timeout <= 0:
+        raise ValueError(f"--timeout must be positive, got {args.timeout}")
+    url = _prometheus_url(args, rollout)
+    workspace = Workspace.for_spec(rollout, cache_dir=args.cache_dir)
+    workspace.read_weights(rollout)  # fetch: the cached clone is now the remote branch
+    if args.since is not None and args.until is not None and args.until <= args.since:
+        raise ValueError(
+            f"--until ({args.until.isoformat()}) must be after --since ({args.since.isoformat()})"
+        )
+    report = build_report(
+        git.Repo(workspace.path),
+        rollout,
+        prometheus_url=url,
+        since=args.since,
+        until=args.until,
+        timeout=args.timeout,
+    )
+    if not report.metrics.available:
+        if args.require_metrics:
+            raise ReportError(f"metrics unavailable: {report.metrics.error}; nothing written")
+        print(f"rollouts: warning: metrics unavailable: {report.metrics.error}", file=sys.stderr)
+    path = write_report(report.rendered, args.out, report_name(rollout))
+    events = len(report.timeline.events)
+    steps = len(report.metrics.steps)
+    print(f"{rollout.key}: report with {events} commit(s), {steps} measured step(s): {path / 'index.html'}")
+    return 0

@@ -1,0 +1,434 @@
+"""One self-contained HTML page per rollout, with its charts as PNG images.
+
+The page has no external resources: inline CSS, charts embedded as ``data:`` PNGs (the same PNGs are
+also written beside the page), and a Content-Security-Policy that allows nothing else (no scripts at
+all). Everything that comes from Git -- commit messages, authors, reasons, evidence, even the
+rollout's name -- is user input and goes through :func:`html.escape`.
+
+Charts are drawn with matplotlib's object API (``Figure`` + Agg canvas, no ``pyplot``): no global
+figure state, no display needed.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from matplotlib.dates import date2num
+from matplotlib.figure import Figure
+
+from analyzer import Histogram
+from rollouts.report.history import Event, Timeline
+from rollouts.report.metrics import StepMetrics, StepMetricsReport, SubsetData
+from rollouts.routes import Weights
+
+GA_COLOR = "#1f77b4"
+CANARY_COLOR = "#ff7f0e"
+VERDICT_COLORS = {
+    "promote": "#2ca02c",
+    "rollback": "#d62728",
+    "abort": "#8c1c13",
+    "manual": "#9467bd",
+    "finalize": "#17becf",
+    "pause": "#7f7f7f",
+    "resume": "#7f7f7f",
+    "human": "#e377c2",
+}
+#: Latency panels drawn at most (the newest steps); the table below lists every step.
+MAX_LATENCY_PANELS = 12
+DPI = 100
+QUANTILES = (0.5, 0.9, 0.99)
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+
+
+@dataclass(frozen=True)
+class Chart:
+    """A PNG chart: file name beside the page, alt text, pixel size."""
+
+    name: str
+    alt: str
+    png: bytes
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class RenderedReport:
+    """The page and its charts, in memory (written out by :func:`rollouts.report.write_report`)."""
+
+    html: str
+    charts: tuple[Chart, ...] = field(default_factory=tuple)
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _when(ts: int | float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _dt(ts: int | float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+
+
+def _ms(seconds: float) -> str:
+    if math.isnan(seconds):
+        return "–"
+    ms = seconds * 1000
+    return f"{ms:.3g} ms" if ms < 100 else f"{ms:.0f} ms"
+
+
+def _datenums(timestamps: Sequence[int]) -> list[float]:
+    """Unix seconds as matplotlib date numbers (the axis then formats them as UTC dates)."""
+    days = date2num([_dt(t) for t in timestamps])  # type: ignore[no-untyped-call]  # untyped in matplotlib
+    return [float(d) for d in days]
+
+
+def _png(figure: Figure) -> tuple[bytes, int, int]:
+    buffer = io.BytesIO()
+    # No timestamp or version in the file: the same data gives the same bytes.
+    figure.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
+    width, height = (round(v * DPI) for v in figure.get_size_inches())
+    return buffer.getvalue(), width, height
+
+
+def weights_chart(timeline: Timeline, end: int) -> Chart | None:
+    """Canary and stable weight over time (step chart), a marker per commit coloured by verdict."""
+    points = [(e.timestamp, e.after.canary) for e in timeline.events if e.after is not None]
+    if not points:
+        return None
+    figure = Figure(figsize=(11, 3.2), layout="constrained")
+    ax = figure.add_subplot()
+    xs = _datenums([t for t, _ in points] + [max(end, points[-1][0])])
+    canary = [w for _, w in points] + [points[-1][1]]
+    ax.step(xs, canary, where="post", color=CANARY_COLOR, linewidth=2, label=f"canary ({timeline.canary})")
+    ax.step(xs, [100 - w for w in canary], where="post", color=GA_COLOR, linewidth=1.5, linestyle="--",
+            label=f"stable ({timeline.stable})")  # fmt: skip
+    seen: set[str] = set()
+    for event in timeline.events:
+        if event.after is None:
+            continue
+        kind = event.kind
+        ax.scatter(
+            _datenums([event.timestamp]),
+            [event.after.canary],
+            color=VERDICT_COLORS.get(kind, "#333333"),
+            zorder=5,
+            s=40,
+            label=kind if kind not in seen else None,
+        )
+        seen.add(kind)
+    ax.xaxis_date(UTC)
+    ax.set_ylim(-5, 105)
+    ax.set_ylabel("weight (%)")
+    ax.set_title(f"{timeline.rollout}: weights over time (UTC)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize="small")
+    png, width, height = _png(figure)
+    return Chart("weights.png", "canary and stable weights over time", png, width, height)
+
+
+def _cdf(histogram: Histogram) -> tuple[list[float], list[float]]:
+    total = histogram.total
+    pairs = [
+        (bound * 1000, count / total)
+        for bound, count in zip(histogram.bounds, histogram.cumulative, strict=True)
+        if math.isfinite(bound) and bound > 0
+    ]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def _latency_range(histograms: Sequence[Histogram]) -> tuple[float, float]:
+    """The x range (ms) where the distributions change: from the bound below the first non-empty
+    bucket to the bound above the last one (Envoy's buckets reach an hour; the data rarely does)."""
+    lows: list[float] = []
+    highs: list[float] = []
+    for histogram in histograms:
+        finite = [
+            (b * 1000, c)
+            for b, c in zip(histogram.bounds, histogram.cumulative, strict=True)
+            if math.isfinite(b) and b > 0
+        ]
+        if histogram.total <= 0 or not finite:
+            continue
+        first = next((i for i, (_, c) in enumerate(finite) if c > 0), 0)
+        last = next((i for i, (_, c) in enumerate(finite) if c >= histogram.total), len(finite) - 1)
+        lows.append(finite[max(0, first - 1)][0])
+        highs.append(finite[min(len(finite) - 1, last + 1)][0])
+    if not lows:
+        return 0.1, 1000.0
+    return min(lows) / 1.5, max(highs) * 1.5
+
+
+def latency_chart(metrics: StepMetricsReport) -> Chart | None:
+    """Per step, the latency CDF of GA and canary at the bucket bounds, with p50 and p99 marks."""
+    steps = [
+        m
+        for m in metrics.steps
+        if (m.stable and m.stable.histogram.total > 0) or (m.canary and m.canary.histogram.total > 0)
+    ][-MAX_LATENCY_PANELS:]
+    if not steps:
+        return None
+    columns = min(3, len(steps))
+    rows = math.ceil(len(steps) / columns)
+    figure = Figure(figsize=(11, 0.4 + 3.0 * rows), layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False)
+    for index, ax in enumerate(axes.flat):
+        if index >= len(steps):
+            ax.set_visible(False)
+            continue
+        item = steps[index]
+        for name, data, color in (("GA", item.stable, GA_COLOR), ("canary", item.canary, CANARY_COLOR)):
+            if data is None or data.histogram.total <= 0:
+                continue
+            xs, ys = _cdf(data.histogram)
+            p50, p99 = data.histogram.quantile(0.5), data.histogram.quantile(0.99)
+            ax.plot(xs, ys, color=color, marker="o", markersize=3, linewidth=1.5,
+                    label=f"{name} p50 {_ms(p50)}, p99 {_ms(p99)}")  # fmt: skip
+            for q, style in ((p50, "--"), (p99, ":")):
+                if math.isfinite(q) and q > 0:
+                    ax.axvline(q * 1000, color=color, linestyle=style, linewidth=1.2)
+        step = item.step
+        ax.set_xscale("log")
+        ax.set_xlim(*_latency_range([d.histogram for d in (item.stable, item.canary) if d is not None]))
+        ax.set_ylim(0, 1.02)
+        ax.set_title(
+            f"step {step.index}: canary {step.weights.canary}%, {_duration(step.duration)}", fontsize=10
+        )
+        ax.set_xlabel("latency (ms, bucket bounds)", fontsize=8)
+        ax.set_ylabel("fraction ≤ bound", fontsize=8)
+        ax.tick_params(labelsize=8)
+        ax.grid(True, which="both", alpha=0.25)
+        ax.legend(fontsize=7, loc="lower right")
+    figure.suptitle("latency distribution per step (CDF; dashed p50, dotted p99)", fontsize=11)
+    png, width, height = _png(figure)
+    return Chart("latency.png", "latency distributions of GA and canary per step", png, width, height)
+
+
+def errors_chart(metrics: StepMetricsReport) -> Chart | None:
+    """Error rate (5xx / requests) of GA and canary per step, with the counts on the bars."""
+    steps = list(metrics.steps)
+    if not steps or all(m.stable is None and m.canary is None for m in steps):
+        return None
+    figure = Figure(figsize=(11, 3.2), layout="constrained")
+    ax = figure.add_subplot()
+    width = 0.38
+    top = 0.0
+    for offset, name, color in ((-width / 2, "GA", GA_COLOR), (width / 2, "canary", CANARY_COLOR)):
+        for i, item in enumerate(steps):
+            data = item.stable if name == "GA" else item.canary
+            if data is None or data.requests <= 0:
+                ax.text(i + offset, 0, "no data", ha="center", va="bottom", fontsize=7, rotation=90)
+                continue
+            rate = 100 * data.error_rate
+            top = max(top, rate)
+            ax.bar(i + offset, rate, width, color=color, label=name)
+            ax.text(i + offset, rate, f"{data.errors:.0f}/{data.requests:.0f}", ha="center", va="bottom",
+                    fontsize=7)  # fmt: skip
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles, strict=True))
+    ax.legend(unique.values(), unique.keys(), fontsize="small")
+    ax.set_xticks(
+        range(len(steps)), [f"step {m.step.index}\n{m.step.weights.canary}%" for m in steps], fontsize=8
+    )
+    ax.set_ylim(0, max(1.0, top * 1.25))
+    ax.set_ylabel("errors (%)")
+    ax.set_title("error rate per step (5xx / requests; labels: errors/requests)")
+    ax.grid(True, axis="y", alpha=0.3)
+    png, width_px, height_px = _png(figure)
+    return Chart("errors.png", "error rates of GA and canary per step", png, width_px, height_px)
+
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px;color:#1b1b1b;
+background:#fff}
+h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd}
+.meta{color:#555;font-size:13px} .meta code{font-size:12px}
+.banner{padding:10px 14px;border-radius:6px;margin:14px 0;font-size:14px}
+.warn{background:#fff4e5;border:1px solid #f0b429} .ok{background:#eef8ee;border:1px solid #9ccc9c}
+figure{margin:8px 0} figure img{max-width:100%;height:auto;border:1px solid #eee}
+table{border-collapse:collapse;font-size:13px;width:100%} th,td{border:1px solid #ddd;padding:4px 6px;
+vertical-align:top;text-align:left} th{background:#f5f5f5} td.num,td.time{white-space:nowrap}
+td.num{text-align:right}
+.badge{display:inline-block;padding:1px 7px;border-radius:9px;color:#fff;font-size:12px}
+pre{white-space:pre-wrap;font-size:12px;margin:4px 0;background:#fafafa;padding:6px}
+ul{margin:0;padding-left:18px} code{font-family:ui-monospace,Menlo,Consolas,monospace}
+dl{margin:0;display:grid;grid-template-columns:max-content auto;gap:0 8px;font-size:12px} dt{color:#555}
+dd{margin:0;font-family:ui-monospace,Menlo,Consolas,monospace}
+"""
+
+
+def _img(chart: Chart) -> str:
+    data = base64.b64encode(chart.png).decode("ascii")
+    return (
+        f'<figure><img id="chart-{_e(chart.name.removesuffix(".png"))}" alt="{_e(chart.alt)}" '
+        f'width="{chart.width}" height="{chart.height}" src="data:image/png;base64,{data}">'
+        f"<figcaption class=meta>{_e(chart.alt)} (<code>{_e(chart.name)}</code>)</figcaption></figure>"
+    )
+
+
+def _weights(event: Event) -> str:
+    def one(weights: Weights | None) -> str:
+        return "–" if weights is None else f"{weights.canary}%"
+
+    return f"{one(event.before)} → {one(event.after)}"
+
+
+def _badge(kind: str) -> str:
+    color = VERDICT_COLORS.get(kind, "#555555")
+    return f'<span class="badge" style="background:{color}">{_e(kind)}</span>'
+
+
+def _subset_cells(data: SubsetData | None, missing: str | None) -> str:
+    if data is None:
+        return f'<td colspan="5" class="meta">no data: {_e(missing or "not measured")}</td>'
+    rate = data.error_rate
+    quantiles = "".join(f'<td class="num">{_e(_ms(data.histogram.quantile(q)))}</td>' for q in QUANTILES)
+    return (
+        f'<td class="num">{data.requests:.0f}</td>'
+        f'<td class="num">{data.errors:.0f} ({"–" if math.isnan(rate) else f"{100 * rate:.2f}%"})</td>'
+        + quantiles
+    )
+
+
+def _steps_table(items: Sequence[StepMetrics]) -> str:
+    head = (
+        "<tr><th rowspan=2>step</th><th rowspan=2>from (UTC)</th><th rowspan=2>length</th>"
+        "<th rowspan=2>canary</th><th rowspan=2>commit</th>"
+        "<th colspan=5>GA</th><th colspan=5>canary</th></tr>"
+        "<tr>" + "<th>requests</th><th>errors</th><th>p50</th><th>p90</th><th>p99</th>" * 2 + "</tr>"
+    )
+    rows = []
+    for item in items:
+        step = item.step
+        rows.append(
+            f'<tr id="step-{step.index}"><td class="num">{step.index}</td>'
+            f'<td class="time">{_e(_when(step.start))}</td>'
+            f'<td class="num">{_e(_duration(step.duration))}</td><td class="num">{step.weights.canary}%</td>'
+            f"<td><code>{_e(step.event.sha[:10])}</code></td>"
+            + _subset_cells(item.stable, item.stable_missing)
+            + _subset_cells(item.canary, item.canary_missing)
+            + "</tr>"
+        )
+    return f'<table id="steps">{head}{"".join(rows)}</table>'
+
+
+def _evidence(evidence: dict[str, str]) -> str:
+    if not evidence:
+        return '<span class="meta">–</span>'
+    return "<dl>" + "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in evidence.items()) + "</dl>"
+
+
+def _reasons(reasons: Sequence[str]) -> str:
+    if not reasons:
+        return '<span class="meta">–</span>'
+    return "<ul>" + "".join(f"<li>{_e(r)}</li>" for r in reasons) + "</ul>"
+
+
+def _events_table(events: Sequence[Event]) -> str:
+    head = (
+        "<tr><th>time (UTC)</th><th>commit</th><th>author</th><th>canary</th><th>verdict</th>"
+        "<th>step</th><th>revision</th><th>reasons</th><th>evidence</th><th>message</th></tr>"
+    )
+    rows = []
+    for event in reversed(events):  # newest first, as git log
+        error = f'<div class="meta">{_e(event.error)}</div>' if event.error else ""
+        rows.append(
+            f'<tr id="commit-{_e(event.sha[:12])}"><td class="time">{_e(_when(event.timestamp))}</td>'
+            f"<td><code>{_e(event.sha[:10])}</code></td><td>{_e(event.author)}</td>"
+            f'<td class="num">{_e(_weights(event))}{error}</td><td>{_badge(event.kind)}</td>'
+            f"<td>{_e(event.step or '–')}</td><td>{_e(event.revision or '–')}</td>"
+            f"<td>{_reasons(event.reasons)}</td><td>{_evidence(event.evidence)}</td>"
+            f"<td><b>{_e(event.subject)}</b><details><summary>full message</summary>"
+            f"<pre>{_e(event.message)}</pre></details></td></tr>"
+        )
+    return f'<table id="events">{head}{"".join(rows)}</table>'
+
+
+def render(timeline: Timeline, metrics: StepMetricsReport, *, generated: int, end: int) -> RenderedReport:
+    """The page for ``timeline`` and ``metrics``; ``generated`` and ``end`` are unix seconds."""
+    charts: list[Chart] = []
+    weights = weights_chart(timeline, end)
+    latency = latency_chart(metrics) if metrics.available else None
+    errors = errors_chart(metrics) if metrics.available else None
+    parts: list[str] = []
+    title = f"Rollout {timeline.rollout}"
+    parts.append(f"<h1>{_e(title)}</h1>")
+    parts.append(
+        f'<div class="meta">route <code>{_e(timeline.route_path)}</code> '
+        f"(stable <code>{_e(timeline.stable)}</code>, canary <code>{_e(timeline.canary)}</code>) · "
+        f"branch <code>{_e(timeline.branch)}</code> at <code>{_e(timeline.head[:12])}</code> · "
+        f"{len(timeline.events)} commit(s) · generated {_e(_when(generated))} UTC</div>"
+    )
+    if metrics.available:
+        parts.append(
+            f'<div class="banner ok" id="metrics-status">Metrics from Prometheus at <code>{_e(metrics.url)}'
+            f"</code>: {len(metrics.steps)} step(s) measured.</div>"
+        )
+    else:
+        parts.append(
+            f'<div class="banner warn" id="metrics-status"><b>Metrics unavailable</b>: {_e(metrics.error)}. '
+            "This report shows the Git history only.</div>"
+        )
+    for note in (*timeline.notes, *metrics.notes):
+        parts.append(f'<div class="banner warn">{_e(note)}</div>')
+    parts.append("<h2>Weights over time</h2>")
+    if weights is not None:
+        charts.append(weights)
+        parts.append(_img(weights))
+    else:
+        parts.append('<p class="meta">No weights found in the history of the route file.</p>')
+    if metrics.available:
+        parts.append("<h2>Latency per step</h2>")
+        if latency is not None:
+            charts.append(latency)
+            parts.append(_img(latency))
+        else:
+            parts.append('<p class="meta">No latency data for any step.</p>')
+        parts.append("<h2>Error rate per step</h2>")
+        if errors is not None:
+            charts.append(errors)
+            parts.append(_img(errors))
+        else:
+            parts.append('<p class="meta">No request data for any step.</p>')
+        parts.append("<h2>Steps</h2>")
+        parts.append(_steps_table(metrics.steps))
+        if metrics.selectors is not None:
+            stable, canary = metrics.selectors
+            parts.append(
+                f'<p class="meta">GA series <code>{_e(stable.describe())}</code>, canary series '
+                f"<code>{_e(canary.describe())}</code>; each step is read with <code>increase()</code> over "
+                "its whole length at its end (the time from one weight commit to the next, which includes "
+                "the time the cluster took to apply it).</p>"
+            )
+        if metrics.queries:
+            parts.append(
+                "<details><summary>PromQL (last step)</summary>"
+                + "".join(f"<pre>{_e(q)}</pre>" for q in metrics.queries)
+                + "</details>"
+            )
+    parts.append("<h2>Commits and verdicts</h2>")
+    parts.append(_events_table(timeline.events))
+    page = (
+        "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+        f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>\n"
+        + "\n".join(parts)
+        + "\n</body></html>\n"
+    )
+    return RenderedReport(html=page, charts=tuple(charts))

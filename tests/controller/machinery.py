@@ -1,0 +1,190 @@
+"""What the state-machine tests run on: the real Git workspace on a bare repo, the real mesh's route
+watcher behind a ``/status`` endpoint, the real judge, and a metrics source that models the service.
+
+The metrics source is not a mock of Prometheus: it is a different source of windows (a seeded model
+of GA and canary latency and errors), which is what the machine's ``MetricsSource`` interface takes.
+The same window start always gives the same window, so a restarted machine replays what it saw.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from analyzer import Histogram, Judge, Policy, SubsetWindow, Window
+from rollouts.controller.machine import Machine, MetricsUnavailableError
+from rollouts.gitops import Workspace
+from rollouts.local.mesh import Destination, MeshConfig, RouteWatcher
+from rollouts.metrics import ControllerMetrics
+from rollouts.notify import Notice
+from rollouts.spec import Rollout, parse_spec
+from rollouts.sync import LocalMeshGate
+from tests.controller.httpjson import json_server
+
+BOUNDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, float("inf")]
+INTERVAL = 10.0
+
+
+def rollout_spec(url: str, **sections: Any) -> Rollout:
+    """The guide's rollout with fast analysis (10 s windows, small minimum data)."""
+    analysis = {
+        "interval": "10s",
+        "threshold": 3,
+        "syncTimeout": "60s",
+        "policy": {"min_windows": 2, "min_canary_requests": 50},
+    }
+    analysis.update(sections.pop("analysis", {}))
+    return parse_spec(
+        {
+            "apiVersion": "rollouts.dev/v1alpha1",
+            "kind": "Rollout",
+            "metadata": {"name": "podinfo", "namespace": "test"},
+            "spec": {
+                "git": {"url": url, "branch": "master"},
+                "route": {
+                    "kind": "VirtualService",
+                    "path": "workloads/podinfo/virtual-service.yaml",
+                    "stable": "ga",
+                    "canary": "canary",
+                },
+                "canary": {"path": "workloads/podinfo/canary-deployment.yaml"},
+                "steps": [10, 60, 100],
+                "analysis": analysis,
+                **sections,
+            },
+        },
+        source="test",
+    )
+
+
+@dataclass
+class ServiceModel:
+    """GA and canary as a seeded model: ``slowdown`` multiplies the canary's median latency."""
+
+    rate: float = 200.0  # requests per second through the mesh
+    slowdown: float = 1.0
+    error_rate: float = 0.001
+    canary_error_rate: float = 0.001
+    down: str | None = None  # a message: every read fails, as when Prometheus is down
+    reads: list[tuple[float, float, int]] = field(default_factory=list)
+
+    def window(self, rollout: Rollout, start: float, end: float, weight: int) -> Window:
+        """The window ``[start, end)`` at ``weight``; the same start always gives the same window."""
+        self.reads.append((start, end, weight))
+        if self.down is not None:
+            raise MetricsUnavailableError(self.down)
+        rng = np.random.default_rng(int(start * 1000) % 2**32)
+        total = int(self.rate * (end - start))
+        canary = int(total * weight / 100)
+        return Window(
+            baseline=self._subset(rng, total - canary, 1.0, self.error_rate),
+            canary=self._subset(rng, canary, self.slowdown, self.canary_error_rate),
+            weight=weight,
+        )
+
+    @staticmethod
+    def _subset(rng: np.random.Generator, n: int, slowdown: float, error_rate: float) -> SubsetWindow:
+        latencies = rng.lognormal(np.log(0.02 * slowdown), 0.5, n)
+        counts = [int((latencies <= bound).sum()) for bound in BOUNDS]
+        errors = int(rng.binomial(n, error_rate)) if n else 0
+        return SubsetWindow(histogram=Histogram.from_cumulative(BOUNDS, counts), requests=n, errors=errors)
+
+
+class Clock:
+    """Wall-clock time that the test moves forward (starting now, so Git's commit times fit in)."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float = INTERVAL) -> None:
+        self.now += seconds
+
+
+@contextmanager
+def mesh_status(bare: Path, tmp: Path) -> Iterator[str]:
+    """The real mesh's route watcher following ``bare``, behind ``GET /status``; yields the URL."""
+    config = MeshConfig(
+        port=0,
+        admin_port=0,
+        repo=str(bare),
+        branch="master",
+        path="workloads/podinfo/virtual-service.yaml",
+        stable=Destination(name="ga", url="http://127.0.0.1:1", workload="podinfo-ga", version="ga"),
+        canary=Destination(
+            name="canary", url="http://127.0.0.1:1", workload="podinfo-canary", version="canary"
+        ),
+    )
+    watcher = RouteWatcher(config, tmp / "mesh")
+    with json_server(lambda _request: (200, watcher.poll().to_json())) as server:
+        yield server.url
+
+
+@dataclass
+class Rig:
+    """A machine and everything it runs on."""
+
+    machine: Machine
+    model: ServiceModel
+    clock: Clock
+    notices: list[Notice]
+    metrics: ControllerMetrics
+    workspace: Workspace
+    spec: Rollout
+    gate: LocalMeshGate
+
+    def fresh(self) -> Machine:
+        """A new machine on the same Git, gate, metrics and clock: the controller after a restart."""
+        return build(
+            self.spec,
+            workspace=self.workspace,
+            gate=self.gate,
+            model=self.model,
+            clock=self.clock,
+            notices=self.notices,
+            metrics=self.metrics,
+        )
+
+    def run(self, ticks: int, *, until: str | None = None) -> list[Any]:
+        """Tick (advancing the clock one interval before each) until an action ``until``."""
+        results = []
+        for _ in range(ticks):
+            self.clock.advance()
+            result = self.machine.tick()
+            results.append(result)
+            if result.action == until:
+                break
+        return results
+
+
+def build(
+    spec: Rollout,
+    *,
+    workspace: Workspace,
+    gate: LocalMeshGate,
+    model: ServiceModel,
+    clock: Callable[[], float],
+    notices: list[Notice],
+    metrics: ControllerMetrics,
+    **kwargs: Any,
+) -> Machine:
+    policy = Policy.from_mapping(spec.spec.analysis.policy)
+    return Machine(
+        spec,
+        workspace=workspace,
+        gate=gate,
+        metrics_source=model,
+        judge_factory=lambda: Judge(policy),
+        notify=notices.append,
+        metrics=metrics,
+        clock=clock,
+        **kwargs,
+    )

@@ -1,0 +1,229 @@
+"""One real rollout for the report tests: a bare Git remote with weight commits (ours, made by the
+real Workspace, and a human's), and a real Prometheus that scraped Istio-named metrics whose traffic
+changed at each commit. Built once per session (about 15 s: the steps are real time)."""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from collections.abc import Iterator
+from contextlib import redirect_stdout
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import requests
+
+from rollouts.gitops import Workspace
+from rollouts.routes import Weights
+from rollouts.spec import Rollout, load_spec
+from tests.gitops.conftest import DESTINATION_RULE, VIRTUAL_SERVICE, deployment, git, vs_with
+from tests.grafana.promserver import run_prometheus
+from tests.report.exporter import Traffic, serve_istio
+from tests.support import free_port, require_binary
+
+STEP_S = 3
+ROUTE = "workloads/podinfo/virtual-service.yaml"
+CANARY = "workloads/podinfo/canary-deployment.yaml"
+SPEC = """apiVersion: rollouts.dev/v1alpha1
+kind: Rollout
+metadata: {{name: podinfo, namespace: test}}
+spec:
+  git: {{url: {url}, branch: master}}
+  route: {{kind: VirtualService, path: {route}, stable: ga, canary: canary}}
+  canary: {{path: {canary}}}
+  steps: [10, 60, 100]
+"""
+HUMAN_SUBJECT = 'Roll back <script>alert("pwned")</script> & stop'
+GA_FAST = Traffic(requests=9, median_ms=12)
+PHASES = {
+    "baseline": {"ga": Traffic(requests=10, median_ms=12)},
+    "10": {"ga": GA_FAST, "canary": Traffic(requests=1, median_ms=12)},
+    "60": {
+        "ga": Traffic(requests=4, median_ms=12),
+        "canary": Traffic(requests=6, median_ms=300, errors=0.25),
+    },
+    "0": {"ga": Traffic(requests=10, median_ms=12)},
+}
+EVIDENCE_JSON = '{"latency.e_harm": 0.42, "errors.e_safety": 25.0, "canary.requests": 31}'
+
+
+@dataclass
+class Scenario:
+    """The rollout as it happened: where things are and which commit is which."""
+
+    spec_file: Path
+    rollout: Rollout
+    bare: Path
+    cache: Path
+    prometheus: str
+    shas: dict[str, str] = field(default_factory=dict)
+    times: dict[str, int] = field(default_factory=dict)
+    end: int = 0
+
+
+def _has_data(url: str) -> bool:
+    answer = requests.get(
+        f"{url}/api/v1/query", params={"query": "count_over_time(istio_requests_total[10s]) > 2"}, timeout=5
+    ).json()
+    return bool(answer.get("data", {}).get("result"))
+
+
+def _sleep_until(t: float) -> None:
+    time.sleep(max(0.0, t - time.time()))
+
+
+def _next_second() -> int:
+    """Wait for the start of the next second: commit times are whole seconds."""
+    t = int(time.time()) + 1
+    _sleep_until(t + 0.02)
+    return t
+
+
+@pytest.fixture(scope="session")
+def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
+    require_binary("git")
+    binary = require_binary("prometheus", "Debian package prometheus; `make system` installs it")
+    root = tmp_path_factory.mktemp("report")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GIT_CONFIG_GLOBAL", os.devnull)
+        mp.setenv("GIT_CONFIG_NOSYSTEM", "1")
+        with serve_istio(free_port()) as exporter:
+            exporter.set_phase(PHASES["baseline"])
+            scrape = (
+                "  - job_name: istio\n    scrape_interval: 250ms\n"
+                f"    static_configs:\n      - targets: ['{exporter.address}']\n"
+            )
+            (root / "prom").mkdir()
+            with run_prometheus(binary, root / "prom", scrape) as prom:
+                yield _play(root, exporter, prom.url)
+
+
+def _play(root: Path, exporter, prometheus_url: str) -> Scenario:
+    # The baseline step must have data: wait for Prometheus' first scrapes before the first commit.
+    deadline = time.monotonic() + 30
+    while not _has_data(prometheus_url):
+        assert time.monotonic() < deadline, "Prometheus scraped no Istio series in 30 s"
+        time.sleep(0.1)
+    bare = root / "remote.git"
+    git(root, "init", "--quiet", "--bare", "--initial-branch=master", str(bare))
+    human = root / "human"
+    git(root, "clone", "--quiet", str(bare), str(human))
+    files = {
+        ROUTE: vs_with(100, 0),
+        "workloads/podinfo/destination-rule.yaml": DESTINATION_RULE,
+        "workloads/podinfo/ga-deployment.yaml": deployment("podinfo-ga", "0.1.0"),
+        CANARY: deployment("podinfo-canary", "0.2.0"),
+    }
+    assert "weight: 90" in VIRTUAL_SERVICE  # vs_with rewrites the fixture's weights
+    for rel, text in files.items():
+        (human / rel).parent.mkdir(parents=True, exist_ok=True)
+        (human / rel).write_text(text)
+    git(human, "checkout", "--quiet", "-b", "master")
+    git(human, "add", ".")
+    git(human, "commit", "--quiet", "-m", "podinfo: GA 0.1.0, canary 0.2.0 at 0%")
+    git(human, "push", "--quiet", "origin", "master")
+    spec_file = root / "rollout.yaml"
+    spec_file.write_text(SPEC.format(url=bare, route=ROUTE, canary=CANARY))
+    rollout = load_spec(spec_file)
+    cache = root / "cache"
+    workspace = Workspace.for_spec(rollout, cache_dir=cache)
+    s = Scenario(spec_file=spec_file, rollout=rollout, bare=bare, cache=cache, prometheus=prometheus_url)
+    s.shas["initial"] = git(human, "rev-parse", "HEAD").strip()
+    s.times["initial"] = int(git(human, "log", "-1", "--format=%ct").strip())
+    _sleep_until(s.times["initial"] + STEP_S - 0.5)
+
+    t = _next_second()
+    exporter.set_phase(PHASES["10"])
+    result = workspace.set_weights(
+        rollout,
+        Weights.for_canary(10),
+        verdict="promote",
+        step="1/3",
+        reasons=["baseline healthy, starting the canary"],
+    )
+    assert result.sha is not None
+    s.shas["10"], s.times["10"] = result.sha, t
+
+    _sleep_until(t + STEP_S - 0.5)
+    t = _next_second()
+    exporter.set_phase(PHASES["60"])
+    result = workspace.set_weights(
+        rollout,
+        Weights.for_canary(60),
+        verdict="promote",
+        step="2/3",
+        reasons=["latency non-inferior (e=25.0 >= 20)", f"Evidence: {EVIDENCE_JSON}"],
+        expected=Weights.for_canary(10),
+    )
+    assert result.sha is not None
+    s.shas["60"], s.times["60"] = result.sha, t
+
+    _sleep_until(t + STEP_S - 0.5)
+    t = _next_second()
+    exporter.set_phase(PHASES["0"])
+    git(human, "pull", "--quiet", "--ff-only", "origin", "master")
+    (human / ROUTE).write_text(vs_with(100, 0))
+    git(
+        human,
+        "commit",
+        "--quiet",
+        "-am",
+        f"{HUMAN_SUBJECT}\n\nerrors look bad to me\nSigned-off-by: Human <h@x>",
+    )
+    git(human, "push", "--quiet", "origin", "master")
+    s.shas["human"], s.times["human"] = git(human, "rev-parse", "HEAD").strip(), t
+
+    # Not weight changes: a pause record of ours (kept) and a new canary image (left out).
+    s.shas["pause"] = workspace.record(rollout, "pause", reasons=["a human rolled back"]).sha or ""
+    (human / CANARY).write_text(deployment("podinfo-canary", "0.2.1"))
+    git(human, "pull", "--quiet", "--ff-only", "origin", "master")
+    git(human, "commit", "--quiet", "-am", "podinfo: canary 0.2.1")
+    git(human, "push", "--quiet", "origin", "master")
+    s.shas["image"] = git(human, "rev-parse", "HEAD").strip()
+
+    s.end = t + STEP_S
+    _sleep_until(s.end + 0.6)  # Prometheus has scraped past the end
+    return s
+
+
+@dataclass(frozen=True)
+class Built:
+    """The report of the scenario, made by the real CLI."""
+
+    directory: Path
+    html: str
+    stdout: str
+
+
+@pytest.fixture(scope="session")
+def built(scenario: Scenario, tmp_path_factory: pytest.TempPathFactory) -> Built:
+    from rollouts.cli import main
+
+    out = tmp_path_factory.mktemp("out")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GIT_CONFIG_GLOBAL", os.devnull)
+        mp.setenv("GIT_CONFIG_NOSYSTEM", "1")
+        buffer = io.StringIO()
+        with redirect_stdout(buffer):
+            code = main(
+                [
+                    "report",
+                    str(scenario.spec_file),
+                    "--prometheus",
+                    scenario.prometheus,
+                    "--out",
+                    str(out),
+                    "--cache-dir",
+                    str(scenario.cache),
+                    "--require-metrics",
+                    # The last step ends at the scenario's end, not whenever the test runs.
+                    "--until",
+                    datetime.fromtimestamp(scenario.end, UTC).isoformat(),
+                ]
+            )
+    assert code == 0, buffer.getvalue()
+    directory = out / "test_podinfo"
+    return Built(directory, (directory / "index.html").read_text(encoding="utf-8"), buffer.getvalue())
