@@ -174,14 +174,7 @@ class LocalStack:
                 ready_timeout=cfg.start_timeout,
             ).start(wait_for_targets=False)
             for subset, options in (("ga", cfg.ga), ("canary", cfg.canary)):
-                argv = python_module(
-                    "rollouts.local.podinfo",
-                    f"--port={self.ports[subset]}",
-                    f"--version={options.version}",
-                    f"--hostname={self.workload(subset)}",
-                    *options.args,
-                )
-                self._children.append(ChildProcess(subset, argv, self.directory / f"{subset}.log"))
+                self._children.append(self._service(subset, options))
             for child in self._children:
                 child.wait_http(f"{self._url(child.name)}/readyz", timeout=cfg.start_timeout)
             mesh_config = self.directory / "mesh.json"
@@ -198,6 +191,30 @@ class LocalStack:
         except BaseException:
             self.stop()
             raise
+
+    def _service(self, subset: str, options: ServiceOptions) -> ChildProcess:
+        argv = python_module(
+            "rollouts.local.podinfo",
+            f"--port={self.ports[subset]}",
+            f"--version={options.version}",
+            f"--hostname={self.workload(subset)}",
+            *options.args,
+        )
+        return ChildProcess(subset, argv, self.directory / f"{subset}.log")
+
+    def restart_service(self, subset: str, options: ServiceOptions) -> None:
+        """Replace the ``ga`` or ``canary`` service by one with ``options`` on the same port (what a
+        Deployment's rollout does when its image changes); returns once the new one is ready."""
+        if subset not in ("ga", "canary") or self._dir is None:
+            raise ValueError(f"cannot restart {subset!r}: the stack runs 'ga' and 'canary'")
+        for index, child in enumerate(self._children):
+            if child.name == subset:
+                child.stop()
+                fresh = self._service(subset, options)
+                self._children[index] = fresh
+                fresh.wait_http(f"{self._url(subset)}/readyz", timeout=self.config.start_timeout)
+                return
+        raise ValueError(f"the stack has no {subset!r} service running")
 
     def stop(self) -> None:
         """Stop every process (Prometheus first, so that it records no failed scrapes) and clean up."""
