@@ -346,3 +346,42 @@ class LocalStack:
     def wait_for_revision(self, sha: str, timeout: float = 10.0) -> dict[str, Any]:
         """Block until the mesh reports ``sha`` as the applied revision; the status."""
         return self.wait_for_status(lambda s: s["revision"] == sha, timeout, f"revision {sha[:12]}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m rollouts.local.stack``: start the stack, print its addresses, run until Ctrl-C."""
+    import argparse
+    import signal
+    import threading
+
+    parser = argparse.ArgumentParser(
+        prog="python -m rollouts.local.stack", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--canary-weight", type=int, default=0, help="initial canary weight (percent)")
+    parser.add_argument(
+        "--canary-args", default="", help="extra podinfo flags of the canary: '--error-rate=0.05'"
+    )
+    args = parser.parse_args(argv)
+    if not 0 <= args.canary_weight <= 100:
+        parser.error(f"--canary-weight must be 0-100, got {args.canary_weight}")
+    config = StackConfig(
+        canary_weight=args.canary_weight,
+        canary=ServiceOptions(version="6.5.1", args=tuple(args.canary_args.split())),
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # also when started with SIGINT ignored (a background job)
+        signal.signal(sig, lambda *_: stop.set())
+    with LocalStack(config) as stack:
+        print(
+            f"traffic     {stack.mesh_url}\nmesh status {stack.status_url}\n"
+            f"prometheus  {stack.prometheus_url}\n"
+            f"git remote  {stack.repo_url} ({config.branch}:{config.route_path})\n"
+            f"ga          {stack.ga_url}\ncanary      {stack.canary_url}\nCtrl-C stops everything.",
+            flush=True,
+        )
+        while not stop.wait(0.5):
+            pass
+
+
+if __name__ == "__main__":
+    main()
