@@ -290,6 +290,18 @@ def test_a_follower_never_commits(remote: Remote, tmp_path: Path) -> None:
     assert remote.count() == before
 
 
+def test_a_canary_manifest_without_images_is_a_clear_error(rig: Rig, remote: Remote) -> None:
+    remote.commit_file(
+        CANARY, "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: podinfo-canary}\n", "oops"
+    )
+    before = remote.count()
+    results = rig.run(2)
+    assert [r.action for r in results] == ["error", "error"]
+    assert f"{CANARY}: no container images found" in results[0].reasons[0]
+    assert [n.kind for n in rig.notices] == [Kind.ERROR]  # told once, not every tick
+    assert remote.count() == before  # nothing committed
+
+
 def test_position_is_derived_from_git_alone(rig: Rig, remote: Remote) -> None:
     state = rig.workspace.read_state(rig.spec)
     assert position(rig.spec, state).phase == "start"
