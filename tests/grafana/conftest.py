@@ -43,6 +43,7 @@ CANARY_PATH = "workloads/podinfo/canary-deployment.yaml"
 INTERVAL_S = 3.0  # analysis window: three scrapes, so increase() always has two samples in it
 DATA_TIMEOUT_S = 30.0
 BURST = ["/version"] * 45 + ["/status/500"] * 5
+TOTAL = 'istio_requests_total{reporter="destination", destination_workload_namespace="test"}'
 # What every panel needs before the tests look: both subsets' traffic, a commit and a verdict seen
 # as increases by rate()/increase() (two samples each), the evidence of the judged window.
 READY_QUERIES = (
@@ -168,9 +169,11 @@ def drive(stack: LocalStack, metrics: ControllerMetrics, workdir: Path) -> Live:
             "controller scraped", lambda: has(prometheus, 'rollouts_commits_total{verdict="promote"} == 0', 1)
         )
         ticks = [machine.tick()]  # start: the commit to the first step
-        stack.wait_for_revision(_head(stack))
-        ticks.append(machine.tick())  # the sync gate opens: the step's windows begin
-        first_window_end = grid_start(time.time(), INTERVAL_S) + INTERVAL_S
+        head = git.Repo(stack.repo_path).commit(stack.config.branch)
+        stack.wait_for_revision(head.hexsha)
+        ticks.append(machine.tick())  # the sync gate opens
+        # The step's windows lie on the interval grid from the commit's time.
+        first_window_end = grid_start(head.committed_date, INTERVAL_S) + INTERVAL_S
         # Bounded traffic at the committed split until the first window is complete and scraped.
         for _ in range(100):
             served += send(stack, BURST)
@@ -183,6 +186,10 @@ def drive(stack: LocalStack, metrics: ControllerMetrics, workdir: Path) -> Live:
         for expr, count in READY_QUERIES:
             while not has(prometheus, expr, count) and time.monotonic() < deadline:
                 time.sleep(0.2)
+        # Targets are scraped at their own offsets: wait for the mesh's scrape after the last burst.
+        sent = sum(served.values())
+        while scraped_requests(prometheus) < sent and time.monotonic() < deadline:
+            time.sleep(0.2)
     finally:
         machine.close()
     return Live(prometheus, ticks, served)
@@ -193,8 +200,10 @@ def has(prometheus: Prometheus, expr: str, results: int) -> bool:
     return len(prometheus.query(expr)["data"]["result"]) >= results
 
 
-def _head(stack: LocalStack) -> str:
-    return str(git.Repo(stack.repo_path).commit(stack.config.branch).hexsha)
+def scraped_requests(prometheus: Prometheus) -> float:
+    """Requests of the stack's service that Prometheus has scraped from the mesh so far."""
+    result = prometheus.query(f"sum({TOTAL})")["data"]["result"]
+    return float(result[0]["value"][1]) if result else 0.0
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import math
 
 import pytest
 
-from tests.grafana.conftest import Live
+from tests.grafana.conftest import TOTAL, Live
 from tests.grafana.panels import DashboardQuery, dashboard_queries
 from tests.grafana.promserver import Prometheus
 
@@ -52,6 +52,11 @@ def test_the_controller_really_ran_the_rollout(live: Live) -> None:
     assert actions[-1] == "hold" and live.ticks[-1].windows >= 1, live.ticks
     assert {subset for subset, _ in live.served} == {"ga", "canary"}
     assert {status for _, status in live.served} == {200, 500}
+    # What Prometheus holds is exactly the traffic that went through the mesh, per subset and code.
+    totals = live.prometheus.query(f"sum by (destination_version, response_code) ({TOTAL})")["data"]["result"]
+    scraped = {(r["metric"]["destination_version"], int(r["metric"]["response_code"])): float(r["value"][1])
+               for r in totals}  # fmt: skip
+    assert scraped == {key: float(n) for key, n in live.served.items()}
 
 
 @pytest.mark.integration
