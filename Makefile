@@ -6,8 +6,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# System packages the tests run for real: Prometheus (and promtool) and Git.
-SYSTEM_PACKAGES ?= prometheus git
+# System packages the tests run for real: Prometheus (and promtool), Git, Chromium (headless, for the
+# rollout report's page) and hey (loadtest's output is checked against it side by side).
+SYSTEM_PACKAGES ?= prometheus git chromium hey
 
 .PHONY: all test lint typecheck pytest demo system venv bench clean
 
@@ -19,6 +20,8 @@ system:
 	command -v prometheus >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	command -v promtool   >/dev/null 2>&1 || missing="$$missing prometheus"; \
 	command -v git        >/dev/null 2>&1 || missing="$$missing git"; \
+	command -v chromium   >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v hey        >/dev/null 2>&1 || missing="$$missing hey"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing system packages:$$missing"; \

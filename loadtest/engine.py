@@ -80,13 +80,15 @@ class Recorder:
     users_started: int = 0
     users_finished: int = 0
     csv_sink: Callable[[str], None] | None = None
+    keep_unreported: bool = False  # only a worker has a master to report to
 
     def flush(self, environment: Environment | None) -> Results:
         """Close the current batch: fold it into the totals and into Locust's stats."""
         batch, self.pending = self.pending, Results()
         if batch.requests:
             self.total.merge(batch)
-            self.unreported.merge(batch)
+            if self.keep_unreported:
+                self.unreported.merge(batch)
             if environment is not None:
                 _extend_locust_stats(environment, self.name, self.method, batch)
         return batch

@@ -113,7 +113,7 @@ class Report:
         for p in PERCENTILES:
             value = hist.hey_percentile(p)
             if value > 0:
-                lines.append(f"\n  {p}%% in {_f(value)} secs".replace("%%", "%"))
+                lines.append(f"\n  {p}% in {_f(value)} secs")
         return lines
 
     def as_dict(self) -> dict[str, Any]:

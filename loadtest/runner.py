@@ -292,7 +292,7 @@ def run_master(  # noqa: PLR0915  (one sequence: listen, wait, run, collect)
 
 def run_worker(plan: RunPlan, master_host: str, master_port: int) -> None:
     """Be a Locust worker: run the users the master hands out, report, send the final figures."""
-    recorder = Recorder(name=plan.url, method=plan.method)
+    recorder = Recorder(name=plan.url, method=plan.method, keep_unreported=True)
     environment = build_environment(plan, recorder)
     runner: WorkerRunner = environment.create_worker_runner(master_host=master_host, master_port=master_port)
     sent = {"final": False, "spawned": False}

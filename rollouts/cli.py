@@ -66,6 +66,31 @@ def _set_weight(args: argparse.Namespace, rollout: Rollout) -> int:
     return 0
 
 
+def _promote(args: argparse.Namespace, rollout: Rollout) -> int:
+    """Advance one step by hand: the next step's weight (100 after the last), one ``manual`` commit."""
+    from rollouts.controller.machine import next_weight, step_label
+    from rollouts.routes import Weights
+
+    workspace = _workspace(args, rollout)
+    current = workspace.read_weights(rollout)
+    if current.canary >= 100:
+        print(f"{rollout.key}: canary already at 100%, nothing to promote")
+        return 0
+    steps = rollout.spec.steps
+    target = next_weight(steps, current.canary) or 100
+    reasons = args.reason or [f"promoted by hand from {current.canary}% to {target}%"]
+    result = workspace.set_weights(
+        rollout,
+        Weights.for_canary(target),
+        verdict="manual",
+        reasons=reasons,
+        step=step_label(steps, target),
+        expected=current,
+    )
+    _report(rollout, result, f"canary {current.canary}% -> {target}%")
+    return 0
+
+
 def _record(args: argparse.Namespace, rollout: Rollout) -> int:
     result = _workspace(args, rollout).record(rollout, args.command, reasons=args.reason)
     _report(rollout, result, args.command)
@@ -159,9 +184,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("abort", parents=[common, reasons], help="route 100%% to stable and pause").set_defaults(
         func=_abort
     )
+    sub.add_parser(
+        "promote", parents=[common, reasons], help="advance one step by hand (a commit)"
+    ).set_defaults(func=_promote)
     sub.add_parser("schema", help="print the JSON schema of a Rollout spec").set_defaults(func=_schema)
+    from rollouts.controller.demo import add_demo_parser
+    from rollouts.controller.run import add_run_parser
     from rollouts.report.cli import add_parser as add_report_parser
 
+    add_run_parser(sub)
+    add_demo_parser(sub)
     add_report_parser(sub)
     return parser
 
@@ -174,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     if func is None:
         parser.print_help(sys.stderr)
         return 2
-    if args.command == "schema":
+    if args.command in ("schema", "run", "demo"):
         code: int = func(args)
         return code
     from rollouts.gitops import CredentialError, GitopsError, HumanOverrideError

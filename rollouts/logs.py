@@ -10,7 +10,8 @@ import datetime as dt
 import json
 import logging
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 DECISION = "decision"  # the ``extra`` key carrying a decision's fields
@@ -35,11 +36,38 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, default=str, separators=(",", ":"))
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time of each record (it may be replaced later)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
+@contextmanager
+def configured(fmt: str = "text", level: str = "INFO") -> Iterator[logging.Handler]:
+    """:func:`configure` for the duration of a block; the previous root logging comes back after."""
+    root = logging.getLogger()
+    handlers, old_level = list(root.handlers), root.level
+    handler = configure(fmt, level)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+        for old in handlers:
+            root.addHandler(old)
+        root.setLevel(old_level)
+
+
 def configure(fmt: str = "text", level: str = "INFO", stream: Any = None) -> logging.Handler:
     """Install one handler on the root logger: ``fmt`` is ``text`` or ``json``."""
     if fmt not in ("text", "json"):
         raise ValueError(f"log format must be 'text' or 'json', got {fmt!r}")
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler: logging.Handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     handler.setFormatter(
         JsonFormatter()
         if fmt == "json"

@@ -137,7 +137,10 @@ class GitSpec(_Model):
     @field_validator("url")
     @classmethod
     def _no_credentials(cls, value: str) -> str:
-        if re.match(r"^[a-z][a-z0-9+.-]*://[^/@]*:[^/@]*@", value, re.IGNORECASE):
+        # user:password@ anywhere, or any user@ on HTTP(S) (tokens are passed as https://TOKEN@host).
+        if re.match(r"^[a-z][a-z0-9+.-]*://[^/@]*:[^/@]*@", value, re.IGNORECASE) or re.match(
+            r"^https?://[^/@]+@", value, re.IGNORECASE
+        ):
             raise ValueError("must not contain credentials; use tokenFile or tokenEnv")
         return value
 

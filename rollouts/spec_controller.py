@@ -121,7 +121,9 @@ class PrometheusSpec(_Model):
 
 
 class SubsetSpec(_Model):
-    """How the metrics name one side (the query template's selector fields; namespace is the rollout's)."""
+    """How the metrics name one side (the query template's selector fields; namespace is the rollout's).
+    Empty fields default to ``<name>-<route subset>`` (workload), the route subset (version) and
+    ``<name>`` (service)."""
 
     workload: str = Field(
         default="", description="Workload (Deployment) name; empty: `<name>-<route subset>`."

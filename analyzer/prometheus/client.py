@@ -42,7 +42,15 @@ class Sample:
 class PrometheusClient:
     """Instant queries at a given time; counts the HTTP requests it sends (``requests_sent``)."""
 
-    def __init__(self, url: str, *, timeout: float = 5.0, attempts: int = 3, backoff: float = 0.2) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 5.0,
+        attempts: int = 3,
+        backoff: float = 0.2,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         if timeout <= 0 or attempts < 1:
             raise ValueError("timeout must be > 0 and attempts >= 1")
         self.url = url.rstrip("/")
@@ -51,7 +59,11 @@ class PrometheusClient:
         self.backoff = backoff
         self.requests_sent = 0
         self._connect = PrometheusConnect(
-            url=self.url, disable_ssl=True, retry=Retry(total=0, raise_on_status=False), timeout=timeout
+            url=self.url,
+            disable_ssl=True,
+            retry=Retry(total=0, raise_on_status=False),
+            timeout=timeout,
+            headers=headers,  # e.g. Authorization for a Prometheus behind a proxy
         )
 
     def query(self, promql: str, at: float) -> list[Sample]:

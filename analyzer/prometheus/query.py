@@ -17,10 +17,14 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from analyzer.histogram import Histogram
 from analyzer.prometheus.client import PrometheusClient, Sample
 from analyzer.prometheus.templates import QueryTemplate, Subset, TemplateError
+
+if TYPE_CHECKING:
+    from analyzer.judge import SubsetWindow
 
 _UNIT_DIVISOR = {"s": 1.0, "ms": 1000.0}
 
@@ -47,6 +51,12 @@ class SubsetMetrics:
     histogram: Histogram
     requests: float
     errors: float
+
+    def to_subset_window(self) -> SubsetWindow:
+        """The judge's input for this subset (``analyzer.SubsetWindow``)."""
+        from analyzer.judge import SubsetWindow
+
+        return SubsetWindow(histogram=self.histogram, requests=self.requests, errors=self.errors)
 
 
 @dataclass(frozen=True)

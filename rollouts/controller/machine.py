@@ -60,7 +60,13 @@ class Workspace(Protocol):
 
 
 class MetricsUnavailableError(RuntimeError):
-    """The metrics of a window could not be read (Prometheus down, query error, no data)."""
+    """The metrics of a window could not be read (Prometheus down, query error): the same window is
+    asked for again on the next tick, since Prometheus keeps it."""
+
+
+class NoDataError(MetricsUnavailableError):
+    """Prometheus answered, but has no usable data for the window: asking again will not help, so
+    the window is passed over (and counted towards ``analysis.threshold``)."""
 
 
 class MetricsSource(Protocol):
@@ -257,6 +263,7 @@ class Machine:
         leadership: Leadership | None = None,
         clock: Callable[[], float] = time.time,
         max_git_backoff: float = 300.0,
+        settle: float = 0.0,
     ) -> None:
         if rollout.spec.finalize.action != "leave-canary":
             raise NotImplementedError(
@@ -275,6 +282,7 @@ class Machine:
         self.leadership = leadership or AlwaysLeader()
         self.clock = clock
         self.max_git_backoff = max_git_backoff
+        self.settle = settle  # seconds after a window's end before its data is complete (scrape lag)
         self.memory = Memory()
 
     def close(self) -> None:
@@ -370,12 +378,14 @@ class Machine:
             return problem
 
         # 3. every complete window since the step began (a restart replays them through a fresh judge)
-        judged = 0
-        while m.next_window + interval <= now:
+        judged, last = 0, None
+        while m.next_window + interval + self.settle <= now:
             start, end = m.next_window, m.next_window + interval
             try:
                 window = self.source.window(self.rollout, start, end, where.weight)
             except MetricsUnavailableError as exc:
+                if isinstance(exc, NoDataError):
+                    m.next_window = end  # this window will never have data; the next one may
                 return self._metrics_failed(state, where, str(exc))
             m.errors = 0
             m.next_window = end
@@ -386,7 +396,7 @@ class Machine:
                 continue
             assert m.judge is not None
             began = time.perf_counter()
-            verdict = m.judge.judge(window)
+            verdict = last = m.judge.judge(window)
             m.windows += 1
             judged += 1
             self._count(verdict, time.perf_counter() - began, where)
@@ -396,7 +406,8 @@ class Machine:
                 return self._promote(state, where, verdict)
             if verdict.evidence.get("step_expired"):
                 return self._pause(state, tuple(verdict.reasons), verdict.evidence)
-        return TickResult("progressing", "hold", ("waiting for the next window",), windows=judged)
+        reasons = tuple(last.reasons) if last is not None else ("waiting for the next window",)
+        return TickResult("progressing", "hold", reasons, windows=judged)
 
     def _new_step(self, state: RolloutState, since: float, where: Position) -> None:
         m = self.memory

@@ -96,6 +96,15 @@ class Credentials:
         return env
 
 
+def url_has_secret(url: str) -> bool:
+    """True when ``url`` carries a password (``user:pass@``) or an HTTP(S) user name (tokens are
+    often passed as ``https://TOKEN@host``); ``ssh://git@host`` and ``git@host:path`` do not."""
+    match = _URL_USERINFO.match(url)
+    if match is None:
+        return False
+    return ":" in match["userinfo"] or match["scheme"].lower().startswith("http")
+
+
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
     """``text`` with URL userinfo (``https://user:token@``) and every known secret replaced by ``***``."""
     text = _URL_USERINFO.sub(lambda m: f"{m['scheme']}***@", text)

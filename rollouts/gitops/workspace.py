@@ -31,7 +31,7 @@ from typing import Any
 import git
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from rollouts.gitops.credentials import Credentials, redact
+from rollouts.gitops.credentials import Credentials, redact, url_has_secret
 from rollouts.gitops.manifest import canary_images, revision_of
 from rollouts.routes import RouteEditor, RouteError, Weights, editor_for
 from rollouts.routes._engine import compose
@@ -200,13 +200,17 @@ class Workspace:
         max_attempts: int = 8,
         backoff: float = 1.0,
     ) -> None:
+        if url_has_secret(url):
+            # Git would store it in .git/config and GitPython log it: tokens go through askpass.
+            raise GitopsError(f"{redact(url)}: credentials in the URL are refused; use tokenFile or tokenEnv")
         self.url = url
         self.branch = branch
         self.author = author or Author()
         self.credentials = credentials or Credentials()
         self.max_attempts = max_attempts
         self.backoff = backoff
-        root = cache_dir or default_cache_dir()
+        # Absolute: git runs inside the clone, and paths we hand it must not depend on our cwd.
+        root = (cache_dir or default_cache_dir()).absolute()
         key = hashlib.sha256(f"{url}\0{branch}".encode()).hexdigest()[:16]
         self.path = root / "repos" / key
         self._aux = root / "aux"
@@ -631,8 +635,12 @@ class Workspace:
             handle.write(text)
 
     def _commit(self, message: str, *, paths: Sequence[str], allow_empty: bool = False) -> str:
-        msg_file = self._aux / f"msg-{os.getpid()}"
-        msg_file.write_text(self._redact(message))
+        # A unique file: workspaces of other repos share the aux dir and may commit concurrently.
+        self._aux.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(prefix="msg-", dir=self._aux)
+        msg_file = Path(name)
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(self._redact(message))
         try:
             args = ["commit", "--quiet", "--no-verify", "--cleanup=verbatim", f"--file={msg_file}"]
             if allow_empty:

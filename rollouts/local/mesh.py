@@ -4,7 +4,8 @@ One traffic port routes each request to the stable (GA) or the canary backend, a
 weights of the route file (``VirtualService``, ``HTTPRoute`` or ``TrafficSplit``, read by the route
 editors of :mod:`rollouts.routes`) on the remote branch of a Git repo. Like Flux, it polls the remote
 (every second by default): ``git ls-remote`` to see whether the branch moved, then a fetch into a
-private bare repository and a read of the one blob, with no checkout.
+private bare repository and a read of the one blob, with no checkout. Requests are passed through
+byte for byte by :mod:`rollouts.local.forwarder` over pooled keep-alive connections.
 
 A revision whose route file does not parse, or names subsets the mesh does not have, is not
 applied: the mesh keeps the last good weights and reports the error on ``/status``.
@@ -35,8 +36,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-import aiohttp
 from aiohttp import web
 from prometheus_client import (
     CollectorRegistry,
@@ -46,8 +47,10 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from rollouts.local.forwarder import Exchange, Forwarder, Upstream
+from rollouts.local.forwarder import start as start_forwarder
 from rollouts.local.process import run_async, serve_until_signalled
 from rollouts.routes.base import RouteEditor, Weights
 
@@ -70,22 +73,6 @@ ISTIO_LABELS = (
 #: Response header naming the subset that served a request (for people and tests).
 SUBSET_HEADER = "x-rollouts-subset"
 
-# Hop-by-hop headers (RFC 9110 section 7.6.1) are not forwarded; the length is recomputed.
-_HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "host",
-        "content-length",
-    }
-)
-
 
 class Destination(BaseModel):
     """One backend of the split: the route file's name for it and the telemetry it is reported as."""
@@ -96,6 +83,20 @@ class Destination(BaseModel):
     url: str = Field(description="base URL of the backend, e.g. http://127.0.0.1:9898")
     workload: str = Field(description="destination_workload, e.g. podinfo-ga")
     version: str = Field(description="destination_version, e.g. ga")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        parsed = urlsplit(url)
+        if parsed.scheme != "http" or not parsed.hostname or parsed.path not in ("", "/"):
+            raise ValueError(f"must be http://host:port, got {url!r}")
+        return url
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """Host and port of the backend."""
+        parsed = urlsplit(self.url)
+        return parsed.hostname or "127.0.0.1", parsed.port or 80
 
 
 class MeshConfig(BaseModel):
@@ -243,7 +244,7 @@ class Mesh:
             registry=self.registry,
         )
         self._random = random.Random(config.seed)
-        self._session: aiohttp.ClientSession | None = None
+        self._upstreams = {d.name: Upstream(*d.address) for d in (config.stable, config.canary)}
         self._children: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
 
     @property
@@ -277,36 +278,13 @@ class Mesh:
 
     # -- traffic -------------------------------------------------------------------------------
 
-    async def proxy(self, request: web.Request) -> web.StreamResponse:
-        """Forward one request to the picked destination and report it."""
-        assert self._session is not None
+    def _route(self) -> tuple[Upstream, str]:
         destination = self.pick()
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP_BY_HOP}
-        body = await request.read() if request.body_exists else None
-        begin = time.perf_counter()
-        try:
-            async with self._session.request(
-                request.method,
-                destination.url + request.raw_path,
-                headers=headers,
-                data=body,
-                allow_redirects=False,
-            ) as upstream:
-                payload = await upstream.read()
-                code = upstream.status
-                response = web.Response(body=payload, status=code)
-                for key, value in upstream.headers.items():
-                    if key.lower() not in _HOP_BY_HOP:
-                        response.headers.add(key, value)
-        except TimeoutError:
-            code = 504
-            response = web.Response(text="upstream request timeout", status=code)
-        except aiohttp.ClientError:
-            code = 503  # Envoy's answer when it cannot reach the upstream
-            response = web.Response(text="no healthy upstream", status=code)
-        self._record(destination, code, (time.perf_counter() - begin) * 1000.0)
-        response.headers[SUBSET_HEADER] = destination.name
-        return response
+        return self._upstreams[destination.name], destination.name
+
+    def _on_exchange(self, name: str, exchange: Exchange) -> None:
+        destination = self.config.canary if name == self.config.canary.name else self.config.stable
+        self._record(destination, exchange.status, exchange.seconds * 1000.0)
 
     # -- admin ---------------------------------------------------------------------------------
 
@@ -340,26 +318,23 @@ class Mesh:
             await asyncio.sleep(self.config.poll_interval)
 
     async def _lifecycle(self, app: web.Application) -> AsyncIterator[None]:
-        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=None, force_close=False)
-        timeout = aiohttp.ClientTimeout(total=self.config.upstream_timeout)
-        self._session = aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False)
+        forwarder = Forwarder(
+            self._route, self._on_exchange, subset_header=SUBSET_HEADER, timeout=self.config.upstream_timeout
+        )
+        server = await start_forwarder(forwarder, self.config.host, self.config.port)
         poller = asyncio.create_task(self._poll_forever())
         yield
         poller.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await poller
-        await self._session.close()
-
-    def traffic_app(self) -> web.Application:
-        """The application on the traffic port: every path is proxied."""
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self.proxy)
-        app.cleanup_ctx.append(self._lifecycle)
-        return app
+        server.close()
+        for upstream in self._upstreams.values():
+            upstream.close()
 
     def admin_app(self) -> web.Application:
-        """The application on the admin port."""
+        """The application on the admin port; it also owns the upstream session and the Git poller."""
         app = web.Application()
+        app.cleanup_ctx.append(self._lifecycle)
         app.add_routes(
             [
                 web.get("/status", self.status),
@@ -370,12 +345,10 @@ class Mesh:
         )
         return app
 
-    def runners(self) -> list[tuple[web.AppRunner, str, int]]:
-        """Runners for the traffic and the admin application, with their addresses."""
-        return [
-            (web.AppRunner(self.traffic_app(), access_log=None), self.config.host, self.config.port),
-            (web.AppRunner(self.admin_app(), access_log=None), self.config.host, self.config.admin_port),
-        ]
+    def runners(self) -> list[tuple[web.BaseRunner, str, int]]:
+        """The admin application's runner and address; it starts the traffic port with it."""
+        runner = web.AppRunner(self.admin_app(), access_log=None, shutdown_timeout=0.5)
+        return [(runner, self.config.host, self.config.admin_port)]
 
 
 def load_config(path: Path) -> MeshConfig:

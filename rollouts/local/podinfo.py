@@ -302,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     # podinfo (client_golang) exposes no *_created series; keep the scrape the same shape.
     disable_created_metrics()  # type: ignore[no-untyped-call]
     print(f"podinfo {config.version} listening on http://{config.host}:{config.port}", flush=True)
-    runner = web.AppRunner(Podinfo(config).app(), access_log=None)
+    runner = web.AppRunner(Podinfo(config).app(), access_log=None, shutdown_timeout=0.5)
     run_async(serve_until_signalled([(runner, config.host, config.port)]))
 
 

@@ -4,6 +4,10 @@
 gets its own session (so a signal to its group reaches its own children too, and a Ctrl-C in the
 terminal does not hit it twice) and, on Linux, ``PR_SET_PDEATHSIG`` so that it is killed when the
 thread that started it dies, even by SIGKILL, which no ``atexit`` hook survives.
+
+Caveat of ``PR_SET_PDEATHSIG``: it follows the starting *thread*, not the process. Start the stack
+from a thread that lives as long as the stack should (the main thread, typically), not from a
+short-lived worker thread.
 """
 
 from __future__ import annotations
@@ -140,8 +144,8 @@ class ChildProcess:
 
 
 def run_async(main: Coroutine[Any, Any, None]) -> None:
-    """Run ``main`` on uvloop when it is installed (about twice the throughput of the stock loop
-    for the mesh and the services), else on asyncio's own loop."""
+    """Run ``main`` on uvloop when it is installed (it cut the mesh's added latency by about a
+    quarter, docs/benchmarks/local-stack.md), else on asyncio's own loop."""
     try:
         import uvloop
     except ImportError:
@@ -150,7 +154,7 @@ def run_async(main: Coroutine[Any, Any, None]) -> None:
         uvloop.run(main)
 
 
-async def serve_until_signalled(runners: Sequence[tuple[web.AppRunner, str, int]]) -> None:
+async def serve_until_signalled(runners: Sequence[tuple[web.BaseRunner, str, int]]) -> None:
     """Serve aiohttp apps on (runner, host, port) until SIGTERM or SIGINT, then clean up."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

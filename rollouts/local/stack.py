@@ -176,14 +176,7 @@ class LocalStack:
                 ready_timeout=cfg.start_timeout,
             ).start(wait_for_targets=False)
             for subset, options in (("ga", cfg.ga), ("canary", cfg.canary)):
-                argv = python_module(
-                    "rollouts.local.podinfo",
-                    f"--port={self.ports[subset]}",
-                    f"--version={options.version}",
-                    f"--hostname={self.workload(subset)}",
-                    *options.args,
-                )
-                self._children.append(ChildProcess(subset, argv, self.directory / f"{subset}.log"))
+                self._children.append(self._service(subset, options))
             for child in self._children:
                 child.wait_http(f"{self._url(child.name)}/readyz", timeout=cfg.start_timeout)
             mesh_config = self.directory / "mesh.json"
@@ -200,6 +193,30 @@ class LocalStack:
         except BaseException:
             self.stop()
             raise
+
+    def _service(self, subset: str, options: ServiceOptions) -> ChildProcess:
+        argv = python_module(
+            "rollouts.local.podinfo",
+            f"--port={self.ports[subset]}",
+            f"--version={options.version}",
+            f"--hostname={self.workload(subset)}",
+            *options.args,
+        )
+        return ChildProcess(subset, argv, self.directory / f"{subset}.log")
+
+    def restart_service(self, subset: str, options: ServiceOptions) -> None:
+        """Replace the ``ga`` or ``canary`` service by one with ``options`` on the same port (what a
+        Deployment's rollout does when its image changes); returns once the new one is ready."""
+        if subset not in ("ga", "canary") or self._dir is None:
+            raise ValueError(f"cannot restart {subset!r}: the stack runs 'ga' and 'canary'")
+        for index, child in enumerate(self._children):
+            if child.name == subset:
+                child.stop()
+                fresh = self._service(subset, options)
+                self._children[index] = fresh
+                fresh.wait_http(f"{self._url(subset)}/readyz", timeout=self.config.start_timeout)
+                return
+        raise ValueError(f"the stack has no {subset!r} service running")
 
     def stop(self) -> None:
         """Stop every process (Prometheus first, so that it records no failed scrapes) and clean up."""
@@ -331,3 +348,42 @@ class LocalStack:
     def wait_for_revision(self, sha: str, timeout: float = 10.0) -> dict[str, Any]:
         """Block until the mesh reports ``sha`` as the applied revision; the status."""
         return self.wait_for_status(lambda s: s["revision"] == sha, timeout, f"revision {sha[:12]}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m rollouts.local.stack``: start the stack, print its addresses, run until Ctrl-C."""
+    import argparse
+    import signal
+    import threading
+
+    parser = argparse.ArgumentParser(
+        prog="python -m rollouts.local.stack", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--canary-weight", type=int, default=0, help="initial canary weight (percent)")
+    parser.add_argument(
+        "--canary-args", default="", help="extra podinfo flags of the canary: '--error-rate=0.05'"
+    )
+    args = parser.parse_args(argv)
+    if not 0 <= args.canary_weight <= 100:
+        parser.error(f"--canary-weight must be 0-100, got {args.canary_weight}")
+    config = StackConfig(
+        canary_weight=args.canary_weight,
+        canary=ServiceOptions(version="6.5.1", args=tuple(args.canary_args.split())),
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # also when started with SIGINT ignored (a background job)
+        signal.signal(sig, lambda *_: stop.set())
+    with LocalStack(config) as stack:
+        print(
+            f"traffic     {stack.mesh_url}\nmesh status {stack.status_url}\n"
+            f"prometheus  {stack.prometheus_url}\n"
+            f"git remote  {stack.repo_url} ({config.branch}:{config.route_path})\n"
+            f"ga          {stack.ga_url}\ncanary      {stack.canary_url}\nCtrl-C stops everything.",
+            flush=True,
+        )
+        while not stop.wait(0.5):
+            pass
+
+
+if __name__ == "__main__":
+    main()

@@ -22,12 +22,13 @@ import git
 
 from rollouts.report.history import Event, HistoryError, Step, Timeline, parse_message, read_timeline
 from rollouts.report.metrics import (
+    MetricsConfigError,
+    Selection,
     StepMetrics,
     StepMetricsReport,
     SubsetData,
-    SubsetSelector,
-    default_selectors,
     read_step_metrics,
+    select_subsets,
 )
 from rollouts.report.render import Chart, RenderedReport, render
 from rollouts.spec import Rollout
@@ -36,22 +37,23 @@ __all__ = [
     "Chart",
     "Event",
     "HistoryError",
+    "MetricsConfigError",
     "RenderedReport",
     "Report",
     "ReportError",
+    "Selection",
     "Step",
     "StepMetrics",
     "StepMetricsReport",
     "SubsetData",
-    "SubsetSelector",
     "Timeline",
     "build_report",
-    "default_selectors",
     "parse_message",
     "read_step_metrics",
     "read_timeline",
     "render",
     "report_name",
+    "select_subsets",
     "write_report",
 ]
 
@@ -78,7 +80,7 @@ def build_report(
     until: datetime | None = None,
     now: float | None = None,
     timeout: float = 10.0,
-    selectors: tuple[SubsetSelector, SubsetSelector] | None = None,
+    selection: Selection | None = None,
 ) -> Report:
     """Read the timeline from ``repo``, the step metrics from Prometheus, and render the page.
 
@@ -89,9 +91,12 @@ def build_report(
     generated = int(time.time() if now is None else now)
     end = int(until.timestamp()) if until is not None else generated
     timeline = read_timeline(repo, rollout, since=since, until=until)
-    metrics = read_step_metrics(
-        prometheus_url, timeline.steps(end), selectors or default_selectors(rollout), timeout=timeout
-    )
+    try:
+        selection = selection or select_subsets(rollout)
+    except MetricsConfigError as exc:
+        metrics = StepMetricsReport(url=prometheus_url, steps=(), selection=None, error=str(exc))
+    else:
+        metrics = read_step_metrics(prometheus_url, timeline.steps(end), selection, timeout=timeout)
     return Report(timeline, metrics, render(timeline, metrics, generated=generated, end=end))
 
 

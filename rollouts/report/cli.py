@@ -62,7 +62,12 @@ def add_parser(sub: Any) -> None:
         default=None,
         help="only commits until; the last step ends here (default: now)",
     )
-    cmd.add_argument("--timeout", type=float, default=10.0, help="seconds per Prometheus query (default 10)")
+    cmd.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds per Prometheus query (default: spec.analysis.prometheus.timeout, 10)",
+    )
     cmd.add_argument(
         "--require-metrics",
         action="store_true",
@@ -77,9 +82,11 @@ def _prometheus_url(args: argparse.Namespace, rollout: Rollout) -> str | None:
         if not re.match(r"^https?://[^/\s]+", url):
             raise ValueError(f"--prometheus must be an http:// or https:// URL, got {url!r}")
         return url
-    analysis: Any = getattr(rollout.spec, "analysis", None)
-    configured = getattr(getattr(analysis, "prometheus", None), "url", None)
-    return str(configured) if configured else None
+    analysis = rollout.spec.analysis
+    # The spec's default URL is an in-cluster name: use the spec's URL only when it was written there.
+    if "prometheus" in analysis.model_fields_set:
+        return analysis.prometheus.url
+    return None
 
 
 def run(args: argparse.Namespace, rollout: Rollout) -> int:
@@ -89,22 +96,23 @@ def run(args: argparse.Namespace, rollout: Rollout) -> int:
     from rollouts.gitops import Workspace
     from rollouts.report import ReportError, build_report, report_name, write_report
 
-    if args.timeout <= 0:
+    timeout: float = rollout.spec.analysis.prometheus.timeout if args.timeout is None else args.timeout
+    if timeout <= 0:
         raise ValueError(f"--timeout must be positive, got {args.timeout}")
-    url = _prometheus_url(args, rollout)
-    workspace = Workspace.for_spec(rollout, cache_dir=args.cache_dir)
-    workspace.read_weights(rollout)  # fetch: the cached clone is now the remote branch
     if args.since is not None and args.until is not None and args.until <= args.since:
         raise ValueError(
             f"--until ({args.until.isoformat()}) must be after --since ({args.since.isoformat()})"
         )
+    url = _prometheus_url(args, rollout)
+    workspace = Workspace.for_spec(rollout, cache_dir=args.cache_dir)
+    workspace.read_weights(rollout)  # fetch: the cached clone is now the remote branch
     report = build_report(
         git.Repo(workspace.path),
         rollout,
         prometheus_url=url,
         since=args.since,
         until=args.until,
-        timeout=args.timeout,
+        timeout=timeout,
     )
     if not report.metrics.available:
         if args.require_metrics:

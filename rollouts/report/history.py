@@ -117,6 +117,7 @@ class Timeline:
     events: tuple[Event, ...]
     truncated: bool = False
     since: int | None = None
+    until: int | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def steps(self, end: int) -> tuple[Step, ...]:
@@ -341,5 +342,6 @@ def read_timeline(
         events=tuple(events),
         truncated=truncated,
         since=int(since.timestamp()) if since is not None else None,
+        until=int(until.timestamp()) if until is not None else None,
         notes=tuple(notes),
     )

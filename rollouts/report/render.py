@@ -128,8 +128,10 @@ def weights_chart(timeline: Timeline, end: int) -> Chart | None:
             _datenums([event.timestamp]),
             [event.after.canary],
             color=VERDICT_COLORS.get(kind, "#333333"),
-            zorder=5,
-            s=40,
+            zorder=6 if event.weight_change else 7,
+            # Records (pause, resume) sit on a weight commit's point: a cross keeps both visible.
+            marker="o" if event.weight_change else "x",
+            s=40 if event.weight_change else 70,
             label=kind if kind not in seen else None,
         )
         seen.add(kind)
@@ -205,7 +207,16 @@ def latency_chart(metrics: StepMetricsReport) -> Chart | None:
                     ax.axvline(q * 1000, color=color, linestyle=style, linewidth=1.2)
         step = item.step
         ax.set_xscale("log")
-        ax.set_xlim(*_latency_range([d.histogram for d in (item.stable, item.canary) if d is not None]))
+        histograms = [d.histogram for d in (item.stable, item.canary) if d is not None]
+        low, high = _latency_range(histograms)
+        ax.set_xlim(low, high)
+        # Ticks at the bucket bounds: the only places where the data says anything.
+        ticks = sorted(
+            {b * 1000 for h in histograms for b in h.bounds if math.isfinite(b) and low <= b * 1000 <= high}
+        )
+        ticks = ticks[:: max(1, math.ceil(len(ticks) / 7))]
+        ax.minorticks_off()
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
         ax.set_ylim(0, 1.02)
         ax.set_title(
             f"step {step.index}: canary {step.weights.canary}%, {_duration(step.duration)}", fontsize=10
@@ -360,6 +371,12 @@ def _events_table(events: Sequence[Event]) -> str:
     return f'<table id="events">{head}{"".join(rows)}</table>'
 
 
+def _range(timeline: Timeline) -> str:
+    since = f" since {_when(timeline.since)}" if timeline.since is not None else ""
+    until = f" until {_when(timeline.until)}" if timeline.until is not None else ""
+    return _e(since + until + (" UTC" if since or until else ""))
+
+
 def render(timeline: Timeline, metrics: StepMetricsReport, *, generated: int, end: int) -> RenderedReport:
     """The page for ``timeline`` and ``metrics``; ``generated`` and ``end`` are unix seconds."""
     charts: list[Chart] = []
@@ -373,7 +390,7 @@ def render(timeline: Timeline, metrics: StepMetricsReport, *, generated: int, en
         f'<div class="meta">route <code>{_e(timeline.route_path)}</code> '
         f"(stable <code>{_e(timeline.stable)}</code>, canary <code>{_e(timeline.canary)}</code>) · "
         f"branch <code>{_e(timeline.branch)}</code> at <code>{_e(timeline.head[:12])}</code> · "
-        f"{len(timeline.events)} commit(s) · generated {_e(_when(generated))} UTC</div>"
+        f"{len(timeline.events)} commit(s){_range(timeline)} · generated {_e(_when(generated))} UTC</div>"
     )
     if metrics.available:
         parts.append(
@@ -408,13 +425,14 @@ def render(timeline: Timeline, metrics: StepMetricsReport, *, generated: int, en
             parts.append('<p class="meta">No request data for any step.</p>')
         parts.append("<h2>Steps</h2>")
         parts.append(_steps_table(metrics.steps))
-        if metrics.selectors is not None:
-            stable, canary = metrics.selectors
+        if metrics.selection is not None:
+            selection = metrics.selection
             parts.append(
-                f'<p class="meta">GA series <code>{_e(stable.describe())}</code>, canary series '
-                f"<code>{_e(canary.describe())}</code>; each step is read with <code>increase()</code> over "
-                "its whole length at its end (the time from one weight commit to the next, which includes "
-                "the time the cluster took to apply it).</p>"
+                f'<p class="meta">Template <code>{_e(selection.template.name)}</code>; GA series '
+                f"<code>{_e(selection.describe(selection.stable))}</code>, canary series "
+                f"<code>{_e(selection.describe(selection.canary))}</code>. Each step is read with "
+                "<code>increase()</code> over its whole length at its end: the time from one weight commit "
+                "to the next, which includes the time the cluster took to apply it.</p>"
             )
         if metrics.queries:
             parts.append(

@@ -288,7 +288,9 @@ class SplitEditor:
             raise RouteError(f"{where}: weight is missing")
         if node.tag != INT_TAG or node.style is not None:
             raise RouteError(f"{where}: weight must be an integer, got {node.value!r}")
-        value = int(str(node.value).replace("_", ""), 0)
+        value = _int(str(node.value))
+        if value is None:
+            raise RouteError(f"{where}: weight must be an integer, got {node.value!r}")
         if not 0 <= value <= 100:
             raise RouteError(f"{where}: weight must be between 0 and 100, got {value}")
         return value
@@ -408,6 +410,17 @@ class SplitEditor:
             canaries = self._find(other, self.canary)
             return len(canaries) == 1 and start <= canaries[0].node.start_mark.index < end
         return False
+
+
+def _int(literal: str) -> int | None:
+    """A YAML integer literal's value: decimal (``010`` is 10 in YAML 1.2), ``0x``, ``0o``, ``0b``."""
+    digits = literal.replace("_", "")
+    for base in (10, 0):
+        try:
+            return int(digits, base)
+        except ValueError:
+            continue
+    return None
 
 
 def stable_rename(text: str, stable: Entry, canary: str) -> str:

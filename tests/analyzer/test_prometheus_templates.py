@@ -135,3 +135,13 @@ def test_matchers_use_equality_for_one_value_and_a_regex_for_several():
 def test_builtin_templates_are_valid():
     for template in (ISTIO, PODINFO):
         assert QueryTemplate.model_validate(template.model_dump()) == template
+
+
+def test_subset_metrics_become_the_judges_input():
+    from analyzer import Histogram
+    from analyzer.prometheus import SubsetMetrics
+
+    hist = Histogram.from_cumulative([0.1, float("inf")], [3.0, 4.0])
+    metrics = SubsetMetrics(Subset("test", workload="w"), "istio", 60.0, 0.0, hist, requests=4.0, errors=1.0)
+    window = metrics.to_subset_window()
+    assert (window.histogram, window.requests, window.errors) == (hist, 4.0, 1.0)

@@ -27,6 +27,17 @@ from pathlib import Path
 from tests.support import free_port
 
 LOADTEST = [sys.executable, "-m", "loadtest"]
+FASTHTTP_LOCUSTFILE = """\
+from locust import FastHttpUser, constant, task
+
+
+class Plain(FastHttpUser):
+    wait_time = constant(0)
+
+    @task
+    def get(self):
+        self.client.get("/")
+"""
 NGINX_CONF = """worker_processes 1;
 daemon off;
 pid {dir}/nginx.pid;
@@ -150,6 +161,14 @@ def throughput(seconds: float, rounds: int, concurrency: int) -> None:
             ratios.append(lt / h if h else 0.0)
             print(f"round {i + 1}: hey {h:9.0f} req/s   loadtest {lt:9.0f} req/s   ratio {ratios[-1]:.2f}")
         print(f"median ratio loadtest/hey: {sorted(ratios)[len(ratios) // 2]:.2f} (target >= 0.50)")
+        # the anchor the lean user replaces: Locust's own FastHttpUser, through -f
+        with tempfile.TemporaryDirectory() as tmp:
+            locustfile = Path(tmp) / "fasthttp.py"
+            locustfile.write_text(FASTHTTP_LOCUSTFILE)
+            h = rps(hey(["-z", f"{seconds}s", "-c", str(concurrency), url]))
+            fast = rps(loadtest(["-z", f"{seconds}s", "-c", str(concurrency), "-f", str(locustfile), url]))
+            print(f"plain FastHttpUser: hey {h:9.0f} req/s   FastHttpUser {fast:9.0f} req/s", end="")
+            print(f"   ratio {fast / h:.2f}")
 
 
 def rate(seconds: float, target_rate: float) -> None:
@@ -182,42 +201,47 @@ def rate(seconds: float, target_rate: float) -> None:
             f"({report['requests_per_second']:.1f} over the measured span), error {error:+.2f} %, "
             f"p99 {report['latency']['p99'] * 1000:.2f} ms"
         )
+        # hey has no open model: the nearest is c workers limited to rate/c each
+        workers = 50
+        out = hey(["-z", f"{seconds:g}s", "-c", str(workers), "-q", f"{target_rate / workers:g}", url])
+        print(
+            f"hey -c {workers} -q {target_rate / workers:g} for {seconds:g}s: {rps(out):.1f} req/s, p99 "
+            f"{percentile(out, 99) * 1000:.2f} ms"
+        )
 
 
-def memory(seconds: float, target_rate: float, every: float) -> None:
-    """RSS of a long open-model run, sampled from /proc."""
+def memory(seconds: float, target_rate: float, every: float, tool: str) -> None:
+    """RSS of a long run, sampled from /proc: loadtest's open model, or hey at the same rate."""
+    workers = 50
     # a file, not a pipe: nobody reads a pipe while we sample, and the report outgrows its buffer
     with nginx() as url, tempfile.TemporaryFile("w+") as sink:
+        if tool == "hey":
+            command = [_need("hey"), "-cpus", "1", "-c", str(workers), "-q", f"{target_rate / workers:g}"]
+        else:
+            command = [*LOADTEST, "--quiet", "--json", "--rate", str(target_rate)]
         proc = subprocess.Popen(
-            [
-                "taskset",
-                "-c",
-                "0",
-                *LOADTEST,
-                "--quiet",
-                "--json",
-                "--rate",
-                str(target_rate),
-                "-z",
-                f"{seconds}s",
-                url,
-            ],
+            ["taskset", "-c", "0", *command, "-z", f"{seconds:g}s", url],
             stdout=sink,
             text=True,
+            env={**os.environ, "GOMAXPROCS": "1"},
         )
         samples: list[tuple[float, int]] = []
         start = time.monotonic()
         while proc.poll() is None:
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, AttributeError):
                 status = Path(f"/proc/{proc.pid}/status").read_text()
                 kb = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
                 samples.append((time.monotonic() - start, kb))
                 print(f"{samples[-1][0]:7.0f} s  RSS {kb / 1024:7.1f} MiB", flush=True)
             time.sleep(every)
         sink.seek(0)
-        report = json.loads(sink.read())
+        output = sink.read()
+        if tool == "hey":
+            print(f"{tool}: rps {rps(output):.1f}")
+        else:
+            report = json.loads(output)
+            print(f"{tool}: requests {report['requests']}, rps {report['requests_per_second']:.1f}")
         settled = [kb for t, kb in samples if t >= 30]
-        print(f"requests {report['requests']}, rps {report['requests_per_second']:.1f}")
         if settled:
             print(
                 f"RSS after 30 s: first {settled[0] / 1024:.1f} MiB, last {settled[-1] / 1024:.1f} MiB, "
@@ -247,7 +271,7 @@ def stall(seconds: float, stall_at: float) -> None:
             f"{name:22s} requests/s {rps(out):7.1f}  p50 {percentile(out, 50):.4f}  "
             f"p90 {percentile(out, 90):.4f}  p99 {percentile(out, 99):.4f}  slowest {worst:.4f}"
         )
-    print("\nopen model, service time (send to response):")
+    print("\nopen model, service time distribution")
     section = opened.split("Service time distribution", 1)[-1].split("Details", 1)[0]
     print(section.strip())
 
@@ -267,16 +291,17 @@ def main() -> None:
     m.add_argument("--seconds", type=float, default=600)
     m.add_argument("--rate", type=float, default=1000)
     m.add_argument("--every", type=float, default=10)
+    m.add_argument("--tool", choices=["loadtest", "hey"], default="loadtest")
     s = sub.add_parser("stall")
-    s.add_argument("--seconds", type=float, default=8)
-    s.add_argument("--stall-at", type=float, default=3)
+    s.add_argument("--seconds", type=float, default=30)
+    s.add_argument("--stall-at", type=float, default=10)
     args = parser.parse_args()
     if args.mode == "throughput":
         throughput(args.seconds, args.rounds, args.c)
     elif args.mode == "rate":
         rate(args.seconds, args.rate)
     elif args.mode == "memory":
-        memory(args.seconds, args.rate, args.every)
+        memory(args.seconds, args.rate, args.every, args.tool)
     else:
         stall(args.seconds, args.stall_at)
 

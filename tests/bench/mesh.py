@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rate", type=float, default=500.0, help="requests per second in all")
     args = parser.parse_args(argv)
+    load_before = os.getloadavg()[0]
     workers = 10
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {1})  # the generator on CPU 1, away from the servers it measures
@@ -60,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     added = p50["mesh"] - p50["direct"]
     verdict = "within" if added <= BUDGET_MS else "OVER"
     print(f"added median latency: {added:.2f} ms ({verdict} the {BUDGET_MS:g} ms budget)")
+    print(
+        f"load average (1 min) before/after: {load_before:.1f}/{os.getloadavg()[0]:.1f}"
+        f" on {os.cpu_count()} CPUs"
+    )
     return 0 if added <= BUDGET_MS else 1
 
 

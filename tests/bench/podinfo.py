@@ -9,6 +9,7 @@ their ratio and the verdict against the 2,000 requests/s target. Figures: docs/b
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import textwrap
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args(argv)
+    load_before = os.getloadavg()[0]
     import tempfile
     from pathlib import Path
 
@@ -74,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"podinfo-compatible, slowest path: {worst:.0f} req/s on one core:"
         f" {verdict} the {TARGET_RPS:.0f} target"
+    )
+    print(
+        f"load average (1 min) before/after: {load_before:.1f}/{os.getloadavg()[0]:.1f}"
+        f" on {os.cpu_count()} CPUs"
     )
     return 0 if worst >= TARGET_RPS else 1
 

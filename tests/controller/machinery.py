@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from analyzer import Histogram, Judge, Policy, SubsetWindow, Window
-from rollouts.controller.machine import Machine, MetricsUnavailableError
+from rollouts.controller.machine import Machine, MetricsUnavailableError, NoDataError
 from rollouts.gitops import Workspace
 from rollouts.local.mesh import Destination, MeshConfig, RouteWatcher
 from rollouts.metrics import ControllerMetrics
@@ -72,6 +72,7 @@ class ServiceModel:
     error_rate: float = 0.001
     canary_error_rate: float = 0.001
     down: str | None = None  # a message: every read fails, as when Prometheus is down
+    empty: bool = False  # Prometheus answers, but has no series for the window
     reads: list[tuple[float, float, int]] = field(default_factory=list)
 
     def window(self, rollout: Rollout, start: float, end: float, weight: int) -> Window:
@@ -79,6 +80,8 @@ class ServiceModel:
         self.reads.append((start, end, weight))
         if self.down is not None:
             raise MetricsUnavailableError(self.down)
+        if self.empty:
+            raise NoDataError(f"no series for podinfo-canary in the last {end - start:g}s")
         rng = np.random.default_rng(int(start * 1000) % 2**32)
         total = int(self.rate * (end - start))
         canary = int(total * weight / 100)

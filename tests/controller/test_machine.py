@@ -150,6 +150,20 @@ def test_metrics_unavailable_holds_then_pauses_never_promotes(rig: Rig, remote: 
     assert "weight: 90   # GA" in remote.show(ROUTE)
 
 
+def test_windows_without_data_are_passed_over_not_retried(rig: Rig, remote: Remote) -> None:
+    rig.run(1)  # start: 10 %
+    rig.model.empty = True
+    held = rig.run(2)
+    assert [r.action for r in held] == ["hold", "hold"]
+    assert "metrics unavailable (2 of 3 in a row)" in held[-1].reasons[0]
+    starts = [start for start, _, _ in rig.model.reads]
+    assert len(set(starts)) == len(starts)  # each empty window was asked for once, then passed over
+    rig.model.empty = False
+    results = rig.run(10, until="promote")
+    assert results[-1].action == "promote"  # data again: the count restarts, no pause
+    assert trailers(remote)["Rollout-Step"] == "2/3"
+
+
 def test_metrics_unavailable_rolls_back_when_the_spec_says_so(remote: Remote, tmp_path: Path) -> None:
     remote.commit_file(ROUTE, vs_with(100, 0), "podinfo: all traffic to GA")
     spec = rollout_spec(str(remote.bare), analysis={"onError": "rollback", "threshold": 2})

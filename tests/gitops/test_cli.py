@@ -43,7 +43,9 @@ def run(capsys, *argv):
     return code, out, err
 
 
-def test_set_weight_status_pause_resume_abort(capsys, remote, spec_file, cache):
+def test_set_weight_status_pause_resume_abort(capsys, remote, spec_file, cache, monkeypatch):
+    monkeypatch.chdir(cache.parent)
+    cache = cache.name  # a relative cache dir works too
     code, out, err = run(
         capsys, "set-weight", spec_file, "60", "--cache-dir", cache, "--reason", "looks good"
     )

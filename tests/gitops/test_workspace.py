@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from rollouts.gitops import (
@@ -229,20 +231,24 @@ def test_records_pause_resume_abort(remote, spec, cache):
     assert ws.record(spec, "pause").changed and remote.count() == 5
 
 
-def test_credentials_never_leak(remote, spec, cache, tmp_path, monkeypatch):
+def test_credentials_never_leak(remote, spec, cache, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)  # GitPython logs its commands at debug level
     token = "ghp_s3cretT0ken"
     assert redact(f"https://bob:{token}@example.com/x.git and ssh://git@h/x", (token,)) == (
         "https://***@example.com/x.git and ssh://***@h/x"
     )
     creds = Credentials.resolve(token_env="MY_TOKEN", env={"MY_TOKEN": token})
     assert token not in repr(creds)
-    # An unreachable HTTPS remote with credentials in the URL: the error is redacted.
-    ws = Workspace(
-        f"https://bob:{token}@127.0.0.1:9/org/repo.git", "main", cache_dir=cache, credentials=creds
-    )
-    with pytest.raises(GitopsError) as info:
+    # Credentials in a URL are refused before Git (or GitPython's debug log) ever sees them.
+    for url in (f"https://bob:{token}@127.0.0.1:9/org/repo.git", f"https://{token}@127.0.0.1:9/org/repo.git"):
+        with pytest.raises(GitopsError) as info:
+            Workspace(url, "main", cache_dir=cache, credentials=creds)
+        assert token not in str(info.value) and "https://***@127.0.0.1:9/org/repo.git" in str(info.value)
+    Workspace("ssh://git@127.0.0.1:9/org/repo.git", "main", cache_dir=cache)  # a user name is no secret
+    # An unreachable HTTPS remote used with a token: the error names it, without the token.
+    ws = Workspace("https://127.0.0.1:9/org/repo.git", "main", cache_dir=cache, credentials=creds)
+    with pytest.raises(GitopsError, match=r"https://127\.0\.0\.1:9/org/repo\.git \(main\): git clone failed"):
         ws.read_state(spec)
-    assert token not in str(info.value) and "https://***@127.0.0.1:9/org/repo.git" in str(info.value)
     # Reasons that carry a secret are redacted in the pushed commit message.
     ws = Workspace.for_spec(spec, cache_dir=cache, credentials=creds)
     result = ws.set_weights(
@@ -272,6 +278,7 @@ def test_credentials_never_leak(remote, spec, cache, tmp_path, monkeypatch):
     assert f"-i {key}" in ssh and "IdentitiesOnly=yes" in ssh
     with pytest.raises(ValueError, match=r"spec\.git\.tokenEnv: environment variable NOPE is not set"):
         Credentials.resolve(token_env="NOPE", env={})
+    assert caplog.records and token not in caplog.text
 
 
 def test_https_token_authenticates_end_to_end(remote, cache, tmp_path, monkeypatch):
@@ -347,3 +354,67 @@ def test_records_follow_new_commits_and_rewritten_history(remote, spec, cache):
     git(remote.human, "push", "--quiet", "--force", "origin", "HEAD:master")
     state = ws.read_state(spec)
     assert state.last is None and state.weights == Weights(90, 10)
+
+
+def test_threads_share_a_cache_dir(remote, spec, cache, tmp_path):
+    """The controller runs rollouts in threads: workspaces of two repos and two handles on one repo
+    share a cache dir; every change lands exactly once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    other = tmp_path / "other.git"
+    git(tmp_path, "clone", "--quiet", "--bare", str(remote.bare), str(other))
+    spec2 = make_spec(str(other))
+    jobs = [(spec, w) for w in (11, 12, 13, 14, 15)] + [(spec2, w) for w in (21, 22, 23, 24, 25)]
+
+    def change(job):
+        rollout, weight = job
+        with Workspace.for_spec(rollout, cache_dir=cache) as ws:
+            return ws.set_weights(rollout, Weights.for_canary(weight), verdict="manual")
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(change, jobs))
+    assert all(r.changed for r in results)
+    assert remote.count() == 6
+    assert int(git(other, "rev-list", "--count", "master")) == 6
+    assert not list((cache / "aux").glob("msg-*"))
+
+
+def test_unknown_branch_is_named(remote, cache):
+    ws = Workspace(str(remote.bare), "nope", cache_dir=cache)
+    with pytest.raises(GitopsError, match=r"remote\.git \(nope\): git clone failed: .*nope"):
+        ws.read_state(make_spec(str(remote.bare)))
+
+
+def test_ssh_deploy_key_is_used_and_never_prompts(spec, cache, tmp_path):
+    """Real git and ssh against a closed loopback port: ssh runs with our key and options, in batch
+    mode (no prompt can hang the controller), and the failure names the remote."""
+    from tests.support import free_port, require_binary
+
+    require_binary("ssh")
+    key = tmp_path / "deploy_key"
+    key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nnot a real key\n-----END OPENSSH PRIVATE KEY-----\n")
+    key.chmod(0o600)
+    port = free_port()
+    ws = Workspace(
+        f"ssh://git@127.0.0.1:{port}/org/cluster.git",
+        "main",
+        cache_dir=cache,
+        credentials=Credentials.resolve(ssh_key_file=str(key)),
+    )
+    with pytest.raises(GitopsError) as info:
+        ws.read_state(spec)
+    message = str(info.value)
+    assert f"ssh://***@127.0.0.1:{port}/org/cluster.git (main): git clone failed" in message
+    assert "refused" in message.lower()
+
+
+def test_a_push_refused_by_a_hook_is_not_retried(remote, spec, cache):
+    hook = remote.bare / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'branch protection: reviews required' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    before = remote.head()
+    ws = Workspace.for_spec(spec, cache_dir=cache, max_attempts=5)
+    with pytest.raises(GitopsError, match=r"git push failed: .*branch protection: reviews required") as info:
+        ws.set_weights(spec, Weights.for_canary(60), verdict="promote")
+    assert not isinstance(info.value, PushRejectedError) and remote.head() == before
+    assert git(ws.path, "status", "--porcelain") == ""

@@ -1,9 +1,9 @@
 """A tiny HTTP/1.1 keep-alive target on loopback, for tests and benchmarks (asyncio, no gevent).
 
-``GET /status/<code>`` answers that code, ``/sleep/<seconds>`` answers late, ``/close`` answers then closes the connection, anything
-else answers 200 with a short body. With ``stall_at``/``stall_for`` every request that arrives in
-the window ``[stall_at, stall_at + stall_for)`` seconds after start is held until the window ends:
-a target that stalls for a second.
+``GET /status/<code>`` answers that code, ``/sleep/<seconds>`` answers late, ``/close`` answers
+then closes the connection, anything else answers 200 with a short body. With ``stall_at`` and
+``stall_for``, every request that arrives in the window ``[stall_at, stall_at + stall_for)``
+seconds after start is held until the window ends: a target that stalls for a second.
 
 Run it alone with ``python -m tests.loadtest.target PORT [STALL_AT STALL_FOR]``.
 """

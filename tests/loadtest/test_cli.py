@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,7 +13,7 @@ import pytest
 
 from tests.loadtest.conftest import run_loadtest
 from tests.loadtest.target import Target
-from tests.support import free_port
+from tests.support import free_port, require_binary
 
 pytestmark = pytest.mark.integration
 
@@ -56,9 +56,7 @@ def test_hey_format_and_exact_request_count(target: Target) -> None:
 
 
 def test_layout_matches_hey_line_for_line(target: Target) -> None:
-    hey = shutil.which("hey")
-    if hey is None:
-        pytest.skip("hey is not installed (apt-get install hey) for the side-by-side check")
+    hey = require_binary("hey", "apt-get install hey, for the side-by-side check")
     url = f"http://127.0.0.1:{target.port}/"
     theirs = subprocess.run(
         [hey, "-n", "200", "-c", "4", url], capture_output=True, text=True, check=True
@@ -115,7 +113,9 @@ def test_open_model_rate(target: Target) -> None:
 
 def test_timeout_aborts_slow_requests(target: Target) -> None:
     started = time.monotonic()
-    result = run_loadtest("--json", "-n", "2", "-c", "1", "-t", "0.3", f"http://127.0.0.1:{target.port}/sleep/3")
+    result = run_loadtest(
+        "--json", "-n", "2", "-c", "1", "-t", "0.3", f"http://127.0.0.1:{target.port}/sleep/3"
+    )
     report = json.loads(result.stdout)
     assert report["errors"] == 2 and report["responses"] == 0
     assert any("timeout after 0.3s" in message for message in report["error_distribution"])
@@ -202,3 +202,85 @@ def test_locustfile_that_does_not_import(tmp_path: Path) -> None:
     result = run_loadtest("-f", str(broken), "-n", "10", "-c", "1", "http://127.0.0.1:1/")
     assert result.returncode == 2
     assert "could not be imported" in result.stderr and "no_such_module_anywhere" in result.stderr
+
+
+def test_batches_reach_locusts_own_stats(target: Target) -> None:
+    """The lean user reports to Locust's RequestStats in batches: Locust's totals match ours."""
+    script = f"""
+from loadtest.engine import Recorder
+from loadtest.options import RunPlan
+from loadtest.runner import _drive_local, build_environment
+
+plan = RunPlan(url="http://127.0.0.1:{target.port}/status/404", requests=60, concurrency=3)
+recorder = Recorder(name=plan.url, method=plan.method)
+env = build_environment(plan, recorder)
+runner = env.create_local_runner()
+report = _drive_local(
+    plan=plan, environment=env, runner=runner, recorder=recorder, progress=None, stop_event=None
+)
+entry = env.stats.get(plan.url, "GET")
+print(report.results.requests, env.stats.total.num_requests, entry.num_requests, entry.num_failures)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.split() == ["60", "60", "60", "60"]
+
+
+def test_master_and_workers_over_locusts_distributed_mode(target: Target) -> None:
+    port = str(free_port())
+    url = f"http://127.0.0.1:{target.port}/"
+    flags = ["--rate", "200", "-z", "2s", "-c", "4", url]
+    master = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "loadtest",
+            "--json",
+            "--master",
+            "--master-bind-port",
+            port,
+            "--expect-workers",
+            "2",
+            *flags,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "loadtest", "--worker", "--master-port", port, *flags],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(2)
+    ]
+    try:
+        out, err = master.communicate(timeout=60)
+        assert master.returncode == 0, err
+        report = json.loads(out)
+        # 200 req/s in total for 2 s, whatever the split of users between the workers
+        assert 390 <= report["requests"] <= 402
+        assert report["model"] == "open" and report["errors"] == 0
+        for worker in workers:
+            assert worker.wait(timeout=20) == 0
+    finally:
+        for proc in (master, *workers):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def test_all_failed_report_matches_hey_including_the_error_line() -> None:
+    hey = require_binary("hey", "apt-get install hey, for the side-by-side check")
+    url = f"http://127.0.0.1:{free_port()}/"
+    theirs = subprocess.run(
+        [hey, "-n", "20", "-c", "2", url], capture_output=True, text=True, check=True
+    ).stdout
+    ours = run_loadtest("-n", "20", "-c", "2", url).stdout
+
+    def numbers_blanked(text: str) -> str:
+        return re.sub(r"\d+\.\d+", "#", text)
+
+    assert numbers_blanked(ours) == numbers_blanked(theirs)

@@ -71,15 +71,18 @@ def _has_data(url: str) -> bool:
     return bool(answer.get("data", {}).get("result"))
 
 
+def _committed(repo: Path, sha: str) -> int:
+    """The commit time Git recorded (on a busy machine it can be a second after we aimed)."""
+    return int(git(repo, "log", "-1", "--format=%ct", sha).strip())
+
+
 def _sleep_until(t: float) -> None:
     time.sleep(max(0.0, t - time.time()))
 
 
-def _next_second() -> int:
+def _next_second() -> None:
     """Wait for the start of the next second: commit times are whole seconds."""
-    t = int(time.time()) + 1
-    _sleep_until(t + 0.02)
-    return t
+    _sleep_until(int(time.time()) + 1.02)
 
 
 @pytest.fixture(scope="session")
@@ -135,7 +138,7 @@ def _play(root: Path, exporter, prometheus_url: str) -> Scenario:
     s.times["initial"] = int(git(human, "log", "-1", "--format=%ct").strip())
     _sleep_until(s.times["initial"] + STEP_S - 0.5)
 
-    t = _next_second()
+    _next_second()
     exporter.set_phase(PHASES["10"])
     result = workspace.set_weights(
         rollout,
@@ -145,10 +148,10 @@ def _play(root: Path, exporter, prometheus_url: str) -> Scenario:
         reasons=["baseline healthy, starting the canary"],
     )
     assert result.sha is not None
-    s.shas["10"], s.times["10"] = result.sha, t
+    s.shas["10"], s.times["10"] = result.sha, _committed(bare, result.sha)
 
-    _sleep_until(t + STEP_S - 0.5)
-    t = _next_second()
+    _sleep_until(max(s.times.values()) + STEP_S - 0.5)
+    _next_second()
     exporter.set_phase(PHASES["60"])
     result = workspace.set_weights(
         rollout,
@@ -159,10 +162,10 @@ def _play(root: Path, exporter, prometheus_url: str) -> Scenario:
         expected=Weights.for_canary(10),
     )
     assert result.sha is not None
-    s.shas["60"], s.times["60"] = result.sha, t
+    s.shas["60"], s.times["60"] = result.sha, _committed(bare, result.sha)
 
-    _sleep_until(t + STEP_S - 0.5)
-    t = _next_second()
+    _sleep_until(max(s.times.values()) + STEP_S - 0.5)
+    _next_second()
     exporter.set_phase(PHASES["0"])
     git(human, "pull", "--quiet", "--ff-only", "origin", "master")
     (human / ROUTE).write_text(vs_with(100, 0))
@@ -174,7 +177,8 @@ def _play(root: Path, exporter, prometheus_url: str) -> Scenario:
         f"{HUMAN_SUBJECT}\n\nerrors look bad to me\nSigned-off-by: Human <h@x>",
     )
     git(human, "push", "--quiet", "origin", "master")
-    s.shas["human"], s.times["human"] = git(human, "rev-parse", "HEAD").strip(), t
+    s.shas["human"] = git(human, "rev-parse", "HEAD").strip()
+    s.times["human"] = _committed(bare, s.shas["human"])
 
     # Not weight changes: a pause record of ours (kept) and a new canary image (left out).
     s.shas["pause"] = workspace.record(rollout, "pause", reasons=["a human rolled back"]).sha or ""
@@ -184,7 +188,7 @@ def _play(root: Path, exporter, prometheus_url: str) -> Scenario:
     git(human, "push", "--quiet", "origin", "master")
     s.shas["image"] = git(human, "rev-parse", "HEAD").strip()
 
-    s.end = t + STEP_S
+    s.end = s.times["human"] + STEP_S
     _sleep_until(s.end + 0.6)  # Prometheus has scraped past the end
     return s
 

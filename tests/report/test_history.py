@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import git as gitpython
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -20,6 +21,7 @@ def _repo(scenario):
     return gitpython.Repo(workspace.path)
 
 
+@pytest.mark.integration
 def test_timeline_has_every_weight_change_and_our_records(scenario):
     timeline = read_timeline(_repo(scenario), scenario.rollout)
     shas = scenario.shas
@@ -57,6 +59,7 @@ def test_timeline_has_every_weight_change_and_our_records(scenario):
     assert pause.reasons == ("a human rolled back",)
 
 
+@pytest.mark.integration
 def test_steps_span_from_one_weight_commit_to_the_next(scenario):
     timeline = read_timeline(_repo(scenario), scenario.rollout)
     steps = timeline.steps(scenario.end)
@@ -69,6 +72,7 @@ def test_steps_span_from_one_weight_commit_to_the_next(scenario):
     ]
 
 
+@pytest.mark.integration
 def test_since_and_until_bound_the_history(scenario):
     repo = _repo(scenario)
     since = datetime.fromtimestamp(scenario.times["60"], UTC)

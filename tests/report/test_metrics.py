@@ -9,8 +9,12 @@ import pytest
 import requests
 
 from rollouts.gitops import Workspace
-from rollouts.report import default_selectors, read_step_metrics, read_timeline
+from rollouts.report import read_step_metrics, read_timeline, select_subsets
+from rollouts.report.metrics import MetricsConfigError
+from rollouts.spec import parse_spec
 from tests.support import free_port
+
+pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +23,7 @@ def measured(scenario):
     workspace.read_weights(scenario.rollout)
     timeline = read_timeline(gitpython.Repo(workspace.path), scenario.rollout)
     steps = timeline.steps(scenario.end)
-    return read_step_metrics(scenario.prometheus, steps, default_selectors(scenario.rollout))
+    return read_step_metrics(scenario.prometheus, steps, select_subsets(scenario.rollout))
 
 
 def _promql(url: str, expr: str, at: int) -> float:
@@ -79,14 +83,51 @@ def test_the_slow_failing_canary_shows_in_its_step(measured):
 
 def test_unreachable_prometheus_is_reported_not_raised(scenario, measured):
     steps = [m.step for m in measured.steps]
-    dead = read_step_metrics(f"http://127.0.0.1:{free_port()}", steps, default_selectors(scenario.rollout))
+    dead = read_step_metrics(f"http://127.0.0.1:{free_port()}", steps, select_subsets(scenario.rollout))
     assert not dead.available and dead.steps == ()
     assert "did not answer" in (dead.error or "")
-    none = read_step_metrics(None, steps, default_selectors(scenario.rollout))
+    none = read_step_metrics(None, steps, select_subsets(scenario.rollout))
     assert not none.available and "--prometheus" in (none.error or "")
 
 
-def test_selectors_default_to_route_subsets_in_the_namespace(scenario):
-    stable, canary = default_selectors(scenario.rollout)
-    assert stable.describe() == '{destination_workload_namespace="test", destination_version="ga"}'
-    assert canary.describe() == '{destination_workload_namespace="test", destination_version="canary"}'
+def test_without_subsets_the_route_subsets_are_the_versions(scenario):
+    selection = select_subsets(scenario.rollout)
+    assert (
+        selection.describe(selection.stable)
+        == '{destination_workload_namespace="test", destination_version="ga"}'
+    )
+    assert (
+        selection.describe(selection.canary)
+        == '{destination_workload_namespace="test", destination_version="canary"}'
+    )
+    assert selection.note is not None and "spec.analysis.subsets is not set" in selection.note
+
+
+def _with_analysis(rollout, analysis):
+    data = rollout.model_dump(by_alias=True, exclude_unset=True)
+    data["spec"]["analysis"] = analysis
+    return parse_spec(data)
+
+
+def test_the_specs_template_and_subsets_give_the_same_figures(scenario, measured):
+    rollout = _with_analysis(
+        scenario.rollout,
+        {
+            "metrics": "istio",
+            "subsets": {"stable": {"workload": "podinfo-ga"}, "canary": {"workload": "podinfo-canary"}},
+        },
+    )
+    selection = select_subsets(rollout)
+    assert selection.template.name == "istio" and selection.note is None
+    by_workload = read_step_metrics(scenario.prometheus, [m.step for m in measured.steps], selection)
+    for a, b in zip(by_workload.steps, measured.steps, strict=True):
+        for x, y in ((a.stable, b.stable), (a.canary, b.canary)):
+            assert (x is None) == (y is None)
+            if x is not None and y is not None:
+                assert (x.requests, x.errors, x.histogram) == (y.requests, y.errors, y.histogram)
+
+
+def test_subsets_the_template_cannot_select_name_the_field(scenario):
+    rollout = _with_analysis(scenario.rollout, {"metrics": "podinfo"})
+    with pytest.raises(MetricsConfigError, match=r"spec\.analysis\.subsets\.stable: .*needs subset\.service"):
+        select_subsets(rollout)

@@ -396,3 +396,43 @@ def test_a_third_destination_may_stay_at_zero_only():
             RouteError, match=r"http\[0\]: subset 'old' carries weight 5; only 'ga' and 'canary' may"
         ):
             call()
+
+
+def test_byte_order_mark_and_integer_spellings():
+    editor = vs()
+    bom = "\ufeff" + GUIDE
+    assert editor.write(bom, Weights.for_canary(60)) == "\ufeff" + editor.write(GUIDE, Weights.for_canary(60))
+    spelled = GUIDE.replace("weight: 10\n", "weight: 010\n").replace("weight: 90  #", "weight: 0x5A  #")
+    assert editor.read(spelled) == Weights(90, 10)  # YAML 1.2: 010 is ten
+    assert_only_weights_changed(spelled.replace("0x5A", "90"), editor.write(spelled, Weights.for_canary(60)))
+
+
+@st.composite
+def damaged(draw):
+    """The guide's file with a random slice replaced by random text (typos, truncation, junk)."""
+    text = draw(st.sampled_from([GUIDE, GUIDE_INITIAL, FLAGGER]))
+    start = draw(st.integers(0, len(text)))
+    end = draw(st.integers(start, min(len(text), start + 40)))
+    junk = draw(
+        st.text(alphabet=st.sampled_from(list(" -:#\n\t[]{}'\"&*!|>%@`0123456789abcweight")), max_size=12)
+    )
+    return text[:start] + junk + text[end:]
+
+
+@given(damaged(), st.integers(0, 100))
+def test_property_damaged_files_fail_only_with_route_errors(text, canary):
+    for editor in (
+        vs(),
+        editor_for("VirtualService", stable="podinfo-primary", canary="podinfo-canary", source="f"),
+    ):
+        try:
+            weights = editor.read(text)
+        except RouteError as exc:
+            assert str(exc).startswith(("apps/vs.yaml", "f:"))
+            continue
+        try:
+            out = editor.write(text, Weights.for_canary(canary))
+        except RouteError:
+            continue
+        assert editor.read(out) == Weights.for_canary(canary)
+        assert editor.write(out, weights) == text or weights.canary == 0

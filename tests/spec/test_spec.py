@@ -100,6 +100,26 @@ def test_errors_name_file_and_field(tmp_path, old, new, message):
     assert "s3cret" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [
+        ("https://ghp_token@github.com/org/cluster.git", False),
+        ("ssh://git:pw@example.com/cluster.git", False),
+        ("ssh://git@example.com/cluster.git", True),
+        ("git@github.com:org/cluster.git", True),
+        ("https://github.com/org/cluster.git", True),
+        ("file:///srv/git/cluster.git", True),
+    ],
+)
+def test_urls_with_secrets_are_refused(tmp_path, url, ok):
+    path = write(tmp_path, ISSUE_SPEC.replace("git@github.com:org/cluster.git", url))
+    if ok:
+        assert load_spec(path).spec.git.url == url
+    else:
+        with pytest.raises(SpecError, match=r"spec\.git\.url: must not contain credentials"):
+            load_spec(path)
+
+
 def test_unreadable_and_malformed_files(tmp_path):
     with pytest.raises(SpecError, match=r"missing\.yaml: cannot read"):
         load_spec(tmp_path / "missing.yaml")

@@ -1,0 +1,411 @@
+"""``rollouts demo``: the guide's story on one machine, hands off, in a few minutes.
+
+It starts the local stack (Prometheus, GA and canary podinfo-compatible services, the mesh that
+follows a bare Git repo laid out like the guide's), puts the canary and GA manifests and a Rollout
+spec into the repo, and runs the controller on it (spec discovered from Git, load from a local
+``loadtest serve``). A small "kubelet" plays Kubernetes: when the canary manifest's image changes in
+Git it restarts the canary service with that version's behaviour.
+
+Scenarios: ``good`` (0.2.0 walks 10 -> 60 -> 100 %), ``slow`` (0.2.1, three times slower: rolled
+back), ``errors`` (0.2.2, 8 % errors: rolled back), ``all`` (good, then image automation commits
+0.2.1, then 0.2.2). At the end it prints the repo's ``git log`` and writes a report.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from rollouts.controller.machine import TickResult
+from rollouts.controller.run import Controller, Options, discover
+from rollouts.local.stack import LocalStack, ServiceOptions, StackConfig
+
+ROUTE = "workloads/podinfo/virtual-service.yaml"
+CANARY = "workloads/podinfo/canary-deployment.yaml"
+GA = "workloads/podinfo/ga-deployment.yaml"
+SPEC = "rollouts/podinfo.yaml"
+IMAGE = "ghcr.io/stefanprodan/podinfo"
+# Every version answers in 5-25 ms (podinfo's random delay); the regressions add to that.
+BASE = ("--random-delay", "--random-delay-min=5", "--random-delay-max=25", "--random-delay-unit=ms")
+BEHAVIOUR: dict[str, tuple[str, ...]] = {
+    "0.1.0": BASE,
+    "0.2.0": BASE,
+    "0.2.1": (*BASE, "--latency-factor=3"),
+    "0.2.2": (*BASE, "--error-rate=0.08"),
+}
+STORY: dict[str, tuple[str, list[tuple[str | None, str]]]] = {
+    # scenario: (first canary version, [(version image automation commits or None, expected end)])
+    "good": ("0.2.0", [(None, "finalize")]),
+    "slow": ("0.2.1", [(None, "rollback")]),
+    "errors": ("0.2.2", [(None, "rollback")]),
+    "all": ("0.2.0", [(None, "finalize"), ("0.2.1", "rollback"), ("0.2.2", "rollback")]),
+}
+
+
+def deployment(name: str, version: str, tag: str) -> str:
+    """A Deployment like the guide's, with Flux's image-policy marker on the image line."""
+    return f"""apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+  namespace: test
+  labels: {{app: podinfo, version: {version}}}
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {{app: podinfo, version: {version}}}
+  template:
+    metadata:
+      labels: {{app: podinfo, version: {version}}}
+    spec:
+      containers:
+      - name: podinfod
+        image: {IMAGE}:{tag} # {{"$imagepolicy": "flux-system:{name}"}}
+        ports:
+        - containerPort: 9898
+"""
+
+
+def rollout_spec(stack: LocalStack, interval: float, rate: float) -> str:
+    """The demo's Rollout spec (it lives in the repo; ``git.url: .`` means that repo)."""
+    return f"""apiVersion: rollouts.dev/v1alpha1
+kind: Rollout
+metadata:
+  name: podinfo
+  namespace: test
+spec:
+  git:
+    url: .
+    branch: master
+    author: {{name: rollouts-controller, email: rollouts@demo.invalid}}
+  route: {{kind: VirtualService, path: {ROUTE}, stable: ga, canary: canary}}
+  canary: {{path: {CANARY}}}
+  steps: [10, 60, 100]
+  analysis:
+    interval: {interval:g}s
+    threshold: 6
+    onError: pause
+    syncTimeout: 60s
+    metrics: istio
+    prometheus: {{url: "{stack.prometheus_url}"}}
+    policy: {{min_windows: 2, min_canary_requests: 60, max_windows_per_step: 40}}
+  load: {{mode: local, target: "{stack.mesh_url}/", rate: {rate:g}}}
+  finalize: leave-canary
+"""
+
+
+def commit(stack: LocalStack, files: dict[str, str], message: str, author: tuple[str, str]) -> str:
+    """Commit ``files`` to the stack's repo as ``author`` (a person, or Flux's image automation)."""
+    import git
+
+    scratch = Path(tempfile.mkdtemp(prefix="demo-clone-"))
+    try:
+        repo = git.Repo.clone_from(str(stack.repo_path), scratch, branch="master")
+        for rel, text in files.items():
+            (scratch / rel).parent.mkdir(parents=True, exist_ok=True)
+            (scratch / rel).write_text(text)
+            repo.git.add(rel)
+        env = {
+            "GIT_AUTHOR_NAME": author[0],
+            "GIT_AUTHOR_EMAIL": author[1],
+            "GIT_COMMITTER_NAME": author[0],
+            "GIT_COMMITTER_EMAIL": author[1],
+        }
+        repo.git.commit("-m", message, env=env)
+        repo.git.push("origin", "HEAD:refs/heads/master")
+        return str(repo.head.commit.hexsha)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+class Kubelet:
+    """Plays the cluster: keeps the canary service at the version its manifest in Git names."""
+
+    def __init__(self, stack: LocalStack, running: str) -> None:
+        self.stack, self.running = stack, running
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="kubelet", daemon=True)
+
+    def wanted(self) -> str:
+        """The canary image tag on the remote branch."""
+        import git
+
+        from rollouts.gitops import canary_images, image_tag
+
+        blob = git.Repo(self.stack.repo_path).commit("master").tree / CANARY
+        images = canary_images(blob.data_stream.read().decode(), CANARY)
+        return image_tag(next(iter(images.values())))
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.3):
+            try:
+                tag = self.wanted()
+                if tag != self.running:
+                    self.stack.restart_service(
+                        "canary", ServiceOptions(version=tag, args=BEHAVIOUR.get(tag, BASE))
+                    )
+                    self.running = tag
+            except Exception as exc:  # keep playing the cluster; the display shows the controller's view
+                print(f"kubelet: {exc}")
+
+    def start(self) -> Kubelet:
+        """Start following Git."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop following Git."""
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+@dataclass
+class Story:
+    """What the controller did, as the display and the report tell it."""
+
+    ticks: list[tuple[float, TickResult]] = field(default_factory=list)
+    started: float = field(default_factory=time.time)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, _key: str, result: TickResult) -> None:
+        """``on_tick`` of the scheduler."""
+        with self.lock:
+            self.ticks.append((time.time(), result))
+
+    def decisions(self) -> list[tuple[float, TickResult]]:
+        """Ticks that changed something or judged windows."""
+        with self.lock:
+            return [(t, r) for t, r in self.ticks if r.action not in ("none", "wait") or r.windows]
+
+    def last(self) -> TickResult | None:
+        """The newest tick."""
+        with self.lock:
+            return self.ticks[-1][1] if self.ticks else None
+
+
+def _query(prometheus: str, promql: str) -> dict[str, float]:
+    try:
+        answer = requests.get(f"{prometheus}/api/v1/query", params={"query": promql}, timeout=2).json()
+        return {
+            item["metric"].get("destination_workload", "?"): float(item["value"][1])
+            for item in answer["data"]["result"]
+        }
+    except (requests.RequestException, ValueError, KeyError):
+        return {}
+
+
+def view(stack: LocalStack, story: Story, scenario: str, kubelet: Kubelet) -> Group:
+    """The live panel: weights, p99 and error rate per subset, the last decision, the commits."""
+    try:
+        status = requests.get(stack.status_url, timeout=2).json()
+        weights = status.get("weights") or {}
+    except (requests.RequestException, ValueError):
+        weights = {}
+    sel = 'reporter="destination",destination_workload=~"podinfo-ga|podinfo-canary"'
+    p99 = _query(
+        stack.prometheus_url,
+        "histogram_quantile(0.99, sum by (le, destination_workload) "
+        f"(rate(istio_request_duration_milliseconds_bucket{{{sel}}}[15s])))",
+    )
+    errors = _query(
+        stack.prometheus_url,
+        f'sum by (destination_workload) (rate(istio_requests_total{{{sel},response_code=~"5.."}}[15s]))'
+        f" / sum by (destination_workload) (rate(istio_requests_total{{{sel}}}[15s]))",
+    )
+    table = Table(title=f"rollouts demo: {scenario}  ({time.time() - story.started:.0f}s)", expand=False)
+    for column in ("subset", "version", "weight", "p99 (15s)", "errors (15s)"):
+        table.add_column(column, justify="right" if column != "subset" else "left")
+    for subset, version in (("ga", "0.1.0"), ("canary", kubelet.running)):
+        workload = f"podinfo-{subset}"
+        weight = weights.get("stable" if subset == "ga" else "canary", "?")
+        latency = f"{p99[workload]:.0f} ms" if workload in p99 and p99[workload] == p99[workload] else "-"
+        rate = (
+            f"{errors[workload]:.1%}" if workload in errors and errors[workload] == errors[workload] else "-"
+        )
+        table.add_row(subset, version, f"{weight}%", latency, rate)
+    last = story.last()
+    decision = (
+        Text("waiting for the first tick")
+        if last is None
+        else Text(
+            f"{last.phase}: {last.action} - {'; '.join(last.reasons)[:300]}",
+            style={"rollback": "bold red", "promote": "green", "finalize": "bold green"}.get(last.action, ""),
+        )
+    )
+    lines = [
+        Text(f"{time.strftime('%H:%M:%S', time.localtime(t))} {r.action:9} {'; '.join(r.reasons)[:140]}")
+        for t, r in story.decisions()
+        if r.action not in ("hold",)
+    ][-8:]
+    return Group(table, decision, Text("decisions:", style="bold"), *lines)
+
+
+def _wait_for(story: Story, action: str, since: int, timeout: float, refresh: Callable[[], None]) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        refresh()
+        with story.lock:
+            if any(r.action == action for _, r in story.ticks[since:]):
+                return True
+        time.sleep(0.5)
+    return False
+
+
+@dataclass
+class Demo:
+    """One run of the demo: a scenario and its settings."""
+
+    scenario: str
+    interval: float = 5.0
+    rate: float = 200.0
+    out: Path = Path("demo-output")
+    timeout: float = 150.0
+    console: Console = field(default_factory=Console)
+    story: Story = field(default_factory=Story)
+
+    def run(self) -> int:
+        """Run the scenario; 0 when every act ended as the story says."""
+        import logging
+
+        from rollouts.logs import JsonFormatter
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        # The controller's decisions go to a JSON log beside the report; the terminal shows the view.
+        log_file = logging.FileHandler(self.out / "controller.log", mode="w")
+        log_file.setFormatter(JsonFormatter())
+        root = logging.getLogger()
+        saved = (list(root.handlers), root.level)
+        root.handlers, root.level = [log_file], logging.INFO
+        work = Path(tempfile.mkdtemp(prefix="rollouts-demo-"))
+        try:
+            return self._run(work)
+        finally:
+            root.handlers, root.level = saved
+            log_file.close()
+            shutil.rmtree(work, ignore_errors=True)
+
+    def _run(self, work: Path) -> int:
+        import git
+
+        console, story = self.console, self.story
+        first, acts = STORY[self.scenario]
+        config = StackConfig(
+            ga=ServiceOptions(version="0.1.0", args=BASE),
+            canary=ServiceOptions(version=first, args=BEHAVIOUR[first]),
+            canary_weight=0,
+        )
+        ok = True
+        console.print(
+            "[bold]starting the local stack[/] (Prometheus, GA and canary services, the mesh, a Git repo)"
+        )
+        with LocalStack(config, workdir=work) as stack:
+            files = {
+                GA: deployment("podinfo-ga", "ga", "0.1.0"),
+                CANARY: deployment("podinfo-canary", "canary", first),
+                SPEC: rollout_spec(stack, self.interval, self.rate),
+            }
+            commit(
+                stack,
+                files,
+                "podinfo: GA 0.1.0, canary manifest, Rollout spec",
+                ("Demo Human", "human@demo.invalid"),
+            )
+            kubelet = Kubelet(stack, first).start()
+            controller = Controller(
+                Options(mesh=stack.mesh_admin_url, cache_dir=work / "cache", settle=1.5, gate_interval=0.5),
+                on_tick=story.record,
+            )
+            rollouts, errors = discover(str(stack.repo_path), "master", "rollouts", work / "cache")
+            errors += controller.apply(rollouts)
+            for line in errors:
+                console.print(f"[red]error:[/] {line}")
+            controller.scheduler.start()
+            try:
+                with Live(
+                    view(stack, story, self.scenario, kubelet),
+                    console=console,
+                    refresh_per_second=2,
+                    transient=not console.is_terminal,
+                ) as live:
+                    for version, expected in acts:
+                        mark = len(story.ticks)
+                        if version is not None:
+                            console.print(f"image automation commits podinfo-canary {version}")
+                            commit(
+                                stack,
+                                {CANARY: deployment("podinfo-canary", "canary", version)},
+                                f"podinfo-canary: {version} (image automation)",
+                                ("fluxcdbot", "fluxcdbot@demo.invalid"),
+                            )
+                        done = _wait_for(
+                            story,
+                            expected,
+                            mark,
+                            self.timeout,
+                            lambda: live.update(view(stack, story, self.scenario, kubelet)),
+                        )
+                        ok = ok and done
+                        if not done:
+                            console.print(f"[red]{expected} did not happen within {self.timeout:.0f}s[/]")
+                            break
+            finally:
+                controller.scheduler.stop()
+                kubelet.stop()
+            log_text = git.Repo(stack.repo_path).git.log(
+                "--format=%h %an: %s%n%(trailers:only,unfold)", "master"
+            )
+            mirror = self.out / "repo.git"
+            shutil.rmtree(mirror, ignore_errors=True)
+            git.Repo.clone_from(str(stack.repo_path), mirror, bare=True)
+        report = self.out / "report.md"
+        report.write_text(_report(self.scenario, story, log_text, ok))
+        console.print("\n[bold]git log of the demo repo[/]")
+        console.print(log_text)
+        console.print(f"report: {report}   controller log (JSON): {self.out / 'controller.log'}")
+        console.print(f"repo: {mirror}  (git --git-dir {mirror} log)")
+        return 0 if ok else 1
+
+
+def _report(scenario: str, story: Story, log_text: str, ok: bool) -> str:
+    lines = [
+        f"# rollouts demo: {scenario}",
+        "",
+        f"Outcome: {'as expected' if ok else 'NOT as expected'}",
+        "",
+        "## Decisions",
+        "",
+    ]
+    for t, r in story.decisions():
+        lines.append(
+            f"- {time.strftime('%H:%M:%S', time.localtime(t))} **{r.action}** ({r.phase}): "
+            + "; ".join(r.reasons)
+        )
+    lines += ["", "## git log", "", "```", log_text, "```", ""]
+    return "\n".join(lines)
+
+
+def add_demo_parser(sub: Any) -> None:
+    """Register ``rollouts demo``."""
+    cmd = sub.add_parser("demo", help="the guide's story on one machine: good canary, then regressions")
+    cmd.add_argument("--scenario", choices=sorted(STORY), default="all")
+    cmd.add_argument("--interval", type=float, default=5.0, help="analysis interval in seconds (default 5)")
+    cmd.add_argument("--rate", type=float, default=200.0, help="load in requests per second (default 200)")
+    cmd.add_argument("--out", type=Path, default=Path("demo-output"), help="where the report and repo go")
+    cmd.add_argument("--timeout", type=float, default=150.0, help="seconds each act may take")
+    cmd.set_defaults(
+        func=lambda args: Demo(
+            args.scenario, interval=args.interval, rate=args.rate, out=args.out, timeout=args.timeout
+        ).run()
+    )

@@ -1,0 +1,435 @@
+"""``rollouts run``: build a state machine per Rollout spec and run them all on the scheduler.
+
+Specs come from files, or from a directory of a Git repo (``--repo URL --path DIR``), re-read every
+``--resync`` seconds so that specs added, changed or removed in Git take effect without a restart. An
+invalid spec is reported (the error names the file and field) and the other rollouts keep running.
+
+The cluster view is the local mesh (``--mesh URL``, one machine) or the Kubernetes API
+(``--kubernetes``: in-cluster or ``--kubeconfig``), which also enables Events and, with
+``--leader-elect``, a Lease so that only one replica commits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+
+from analyzer import Judge, Policy
+from rollouts.controller.machine import Leadership, Machine, TickResult
+from rollouts.controller.scheduler import Scheduler
+from rollouts.controller.source import PrometheusSource
+from rollouts.gitops import Workspace
+from rollouts.kube import EventRecorder, LeaderElector, LeaseConfig, ObjectRef, api_client
+from rollouts.load import LoadDriver, LocalLoad, NoLoad, ServeLoad
+from rollouts.logs import configured
+from rollouts.metrics import ControllerMetrics, MetricsServer
+from rollouts.notify import Kind, Notice, Notifier, read_url_files
+from rollouts.routes import Weights
+from rollouts.spec import Rollout, SpecError, is_local_path, load_spec, parse_spec
+from rollouts.spec_controller import UrlFile
+from rollouts.sync import GateResult, KubernetesGate, LocalMeshGate, RouteTarget, SyncGate
+
+log = logging.getLogger("rollouts.controller")
+
+EVENT_REASONS = {
+    Kind.START: "RolloutStarted",
+    Kind.STEP: "Promoted",
+    Kind.HOLD: "Holding",
+    Kind.ROLLBACK: "RolledBack",
+    Kind.PAUSE: "Paused",
+    Kind.RESUME: "Resumed",
+    Kind.FINALIZE: "Finalized",
+    Kind.OVERRIDE: "HumanOverride",
+    Kind.ERROR: "Error",
+}
+
+
+class RunError(RuntimeError):
+    """A rollout that cannot be run; the message names the rollout or file."""
+
+
+# -- discovery ------------------------------------------------------------------------------------------
+
+
+def discover(url: str, branch: str, path: str, cache_dir: Path) -> tuple[list[Rollout], list[str]]:
+    """Every ``kind: Rollout`` document under ``path`` of ``branch`` of the repo at ``url``.
+
+    Returns the valid rollouts and one error line per invalid file. A spec whose ``git.url`` is a
+    relative local path (``.``) means the repo it was found in.
+    """
+    import git
+
+    clone = cache_dir / "discovery" / hashlib.sha256(f"{url}\0{branch}".encode()).hexdigest()[:16]
+    try:
+        if (clone / ".git").exists():
+            repo = git.Repo(clone)
+            repo.git.fetch("--quiet", "--depth", "1", "origin", branch)
+            repo.git.reset("--quiet", "--hard", "FETCH_HEAD")
+        else:
+            clone.parent.mkdir(parents=True, exist_ok=True)
+            git.Repo.clone_from(url, clone, branch=branch, depth=1)
+    except git.GitCommandError as exc:
+        raise RunError(f"cannot read {url} ({branch}): {exc.stderr.strip() or exc}") from exc
+    root = (clone / path).resolve()
+    if not root.is_dir() or clone.resolve() not in (root, *root.parents):
+        raise RunError(f"--path {path!r} is not a directory of {url}")
+    rollouts: list[Rollout] = []
+    errors: list[str] = []
+    yaml = YAML(typ="safe", pure=True)
+    for file in sorted([*root.rglob("*.yaml"), *root.rglob("*.yml")]):
+        rel = file.relative_to(clone).as_posix()
+        try:
+            documents = [d for d in yaml.load_all(file.read_text(encoding="utf-8")) if isinstance(d, dict)]
+        except Exception as exc:  # malformed YAML in an unrelated manifest is not our business...
+            if "kind: Rollout" in file.read_text(encoding="utf-8", errors="replace"):
+                errors.append(f"{rel}: malformed YAML: {' '.join(str(exc).split())}")  # ...unless it is ours
+            continue
+        for doc in documents:
+            if doc.get("kind") != "Rollout":
+                continue
+            try:
+                rollout = parse_spec(doc, source=rel)
+            except SpecError as exc:
+                errors.append(str(exc))
+                continue
+            spec_url = rollout.spec.git.url
+            if is_local_path(spec_url) and not Path(spec_url).is_absolute():
+                git_spec = rollout.spec.git.model_copy(update={"url": url})
+                rollout = rollout.model_copy(
+                    update={"spec": rollout.spec.model_copy(update={"git": git_spec})}
+                )
+            rollouts.append(rollout)
+    return rollouts, errors
+
+
+# -- building a machine -----------------------------------------------------------------------------
+
+
+@dataclass
+class Options:
+    """How the controller sees the cluster and where it keeps its clones."""
+
+    mesh: str | None = None
+    kubernetes: bool = False
+    kubeconfig: str | None = None
+    cache_dir: Path | None = None
+    settle: float = 2.0  # seconds of scrape lag before a window's data is complete
+    gate_interval: float = 1.0
+
+
+class KubernetesSpecGate:
+    """A ``KubernetesGate`` for a rollout: the route object and canary Deployment are named by the
+    ``metadata`` of the route file and canary manifest in Git (read from the workspace's clone)."""
+
+    def __init__(self, api: Any, workspace: Workspace, rollout: Rollout, interval: float) -> None:
+        self._api, self._workspace, self._rollout, self._interval = api, workspace, rollout, interval
+
+    def _meta(self, rel: str) -> tuple[str, str]:
+        text = (self._workspace.path / rel).read_text(encoding="utf-8")
+        doc = next(d for d in YAML(typ="safe", pure=True).load_all(text) if isinstance(d, dict))
+        meta = doc.get("metadata") or {}
+        return str(meta.get("namespace") or self._rollout.metadata.namespace), str(meta["name"])
+
+    def target(self) -> tuple[RouteTarget, ObjectRef]:
+        """The live route object and the canary Deployment of the rollout."""
+        spec = self._rollout.spec
+        namespace, name = self._meta(spec.route.path)
+        route = RouteTarget(
+            spec.route.kind, namespace, name, spec.route.stable, spec.route.canary, spec.route.name
+        )
+        canary_ns, canary = self._meta(spec.canary.path)
+        return route, ObjectRef("Deployment", canary_ns, canary, api_version="apps/v1")
+
+    def wait(self, expected_weights: Weights, expected_revision: str, timeout: float) -> GateResult:
+        """Resolve the objects from Git, then look at the cluster."""
+        route, canary = self.target()
+        gate = KubernetesGate(
+            self._api, route, deployments=((canary.namespace, canary.name),), interval=self._interval
+        )
+        return gate.wait(expected_weights, expected_revision, timeout)
+
+
+def load_driver(rollout: Rollout) -> LoadDriver:
+    """The rollout's load: none, a local ``loadtest serve``, or a ``loadtest serve`` endpoint."""
+    spec = rollout.spec.load
+    if spec.mode == "local":
+        return LocalLoad()
+    if spec.mode == "endpoint":
+        assert spec.endpoint is not None and spec.token_file is not None  # the spec model checks this
+        try:
+            token = Path(spec.token_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise RunError(f"{rollout.key}: spec.load.tokenFile {spec.token_file}: {exc.strerror}") from exc
+        return ServeLoad(spec.endpoint, token)
+    return NoLoad()
+
+
+def notifier_for(
+    rollout: Rollout, events: EventRecorder | None, canary: Callable[[], ObjectRef] | None
+) -> Callable[[Notice], None]:
+    """Apprise targets of the spec (URLs and URL files), plus Kubernetes Events when available."""
+    urls = [item for item in rollout.spec.notify if isinstance(item, str)]
+    urls += read_url_files([item.url_file for item in rollout.spec.notify if isinstance(item, UrlFile)])
+    apprise = Notifier(urls)
+
+    def send(notice: Notice) -> None:
+        apprise.send(notice)
+        if events is not None and canary is not None:
+            try:
+                warning = notice.kind in (Kind.ROLLBACK, Kind.PAUSE, Kind.ERROR, Kind.OVERRIDE)
+                events.emit(
+                    canary(), EVENT_REASONS[notice.kind], f"{notice.summary}. {notice.body}", warning=warning
+                )
+            except Exception:  # an Event is a courtesy; never let it stop a rollout
+                log.exception("%s: could not create the Event", notice.rollout)
+
+    return send
+
+
+@dataclass
+class Controller:
+    """Machines for specs, the scheduler, the shared Prometheus sources and the cluster view."""
+
+    options: Options
+    metrics: ControllerMetrics = field(default_factory=ControllerMetrics)
+    leadership: Leadership | None = None
+    on_tick: Callable[[str, TickResult], None] | None = None
+    sources: dict[tuple[str, str | None, str | None], PrometheusSource] = field(default_factory=dict)
+    specs: dict[str, Rollout] = field(default_factory=dict)
+    api: Any = None
+
+    def __post_init__(self) -> None:
+        if self.options.kubernetes:
+            self.api = api_client(self.options.kubeconfig)
+        elif not self.options.mesh:
+            raise RunError("say where the cluster is: --mesh URL (local mesh) or --kubernetes")
+        kwargs: dict[str, Any] = {"on_tick": self.on_tick}
+        if self.leadership is not None:
+            kwargs["leadership"] = self.leadership
+        self.scheduler = Scheduler(**kwargs)
+
+    def machine(self, rollout: Rollout) -> Machine:
+        """A state machine for ``rollout``; ``RunError``/``ValueError`` naming what is wrong."""
+        analysis = rollout.spec.analysis
+        policy = Policy.from_mapping(analysis.policy, source=f"{rollout.key}: spec.analysis.policy")
+        prom = analysis.prometheus
+        source_key = (prom.url, prom.bearer_token_file, prom.username)
+        source = self.sources.get(source_key)
+        if source is None:
+            source = self.sources[source_key] = PrometheusSource.for_spec(prom)
+        source.register(rollout)
+        workspace = Workspace.for_spec(rollout, cache_dir=self.options.cache_dir)
+        gate: SyncGate
+        events: EventRecorder | None = None
+        canary: Callable[[], ObjectRef] | None = None
+        if self.options.kubernetes:
+            kube_gate = KubernetesSpecGate(self.api, workspace, rollout, self.options.gate_interval)
+            gate, events = kube_gate, EventRecorder(self.api, host=socket.gethostname())
+            canary = lambda: kube_gate.target()[1]  # noqa: E731 (resolved from Git when an Event is sent)
+        else:
+            assert self.options.mesh is not None
+            gate = LocalMeshGate(self.options.mesh, interval=self.options.gate_interval)
+        return Machine(
+            rollout,
+            workspace=workspace,
+            gate=gate,
+            metrics_source=source,
+            judge_factory=lambda: Judge(policy),
+            load=load_driver(rollout),
+            notify=notifier_for(rollout, events, canary),
+            metrics=self.metrics,
+            leadership=self.leadership,
+            settle=self.options.settle,
+        )
+
+    def apply(self, rollouts: Iterable[Rollout]) -> list[str]:
+        """Run exactly these rollouts: add new ones, replace changed ones, remove the rest.
+        Returns one error line per rollout that could not be built (the others run)."""
+        errors: list[str] = []
+        wanted = {r.key: r for r in rollouts}
+        for key in list(self.specs):
+            if key not in wanted:
+                log.info("%s: spec removed, rollout no longer run", key)
+                self.scheduler.remove(key)
+                self.metrics.forget(key)
+                for source in self.sources.values():
+                    source.unregister(key)
+                del self.specs[key]
+        for key, rollout in wanted.items():
+            if self.specs.get(key) == rollout:
+                continue
+            try:
+                machine = self.machine(rollout)
+            except Exception as exc:  # one bad rollout must not stop the others
+                errors.append(f"{key}: {exc}")
+                continue
+            self.scheduler.add(machine)
+            self.specs[key] = rollout
+            log.info(
+                "%s: running (interval %gs, steps %s)",
+                key,
+                rollout.spec.analysis.interval,
+                rollout.spec.steps,
+            )
+        return errors
+
+
+# -- the command -------------------------------------------------------------------------------------------
+
+
+def add_run_parser(sub: Any) -> None:
+    """Register ``rollouts run`` on the CLI's subparsers."""
+    cmd = sub.add_parser("run", help="run the controller: every rollout, hands off")
+    cmd.add_argument("specs", metavar="SPEC", nargs="*", type=Path, help="Rollout spec files")
+    cmd.add_argument("--repo", metavar="URL", help="discover every kind: Rollout in a Git repo directory")
+    cmd.add_argument("--path", default=".", help="directory of --repo to search (default: the whole repo)")
+    cmd.add_argument("--branch", default="main", help="branch of --repo (default main)")
+    cmd.add_argument("--resync", type=float, default=60.0, help="seconds between re-reads of --repo")
+    where = cmd.add_mutually_exclusive_group()
+    where.add_argument("--mesh", metavar="URL", help="local mesh admin URL: its /status is the sync gate")
+    where.add_argument(
+        "--kubernetes", action="store_true", help="the Kubernetes API (in-cluster or kubeconfig)"
+    )
+    cmd.add_argument("--kubeconfig", default=None, help="kubeconfig file (default: $KUBECONFIG, in-cluster)")
+    cmd.add_argument("--leader-elect", action="store_true", help="only the holder of a Lease commits")
+    cmd.add_argument("--lease", default="rollouts/gitops-rollouts", metavar="NAMESPACE/NAME")
+    cmd.add_argument(
+        "--metrics-address",
+        default="127.0.0.1:9797",
+        metavar="HOST:PORT",
+        help="/metrics and /healthz (port 0: any free port; 'off' to disable)",
+    )
+    cmd.add_argument("--log-format", choices=("text", "json"), default="text")
+    cmd.add_argument("--log-level", default="INFO")
+    cmd.add_argument("--cache-dir", type=Path, default=None, help="where Git workspaces are cloned")
+    cmd.add_argument("--settle", type=float, default=2.0, help="seconds of scrape lag after a window ends")
+    cmd.add_argument("--once", action="store_true", help="one tick of every rollout, then exit")
+    cmd.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    cmd.set_defaults(func=run_command)
+
+
+def _load_specs(args: argparse.Namespace, cache_dir: Path) -> tuple[list[Rollout], list[str]]:
+    if args.repo:
+        return discover(args.repo, args.branch, args.path, cache_dir)
+    rollouts, errors = [], []
+    for path in args.specs:
+        try:
+            rollouts.append(load_spec(path))
+        except SpecError as exc:
+            errors.append(str(exc))
+    return rollouts, errors
+
+
+def _start(args: argparse.Namespace, cache_dir: Path) -> tuple[Controller, LeaderElector | None, list[str]]:
+    """The controller with every rollout of the specs built (errors: the rollouts that could not be)."""
+    options = Options(
+        mesh=args.mesh,
+        kubernetes=args.kubernetes,
+        kubeconfig=args.kubeconfig,
+        cache_dir=cache_dir,
+        settle=args.settle,
+    )
+    controller = Controller(options)
+    elector: LeaderElector | None = None
+    if args.leader_elect:
+        if not args.kubernetes:
+            raise RunError("--leader-elect needs --kubernetes (the Lease lives in the cluster)")
+        namespace, _, name = args.lease.partition("/")
+        identity = f"{socket.gethostname()}-{os.getpid()}"
+        elector = LeaderElector(controller.api, LeaseConfig(namespace, name or "gitops-rollouts", identity))
+        controller = Controller(options, leadership=elector)
+        elector.start()
+    try:
+        rollouts, errors = _load_specs(args, cache_dir)
+        errors += controller.apply(rollouts)
+    except (RunError, ValueError, OSError):
+        if elector is not None:
+            elector.stop()
+        raise
+    return controller, elector, errors
+
+
+def _serve(args: argparse.Namespace, controller: Controller, cache_dir: Path) -> None:
+    """Run the scheduler until SIGINT/SIGTERM or ``--duration``, re-reading ``--repo`` meanwhile."""
+    server: MetricsServer | None = None
+    if args.metrics_address != "off":
+        host, _, port = args.metrics_address.rpartition(":")
+        server = MetricsServer(
+            controller.metrics,
+            host or "127.0.0.1",
+            int(port),
+            health=lambda: (True, f"{len(controller.specs)} rollouts"),
+        ).start()
+        log.info("metrics on %s/metrics", server.url)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    controller.scheduler.start()
+    deadline = None if args.duration is None else time.monotonic() + args.duration
+    next_resync = time.monotonic() + args.resync
+    try:
+        while not stop.is_set() and (deadline is None or time.monotonic() < deadline):
+            stop.wait(0.2)
+            if args.repo and time.monotonic() >= next_resync:
+                next_resync = time.monotonic() + args.resync
+                try:
+                    rollouts, errors = discover(args.repo, args.branch, args.path, cache_dir)
+                    errors += controller.apply(rollouts)
+                except RunError as exc:
+                    errors = [str(exc)]  # Git unreachable: keep running what we have
+                for line in errors:
+                    log.error("%s", line)
+    finally:
+        controller.scheduler.stop()
+        if server is not None:
+            server.stop()
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """``rollouts run``; exit 0 on a clean stop, 1 when no rollout could be started, 2 on usage."""
+    with configured(args.log_format, args.log_level):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if bool(args.specs) == bool(args.repo):
+        print("rollouts run: give SPEC files or --repo URL (not both)", file=sys.stderr)
+        return 2
+    from rollouts.gitops import default_cache_dir
+
+    cache_dir = args.cache_dir or default_cache_dir()
+    try:
+        controller, elector, errors = _start(args, cache_dir)
+    except (RunError, ValueError, OSError) as exc:
+        print(f"rollouts run: error: {exc}", file=sys.stderr)
+        return 1
+    for line in errors:
+        print(f"rollouts run: error: {line}", file=sys.stderr)
+    try:
+        if not controller.specs:
+            print("rollouts run: error: no rollout to run", file=sys.stderr)
+            return 1
+        if args.once:
+            for key, result in controller.scheduler.run_once().items():
+                line = f"{result.phase} {result.action}: {'; '.join(result.reasons)}" if result else "-"
+                print(f"{key}: {line}")
+            controller.scheduler.stop()
+            return 0
+        _serve(args, controller, cache_dir)
+        return 0
+    finally:
+        if elector is not None:
+            elector.stop()

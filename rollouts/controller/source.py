@@ -1,0 +1,181 @@
+"""Windows from Prometheus for every rollout of a controller, batched per round.
+
+All rollouts share one :class:`PrometheusSource` per Prometheus. Windows lie on one grid (see
+``machine.grid_start``), so in a round every rollout with the same interval asks for the same window
+end. The first request for a (template, window, end) reads the subsets of *every* registered rollout
+that uses the template in one :meth:`MetricsReader.read` (three queries, grouped by labels); the
+others are answered from that round's cache. Queries per round stay constant as rollouts are added.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+from analyzer import SubsetWindow, Window
+from analyzer.prometheus import (
+    BUILTIN,
+    MetricsReader,
+    NoData,
+    PrometheusClient,
+    PrometheusError,
+    QueryTemplate,
+    Result,
+    Subset,
+    TemplateError,
+    WindowRequest,
+    template_from_mapping,
+)
+from rollouts.controller.machine import MetricsUnavailableError, NoDataError
+from rollouts.spec import Rollout
+from rollouts.spec_controller import PrometheusSpec
+
+_ROUNDS_KEPT = 64  # cached rounds (a restart replays a step's windows: keep them all for a while)
+_FAILURE_TTL = 2.0  # a failed round is not retried by every rollout of the same round
+
+
+@dataclass(frozen=True)
+class _Sides:
+    template: QueryTemplate
+    stable: Subset
+    canary: Subset
+
+
+def template_of(rollout: Rollout) -> QueryTemplate:
+    """The rollout's query template: a built-in by name, or its own (named after the rollout)."""
+    metrics = rollout.spec.analysis.metrics
+    if isinstance(metrics, str):
+        if metrics not in BUILTIN:
+            raise TemplateError(
+                f"{rollout.key}: unknown template {metrics!r}; built-in: {', '.join(BUILTIN)}"
+            )
+        return BUILTIN[metrics]
+    return template_from_mapping(
+        {"name": f"rollout:{rollout.key}", **metrics}, source=f"{rollout.key} metrics"
+    )
+
+
+def subsets_of(rollout: Rollout) -> tuple[Subset, Subset]:
+    """GA and canary as the metrics name them: namespace from the rollout; workload, version and
+    service from ``spec.analysis.subsets``, defaulting to ``<name>-<route subset>``, the route's
+    subset name and ``<name>`` (the guide's and the local stack's naming)."""
+    name, namespace = rollout.metadata.name, rollout.metadata.namespace
+    sides = rollout.spec.analysis.subsets
+    out = []
+    for spec, route_name in (
+        (sides.stable, rollout.spec.route.stable),
+        (sides.canary, rollout.spec.route.canary),
+    ):
+        out.append(
+            Subset(
+                namespace=namespace,
+                workload=spec.workload or f"{name}-{route_name}",
+                version=spec.version or route_name,
+                service=spec.service or name,
+            )
+        )
+    return out[0], out[1]
+
+
+def prometheus_headers(spec: PrometheusSpec) -> dict[str, str]:
+    """Authorization from the spec's files (read now, so a rotated secret is picked up on restart)."""
+    if spec.bearer_token_file:
+        token = Path(spec.bearer_token_file).read_text(encoding="utf-8").strip()
+        return {"Authorization": f"Bearer {token}"}
+    if spec.username is not None and spec.password_file:
+        password = Path(spec.password_file).read_text(encoding="utf-8").strip()
+        basic = base64.b64encode(f"{spec.username}:{password}".encode()).decode()
+        return {"Authorization": f"Basic {basic}"}
+    return {}
+
+
+class PrometheusSource:
+    """The ``MetricsSource`` of every rollout reading one Prometheus."""
+
+    def __init__(self, reader: MetricsReader) -> None:
+        self.reader = reader
+        self._sides: dict[str, _Sides] = {}
+        self._rounds: OrderedDict[tuple[str, float, float], dict[Subset, Result]] = OrderedDict()
+        self._failures: dict[tuple[str, float, float], tuple[float, str]] = {}
+        self._lock = threading.Lock()
+        self.rounds_read = 0
+
+    @classmethod
+    def for_spec(cls, spec: PrometheusSpec) -> PrometheusSource:
+        """A source on the spec's Prometheus (URL, timeout, credentials)."""
+        client = PrometheusClient(spec.url, timeout=spec.timeout, headers=prometheus_headers(spec) or None)
+        return cls(MetricsReader(client))
+
+    def register(self, rollout: Rollout) -> None:
+        """Include ``rollout``'s subsets in every round (raises ``TemplateError`` for a bad template)."""
+        stable, canary = subsets_of(rollout)
+        template = template_of(rollout)
+        template.key(stable), template.key(canary)  # fail now on a subset the template cannot select
+        with self._lock:
+            self._sides[rollout.key] = _Sides(template, stable, canary)
+
+    def unregister(self, key: str) -> None:
+        """Stop reading rollout ``key``."""
+        with self._lock:
+            self._sides.pop(key, None)
+
+    def window(self, rollout: Rollout, start: float, end: float, weight: int) -> Window:
+        """GA and canary of ``rollout`` in ``[start, end)``; ``MetricsUnavailableError`` when
+        Prometheus cannot answer or has no usable data for either side."""
+        with self._lock:
+            if rollout.key not in self._sides:
+                raise MetricsUnavailableError(f"{rollout.key} is not registered with the Prometheus source")
+            sides = self._sides[rollout.key]
+            results = self._round(sides.template, end - start, end)
+        found = []
+        for name, subset in (("GA", sides.stable), ("canary", sides.canary)):
+            result = results.get(subset)
+            if result is None or isinstance(result, NoData):
+                why = result.reason if isinstance(result, NoData) else "not read in this round"
+                raise NoDataError(f"no data for {name}: {why}")
+            found.append(
+                SubsetWindow(histogram=result.histogram, requests=result.requests, errors=result.errors)
+            )
+        try:
+            return Window(baseline=found[0], canary=found[1], weight=weight)
+        except ValueError as exc:  # e.g. GA and canary histograms with different buckets
+            raise NoDataError(f"unusable window: {exc}") from exc
+
+    def _round(self, template: QueryTemplate, window: float, end: float) -> dict[Subset, Result]:
+        """The round's results, read once for every registered rollout (caller holds the lock).
+
+        Holding the lock while reading serialises rounds, which is the point: the rollouts of a round
+        wait for its one read instead of each sending their own.
+        """
+        key = (template.name, window, end)
+        if key in self._rounds:
+            self._rounds.move_to_end(key)
+            return self._rounds[key]
+        failed = self._failures.get(key)
+        if failed is not None and time.monotonic() - failed[0] < _FAILURE_TTL:
+            raise MetricsUnavailableError(failed[1])
+        subsets = sorted(
+            {
+                s
+                for sides in self._sides.values()
+                if sides.template == template
+                for s in (sides.stable, sides.canary)
+            }
+        )
+        requests = [WindowRequest(s, template, window, end) for s in subsets]
+        try:
+            results = self.reader.read(requests)
+        except PrometheusError as exc:
+            self._failures[key] = (time.monotonic(), str(exc))
+            raise MetricsUnavailableError(str(exc)) from exc
+        self._failures.pop(key, None)
+        self.rounds_read += 1
+        answer = {request.subset: result for request, result in zip(requests, results, strict=True)}
+        self._rounds[key] = answer
+        while len(self._rounds) > _ROUNDS_KEPT:
+            self._rounds.popitem(last=False)
+        return answer

@@ -1,0 +1,117 @@
+"""``rollouts report``: exit codes, clear errors, nothing half-written."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from rollouts.cli import main
+from tests.report.conftest import SPEC
+from tests.support import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def run(capsys, *argv):
+    code = main(["report", *(str(a) for a in argv)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_unreachable_prometheus_still_renders_the_git_part(capsys, scenario, tmp_path):
+    dead = f"http://127.0.0.1:{free_port()}"
+    out = tmp_path / "out"
+    code, stdout, err = run(
+        capsys, scenario.spec_file, "--prometheus", dead, "--out", out, "--cache-dir", scenario.cache
+    )
+    assert code == 0, err
+    assert "warning: metrics unavailable" in err and dead in err
+    page = (out / "test_podinfo" / "index.html").read_text()
+    assert "<b>Metrics unavailable</b>" in page and "This report shows the Git history only" in page
+    assert sorted(p.name for p in (out / "test_podinfo").iterdir()) == ["index.html", "weights.png"]
+    assert "0 measured step(s)" in stdout
+
+    code, _, err = run(
+        capsys, scenario.spec_file, "--prometheus", dead, "--out", tmp_path / "strict", "--require-metrics",
+        "--cache-dir", scenario.cache,
+    )  # fmt: skip
+    assert code == 1 and "metrics unavailable" in err and "nothing written" in err
+    assert not (tmp_path / "strict").exists()
+
+
+def test_without_a_prometheus_url_the_page_says_so(capsys, scenario, tmp_path):
+    code, _, err = run(capsys, scenario.spec_file, "--out", tmp_path, "--cache-dir", scenario.cache)
+    assert code == 0 and "no Prometheus URL was given (--prometheus)" in err
+    assert (
+        "no Prometheus URL was given (--prometheus)" in (tmp_path / "test_podinfo" / "index.html").read_text()
+    )
+
+
+def test_a_second_report_replaces_the_first_without_leftovers(capsys, scenario, tmp_path):
+    for since in ("2000-01-01", scenario.times["60"]):
+        when = since if isinstance(since, str) else datetime.fromtimestamp(since, UTC).isoformat()
+        code, _, err = run(
+            capsys, scenario.spec_file, "--out", tmp_path, "--cache-dir", scenario.cache, "--since", when
+        )
+        assert code == 0, err
+    assert [p.name for p in tmp_path.iterdir()] == ["test_podinfo"]  # no temporary directories left
+    page = (tmp_path / "test_podinfo" / "index.html").read_text()
+    since = datetime.fromtimestamp(scenario.times["60"], UTC).strftime("%Y-%m-%d %H:%M:%S")
+    assert f"3 commit(s) since {since} UTC" in page and scenario.shas["initial"][:10] not in page
+
+
+def test_missing_spec_is_an_error_and_writes_nothing(capsys, tmp_path):
+    code, _, err = run(capsys, tmp_path / "nope.yaml", "--out", tmp_path / "out")
+    assert code == 1 and "nope.yaml: cannot read" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_unreachable_repository_is_an_error_and_writes_nothing(capsys, tmp_path):
+    spec = tmp_path / "rollout.yaml"
+    spec.write_text(SPEC.format(url=tmp_path / "no-such-repo.git", route="vs.yaml", canary="c.yaml"))
+    code, _, err = run(capsys, spec, "--out", tmp_path / "out", "--cache-dir", tmp_path / "cache")
+    assert code == 1 and "no-such-repo.git" in err and "clone failed" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_out_dir_that_cannot_be_written(capsys, scenario, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    code, _, err = run(capsys, scenario.spec_file, "--out", blocker / "out", "--cache-dir", scenario.cache)
+    assert code == 1 and f"--out {blocker / 'out'}: cannot write there" in err
+    assert blocker.read_text() == "not a directory"
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--since", "yesterday-ish"], "must be an ISO date or date-time"),
+        (["--until", "3 fortnights"], "must be an ISO date or date-time"),
+    ],
+)
+def test_bad_options_are_usage_errors(capsys, tmp_path, argv, message):
+    with pytest.raises(SystemExit) as exc:
+        main(["report", str(tmp_path / "rollout.yaml"), *argv])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_bad_values_name_the_option(capsys, scenario, tmp_path):
+    code, _, err = run(capsys, scenario.spec_file, "--prometheus", "localhost:9090", "--out", tmp_path / "o")
+    assert code == 1 and "--prometheus must be an http:// or https:// URL" in err
+    code, _, err = run(capsys, scenario.spec_file, "--since", "2d", "--until", "3d", "--out", tmp_path / "o")
+    assert code == 1 and "--until" in err and "must be after --since" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_since_accepts_iso_dates_and_ages():
+    from datetime import timedelta, timezone
+
+    from rollouts.report.cli import parse_since
+
+    now = datetime(2026, 11, 29, 20, 0, tzinfo=UTC)
+    assert parse_since("6h", now=now) == now - timedelta(hours=6)
+    assert parse_since("2d", now=now) == now - timedelta(days=2)
+    assert parse_since("2026-11-29") == datetime(2026, 11, 29, tzinfo=UTC)
+    assert parse_since("2026-11-29T18:30:00+02:00") == datetime(2026, 11, 29, 16, 30, tzinfo=UTC)
+    assert parse_since("2026-11-29T18:30:00+02:00").tzinfo == timezone(timedelta(hours=2))
