@@ -191,3 +191,30 @@ def test_simulate_from_a_ga_histogram_file(tmp_path: Path, capsys) -> None:
     bad.write_text(json.dumps({"le": [0.1, 1], "buckets": [1, 2]}))
     assert main(["simulate", "--ga-histogram", str(bad), "--rollouts", "1"]) == 2
     assert "last bound must be +Inf" in capsys.readouterr().err
+
+
+def test_judge_huge_numbers_are_errors_naming_the_field_not_a_crash() -> None:
+    """Regression: an integer beyond float range, or counts overflowing the e-values, killed the process."""
+    big = [0, 0, 5, 30, 90, 120, 128, 130, 130, 130, 130, 130]
+    lines = [
+        _line("a", canary__requests=10**400),
+        _line("a", canary__requests=1e308, canary__errors=1e308),
+        _line("a", canary__buckets=[x * 1e100 for x in big]),
+        _line("a"),
+    ]
+    result = subprocess.run(
+        [*ANALYZER, "judge"],
+        input="\n".join(lines) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    answers = [json.loads(x) for x in result.stdout.splitlines()]
+    assert len(answers) == len(lines)
+    assert answers[0] == {"rollout": "a", "error": "canary.requests is too large: " + str(10**400)}
+    assert answers[1]["error"] == "canary.requests is too large: 1e+308 > 2**53"
+    assert answers[2]["error"].startswith("canary.histogram total is too large")
+    # The refused windows changed nothing: the good line is the rollout's first window.
+    assert answers[3]["action"] == "hold" and answers[3]["evidence"]["rollout_windows"] == 1
