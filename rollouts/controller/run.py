@@ -129,6 +129,7 @@ class Options:
     cache_dir: Path | None = None
     settle: float = 2.0  # seconds of scrape lag before a window's data is complete
     gate_interval: float = 1.0
+    notify: tuple[str, ...] = ()  # apprise URLs told about every rollout (besides each spec's own)
 
 
 class KubernetesSpecGate:
@@ -179,10 +180,14 @@ def load_driver(rollout: Rollout) -> LoadDriver:
 
 
 def notifier_for(
-    rollout: Rollout, events: EventRecorder | None, canary: Callable[[], ObjectRef] | None
+    rollout: Rollout,
+    events: EventRecorder | None,
+    canary: Callable[[], ObjectRef] | None,
+    extra: Iterable[str] = (),
 ) -> Callable[[Notice], None]:
-    """Apprise targets of the spec (URLs and URL files), plus Kubernetes Events when available."""
-    urls = [item for item in rollout.spec.notify if isinstance(item, str)]
+    """Apprise targets of the spec (URLs and URL files) and ``extra`` ones, plus Kubernetes Events
+    when available."""
+    urls = [*extra, *(item for item in rollout.spec.notify if isinstance(item, str))]
     urls += read_url_files([item.url_file for item in rollout.spec.notify if isinstance(item, UrlFile)])
     apprise = Notifier(urls)
 
@@ -251,7 +256,7 @@ class Controller:
             metrics_source=source,
             judge_factory=lambda: Judge(policy),
             load=load_driver(rollout),
-            notify=notifier_for(rollout, events, canary),
+            notify=notifier_for(rollout, events, canary, self.options.notify),
             metrics=self.metrics,
             leadership=self.leadership,
             settle=self.options.settle,
@@ -306,8 +311,25 @@ def add_run_parser(sub: Any) -> None:
         "--kubernetes", action="store_true", help="the Kubernetes API (in-cluster or kubeconfig)"
     )
     cmd.add_argument("--kubeconfig", default=None, help="kubeconfig file (default: $KUBECONFIG, in-cluster)")
-    cmd.add_argument("--leader-elect", action="store_true", help="only the holder of a Lease commits")
-    cmd.add_argument("--lease", default="rollouts/gitops-rollouts", metavar="NAMESPACE/NAME")
+    cmd.add_argument(
+        "--leader-elect",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="only the holder of a Lease commits (default: on with --kubernetes)",
+    )
+    cmd.add_argument(
+        "--lease",
+        default=None,
+        metavar="NAMESPACE/NAME",
+        help="the Lease (default: rollouts-controller in $POD_NAMESPACE or the pod's namespace)",
+    )
+    cmd.add_argument(
+        "--notify",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="apprise URL told about every rollout (repeatable; also $ROLLOUTS_NOTIFY_URLS)",
+    )
     cmd.add_argument(
         "--metrics-address",
         default="127.0.0.1:9797",
@@ -335,24 +357,43 @@ def _load_specs(args: argparse.Namespace, cache_dir: Path) -> tuple[list[Rollout
     return rollouts, errors
 
 
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def lease_name(value: str | None) -> tuple[str, str]:
+    """``--lease NAMESPACE/NAME``; by default ``rollouts-controller`` in the pod's own namespace."""
+    if value:
+        namespace, _, name = value.partition("/")
+        if not namespace or not name:
+            raise RunError(f"--lease must be NAMESPACE/NAME, got {value!r}")
+        return namespace, name
+    namespace = os.environ.get("POD_NAMESPACE", "")
+    if not namespace and SERVICE_ACCOUNT_NAMESPACE.exists():
+        namespace = SERVICE_ACCOUNT_NAMESPACE.read_text(encoding="utf-8").strip()
+    return namespace or "default", "rollouts-controller"
+
+
 def _start(args: argparse.Namespace, cache_dir: Path) -> tuple[Controller, LeaderElector | None, list[str]]:
     """The controller with every rollout of the specs built (errors: the rollouts that could not be)."""
+    notify = (*args.notify, *os.environ.get("ROLLOUTS_NOTIFY_URLS", "").split())
     options = Options(
         mesh=args.mesh,
         kubernetes=args.kubernetes,
         kubeconfig=args.kubeconfig,
         cache_dir=cache_dir,
         settle=args.settle,
+        notify=notify,
     )
     controller = Controller(options)
     elector: LeaderElector | None = None
-    if args.leader_elect:
+    if args.leader_elect if args.leader_elect is not None else args.kubernetes:
         if not args.kubernetes:
             raise RunError("--leader-elect needs --kubernetes (the Lease lives in the cluster)")
-        namespace, _, name = args.lease.partition("/")
+        namespace, name = lease_name(args.lease)
         identity = f"{socket.gethostname()}-{os.getpid()}"
-        elector = LeaderElector(controller.api, LeaseConfig(namespace, name or "gitops-rollouts", identity))
+        elector = LeaderElector(controller.api, LeaseConfig(namespace, name, identity))
         controller = Controller(options, leadership=elector)
+        elector.try_acquire_or_renew()  # the first attempt now, so that --once can already lead
         elector.start()
     try:
         rollouts, errors = _load_specs(args, cache_dir)
@@ -413,6 +454,8 @@ def _run(args: argparse.Namespace) -> int:
     from rollouts.gitops import default_cache_dir
 
     cache_dir = args.cache_dir or default_cache_dir()
+    if not args.mesh and not args.kubernetes and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        args.kubernetes = True  # inside a pod: the cluster is right here
     try:
         controller, elector, errors = _start(args, cache_dir)
     except (RunError, ValueError, OSError) as exc:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pytest
+
+from rollouts.cli import main
 from rollouts.controller.gitcache import CachedWorkspace, HeadCache
 from rollouts.controller.run import KubernetesSpecGate, notifier_for
 from rollouts.gitops import Workspace
@@ -12,7 +16,8 @@ from rollouts.notify import Kind, Notice
 from rollouts.routes import Weights
 from tests.controller.kubeapi import RunningApi
 from tests.controller.machinery import rollout_spec
-from tests.gitops.conftest import Remote
+from tests.controller.test_run import ROUTE, spec_doc
+from tests.gitops.conftest import Remote, git, vs_with
 
 
 def test_gate_and_events_name_the_objects_of_the_manifests_in_git(
@@ -36,3 +41,34 @@ def test_gate_and_events_name_the_objects_of_the_manifests_in_git(
     assert event["involvedObject"]["name"] == "podinfo-canary"
     assert (event["reason"], event["type"]) == ("RolledBack", "Warning")
     assert "p99 3x GA" in event["message"]
+
+
+def test_run_in_kubernetes_mode_leads_commits_and_records_events(
+    remote: Remote, tmp_path: Path, kube_api: RunningApi, capsys: pytest.CaptureFixture[str]
+) -> None:
+    remote.commit_file(ROUTE, vs_with(100, 0), "podinfo: all traffic to GA")
+    spec = tmp_path / "rollout.yaml"
+    spec.write_text(json.dumps(spec_doc(str(remote.bare))))
+    args = [
+        "run",
+        str(spec),
+        "--kubernetes",
+        "--kubeconfig",
+        str(kube_api.kubeconfig),
+        "--lease",
+        "ops/rollouts",
+        "--once",
+        "--cache-dir",
+        str(tmp_path / "c"),
+    ]
+    assert main(args) == 0, capsys.readouterr().err
+    lease = kube_api.state.leases[("ops", "rollouts")]
+    # it was held (acquired), and released on exit so that the next replica need not wait
+    assert "acquireTime" in lease["spec"] and lease["spec"].get("holderIdentity") is None
+    assert lease["spec"]["leaseDurationSeconds"] == 1
+    (event,) = kube_api.state.events
+    assert (event["reason"], event["involvedObject"]["name"]) == ("RolloutStarted", "podinfo-canary")
+    assert (
+        git(remote.bare, "log", "-1", "--format=%(trailers:key=Rollout-Verdict,valueonly)").strip()
+        == "promote"
+    )
