@@ -332,9 +332,9 @@ def add_run_parser(sub: Any) -> None:
     )
     cmd.add_argument(
         "--metrics-address",
-        default="127.0.0.1:9797",
+        default=None,
         metavar="HOST:PORT",
-        help="/metrics and /healthz (port 0: any free port; 'off' to disable)",
+        help="/metrics and /healthz (default 127.0.0.1:9797, 0.0.0.0:9797 in a pod; port 0: any; 'off')",
     )
     cmd.add_argument("--log-format", choices=("text", "json"), default="text")
     cmd.add_argument("--log-level", default="INFO")
@@ -408,8 +408,11 @@ def _start(args: argparse.Namespace, cache_dir: Path) -> tuple[Controller, Leade
 def _serve(args: argparse.Namespace, controller: Controller, cache_dir: Path) -> None:
     """Run the scheduler until SIGINT/SIGTERM or ``--duration``, re-reading ``--repo`` meanwhile."""
     server: MetricsServer | None = None
-    if args.metrics_address != "off":
-        host, _, port = args.metrics_address.rpartition(":")
+    address = args.metrics_address or (
+        "0.0.0.0:9797" if os.environ.get("KUBERNETES_SERVICE_HOST") else "127.0.0.1:9797"
+    )  # in a pod, the kubelet's probes and Prometheus come from outside the loopback
+    if address != "off":
+        host, _, port = address.rpartition(":")
         server = MetricsServer(
             controller.metrics,
             host or "127.0.0.1",
