@@ -26,6 +26,8 @@ def _number(value: Any, name: str) -> float:
         return float(value)
     except ValueError:
         raise InputError(f"{name} is not a number: {value!r}") from None
+    except OverflowError:  # a JSON integer beyond float range: a message, not a traceback
+        raise InputError(f"{name} is too large: {value}") from None
 
 
 def _histogram_error(message: str, side: str) -> str:

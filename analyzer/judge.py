@@ -29,6 +29,10 @@ __all__ = ["Action", "Judge", "SubsetWindow", "Verdict", "Window"]
 
 Action = Literal["promote", "hold", "rollback"]
 
+# Counts beyond 2**53 are no longer exact in a float, and the e-value arithmetic overflows long
+# before any real window gets there: refuse them with a message instead of failing mid-update.
+MAX_COUNT = float(2**53)
+
 
 def _check_count(value: float, name: str) -> float:
     try:
@@ -41,6 +45,8 @@ def _check_count(value: float, name: str) -> float:
         raise ValueError(f"{name} is negative: {v!r}")
     if math.isinf(v):
         raise ValueError(f"{name} is infinite")
+    if v > MAX_COUNT:
+        raise ValueError(f"{name} is too large: {v:g} > 2**53")
     return v
 
 
@@ -61,6 +67,7 @@ class SubsetWindow:
         if not isinstance(self.histogram, Histogram):
             raise ValueError(f"{pre}histogram must be a Histogram, got {type(self.histogram).__name__}")
         requests = _check_count(self.requests, f"{pre}requests")
+        _check_count(self.histogram.total, f"{pre}histogram total")
         errors = _check_count(self.errors, f"{pre}errors")
         if errors > requests:
             raise ValueError(f"{pre}errors ({errors:g}) exceed {pre}requests ({requests:g})")

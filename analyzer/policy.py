@@ -31,9 +31,11 @@ class HarmWeights(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    errors: float = Field(0.8, ge=0, le=1)
-    latency: float = Field(0.1, ge=0, le=1)
-    tail: float = Field(0.1, ge=0, le=1)
+    errors: float = Field(0.8, ge=0, le=1, description="Share of α for the error-rate harm test.")
+    latency: float = Field(
+        0.1, ge=0, le=1, description="Share of α for the latency (Mann-Whitney) harm test."
+    )
+    tail: float = Field(0.1, ge=0, le=1, description="Share of α for the tail-exceedance harm test.")
 
     @model_validator(mode="after")
     def _sum_to_one(self) -> HarmWeights:

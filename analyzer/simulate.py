@@ -20,6 +20,7 @@ Rules compared:
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from collections.abc import Callable, Sequence
@@ -53,7 +54,7 @@ RULES = ("judge", "flagger", "kayenta")
 
 def lognormal_probabilities(bounds: Sequence[float], median: float, sigma: float) -> npt.NDArray[np.float64]:
     """Probability of each bucket for a lognormal latency (seconds) with this median and sigma."""
-    if median <= 0 or sigma <= 0:
+    if not (0 < median < math.inf and 0 < sigma < math.inf):
         raise ValueError(f"lognormal median and sigma must be > 0, got {median!r}, {sigma!r}")
     finite = np.asarray([b for b in bounds if math.isfinite(b)], dtype=np.float64)
     cdf = stats.lognorm.cdf(finite, s=sigma, scale=median)
@@ -92,14 +93,23 @@ class Traffic:
     ga_histogram: Histogram | None = None
 
     def __post_init__(self) -> None:
-        if self.rate <= 0 or self.interval <= 0:
-            raise ValueError("rate and interval must be > 0")
+        for name, value in (("rate", self.rate), ("interval", self.interval)):
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
         if (
             not self.steps
             or any(not 0 < s <= 100 for s in self.steps)
-            or list(self.steps) != sorted(self.steps)
+            or any(a >= b for a, b in itertools.pairwise(self.steps))
         ):
-            raise ValueError(f"steps must be ascending weights in (0, 100], got {self.steps}")
+            raise ValueError(f"steps must be strictly ascending weights in (0, 100], got {self.steps}")
+        finite = self.bounds[:-1]
+        if (
+            not self.bounds
+            or self.bounds[-1] != math.inf
+            or not all(math.isfinite(b) for b in finite)
+            or any(a >= b for a, b in itertools.pairwise(finite))
+        ):
+            raise ValueError(f"bucket bounds must be strictly ascending and end with +Inf, got {self.bounds}")
         if len(self.ga_probabilities) != len(self.bounds):
             raise ValueError("ga_probabilities must have one value per bucket bound")
         if not 0 <= self.ga_error_rate < 1:
@@ -151,7 +161,7 @@ class Scenario:
                 raise ValueError(f"scenario {text!r}: {key.strip()}={value!r} is not a number") from None
         slowdown = kwargs.get("slowdown", 1.0)
         error_rate = kwargs.get("error_rate")
-        if slowdown <= 0 or (error_rate is not None and not 0 <= error_rate < 1):
+        if not 0 < slowdown < math.inf or (error_rate is not None and not 0 <= error_rate < 1):
             raise ValueError(f"scenario {text!r}: latency must be > 0 and errors in [0, 1)")
         return cls(name=name, slowdown=slowdown, error_rate=error_rate)
 
@@ -350,6 +360,15 @@ def run_simulation(
     """
     if rollouts < 1:
         raise ValueError(f"rollouts must be >= 1, got {rollouts}")
+    # Out-of-range anchors would silently turn a rule into "never" or "always" roll back.
+    if not (math.isfinite(flagger_p99) and flagger_p99 > 0):
+        raise ValueError(f"flagger_p99 must be a finite number of seconds > 0, got {flagger_p99!r}")
+    if not 0 <= flagger_success <= 1:
+        raise ValueError(f"flagger_success must be in [0, 1], got {flagger_success!r}")
+    if flagger_threshold < 1:
+        raise ValueError(f"flagger_threshold must be >= 1, got {flagger_threshold}")
+    if not 0 < kayenta_alpha < 1:
+        raise ValueError(f"kayenta_alpha must be in (0, 1), got {kayenta_alpha!r}")
     unknown = set(rules) - set(RULES)
     if unknown:
         raise ValueError(f"unknown rules {sorted(unknown)}; choose from {list(RULES)}")

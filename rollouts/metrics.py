@@ -60,6 +60,22 @@ class ControllerMetrics:
             "rollouts_commits", "Commits made, by verdict", ["rollout", "verdict"], registry=r
         )
 
+    def track(self, rollout: str) -> None:
+        """Create the rollout's counters and its duration histogram at zero.
+
+        A labelled series only exists once it is touched: without this, a healthy rollout has no
+        ``rollouts_git_errors_total`` series at all (the dashboards show "No data", not 0), and the
+        first increment of a counter is invisible to ``increase()``, which needs a sample before it.
+        Gauges are left alone: an evidence or weight of 0 would be a claim, not a default.
+        """
+        for counter in (self.git_push_retries, self.git_errors, self.prometheus_errors):
+            counter.labels(rollout=rollout)
+        for action in ACTIONS:
+            self.verdicts.labels(rollout=rollout, action=action)
+        for verdict in COMMIT_VERDICTS:
+            self.commits.labels(rollout=rollout, verdict=verdict)
+        self.analysis_duration.labels(rollout=rollout)
+
     def set_phase(self, rollout: str, phase: str) -> None:
         """Set ``phase`` to 1 and every other phase of the rollout to 0."""
         if phase not in PHASES:

@@ -86,15 +86,21 @@ Step = Annotated[int, AfterValidator(_step)]
 class Metadata(_Model):
     """Identity of the rollout; ``namespace/name`` goes into the ``Rollout:`` commit trailer."""
 
-    name: Annotated[str, AfterValidator(_name)]
-    namespace: Annotated[str, AfterValidator(_namespace)] = "default"
+    name: Annotated[str, AfterValidator(_name)] = Field(
+        description="Name of the rollout (a DNS-1123 name), usually the service's: `podinfo`."
+    )
+    namespace: Annotated[str, AfterValidator(_namespace)] = Field(
+        default="default", description="Namespace of the service (a DNS-1123 label): `test`."
+    )
 
 
 class Author(_Model):
     """The identity our commits are made as."""
 
-    name: NonEmpty = "gitops-rollouts"
-    email: NonEmpty = "rollouts@localhost"
+    name: NonEmpty = Field(default="gitops-rollouts", description="Author and committer name of our commits.")
+    email: NonEmpty = Field(
+        default="rollouts@localhost", description="Author and committer e-mail of our commits."
+    )
 
 
 class GitSpec(_Model):
@@ -105,12 +111,21 @@ class GitSpec(_Model):
     ``sshKeyFile`` is a deploy key; ``tokenFile``/``tokenEnv`` hold an HTTPS token.
     """
 
-    url: NonEmpty
-    branch: NonEmpty = "main"
-    author: Author = Author()
-    ssh_key_file: str | None = Field(default=None, alias="sshKeyFile")
-    token_file: str | None = Field(default=None, alias="tokenFile")
-    token_env: str | None = Field(default=None, alias="tokenEnv")
+    url: NonEmpty = Field(
+        description="The repository Flux applies: a Git URL (SSH, HTTPS, `file://`) or a local path, "
+        "without credentials."
+    )
+    branch: NonEmpty = Field(default="main", description="The branch Flux follows; our commits go there.")
+    author: Author = Field(default=Author(), description="The identity our commits are made as.")
+    ssh_key_file: str | None = Field(
+        default=None, alias="sshKeyFile", description="Private deploy key file for SSH URLs."
+    )
+    token_file: str | None = Field(
+        default=None, alias="tokenFile", description="File holding an HTTPS access token."
+    )
+    token_env: str | None = Field(
+        default=None, alias="tokenEnv", description="Environment variable holding an HTTPS access token."
+    )
 
     @field_validator("branch")
     @classmethod
@@ -133,12 +148,19 @@ class GitSpec(_Model):
 class RouteSpec(_Model):
     """The route file and the names of the two destinations in it."""
 
-    kind: Literal["VirtualService", "HTTPRoute", "TrafficSplit"]
-    path: RepoPath
-    stable: NonEmpty
-    canary: NonEmpty
+    kind: Literal["VirtualService", "HTTPRoute", "TrafficSplit"] = Field(
+        description="The traffic API of the route file: Istio, Gateway API or SMI."
+    )
+    path: RepoPath = Field(description="The route file, relative to the repository root.")
+    stable: NonEmpty = Field(
+        description="The GA destination in the route: a DestinationRule subset (VirtualService) or a "
+        "backend Service name (HTTPRoute, TrafficSplit)."
+    )
+    canary: NonEmpty = Field(description="The canary destination in the route, named like `stable`.")
     name: NonEmpty | None = Field(
-        default=None, description="route (VirtualService http[].name, HTTPRoute rules[].name) to edit"
+        default=None,
+        description="The route to edit when the file has several (VirtualService `http[].name`, "
+        "HTTPRoute `rules[].name`); default: the one route with both destinations.",
     )
 
     @field_validator("canary")
@@ -152,20 +174,33 @@ class RouteSpec(_Model):
 class CanarySpec(_Model):
     """The canary workload manifest; its container images are the canary revision."""
 
-    path: RepoPath
+    path: RepoPath = Field(
+        description="The canary Deployment manifest, relative to the repository root; a new image "
+        "there starts a new rollout."
+    )
 
 
 class RolloutSpec(_Model):
     """``spec`` of a Rollout."""
 
-    git: GitSpec
-    route: RouteSpec
-    canary: CanarySpec
-    steps: list[Step] = Field(min_length=1, description="canary weights in percent, strictly ascending")
+    git: GitSpec = Field(description="Where the desired state lives.")
+    route: RouteSpec = Field(description="The route file whose weights the controller commits.")
+    canary: CanarySpec = Field(
+        description="The canary workload manifest: its images are the canary revision."
+    )
+    steps: list[Step] = Field(
+        min_length=1,
+        description="Canary weights in percent (1-100), strictly ascending: each is one commit, then "
+        "analysis; after the last one the rollout is finalized (e.g. `[10, 60, 100]`).",
+    )
     # The controller's sections (rollouts/spec_controller.py); all optional with documented defaults.
     analysis: AnalysisSpec = AnalysisSpec()
     load: LoadSpec = LoadSpec()
-    notify: list[str | UrlFile] = Field(default_factory=list, description="apprise URLs or {urlFile: path}")
+    notify: list[str | UrlFile] = Field(
+        default_factory=list,
+        description="Where notices go: apprise URLs, or `{urlFile: path}` for a file of them (secrets "
+        "stay out of the spec).",
+    )
     finalize: FinalizeSpec = FinalizeSpec()
 
     @field_validator("steps")
@@ -180,10 +215,12 @@ class RolloutSpec(_Model):
 class Rollout(_Model):
     """A Rollout document."""
 
-    api_version: Literal["rollouts.dev/v1alpha1"] = Field(alias="apiVersion")
-    kind: Literal["Rollout"]
-    metadata: Metadata
-    spec: RolloutSpec
+    api_version: Literal["rollouts.dev/v1alpha1"] = Field(
+        alias="apiVersion", description="The version of this schema."
+    )
+    kind: Literal["Rollout"] = Field(description="Always `Rollout`.")
+    metadata: Metadata = Field(description="Name and namespace of the rollout.")
+    spec: RolloutSpec = Field(description="What to roll out, where, and how it is judged.")
 
     @property
     def key(self) -> str:

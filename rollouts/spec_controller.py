@@ -101,11 +101,15 @@ class _Model(BaseModel):
 class PrometheusSpec(_Model):
     """Where the metrics are; credentials only from files."""
 
-    url: HttpUrl = "http://prometheus:9090"
-    bearer_token_file: str | None = Field(default=None, alias="bearerTokenFile")
-    username: str | None = None
-    password_file: str | None = Field(default=None, alias="passwordFile")
-    timeout: Duration = 10.0
+    url: HttpUrl = Field(default="http://prometheus:9090", description="Prometheus' base URL.")
+    bearer_token_file: str | None = Field(
+        default=None, alias="bearerTokenFile", description="File holding a bearer token for Prometheus."
+    )
+    username: str | None = Field(default=None, description="Basic-auth user (with `passwordFile`).")
+    password_file: str | None = Field(
+        default=None, alias="passwordFile", description="File holding the basic-auth password."
+    )
+    timeout: Duration = Field(default=10.0, description="Timeout of one query (duration).")
 
     @model_validator(mode="after")
     def _auth(self) -> PrometheusSpec:
@@ -121,16 +125,18 @@ class SubsetSpec(_Model):
     Empty fields default to ``<name>-<route subset>`` (workload), the route subset (version) and
     ``<name>`` (service)."""
 
-    workload: str = ""
-    version: str = ""
-    service: str = ""
+    workload: str = Field(
+        default="", description="Workload (Deployment) name; empty: `<name>-<route subset>`."
+    )
+    version: str = Field(default="", description="The pods' `version` label; empty: the route's subset name.")
+    service: str = Field(default="", description="Service name; empty: the rollout's name.")
 
 
 class SubsetsSpec(_Model):
     """GA (``stable``) and canary as the metrics know them."""
 
-    stable: SubsetSpec = SubsetSpec()
-    canary: SubsetSpec = SubsetSpec()
+    stable: SubsetSpec = Field(default=SubsetSpec(), description="How the metrics name GA.")
+    canary: SubsetSpec = Field(default=SubsetSpec(), description="How the metrics name the canary.")
 
 
 def _analyzer(module: str, name: str) -> Any:
@@ -145,14 +151,29 @@ def _analyzer(module: str, name: str) -> Any:
 class AnalysisSpec(_Model):
     """How each step is judged (names as in Flagger's ``analysis`` where the meaning is the same)."""
 
-    interval: Duration = 60.0
-    threshold: int = Field(default=5, ge=1, description="consecutive windows without usable data")
-    on_error: OnFailure = Field(default="pause", alias="onError")
-    sync_timeout: Duration = Field(default=300.0, alias="syncTimeout")
-    metrics: str | dict[str, Any] = Field(default="istio", description="built-in template name or a template")
-    subsets: SubsetsSpec = SubsetsSpec()
-    prometheus: PrometheusSpec = PrometheusSpec()
-    policy: dict[str, Any] = Field(default_factory=dict, description="the analyzer's Policy fields")
+    interval: Duration = Field(default=60.0, description="One analysis window per interval (duration).")
+    threshold: int = Field(
+        default=5, ge=1, description="Consecutive windows without usable data before `onError` applies."
+    )
+    on_error: OnFailure = Field(
+        default="pause", alias="onError", description="What `threshold` windows without data lead to."
+    )
+    sync_timeout: Duration = Field(
+        default=300.0,
+        alias="syncTimeout",
+        description="The cluster must run the committed weights within this, or the rollout pauses "
+        "(duration).",
+    )
+    metrics: str | dict[str, Any] = Field(
+        default="istio",
+        description="A built-in query template (`istio`, `istio-version`, `podinfo`) or a template of "
+        "your own (`selector`, `histogram`, `requests`, `errors`).",
+    )
+    subsets: SubsetsSpec = Field(default=SubsetsSpec(), description="How the metrics name GA and canary.")
+    prometheus: PrometheusSpec = Field(default=PrometheusSpec(), description="Where the metrics are.")
+    policy: dict[str, Any] = Field(
+        default_factory=dict, description="The judge's policy (the analyzer's `Policy` fields, below)."
+    )
 
     @field_validator("policy")
     @classmethod
@@ -179,14 +200,26 @@ class AnalysisSpec(_Model):
 class LoadSpec(_Model):
     """Load during analysis: a ``loadtest serve`` endpoint, a local subprocess, or none."""
 
-    mode: Literal["endpoint", "local", "none"] = "none"
-    endpoint: HttpUrl | None = None
-    target: HttpUrl | None = None
-    rate: float | None = Field(default=20.0, gt=0)
-    concurrency: int | None = Field(default=None, ge=1)
-    method: Literal["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"] = "GET"
-    headers: dict[str, str] = Field(default_factory=dict)
-    token_file: str | None = Field(default=None, alias="tokenFile")
+    mode: Literal["endpoint", "local", "none"] = Field(
+        default="none",
+        description="`endpoint`: a `loadtest serve` pod; `local`: a `loadtest` subprocess; `none`: "
+        "the service has traffic of its own.",
+    )
+    endpoint: HttpUrl | None = Field(default=None, description="The `loadtest serve` URL (mode `endpoint`).")
+    target: HttpUrl | None = Field(default=None, description="The URL to load (required unless mode `none`).")
+    rate: float | None = Field(
+        default=20.0, gt=0, description="Requests per second; null: as fast as `concurrency` allows."
+    )
+    concurrency: int | None = Field(default=None, ge=1, description="Concurrent workers.")
+    method: Literal["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"] = Field(
+        default="GET", description="HTTP method of the requests."
+    )
+    headers: dict[str, str] = Field(default_factory=dict, description="HTTP headers of the requests.")
+    token_file: str | None = Field(
+        default=None,
+        alias="tokenFile",
+        description="File holding the endpoint's bearer token (mode `endpoint`).",
+    )
 
     @model_validator(mode="after")
     def _complete(self) -> LoadSpec:
@@ -200,7 +233,7 @@ class LoadSpec(_Model):
 class UrlFile(_Model):
     """A file with notification URLs, one per line (secret webhooks stay out of the spec)."""
 
-    url_file: str = Field(alias="urlFile")
+    url_file: str = Field(alias="urlFile", description="File of apprise URLs, one per line.")
 
 
 class FinalizeSpec(_Model):
@@ -210,8 +243,12 @@ class FinalizeSpec(_Model):
     copied into the GA manifest (``gaPath``) and, once GA is ready, traffic goes back to GA.
     """
 
-    action: Literal["leave-canary", "promote-ga"] = "leave-canary"
-    ga_path: Annotated[str, AfterValidator(_repo_path)] | None = Field(default=None, alias="gaPath")
+    action: Literal["leave-canary", "promote-ga"] = Field(
+        default="leave-canary", description="What follows the last step (see above)."
+    )
+    ga_path: Annotated[str, AfterValidator(_repo_path)] | None = Field(
+        default=None, alias="gaPath", description="The GA workload manifest (`promote-ga`)."
+    )
 
     @model_validator(mode="before")
     @classmethod

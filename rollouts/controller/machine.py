@@ -278,6 +278,7 @@ class Machine:
         self.load = load or NoLoad()
         self.notify = notify
         self.metrics = metrics or ControllerMetrics()
+        self.metrics.track(self.key)  # every series exists (at 0) before the first scrape
         self.leadership = leadership or AlwaysLeader()
         self.clock = clock
         self.max_git_backoff = max_git_backoff

@@ -28,6 +28,7 @@ from typing import Any
 from ruamel.yaml import YAML
 
 from analyzer import Judge, Policy
+from rollouts.controller.gitcache import CachedWorkspace, HeadCache
 from rollouts.controller.machine import Leadership, Machine, TickResult
 from rollouts.controller.scheduler import Scheduler
 from rollouts.controller.source import PrometheusSource
@@ -134,7 +135,7 @@ class KubernetesSpecGate:
     """A ``KubernetesGate`` for a rollout: the route object and canary Deployment are named by the
     ``metadata`` of the route file and canary manifest in Git (read from the workspace's clone)."""
 
-    def __init__(self, api: Any, workspace: Workspace, rollout: Rollout, interval: float) -> None:
+    def __init__(self, api: Any, workspace: CachedWorkspace, rollout: Rollout, interval: float) -> None:
         self._api, self._workspace, self._rollout, self._interval = api, workspace, rollout, interval
 
     def _meta(self, rel: str) -> tuple[str, str]:
@@ -210,6 +211,7 @@ class Controller:
     sources: dict[tuple[str, str | None, str | None], PrometheusSource] = field(default_factory=dict)
     specs: dict[str, Rollout] = field(default_factory=dict)
     api: Any = None
+    heads: HeadCache = field(default_factory=HeadCache)
 
     def __post_init__(self) -> None:
         if self.options.kubernetes:
@@ -231,7 +233,7 @@ class Controller:
         if source is None:
             source = self.sources[source_key] = PrometheusSource.for_spec(prom)
         source.register(rollout)
-        workspace = Workspace.for_spec(rollout, cache_dir=self.options.cache_dir)
+        workspace = CachedWorkspace(Workspace.for_spec(rollout, cache_dir=self.options.cache_dir), self.heads)
         gate: SyncGate
         events: EventRecorder | None = None
         canary: Callable[[], ObjectRef] | None = None

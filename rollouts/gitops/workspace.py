@@ -262,6 +262,22 @@ class Workspace:
             self._sync()
             return self._state(rollout)
 
+    def remote_head(self) -> str:
+        """The sha the remote branch points at now: one ``git ls-remote``, no fetch, no lock. A caller
+        holding a state read at that sha can skip reading it again (the state is a function of it)."""
+        try:
+            out = str(
+                git.cmd.Git().execute(
+                    ["git", "ls-remote", self.url, f"refs/heads/{self.branch}"], env=self._env()
+                )
+            )
+        except git.GitCommandError as exc:
+            raise self._error("ls-remote", exc) from None
+        sha = out.split(maxsplit=1)[0] if out.strip() else ""
+        if not sha:
+            raise GitopsError(self._redact(f"{self.remote}: branch {self.branch!r} not found"))
+        return sha
+
     def read_weights(self, rollout: Rollout) -> Weights:
         """Fetch, then the current weights of the rollout's route."""
         with self._locked(), _file_errors():

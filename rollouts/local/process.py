@@ -4,6 +4,10 @@
 gets its own session (so a signal to its group reaches its own children too, and a Ctrl-C in the
 terminal does not hit it twice) and, on Linux, ``PR_SET_PDEATHSIG`` so that it is killed when the
 thread that started it dies, even by SIGKILL, which no ``atexit`` hook survives.
+
+Caveat of ``PR_SET_PDEATHSIG``: it follows the starting *thread*, not the process. Start the stack
+from a thread that lives as long as the stack should (the main thread, typically), not from a
+short-lived worker thread.
 """
 
 from __future__ import annotations

@@ -82,6 +82,8 @@ class StackConfig:
     poll_interval: float = 1.0
     scrape_interval: float = 1.0
     start_timeout: float = 30.0
+    # More endpoints for Prometheus from the start (the controller's /metrics): no discovery delay.
+    extra_targets: tuple[ScrapeTarget, ...] = ()
 
 
 class LocalStack:
@@ -269,7 +271,7 @@ class LocalStack:
                 "workload": self.workload(subset),
             }
             targets.append(ScrapeTarget("podinfo", f"127.0.0.1:{self.ports[subset]}", labels))
-        return targets
+        return [*targets, *cfg.extra_targets]
 
     def add_scrape_target(self, target: ScrapeTarget) -> None:
         """Scrape one more endpoint (the controller, the load generator); live within ~5 s."""

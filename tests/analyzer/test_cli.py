@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -191,3 +192,51 @@ def test_simulate_from_a_ga_histogram_file(tmp_path: Path, capsys) -> None:
     bad.write_text(json.dumps({"le": [0.1, 1], "buckets": [1, 2]}))
     assert main(["simulate", "--ga-histogram", str(bad), "--rollouts", "1"]) == 2
     assert "last bound must be +Inf" in capsys.readouterr().err
+
+
+def test_judge_huge_numbers_are_errors_naming_the_field_not_a_crash() -> None:
+    """Regression: an integer beyond float range, or counts overflowing the e-values, killed the process."""
+    big = [0, 0, 5, 30, 90, 120, 128, 130, 130, 130, 130, 130]
+    lines = [
+        _line("a", canary__requests=10**400),
+        _line("a", canary__requests=1e308, canary__errors=1e308),
+        _line("a", canary__buckets=[x * 1e100 for x in big]),
+        _line("a"),
+    ]
+    result = subprocess.run(
+        [*ANALYZER, "judge"],
+        input="\n".join(lines) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    answers = [json.loads(x) for x in result.stdout.splitlines()]
+    assert len(answers) == len(lines)
+    assert answers[0] == {"rollout": "a", "error": "canary.requests is too large: " + str(10**400)}
+    assert answers[1]["error"] == "canary.requests is too large: 1e+308 > 2**53"
+    assert answers[2]["error"].startswith("canary.histogram total is too large")
+    # The refused windows changed nothing: the good line is the rollout's first window.
+    assert answers[3]["action"] == "hold" and answers[3]["evidence"]["rollout_windows"] == 1
+
+
+def test_simulate_odd_arguments_exit_2_naming_the_flag() -> None:
+    """Regression: these ran (or died in numpy with a message naming nothing) instead of being refused."""
+    cases = {
+        ("--rate", "nan"): "rate must be a finite number > 0",
+        ("--steps", "10,10,100"): "steps must be strictly ascending",
+        ("--buckets", "0.1,0.05"): "bucket bounds must be strictly ascending",
+        ("--flagger-success", "2"): "flagger_success must be in [0, 1]",
+        ("--kayenta-alpha", "0"): "kayenta_alpha must be in (0, 1)",
+        ("--flagger-threshold", "0"): "flagger_threshold must be >= 1",
+        ("--scenario", "x:latency=nan"): "latency must be > 0",
+        ("--ga-median", "nan"): "lognormal median and sigma must be > 0",
+    }
+    for args, message in cases.items():
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(["simulate", "--rollouts", "2", *args])
+        assert code == 2, args
+        assert message in err.getvalue(), (args, err.getvalue())
+        assert out.getvalue() == "", args

@@ -1,42 +1,212 @@
-"""Fixtures for the dashboard tests: a real Prometheus scraping the contract metrics."""
+"""Fixtures for the dashboard tests: the real local stack and the real controller, for one rollout.
+
+One stack per module: Prometheus (1 s scrapes), the podinfo-compatible GA and canary services, the
+local mesh emitting Istio telemetry and following the route file in a bare Git repo, and the
+controller's own ``/metrics`` server. The controller's state machine for ``test/podinfo`` runs real
+ticks on that repo: it starts the rollout (a commit to 10 %), waits at the sync gate for the mesh,
+and judges the first analysis window from Prometheus. Traffic goes through the mesh in bounded
+bursts, so GA and canary series (successes and errors) both exist.
+"""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
-from collections.abc import Iterator
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
+import git
 import pytest
 
-from tests.grafana.contract_exporter import serve_contract_metrics
-from tests.grafana.promserver import Prometheus, run_prometheus
-from tests.support import free_port, require_binary
+from analyzer import Judge, Policy, SubsetWindow, Window
+from analyzer.prometheus import ISTIO, MetricsReader, NoData, PrometheusClient, Subset, WindowRequest
+from rollouts.controller.machine import Machine, MetricsUnavailableError, TickResult, grid_start
+from rollouts.gitops import Workspace
+from rollouts.local.mesh import SUBSET_HEADER
+from rollouts.local.prometheus import ScrapeTarget
+from rollouts.local.stack import LocalStack, StackConfig
+from rollouts.metrics import ControllerMetrics, MetricsServer
+from rollouts.spec import Rollout
+from rollouts.sync import LocalMeshGate
+from tests.controller.machinery import rollout_spec
+from tests.gitops.conftest import deployment
+from tests.grafana.promserver import Prometheus
+from tests.support import require_binary
 
+CANARY_PATH = "workloads/podinfo/canary-deployment.yaml"
+INTERVAL_S = 3.0  # analysis window: three scrapes, so increase() always has two samples in it
 DATA_TIMEOUT_S = 30.0
-# rate() needs two samples in its window, the commit annotation an increase between them.
+BURST = ["/version"] * 45 + ["/status/500"] * 5
+TOTAL = 'istio_requests_total{reporter="destination", destination_workload_namespace="test"}'
+# What every panel needs before the tests look: both subsets' traffic, a commit and a verdict seen
+# as increases by rate()/increase() (two samples each), the evidence of the judged window.
 READY_QUERIES = (
-    'rate(istio_requests_total{reporter="destination"}[1m])',
-    "increase(rollouts_commits_total[1m]) > 0",
-    "rate(rollouts_analysis_duration_seconds_bucket[1m])",
+    ('sum by (destination_version) (rate(istio_requests_total{response_code="500"}[1m])) > 0', 2),
+    ('increase(rollouts_commits_total{verdict="promote"}[1m]) > 0', 1),
+    ('increase(rollouts_verdicts_total{action="hold"}[1m]) > 0', 1),
+    ('rate(rollouts_analysis_duration_seconds_count{rollout="test/podinfo"}[1m]) > 0', 1),
+    ('count(rollouts_evidence{rollout="test/podinfo"})', 1),
 )
 
 
+@dataclass(frozen=True)
+class Live:
+    """What the tests read: Prometheus, and what the controller did."""
+
+    prometheus: Prometheus
+    ticks: list[TickResult]
+    served: Counter[tuple[str, int]]  # (subset that answered, status) -> requests
+
+
+class StackWindows:
+    """The machine's ``MetricsSource`` on the stack's Prometheus: the built-in Istio template, GA and
+    canary named as the stack names its workloads."""
+
+    def __init__(self, prometheus_url: str) -> None:
+        self.reader = MetricsReader(PrometheusClient(prometheus_url))
+
+    def window(self, rollout: Rollout, start: float, end: float, weight: int) -> Window:
+        """GA and canary in ``[start, end)``; ``MetricsUnavailableError`` for a side without data."""
+        name, namespace = rollout.metadata.name, rollout.metadata.namespace
+        sides = [Subset(namespace, workload=f"{name}-{s}") for s in ("ga", "canary")]
+        found = []
+        for result in self.reader.read([WindowRequest(s, ISTIO, end - start, end) for s in sides]):
+            if isinstance(result, NoData):
+                raise MetricsUnavailableError(result.reason)
+            found.append(
+                SubsetWindow(histogram=result.histogram, requests=result.requests, errors=result.errors)
+            )
+        return Window(baseline=found[0], canary=found[1], weight=weight)
+
+
+def send(stack: LocalStack, paths: list[str]) -> Counter[tuple[str, int]]:
+    """Requests through the mesh; which subset answered each (the mesh's header) and how."""
+
+    def one(path: str) -> tuple[str, int]:
+        try:
+            with urllib.request.urlopen(stack.mesh_url + path, timeout=10) as response:
+                return response.headers[SUBSET_HEADER], response.status
+        except urllib.error.HTTPError as error:
+            return error.headers[SUBSET_HEADER], error.code
+
+    with ThreadPoolExecutor(4) as pool:
+        return Counter(pool.map(one, paths))
+
+
+def commit_file(stack: LocalStack, path: str, text: str, message: str) -> None:
+    """Commit ``text`` at ``path`` on the stack's remote, as image automation would."""
+    scratch = Path(tempfile.mkdtemp(prefix="clone-", dir=stack.directory))
+    try:
+        repo = git.Repo.clone_from(str(stack.repo_path), scratch, branch=stack.config.branch)
+        with repo.config_writer() as writer:
+            writer.set_value("user", "name", "image automation")
+            writer.set_value("user", "email", "flux@example.com")
+        (scratch / path).parent.mkdir(parents=True, exist_ok=True)
+        (scratch / path).write_text(text)
+        repo.git.add(path)
+        repo.git.commit("-m", message)
+        repo.git.push("origin", f"HEAD:refs/heads/{stack.config.branch}")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def poll(what: str, done: Callable[[], bool], timeout: float = DATA_TIMEOUT_S, step: float = 0.2) -> None:
+    """Wait until ``done()``, at most ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what}: not within {timeout:.0f} s")
+        time.sleep(step)
+
+
 @pytest.fixture(scope="module")
-def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
-    """A real Prometheus on loopback that has scraped the contract metrics a few times."""
-    binary = require_binary("prometheus", "Debian package prometheus; `make system` installs it")
-    workdir: Path = tmp_path_factory.mktemp("prometheus")
-    with serve_contract_metrics(free_port()) as target:
-        scrape = (
-            "  - job_name: contract\n    scrape_interval: 500ms\n"
-            f"    static_configs:\n      - targets: ['{target.address}']\n"
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    """The stack and one rollout driven by the controller's state machine, with data in Prometheus."""
+    require_binary("prometheus", "Debian package prometheus; `make system` installs it")
+    require_binary("git")
+    workdir = tmp_path_factory.mktemp("grafana-live")
+    metrics = ControllerMetrics()
+    server = MetricsServer(metrics, port=0).start()
+    controller = ScrapeTarget("controller", f"127.0.0.1:{server.port}")
+    try:
+        config = StackConfig(canary_weight=0, poll_interval=0.2, extra_targets=(controller,))
+        with LocalStack(config, workdir=workdir) as stack:
+            yield drive(stack, metrics, workdir)
+    finally:
+        server.stop()
+
+
+def drive(stack: LocalStack, metrics: ControllerMetrics, workdir: Path) -> Live:
+    """Warm up both subsets, let the machine start the rollout and judge one window; wait for data."""
+    prometheus = Prometheus(stack.prometheus_url)
+    served: Counter[tuple[str, int]] = Counter()
+    commit_file(stack, CANARY_PATH, deployment("podinfo-canary", "6.5.1"), "podinfo canary 6.5.1")
+    # Warm-up by a human at 50 %: every series (200 and 500, both subsets) exists before the step,
+    # so no analysis window meets a series that does not exist yet. Back to 0 % for the controller.
+    stack.wait_for_revision(stack.set_canary_weight(50, "warm-up"))
+    served += send(stack, BURST * 2)
+    stack.wait_for_revision(stack.set_canary_weight(0, "warm-up done"))
+
+    spec = rollout_spec(str(stack.repo_path), analysis={"interval": f"{INTERVAL_S:g}s"})
+    policy = Policy.from_mapping(spec.spec.analysis.policy)
+    machine = Machine(
+        spec,
+        workspace=Workspace.for_spec(spec, cache_dir=workdir / "cache"),
+        gate=LocalMeshGate(stack.mesh_admin_url),
+        metrics_source=StackWindows(stack.prometheus_url),
+        judge_factory=lambda: Judge(policy),
+        metrics=metrics,
+    )
+    try:
+        # The counters exist at 0 from the machine's creation: let Prometheus see that first.
+        poll(
+            "controller scraped", lambda: has(prometheus, 'rollouts_commits_total{verdict="promote"} == 0', 1)
         )
-        with run_prometheus(binary, workdir, scrape) as server:
-            deadline = time.monotonic() + DATA_TIMEOUT_S
-            while not all(server.query(q).get("data", {}).get("result") for q in READY_QUERIES):
-                if time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"no scraped data after {DATA_TIMEOUT_S} s: {workdir / 'prometheus.log'}"
-                    )
-                time.sleep(0.25)
-            yield server
+        ticks = [machine.tick()]  # start: the commit to the first step
+        head = git.Repo(stack.repo_path).commit(stack.config.branch)
+        stack.wait_for_revision(head.hexsha)
+        ticks.append(machine.tick())  # the sync gate opens
+        # The step's windows lie on the interval grid from the commit's time.
+        first_window_end = grid_start(head.committed_date, INTERVAL_S) + INTERVAL_S
+        # Bounded traffic at the committed split until the first window is complete and scraped.
+        for _ in range(100):
+            served += send(stack, BURST)
+            if time.time() > first_window_end + 1.5 * stack.config.scrape_interval:
+                break
+            time.sleep(0.1)
+        ticks.append(machine.tick())
+        # Bounded: what is still missing then fails the panels that need it, by name.
+        deadline = time.monotonic() + DATA_TIMEOUT_S
+        for expr, count in READY_QUERIES:
+            while not has(prometheus, expr, count) and time.monotonic() < deadline:
+                time.sleep(0.2)
+        # Targets are scraped at their own offsets: wait for the mesh's scrape after the last burst.
+        sent = sum(served.values())
+        while scraped_requests(prometheus) < sent and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        machine.close()
+    return Live(prometheus, ticks, served)
+
+
+def has(prometheus: Prometheus, expr: str, results: int) -> bool:
+    """Does ``expr`` return at least ``results`` series now?"""
+    return len(prometheus.query(expr)["data"]["result"]) >= results
+
+
+def scraped_requests(prometheus: Prometheus) -> float:
+    """Requests of the stack's service that Prometheus has scraped from the mesh so far."""
+    result = prometheus.query(f"sum({TOTAL})")["data"]["result"]
+    return float(result[0]["value"][1]) if result else 0.0
+
+
+@pytest.fixture(scope="module")
+def prometheus(live: Live) -> Prometheus:
+    """The stack's Prometheus, with the data of :func:`live` in it."""
+    return live.prometheus

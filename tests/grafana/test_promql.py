@@ -1,15 +1,17 @@
 """Every expression of the dashboards is valid PromQL for a real Prometheus, and returns data.
 
-Prometheus (the real one, on loopback) scrapes ``contract_exporter``: the metric names and labels
-that the local mesh and the controller are specified to emit. When the local stack can run in a
-test, point the ``prometheus`` fixture's scrape configuration at the stack's mesh and the
-controller's ``/metrics`` instead; these tests stay as they are.
+The data is real (see ``conftest.live``): the local stack's Prometheus scrapes the local mesh (Istio
+telemetry of traffic sent through it at the committed split), the GA and canary services, and the
+controller's ``/metrics`` while its state machine runs one rollout on the stack's Git repo.
 """
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
+from tests.grafana.conftest import TOTAL, Live
 from tests.grafana.panels import DashboardQuery, dashboard_queries
 from tests.grafana.promserver import Prometheus
 
@@ -37,6 +39,24 @@ def test_every_expression_returns_data(prometheus: Prometheus, query: DashboardQ
     answer = prometheus.query(query.promql)
     assert answer["status"] == "success", answer.get("error")
     assert answer["data"]["result"], f"{query}: no data\n{query.promql}"
+    # NaN is what histogram_quantile and 0/0 give without observations: not data either.
+    values = [float(r["value"][1]) for r in answer["data"]["result"]]
+    assert any(math.isfinite(v) for v in values), f"{query}: only {values}\n{query.promql}"
+
+
+@pytest.mark.integration
+def test_the_controller_really_ran_the_rollout(live: Live) -> None:
+    # The data above comes from these ticks: the start commit, the sync gate, a judged window.
+    actions = [t.action for t in live.ticks]
+    assert actions[0] == "start" and live.ticks[0].commit
+    assert actions[-1] == "hold" and live.ticks[-1].windows >= 1, live.ticks
+    assert {subset for subset, _ in live.served} == {"ga", "canary"}
+    assert {status for _, status in live.served} == {200, 500}
+    # What Prometheus holds is exactly the traffic that went through the mesh, per subset and code.
+    totals = live.prometheus.query(f"sum by (destination_version, response_code) ({TOTAL})")["data"]["result"]
+    scraped = {(r["metric"]["destination_version"], int(r["metric"]["response_code"])): float(r["value"][1])
+               for r in totals}  # fmt: skip
+    assert scraped == {key: float(n) for key, n in live.served.items()}
 
 
 @pytest.mark.integration

@@ -220,3 +220,12 @@ def test_hostile_subset_names_give_a_valid_query_and_nodata(stack):
     hostile = Subset('test"} or vector(1) or {a="', workload='.*|x\\"')
     result = reader.read([WindowRequest(hostile, ISTIO, 10, time.time())])[0]
     assert isinstance(result, NoData)
+
+
+def test_nan_from_prometheus_is_nodata_not_a_number(stack, sent):
+    end = sent[1]
+    nan = ISTIO.model_copy(update={"name": "istio-nan", "requests": f"({ISTIO.requests}) * (0/0)"})
+    reader = MetricsReader(PrometheusClient(stack.prometheus_url))
+    result = reader.read([WindowRequest(SUBSETS[ISTIO.name]["ga"], nan, end - sent[0], end)])[0]
+    assert isinstance(result, NoData)
+    assert "NaN" in result.reason
