@@ -620,7 +620,9 @@ class Workspace:
     def _read(self, rel: str) -> str:
         path = self.path / rel
         try:
-            return path.read_text(encoding="utf-8")
+            # newline="": CRLF stays CRLF, so _write puts back exactly the file's own line endings.
+            with path.open(encoding="utf-8", newline="") as handle:
+                return handle.read()
         except FileNotFoundError:
             raise RouteError(f"{rel}: no such file on branch {self.branch} of {self.remote}") from None
         except (OSError, UnicodeDecodeError) as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import subprocess
 
 import pytest
 
@@ -418,3 +419,20 @@ def test_a_push_refused_by_a_hook_is_not_retried(remote, spec, cache):
         ws.set_weights(spec, Weights.for_canary(60), verdict="promote")
     assert not isinstance(info.value, PushRejectedError) and remote.head() == before
     assert git(ws.path, "status", "--porcelain") == ""
+
+
+def test_crlf_route_file_keeps_its_line_endings(remote, spec, cache):
+    """Regression: the route file was read with newline translation, so a CRLF file was committed as LF."""
+    crlf = VIRTUAL_SERVICE.replace("\n", "\r\n").encode()
+    (remote.human / VS).write_bytes(crlf)
+    git(remote.human, "commit", "--quiet", "-am", "windows editor")
+    git(remote.human, "push", "--quiet", "origin", "HEAD:master")
+    with Workspace.for_spec(spec, cache_dir=cache) as ws:
+        result = ws.set_weights(spec, Weights.for_canary(60), verdict="manual")
+    assert result.changed
+    after = subprocess.run(
+        ["git", "show", f"master:{VS}"], cwd=remote.bare, capture_output=True, check=True
+    ).stdout
+    assert after == crlf.replace(b"weight: 90   # GA", b"weight: 40   # GA").replace(
+        b"      weight: 10\r\n", b"      weight: 60\r\n"
+    )
