@@ -262,6 +262,16 @@ class Workspace:
             self._sync()
             return self._state(rollout)
 
+    def fetch(self) -> str:
+        """Fetch: the cached clone becomes the remote branch. Returns its head sha.
+
+        Reads no file, so it works whatever state the route file is in (the report reads history,
+        where the file may have been deleted or broken since).
+        """
+        with self._locked():
+            self._sync()
+            return self._head()
+
     def read_weights(self, rollout: Rollout) -> Weights:
         """Fetch, then the current weights of the rollout's route."""
         with self._locked(), _file_errors():
