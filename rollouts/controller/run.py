@@ -41,7 +41,7 @@ from rollouts.notify import Kind, Notice, Notifier, read_url_files
 from rollouts.routes import Weights
 from rollouts.spec import Rollout, SpecError, is_local_path, load_spec, parse_spec
 from rollouts.spec_controller import UrlFile
-from rollouts.sync import GateResult, KubernetesGate, LocalMeshGate, RouteTarget, SyncGate
+from rollouts.sync import FluxKustomization, GateResult, KubernetesGate, LocalMeshGate, RouteTarget, SyncGate
 
 log = logging.getLogger("rollouts.controller")
 
@@ -130,14 +130,23 @@ class Options:
     settle: float = 2.0  # seconds of scrape lag before a window's data is complete
     gate_interval: float = 1.0
     notify: tuple[str, ...] = ()  # apprise URLs told about every rollout (besides each spec's own)
+    flux: FluxKustomization | None = None  # also wait for Flux to report the commit as applied
 
 
 class KubernetesSpecGate:
     """A ``KubernetesGate`` for a rollout: the route object and canary Deployment are named by the
     ``metadata`` of the route file and canary manifest in Git (read from the workspace's clone)."""
 
-    def __init__(self, api: Any, workspace: CachedWorkspace, rollout: Rollout, interval: float) -> None:
+    def __init__(
+        self,
+        api: Any,
+        workspace: CachedWorkspace,
+        rollout: Rollout,
+        interval: float,
+        flux: FluxKustomization | None = None,
+    ) -> None:
         self._api, self._workspace, self._rollout, self._interval = api, workspace, rollout, interval
+        self._flux = flux
 
     def _meta(self, rel: str) -> tuple[str, str]:
         text = (self._workspace.path / rel).read_text(encoding="utf-8")
@@ -159,7 +168,11 @@ class KubernetesSpecGate:
         """Resolve the objects from Git, then look at the cluster."""
         route, canary = self.target()
         gate = KubernetesGate(
-            self._api, route, deployments=((canary.namespace, canary.name),), interval=self._interval
+            self._api,
+            route,
+            deployments=((canary.namespace, canary.name),),
+            kustomization=self._flux,
+            interval=self._interval,
         )
         return gate.wait(expected_weights, expected_revision, timeout)
 
@@ -243,7 +256,9 @@ class Controller:
         events: EventRecorder | None = None
         canary: Callable[[], ObjectRef] | None = None
         if self.options.kubernetes:
-            kube_gate = KubernetesSpecGate(self.api, workspace, rollout, self.options.gate_interval)
+            kube_gate = KubernetesSpecGate(
+                self.api, workspace, rollout, self.options.gate_interval, self.options.flux
+            )
             gate, events = kube_gate, EventRecorder(self.api, host=socket.gethostname())
             canary = lambda: kube_gate.target()[1]  # noqa: E731 (resolved from Git when an Event is sent)
         else:
@@ -310,6 +325,12 @@ def add_run_parser(sub: Any) -> None:
     where.add_argument(
         "--kubernetes", action="store_true", help="the Kubernetes API (in-cluster or kubeconfig)"
     )
+    cmd.add_argument(
+        "--flux-kustomization",
+        default=None,
+        metavar="NAMESPACE/NAME",
+        help="with --kubernetes: also wait for this Flux Kustomization to apply the commit",
+    )
     cmd.add_argument("--kubeconfig", default=None, help="kubeconfig file (default: $KUBECONFIG, in-cluster)")
     cmd.add_argument(
         "--leader-elect",
@@ -373,6 +394,16 @@ def lease_name(value: str | None) -> tuple[str, str]:
     return namespace or "default", "rollouts-controller"
 
 
+def flux_kustomization(value: str | None) -> FluxKustomization | None:
+    """``--flux-kustomization NAMESPACE/NAME``."""
+    if value is None:
+        return None
+    namespace, _, name = value.partition("/")
+    if not namespace or not name:
+        raise RunError(f"--flux-kustomization must be NAMESPACE/NAME, got {value!r}")
+    return FluxKustomization(namespace, name)
+
+
 def _start(args: argparse.Namespace, cache_dir: Path) -> tuple[Controller, LeaderElector | None, list[str]]:
     """The controller with every rollout of the specs built (errors: the rollouts that could not be)."""
     notify = (*args.notify, *os.environ.get("ROLLOUTS_NOTIFY_URLS", "").split())
@@ -383,6 +414,7 @@ def _start(args: argparse.Namespace, cache_dir: Path) -> tuple[Controller, Leade
         cache_dir=cache_dir,
         settle=args.settle,
         notify=notify,
+        flux=flux_kustomization(args.flux_kustomization),
     )
     controller = Controller(options)
     elector: LeaderElector | None = None

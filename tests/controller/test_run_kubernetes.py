@@ -9,7 +9,7 @@ import pytest
 
 from rollouts.cli import main
 from rollouts.controller.gitcache import CachedWorkspace, HeadCache
-from rollouts.controller.run import KubernetesSpecGate, notifier_for
+from rollouts.controller.run import KubernetesSpecGate, RunError, flux_kustomization, notifier_for
 from rollouts.gitops import Workspace
 from rollouts.kube import EventRecorder, api_client
 from rollouts.notify import Kind, Notice
@@ -72,3 +72,21 @@ def test_run_in_kubernetes_mode_leads_commits_and_records_events(
         git(remote.bare, "log", "-1", "--format=%(trailers:key=Rollout-Verdict,valueonly)").strip()
         == "promote"
     )
+
+
+def test_spec_gate_waits_for_flux_when_asked(remote: Remote, tmp_path: Path, kube_api: RunningApi) -> None:
+    spec = rollout_spec(str(remote.bare))
+    workspace = CachedWorkspace(Workspace.for_spec(spec, cache_dir=tmp_path / "cache"), HeadCache())
+    state = workspace.read_state(spec)
+    api = api_client(str(kube_api.kubeconfig))
+    flux = flux_kustomization("flux-system/apps")
+    gate = KubernetesSpecGate(api, workspace, spec, interval=0.01, flux=flux)
+    # the recorded Kustomization applied another commit than the head of this repo: not yet
+    result = gate.wait(Weights(90, 10), state.head, timeout=0)
+    assert (
+        not result.opened
+        and "Flux Kustomization flux-system/apps applied master@sha1:4e1c0a9d" in result.reason
+    )
+    assert gate.wait(Weights(90, 10), "4e1c0a9d2b7f3e6a8c5d1b0f9e2a7c4d6b8e0f13", timeout=0).opened
+    with pytest.raises(RunError, match="NAMESPACE/NAME"):
+        flux_kustomization("apps")
