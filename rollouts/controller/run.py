@@ -41,7 +41,15 @@ from rollouts.notify import Kind, Notice, Notifier, read_url_files
 from rollouts.routes import Weights
 from rollouts.spec import Rollout, SpecError, is_local_path, load_spec, parse_spec
 from rollouts.spec_controller import UrlFile
-from rollouts.sync import FluxKustomization, GateResult, KubernetesGate, LocalMeshGate, RouteTarget, SyncGate
+from rollouts.sync import (
+    FluxKustomization,
+    GateResult,
+    KubernetesGate,
+    LocalMeshGate,
+    Observation,
+    RouteTarget,
+    SyncGate,
+)
 
 log = logging.getLogger("rollouts.controller")
 
@@ -166,7 +174,11 @@ class KubernetesSpecGate:
 
     def wait(self, expected_weights: Weights, expected_revision: str, timeout: float) -> GateResult:
         """Resolve the objects from Git, then look at the cluster."""
-        route, canary = self.target()
+        try:
+            route, canary = self.target()
+        except Exception as exc:  # the clone is being updated by another rollout's tick, or a bad file
+            observed = Observation(error=f"cannot name the objects from the manifests in Git: {exc}")
+            return GateResult(False, observed.error or "", 0.0, 1, observed)
         gate = KubernetesGate(
             self._api,
             route,

@@ -90,3 +90,15 @@ def test_spec_gate_waits_for_flux_when_asked(remote: Remote, tmp_path: Path, kub
     assert gate.wait(Weights(90, 10), "4e1c0a9d2b7f3e6a8c5d1b0f9e2a7c4d6b8e0f13", timeout=0).opened
     with pytest.raises(RunError, match="NAMESPACE/NAME"):
         flux_kustomization("apps")
+
+
+def test_spec_gate_with_an_unreadable_manifest_stays_closed(
+    remote: Remote, tmp_path: Path, kube_api: RunningApi
+) -> None:
+    spec = rollout_spec(str(remote.bare))
+    workspace = CachedWorkspace(Workspace.for_spec(spec, cache_dir=tmp_path / "cache"), HeadCache())
+    state = workspace.read_state(spec)
+    (workspace.path / "workloads/podinfo/canary-deployment.yaml").write_text("kind: Deployment\n")  # no name
+    gate = KubernetesSpecGate(api_client(str(kube_api.kubeconfig)), workspace, spec, interval=0.01)
+    result = gate.wait(Weights(90, 10), state.head, timeout=0)
+    assert not result.opened and "cannot name the objects" in result.reason
