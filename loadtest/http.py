@@ -44,11 +44,21 @@ class RequestTemplate:
     keepalive: bool
 
     @property
+    def address(self) -> str:
+        """``host:port`` as Go writes it: an IPv6 literal in brackets (``[::1]:8080``)."""
+        return f"{_bracketed(self.host)}:{self.port}"
+
+    @property
     def url(self) -> str:
         """The URL this template requests."""
         default = 443 if self.scheme == "https" else 80
-        netloc = self.host if self.port == default else f"{self.host}:{self.port}"
+        netloc = _bracketed(self.host) if self.port == default else self.address
         return f"{self.scheme}://{netloc}{self.path}"
+
+
+def _bracketed(host: str) -> str:
+    # urlsplit's hostname drops an IPv6 literal's brackets; URLs and Go's messages need them back.
+    return f"[{host}]" if ":" in host else host
 
 
 def build_request(
@@ -177,14 +187,14 @@ class Connection:
         try:
             sock = socket.create_connection((t.host, t.port), timeout=self.timeout)
         except OSError as exc:
-            raise TransportError(f"dial tcp {t.host}:{t.port}: {_reason(exc)}") from None
+            raise TransportError(f"dial tcp {t.address}: {_reason(exc)}") from None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self._ssl is not None:
             try:
                 sock = self._ssl.wrap_socket(sock, server_hostname=t.host)
             except (OSError, ssl.SSLError) as exc:
                 sock.close()
-                raise TransportError(f"tls handshake with {t.host}:{t.port}: {_reason(exc)}") from None
+                raise TransportError(f"tls handshake with {t.address}: {_reason(exc)}") from None
         sock.settimeout(None)  # see expire()
         self._sock = sock
         self._parser = _Response(t.method == "HEAD")

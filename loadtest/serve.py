@@ -29,7 +29,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import gevent
 import gevent.event
@@ -95,6 +95,16 @@ class JobRequest(BaseModel):
         )
 
 
+def _climbs(path: str) -> bool:
+    """True when ``path`` has a dot segment (``/ok/../admin``, also ``%2e%2e``, ``..%2f``, ``..\\``).
+
+    Servers resolve those before routing, so such a URL passes a path-prefix check and loads a
+    path outside the prefix. Backslashes count as separators because some servers treat them so.
+    """
+    segments = unquote(path).replace("\\", "/").split("/")
+    return any(segment in (".", "..") for segment in segments)
+
+
 class Allowlist:
     """Targets the server may load: URL prefixes (``http://podinfo.test:9898/``) or host patterns.
 
@@ -122,7 +132,8 @@ class Allowlist:
         for prefix in self.prefixes:
             p = urlsplit(prefix)
             same_origin = (parts.scheme, parts.hostname, parts.port) == (p.scheme, p.hostname, p.port)
-            if same_origin and (parts.path or "/").startswith(p.path or "/"):
+            path = parts.path or "/"
+            if same_origin and path.startswith(p.path or "/") and not _climbs(path):
                 return True
         host = (parts.hostname or "").lower()
         hostport = f"{host}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
@@ -315,7 +326,8 @@ class Server:
 
         @app.post("/jobs")
         def create() -> tuple[Response, int]:
-            payload = request.get_json(silent=True)
+            # force: curl -d sends a JSON body as a form; the bearer token already rules out browsers.
+            payload = request.get_json(force=True, silent=True)
             if not isinstance(payload, dict):
                 return error(400, "body must be a JSON object")
             try:

@@ -151,7 +151,12 @@ def format_status(rollout: Rollout, state: RolloutState) -> str:
     return "\n".join(lines)
 
 
-def _schema(_args: argparse.Namespace) -> int:
+def _schema(args: argparse.Namespace) -> int:
+    if args.markdown:
+        from rollouts.docs import generated
+
+        sys.stdout.write(generated())
+        return 0
     from rollouts.spec import schema_text
 
     sys.stdout.write(schema_text())
@@ -187,7 +192,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "promote", parents=[common, reasons], help="advance one step by hand (a commit)"
     ).set_defaults(func=_promote)
-    sub.add_parser("schema", help="print the JSON schema of a Rollout spec").set_defaults(func=_schema)
+    cmd = sub.add_parser("schema", help="print the JSON schema of a Rollout spec")
+    cmd.add_argument(
+        "--markdown", action="store_true", help="the configuration reference instead (docs/reference.md)"
+    )
+    cmd.set_defaults(func=_schema)
     from rollouts.controller.demo import add_demo_parser
     from rollouts.controller.run import add_run_parser
     from rollouts.report.cli import add_parser as add_report_parser

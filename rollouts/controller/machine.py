@@ -31,7 +31,7 @@ from rollouts.load import LoadDriver, LoadRejectedError, LoadRequest, LoadUnavai
 from rollouts.logs import decision
 from rollouts.metrics import ControllerMetrics
 from rollouts.notify import Kind, Notice
-from rollouts.routes import Weights
+from rollouts.routes import RouteError, Weights
 from rollouts.spec import Rollout
 from rollouts.sync import SyncGate
 
@@ -299,6 +299,17 @@ class Machine:
             return TickResult("unknown", "wait", ("Git backoff: retrying later",))
         try:
             state = self.workspace.read_state(self.rollout)
+        except RouteError as exc:
+            # A route file or canary manifest we cannot read: retrying does not help, a person must
+            # fix it. (Before GitopsError: the workspace's RouteFileError is both.)
+            message = f"cannot read the rollout's files in Git: {exc}"
+            decision(log, self.key, "error", [message], level=logging.ERROR)
+            if message not in self.memory.said:
+                self.memory.said.add(message)
+                self._tell(
+                    Kind.ERROR, "the rollout's files in Git are unreadable; nothing is done", (str(exc),)
+                )
+            return TickResult("unknown", "error", (message,))
         except GitopsError as exc:
             return self._git_failed(now, f"cannot read Git: {exc}")
         self.memory.git_failures = 0

@@ -278,6 +278,16 @@ class Workspace:
             raise GitopsError(self._redact(f"{self.remote}: branch {self.branch!r} not found"))
         return sha
 
+    def fetch(self) -> str:
+        """Fetch: the cached clone becomes the remote branch. Returns its head sha.
+
+        Reads no file, so it works whatever state the route file is in (the report reads history,
+        where the file may have been deleted or broken since).
+        """
+        with self._locked():
+            self._sync()
+            return self._head()
+
     def read_weights(self, rollout: Rollout) -> Weights:
         """Fetch, then the current weights of the rollout's route."""
         with self._locked(), _file_errors():
@@ -523,8 +533,8 @@ class Workspace:
         for rel in str(out).splitlines()[:MAX_DESTINATION_RULE_FILES]:
             if rel == route_path:
                 continue  # the editor checks the route file's own documents
-            text = (self.path / rel).read_text(encoding="utf-8", errors="replace")
             try:
+                text = self._file(rel).read_text(encoding="utf-8", errors="replace")
                 compose(text, rel)
             except RouteError as exc:
                 log.warning("%s: skipping %s", self.remote, exc)
@@ -633,10 +643,28 @@ class Workspace:
             raise GitopsError(f"{self.remote} ({self.branch}): the workspace has no HEAD")
         return head
 
-    def _read(self, rel: str) -> str:
+    def _file(self, rel: str) -> Path:
+        """``rel`` in the worktree, refused when it is (or goes through) a symbolic link.
+
+        Following one would read, and then overwrite, a file outside the repository (a link
+        committed to the repo points wherever its author likes), or a file other than the one
+        committed.
+        """
         path = self.path / rel
+        root = self.path.resolve()
+        if path.is_symlink() or not path.resolve().is_relative_to(root):
+            raise RouteError(
+                f"{rel}: is a symbolic link on branch {self.branch} of {self.remote}; "
+                "the route and canary files must be regular files"
+            )
+        return path
+
+    def _read(self, rel: str) -> str:
         try:
-            return path.read_text(encoding="utf-8")
+            path = self._file(rel)
+            # newline="": CRLF stays CRLF, so _write puts back exactly the file's own line endings.
+            with path.open(encoding="utf-8", newline="") as handle:
+                return handle.read()
         except FileNotFoundError:
             raise RouteError(f"{rel}: no such file on branch {self.branch} of {self.remote}") from None
         except (OSError, UnicodeDecodeError) as exc:
@@ -647,7 +675,7 @@ class Workspace:
 
     def _write(self, rel: str, text: str) -> None:
         # Bytes as they are: no newline translation, the editor kept the file's own line endings.
-        with (self.path / rel).open("w", encoding="utf-8", newline="") as handle:
+        with self._file(rel).open("w", encoding="utf-8", newline="") as handle:
             handle.write(text)
 
     def _commit(self, message: str, *, paths: Sequence[str], allow_empty: bool = False) -> str:

@@ -104,16 +104,19 @@ def run(args: argparse.Namespace, rollout: Rollout) -> int:
             f"--until ({args.until.isoformat()}) must be after --since ({args.since.isoformat()})"
         )
     url = _prometheus_url(args, rollout)
-    workspace = Workspace.for_spec(rollout, cache_dir=args.cache_dir)
-    workspace.read_weights(rollout)  # fetch: the cached clone is now the remote branch
-    report = build_report(
-        git.Repo(workspace.path),
-        rollout,
-        prometheus_url=url,
-        since=args.since,
-        until=args.until,
-        timeout=timeout,
-    )
+    # Only fetch: the report reads history, so a route file deleted or broken at the head is an
+    # event on the page, not a reason to write no page at all.
+    with Workspace.for_spec(rollout, cache_dir=args.cache_dir) as workspace:
+        workspace.fetch()
+    with git.Repo(workspace.path) as repo:
+        report = build_report(
+            repo,
+            rollout,
+            prometheus_url=url,
+            since=args.since,
+            until=args.until,
+            timeout=timeout,
+        )
     if not report.metrics.available:
         if args.require_metrics:
             raise ReportError(f"metrics unavailable: {report.metrics.error}; nothing written")

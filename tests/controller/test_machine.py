@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from rollouts.controller.machine import position
 from rollouts.gitops import Workspace
+from rollouts.load import ServeLoad
 from rollouts.metrics import ControllerMetrics
 from rollouts.notify import Kind, Notice
 from rollouts.sync import LocalMeshGate
-from tests.controller.httpjson import json_server
+from tests.controller.conforming_serve import ConformingServe
+from tests.controller.httpjson import json_server, make_handler
 from tests.controller.machinery import Clock, Rig, ServiceModel, build, mesh_status, rollout_spec
 from tests.gitops.conftest import Remote, deployment, git, vs_with
+from tests.support import free_port
 
 CANARY = "workloads/podinfo/canary-deployment.yaml"
 ROUTE = "workloads/podinfo/virtual-service.yaml"
@@ -290,6 +295,18 @@ def test_a_follower_never_commits(remote: Remote, tmp_path: Path) -> None:
     assert remote.count() == before
 
 
+def test_a_canary_manifest_without_images_is_a_clear_error(rig: Rig, remote: Remote) -> None:
+    remote.commit_file(
+        CANARY, "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: podinfo-canary}\n", "oops"
+    )
+    before = remote.count()
+    results = rig.run(2)
+    assert [r.action for r in results] == ["error", "error"]
+    assert f"{CANARY}: no container images found" in results[0].reasons[0]
+    assert [n.kind for n in rig.notices] == [Kind.ERROR]  # told once, not every tick
+    assert remote.count() == before  # nothing committed
+
+
 def test_position_is_derived_from_git_alone(rig: Rig, remote: Remote) -> None:
     state = rig.workspace.read_state(rig.spec)
     assert position(rig.spec, state).phase == "start"
@@ -300,3 +317,48 @@ def test_position_is_derived_from_git_alone(rig: Rig, remote: Remote) -> None:
         where.since is not None
         and abs(where.since - float(git(remote.bare, "log", "-1", "--format=%at").strip())) < 1
     )
+
+
+def test_load_endpoint_down_holds_and_is_reported_once(remote: Remote, tmp_path: Path) -> None:
+    remote.commit_file(ROUTE, vs_with(100, 0), "podinfo: all traffic to GA")
+    token = tmp_path / "token"
+    token.write_text("t0ken-for-the-load-tester")
+    load_section = {
+        "mode": "endpoint",
+        "endpoint": "http://127.0.0.1:1",
+        "tokenFile": str(token),
+        "target": "http://127.0.0.1:9898/",
+    }
+    spec = rollout_spec(str(remote.bare), load=load_section)
+    port = free_port()
+    with mesh_status(remote.bare, tmp_path) as url:
+        clock, notices = Clock(), list[Notice]()
+        machine = build(
+            spec,
+            workspace=Workspace.for_spec(spec, cache_dir=tmp_path / "c"),
+            gate=LocalMeshGate(url, interval=0.01),
+            model=ServiceModel(),
+            clock=clock,
+            notices=notices,
+            metrics=ControllerMetrics(),
+            load=ServeLoad(f"http://127.0.0.1:{port}", "t0ken-for-the-load-tester"),
+        )
+        actions = []
+        for _ in range(3):
+            clock.advance()
+            actions.append(machine.tick())
+        assert [a.action for a in actions] == ["start", "hold", "hold"]
+        assert "load endpoint down" in actions[1].reasons[0]
+        assert [n.kind for n in notices] == [Kind.START, Kind.ERROR]  # reported once
+        # the load tester comes up: jobs start and the analysis runs
+        app = ConformingServe(token="t0ken-for-the-load-tester", allow=("127.0.0.1",))
+        httpd = ThreadingHTTPServer(("127.0.0.1", port), make_handler(app, []))
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        try:
+            clock.advance()
+            result = machine.tick()
+        finally:
+            httpd.shutdown()
+            httpd.server_close()
+    assert result.action == "hold" and "load endpoint down" not in " ".join(result.reasons)
+    assert len(app.jobs) == 1 and next(iter(app.jobs.values()))["target"] == "http://127.0.0.1:9898/"

@@ -102,3 +102,21 @@ def test_discovery_finds_rollouts_in_git_and_reports_bad_ones(remote: Remote, tm
         discover(str(remote.bare), "master", "nope", tmp_path / "cache")
     with pytest.raises(RunError, match="cannot read"):
         discover(str(tmp_path / "missing.git"), "master", ".", tmp_path / "cache")
+
+
+def test_run_serves_until_its_duration_with_metrics(
+    remote: Remote, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    remote.commit_file(ROUTE, vs_with(100, 0), "podinfo: all traffic to GA")
+    spec = write_spec(tmp_path / "rollout.yaml", spec_doc(str(remote.bare)))
+    with mesh_status(remote.bare, tmp_path) as url:
+        code = main([
+            "run", str(spec), "--mesh", url, "--duration", "3", "--metrics-address", "127.0.0.1:0",
+            "--log-format", "json", "--cache-dir", str(tmp_path / "c"),
+        ])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert (trailer(remote, "Rollout-Verdict"), trailer(remote, "Rollout-Step")) == ("promote", "1/3")
+    decisions = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    assert any(d.get("action") == "promote" and d.get("rollout") == "test/podinfo" for d in decisions)
+    assert any("metrics on http://127.0.0.1:" in d["message"] for d in decisions)

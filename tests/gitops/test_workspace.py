@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import subprocess
 
 import pytest
 
@@ -418,3 +419,39 @@ def test_a_push_refused_by_a_hook_is_not_retried(remote, spec, cache):
         ws.set_weights(spec, Weights.for_canary(60), verdict="promote")
     assert not isinstance(info.value, PushRejectedError) and remote.head() == before
     assert git(ws.path, "status", "--porcelain") == ""
+
+
+def test_crlf_route_file_keeps_its_line_endings(remote, spec, cache):
+    """Regression: the route file was read with newline translation, so a CRLF file was committed as LF."""
+    crlf = VIRTUAL_SERVICE.replace("\n", "\r\n").encode()
+    (remote.human / VS).write_bytes(crlf)
+    git(remote.human, "commit", "--quiet", "-am", "windows editor")
+    git(remote.human, "push", "--quiet", "origin", "HEAD:master")
+    with Workspace.for_spec(spec, cache_dir=cache) as ws:
+        result = ws.set_weights(spec, Weights.for_canary(60), verdict="manual")
+    assert result.changed
+    after = subprocess.run(
+        ["git", "show", f"master:{VS}"], cwd=remote.bare, capture_output=True, check=True
+    ).stdout
+    assert after == crlf.replace(b"weight: 90   # GA", b"weight: 40   # GA").replace(
+        b"      weight: 10\r\n", b"      weight: 60\r\n"
+    )
+
+
+def test_symlinked_route_file_is_refused_and_nothing_outside_is_written(remote, spec, cache, tmp_path):
+    """Regression: a route file committed as a symlink made set_weights overwrite the link's target."""
+    outside = tmp_path / "outside.yaml"
+    outside.write_text(VIRTUAL_SERVICE)
+    (remote.human / VS).unlink()
+    (remote.human / VS).symlink_to(outside)
+    git(remote.human, "add", "-A")
+    git(remote.human, "commit", "--quiet", "-m", "route file as a link")
+    git(remote.human, "push", "--quiet", "origin", "HEAD:master")
+    before = remote.head()
+    with Workspace.for_spec(spec, cache_dir=cache) as ws:
+        with pytest.raises(RouteError, match=f"{VS}: is a symbolic link"):
+            ws.set_weights(spec, Weights.for_canary(60), verdict="manual")
+        with pytest.raises(RouteError, match="symbolic link"):
+            ws.read_state(spec)
+    assert outside.read_text() == VIRTUAL_SERVICE
+    assert remote.head() == before

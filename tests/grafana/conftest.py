@@ -24,15 +24,15 @@ from pathlib import Path
 import git
 import pytest
 
-from analyzer import Judge, Policy, SubsetWindow, Window
-from analyzer.prometheus import ISTIO, MetricsReader, NoData, PrometheusClient, Subset, WindowRequest
-from rollouts.controller.machine import Machine, MetricsUnavailableError, TickResult, grid_start
+from analyzer import Judge, Policy
+from analyzer.prometheus import MetricsReader, PrometheusClient
+from rollouts.controller.machine import Machine, TickResult, grid_start
+from rollouts.controller.source import PrometheusSource
 from rollouts.gitops import Workspace
 from rollouts.local.mesh import SUBSET_HEADER
 from rollouts.local.prometheus import ScrapeTarget
 from rollouts.local.stack import LocalStack, StackConfig
 from rollouts.metrics import ControllerMetrics, MetricsServer
-from rollouts.spec import Rollout
 from rollouts.sync import LocalMeshGate
 from tests.controller.machinery import rollout_spec
 from tests.gitops.conftest import deployment
@@ -62,27 +62,6 @@ class Live:
     prometheus: Prometheus
     ticks: list[TickResult]
     served: Counter[tuple[str, int]]  # (subset that answered, status) -> requests
-
-
-class StackWindows:
-    """The machine's ``MetricsSource`` on the stack's Prometheus: the built-in Istio template, GA and
-    canary named as the stack names its workloads."""
-
-    def __init__(self, prometheus_url: str) -> None:
-        self.reader = MetricsReader(PrometheusClient(prometheus_url))
-
-    def window(self, rollout: Rollout, start: float, end: float, weight: int) -> Window:
-        """GA and canary in ``[start, end)``; ``MetricsUnavailableError`` for a side without data."""
-        name, namespace = rollout.metadata.name, rollout.metadata.namespace
-        sides = [Subset(namespace, workload=f"{name}-{s}") for s in ("ga", "canary")]
-        found = []
-        for result in self.reader.read([WindowRequest(s, ISTIO, end - start, end) for s in sides]):
-            if isinstance(result, NoData):
-                raise MetricsUnavailableError(result.reason)
-            found.append(
-                SubsetWindow(histogram=result.histogram, requests=result.requests, errors=result.errors)
-            )
-        return Window(baseline=found[0], canary=found[1], weight=weight)
 
 
 def send(stack: LocalStack, paths: list[str]) -> Counter[tuple[str, int]]:
@@ -155,13 +134,17 @@ def drive(stack: LocalStack, metrics: ControllerMetrics, workdir: Path) -> Live:
 
     spec = rollout_spec(str(stack.repo_path), analysis={"interval": f"{INTERVAL_S:g}s"})
     policy = Policy.from_mapping(spec.spec.analysis.policy)
+    # The controller's own source: the built-in Istio template, GA and canary as the stack names them.
+    source = PrometheusSource(MetricsReader(PrometheusClient(stack.prometheus_url)))
+    source.register(spec)
     machine = Machine(
         spec,
         workspace=Workspace.for_spec(spec, cache_dir=workdir / "cache"),
         gate=LocalMeshGate(stack.mesh_admin_url),
-        metrics_source=StackWindows(stack.prometheus_url),
+        metrics_source=source,
         judge_factory=lambda: Judge(policy),
         metrics=metrics,
+        settle=stack.config.scrape_interval,  # a window is judged once its last scrape is in
     )
     try:
         # The counters exist at 0 from the machine's creation: let Prometheus see that first.

@@ -284,3 +284,12 @@ def test_all_failed_report_matches_hey_including_the_error_line() -> None:
         return re.sub(r"\d+\.\d+", "#", text)
 
     assert numbers_blanked(ours) == numbers_blanked(theirs)
+
+
+def test_ipv6_target_is_written_with_brackets_like_hey() -> None:
+    """Regression: errors read ``Get "http://::1:PORT/": dial tcp ::1:PORT`` (brackets lost)."""
+    port = free_port()
+    result = run_loadtest("-n", "2", "-c", "1", f"http://[::1]:{port}/")
+    assert result.returncode == 1
+    assert f'Get "http://[::1]:{port}/": dial tcp [::1]:{port}: ' in result.stdout
+    assert f"all 2 requests to http://[::1]:{port}/ failed" in result.stderr

@@ -201,3 +201,26 @@ def test_raw_bytes_never_crash_the_server(api: Api, data: bytes, path: str) -> N
     if response.status_code == 201:
         api.call("DELETE", f"/jobs/{response.json()['id']}")
     assert api.call("GET", "/healthz", token=None).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "path", ["a/../../admin", "%2e%2e/admin", "a/..%2f..%2fadmin", "a\\..\\..\\admin", "./x"]
+)
+def test_dot_segments_cannot_climb_out_of_an_allowed_prefix(api: Api, path: str) -> None:
+    """Regression: ``http://host/ok/../admin`` passed the ``http://host/ok/`` prefix check."""
+    response = api.call("POST", "/jobs", json={"target": api.target + path, "rate": 1, "duration": 1})
+    assert response.status_code == 403, response.text
+    assert "not in the allowlist" in response.json()["error"]
+
+
+def test_json_body_without_a_json_content_type_is_accepted(api: Api) -> None:
+    """Regression: ``curl -d '{...}'`` (a form content type) answered "body must be a JSON object"."""
+    body = f'{{"target": "{api.target}", "rate": 1, "duration": 1}}'
+    response = requests.post(
+        api.base + "/jobs",
+        data=body,
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/x-www-form-urlencoded"},
+        timeout=10,
+    )
+    assert response.status_code == 201, response.text
+    api.call("DELETE", f"/jobs/{response.json()['id']}")

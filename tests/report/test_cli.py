@@ -8,7 +8,7 @@ import pytest
 
 from rollouts.cli import main
 from tests.report.conftest import SPEC
-from tests.support import free_port
+from tests.support import free_port, require_binary
 
 pytestmark = pytest.mark.integration
 
@@ -115,3 +115,38 @@ def test_since_accepts_iso_dates_and_ages():
     assert parse_since("2026-11-29") == datetime(2026, 11, 29, tzinfo=UTC)
     assert parse_since("2026-11-29T18:30:00+02:00") == datetime(2026, 11, 29, 16, 30, tzinfo=UTC)
     assert parse_since("2026-11-29T18:30:00+02:00").tzinfo == timezone(timedelta(hours=2))
+
+
+@pytest.mark.parametrize("head", ["deleted", "broken"])
+def test_route_file_deleted_or_broken_at_the_head_still_gives_a_report(capsys, tmp_path, monkeypatch, head):
+    """Regression: the report parsed the head's route file first, so it wrote nothing at all."""
+    from tests.gitops.conftest import DESTINATION_RULE, git, vs_with
+
+    require_binary("git")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", "/dev/null")
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    route = "workloads/podinfo/virtual-service.yaml"
+    bare, human = tmp_path / "remote.git", tmp_path / "human"
+    git(tmp_path, "init", "--quiet", "--bare", "--initial-branch=master", str(bare))
+    git(tmp_path, "clone", "--quiet", str(bare), str(human))
+    (human / route).parent.mkdir(parents=True)
+    (human / "workloads/podinfo/destination-rule.yaml").write_text(DESTINATION_RULE)
+    for stable, canary in ((100, 0), (90, 10)):
+        (human / route).write_text(vs_with(stable, canary))
+        git(human, "add", ".")
+        git(human, "-c", "user.name=Human", "-c", "user.email=h@x", "commit", "--quiet", "-m", f"{canary}%")
+    if head == "deleted":
+        git(human, "rm", "--quiet", route)
+    else:
+        (human / route).write_text("spec: [\n")
+        git(human, "add", ".")
+    git(human, "-c", "user.name=Human", "-c", "user.email=h@x", "commit", "--quiet", "-m", head)
+    git(human, "push", "--quiet", "origin", "HEAD:master")
+    spec = tmp_path / "rollout.yaml"
+    spec.write_text(SPEC.format(url=bare, route=route, canary="workloads/podinfo/canary-deployment.yaml"))
+    out = tmp_path / "out"
+    code, stdout, err = run(capsys, spec, "--out", out, "--cache-dir", tmp_path / "cache")
+    assert code == 0, err
+    assert "report with 3 commit(s)" in stdout
+    page = (out / "test_podinfo" / "index.html").read_text()
+    assert ("not in commit" if head == "deleted" else "malformed YAML") in page

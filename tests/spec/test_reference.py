@@ -167,3 +167,10 @@ def test_schema_definitions_of_embedded_models_may_not_clash() -> None:
     clash = {"spec.analysis.policy": {"$defs": {"GitSpec": {"type": "object"}}, "properties": {}}}
     with pytest.raises(ValueError, match="GitSpec"):
         docs.sections(schema, clash)
+
+
+def test_rollouts_schema_markdown_prints_the_reference(capsys: pytest.CaptureFixture[str]) -> None:
+    from rollouts.cli import main
+
+    assert main(["schema", "--markdown"]) == 0
+    assert capsys.readouterr().out == (ROOT / "docs" / "reference.md").read_text(encoding="utf-8")
