@@ -41,7 +41,15 @@ from rollouts.notify import Kind, Notice, Notifier, read_url_files
 from rollouts.routes import Weights
 from rollouts.spec import Rollout, SpecError, is_local_path, load_spec, parse_spec
 from rollouts.spec_controller import UrlFile
-from rollouts.sync import GateResult, KubernetesGate, LocalMeshGate, RouteTarget, SyncGate
+from rollouts.sync import (
+    FluxKustomization,
+    GateResult,
+    KubernetesGate,
+    LocalMeshGate,
+    Observation,
+    RouteTarget,
+    SyncGate,
+)
 
 log = logging.getLogger("rollouts.controller")
 
@@ -129,14 +137,24 @@ class Options:
     cache_dir: Path | None = None
     settle: float = 2.0  # seconds of scrape lag before a window's data is complete
     gate_interval: float = 1.0
+    notify: tuple[str, ...] = ()  # apprise URLs told about every rollout (besides each spec's own)
+    flux: FluxKustomization | None = None  # also wait for Flux to report the commit as applied
 
 
 class KubernetesSpecGate:
     """A ``KubernetesGate`` for a rollout: the route object and canary Deployment are named by the
     ``metadata`` of the route file and canary manifest in Git (read from the workspace's clone)."""
 
-    def __init__(self, api: Any, workspace: CachedWorkspace, rollout: Rollout, interval: float) -> None:
+    def __init__(
+        self,
+        api: Any,
+        workspace: CachedWorkspace,
+        rollout: Rollout,
+        interval: float,
+        flux: FluxKustomization | None = None,
+    ) -> None:
         self._api, self._workspace, self._rollout, self._interval = api, workspace, rollout, interval
+        self._flux = flux
 
     def _meta(self, rel: str) -> tuple[str, str]:
         text = (self._workspace.path / rel).read_text(encoding="utf-8")
@@ -156,9 +174,17 @@ class KubernetesSpecGate:
 
     def wait(self, expected_weights: Weights, expected_revision: str, timeout: float) -> GateResult:
         """Resolve the objects from Git, then look at the cluster."""
-        route, canary = self.target()
+        try:
+            route, canary = self.target()
+        except Exception as exc:  # the clone is being updated by another rollout's tick, or a bad file
+            observed = Observation(error=f"cannot name the objects from the manifests in Git: {exc}")
+            return GateResult(False, observed.error or "", 0.0, 1, observed)
         gate = KubernetesGate(
-            self._api, route, deployments=((canary.namespace, canary.name),), interval=self._interval
+            self._api,
+            route,
+            deployments=((canary.namespace, canary.name),),
+            kustomization=self._flux,
+            interval=self._interval,
         )
         return gate.wait(expected_weights, expected_revision, timeout)
 
@@ -179,10 +205,14 @@ def load_driver(rollout: Rollout) -> LoadDriver:
 
 
 def notifier_for(
-    rollout: Rollout, events: EventRecorder | None, canary: Callable[[], ObjectRef] | None
+    rollout: Rollout,
+    events: EventRecorder | None,
+    canary: Callable[[], ObjectRef] | None,
+    extra: Iterable[str] = (),
 ) -> Callable[[Notice], None]:
-    """Apprise targets of the spec (URLs and URL files), plus Kubernetes Events when available."""
-    urls = [item for item in rollout.spec.notify if isinstance(item, str)]
+    """Apprise targets of the spec (URLs and URL files) and ``extra`` ones, plus Kubernetes Events
+    when available."""
+    urls = [*extra, *(item for item in rollout.spec.notify if isinstance(item, str))]
     urls += read_url_files([item.url_file for item in rollout.spec.notify if isinstance(item, UrlFile)])
     apprise = Notifier(urls)
 
@@ -238,7 +268,9 @@ class Controller:
         events: EventRecorder | None = None
         canary: Callable[[], ObjectRef] | None = None
         if self.options.kubernetes:
-            kube_gate = KubernetesSpecGate(self.api, workspace, rollout, self.options.gate_interval)
+            kube_gate = KubernetesSpecGate(
+                self.api, workspace, rollout, self.options.gate_interval, self.options.flux
+            )
             gate, events = kube_gate, EventRecorder(self.api, host=socket.gethostname())
             canary = lambda: kube_gate.target()[1]  # noqa: E731 (resolved from Git when an Event is sent)
         else:
@@ -251,7 +283,7 @@ class Controller:
             metrics_source=source,
             judge_factory=lambda: Judge(policy),
             load=load_driver(rollout),
-            notify=notifier_for(rollout, events, canary),
+            notify=notifier_for(rollout, events, canary, self.options.notify),
             metrics=self.metrics,
             leadership=self.leadership,
             settle=self.options.settle,
@@ -305,14 +337,37 @@ def add_run_parser(sub: Any) -> None:
     where.add_argument(
         "--kubernetes", action="store_true", help="the Kubernetes API (in-cluster or kubeconfig)"
     )
+    cmd.add_argument(
+        "--flux-kustomization",
+        default=None,
+        metavar="NAMESPACE/NAME",
+        help="with --kubernetes: also wait for this Flux Kustomization to apply the commit",
+    )
     cmd.add_argument("--kubeconfig", default=None, help="kubeconfig file (default: $KUBECONFIG, in-cluster)")
-    cmd.add_argument("--leader-elect", action="store_true", help="only the holder of a Lease commits")
-    cmd.add_argument("--lease", default="rollouts/gitops-rollouts", metavar="NAMESPACE/NAME")
+    cmd.add_argument(
+        "--leader-elect",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="only the holder of a Lease commits (default: on with --kubernetes)",
+    )
+    cmd.add_argument(
+        "--lease",
+        default=None,
+        metavar="NAMESPACE/NAME",
+        help="the Lease (default: rollouts-controller in $POD_NAMESPACE or the pod's namespace)",
+    )
+    cmd.add_argument(
+        "--notify",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="apprise URL told about every rollout (repeatable; also $ROLLOUTS_NOTIFY_URLS)",
+    )
     cmd.add_argument(
         "--metrics-address",
-        default="127.0.0.1:9797",
+        default=None,
         metavar="HOST:PORT",
-        help="/metrics and /healthz (port 0: any free port; 'off' to disable)",
+        help="/metrics and /healthz (default 127.0.0.1:9797, 0.0.0.0:9797 in a pod; port 0: any; 'off')",
     )
     cmd.add_argument("--log-format", choices=("text", "json"), default="text")
     cmd.add_argument("--log-level", default="INFO")
@@ -335,24 +390,54 @@ def _load_specs(args: argparse.Namespace, cache_dir: Path) -> tuple[list[Rollout
     return rollouts, errors
 
 
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def lease_name(value: str | None) -> tuple[str, str]:
+    """``--lease NAMESPACE/NAME``; by default ``rollouts-controller`` in the pod's own namespace."""
+    if value:
+        namespace, _, name = value.partition("/")
+        if not namespace or not name:
+            raise RunError(f"--lease must be NAMESPACE/NAME, got {value!r}")
+        return namespace, name
+    namespace = os.environ.get("POD_NAMESPACE", "")
+    if not namespace and SERVICE_ACCOUNT_NAMESPACE.exists():
+        namespace = SERVICE_ACCOUNT_NAMESPACE.read_text(encoding="utf-8").strip()
+    return namespace or "default", "rollouts-controller"
+
+
+def flux_kustomization(value: str | None) -> FluxKustomization | None:
+    """``--flux-kustomization NAMESPACE/NAME``."""
+    if value is None:
+        return None
+    namespace, _, name = value.partition("/")
+    if not namespace or not name:
+        raise RunError(f"--flux-kustomization must be NAMESPACE/NAME, got {value!r}")
+    return FluxKustomization(namespace, name)
+
+
 def _start(args: argparse.Namespace, cache_dir: Path) -> tuple[Controller, LeaderElector | None, list[str]]:
     """The controller with every rollout of the specs built (errors: the rollouts that could not be)."""
+    notify = (*args.notify, *os.environ.get("ROLLOUTS_NOTIFY_URLS", "").split())
     options = Options(
         mesh=args.mesh,
         kubernetes=args.kubernetes,
         kubeconfig=args.kubeconfig,
         cache_dir=cache_dir,
         settle=args.settle,
+        notify=notify,
+        flux=flux_kustomization(args.flux_kustomization),
     )
     controller = Controller(options)
     elector: LeaderElector | None = None
-    if args.leader_elect:
+    if args.leader_elect if args.leader_elect is not None else args.kubernetes:
         if not args.kubernetes:
             raise RunError("--leader-elect needs --kubernetes (the Lease lives in the cluster)")
-        namespace, _, name = args.lease.partition("/")
+        namespace, name = lease_name(args.lease)
         identity = f"{socket.gethostname()}-{os.getpid()}"
-        elector = LeaderElector(controller.api, LeaseConfig(namespace, name or "gitops-rollouts", identity))
+        elector = LeaderElector(controller.api, LeaseConfig(namespace, name, identity))
         controller = Controller(options, leadership=elector)
+        elector.try_acquire_or_renew()  # the first attempt now, so that --once can already lead
         elector.start()
     try:
         rollouts, errors = _load_specs(args, cache_dir)
@@ -367,8 +452,11 @@ def _start(args: argparse.Namespace, cache_dir: Path) -> tuple[Controller, Leade
 def _serve(args: argparse.Namespace, controller: Controller, cache_dir: Path) -> None:
     """Run the scheduler until SIGINT/SIGTERM or ``--duration``, re-reading ``--repo`` meanwhile."""
     server: MetricsServer | None = None
-    if args.metrics_address != "off":
-        host, _, port = args.metrics_address.rpartition(":")
+    address = args.metrics_address or (
+        "0.0.0.0:9797" if os.environ.get("KUBERNETES_SERVICE_HOST") else "127.0.0.1:9797"
+    )  # in a pod, the kubelet's probes and Prometheus come from outside the loopback
+    if address != "off":
+        host, _, port = address.rpartition(":")
         server = MetricsServer(
             controller.metrics,
             host or "127.0.0.1",
@@ -413,6 +501,8 @@ def _run(args: argparse.Namespace) -> int:
     from rollouts.gitops import default_cache_dir
 
     cache_dir = args.cache_dir or default_cache_dir()
+    if not args.mesh and not args.kubernetes and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        args.kubernetes = True  # inside a pod: the cluster is right here
     try:
         controller, elector, errors = _start(args, cache_dir)
     except (RunError, ValueError, OSError) as exc:

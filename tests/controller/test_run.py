@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from rollouts.cli import main
-from rollouts.controller.run import RunError, discover
+from rollouts.controller.run import RunError, discover, lease_name
+from tests.controller.httpjson import json_server
 from tests.controller.machinery import mesh_status
 from tests.gitops.conftest import Remote, git, vs_with
 
@@ -120,3 +121,24 @@ def test_run_serves_until_its_duration_with_metrics(
     decisions = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
     assert any(d.get("action") == "promote" and d.get("rollout") == "test/podinfo" for d in decisions)
     assert any("metrics on http://127.0.0.1:" in d["message"] for d in decisions)
+
+
+def test_controller_wide_notify_targets_from_the_environment(
+    remote: Remote, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    remote.commit_file(ROUTE, vs_with(100, 0), "podinfo: all traffic to GA")
+    spec = write_spec(tmp_path / "rollout.yaml", spec_doc(str(remote.bare)))
+    with json_server(lambda _: (200, {})) as receiver, mesh_status(remote.bare, tmp_path) as url:
+        monkeypatch.setenv("ROLLOUTS_NOTIFY_URLS", receiver.url.replace("http://", "json://") + "/")
+        assert main(["run", str(spec), "--mesh", url, "--once", "--cache-dir", str(tmp_path / "c")]) == 0
+    (posted,) = [r.body for r in receiver.requests]
+    assert posted["title"] == "[test/podinfo] start (0.2.0)"
+    assert "step 1: canary 10%" in posted["message"]
+
+
+def test_lease_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert lease_name("ops/rollouts") == ("ops", "rollouts")
+    monkeypatch.setenv("POD_NAMESPACE", "rollouts-system")
+    assert lease_name(None) == ("rollouts-system", "rollouts-controller")
+    with pytest.raises(RunError, match="NAMESPACE/NAME"):
+        lease_name("just-a-name")

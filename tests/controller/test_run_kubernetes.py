@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pytest
+
+from rollouts.cli import main
 from rollouts.controller.gitcache import CachedWorkspace, HeadCache
-from rollouts.controller.run import KubernetesSpecGate, notifier_for
+from rollouts.controller.run import KubernetesSpecGate, RunError, flux_kustomization, notifier_for
 from rollouts.gitops import Workspace
 from rollouts.kube import EventRecorder, api_client
 from rollouts.notify import Kind, Notice
 from rollouts.routes import Weights
 from tests.controller.kubeapi import RunningApi
 from tests.controller.machinery import rollout_spec
-from tests.gitops.conftest import Remote
+from tests.controller.test_run import ROUTE, spec_doc
+from tests.gitops.conftest import Remote, git, vs_with
 
 
 def test_gate_and_events_name_the_objects_of_the_manifests_in_git(
@@ -36,3 +41,64 @@ def test_gate_and_events_name_the_objects_of_the_manifests_in_git(
     assert event["involvedObject"]["name"] == "podinfo-canary"
     assert (event["reason"], event["type"]) == ("RolledBack", "Warning")
     assert "p99 3x GA" in event["message"]
+
+
+def test_run_in_kubernetes_mode_leads_commits_and_records_events(
+    remote: Remote, tmp_path: Path, kube_api: RunningApi, capsys: pytest.CaptureFixture[str]
+) -> None:
+    remote.commit_file(ROUTE, vs_with(100, 0), "podinfo: all traffic to GA")
+    spec = tmp_path / "rollout.yaml"
+    spec.write_text(json.dumps(spec_doc(str(remote.bare))))
+    args = [
+        "run",
+        str(spec),
+        "--kubernetes",
+        "--kubeconfig",
+        str(kube_api.kubeconfig),
+        "--lease",
+        "ops/rollouts",
+        "--once",
+        "--cache-dir",
+        str(tmp_path / "c"),
+    ]
+    assert main(args) == 0, capsys.readouterr().err
+    lease = kube_api.state.leases[("ops", "rollouts")]
+    # it was held (acquired), and released on exit so that the next replica need not wait
+    assert "acquireTime" in lease["spec"] and lease["spec"].get("holderIdentity") is None
+    assert lease["spec"]["leaseDurationSeconds"] == 1
+    (event,) = kube_api.state.events
+    assert (event["reason"], event["involvedObject"]["name"]) == ("RolloutStarted", "podinfo-canary")
+    assert (
+        git(remote.bare, "log", "-1", "--format=%(trailers:key=Rollout-Verdict,valueonly)").strip()
+        == "promote"
+    )
+
+
+def test_spec_gate_waits_for_flux_when_asked(remote: Remote, tmp_path: Path, kube_api: RunningApi) -> None:
+    spec = rollout_spec(str(remote.bare))
+    workspace = CachedWorkspace(Workspace.for_spec(spec, cache_dir=tmp_path / "cache"), HeadCache())
+    state = workspace.read_state(spec)
+    api = api_client(str(kube_api.kubeconfig))
+    flux = flux_kustomization("flux-system/apps")
+    gate = KubernetesSpecGate(api, workspace, spec, interval=0.01, flux=flux)
+    # the recorded Kustomization applied another commit than the head of this repo: not yet
+    result = gate.wait(Weights(90, 10), state.head, timeout=0)
+    assert (
+        not result.opened
+        and "Flux Kustomization flux-system/apps applied master@sha1:4e1c0a9d" in result.reason
+    )
+    assert gate.wait(Weights(90, 10), "4e1c0a9d2b7f3e6a8c5d1b0f9e2a7c4d6b8e0f13", timeout=0).opened
+    with pytest.raises(RunError, match="NAMESPACE/NAME"):
+        flux_kustomization("apps")
+
+
+def test_spec_gate_with_an_unreadable_manifest_stays_closed(
+    remote: Remote, tmp_path: Path, kube_api: RunningApi
+) -> None:
+    spec = rollout_spec(str(remote.bare))
+    workspace = CachedWorkspace(Workspace.for_spec(spec, cache_dir=tmp_path / "cache"), HeadCache())
+    state = workspace.read_state(spec)
+    (workspace.path / "workloads/podinfo/canary-deployment.yaml").write_text("kind: Deployment\n")  # no name
+    gate = KubernetesSpecGate(api_client(str(kube_api.kubeconfig)), workspace, spec, interval=0.01)
+    result = gate.wait(Weights(90, 10), state.head, timeout=0)
+    assert not result.opened and "cannot name the objects" in result.reason
