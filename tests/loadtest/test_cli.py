@@ -178,6 +178,12 @@ def test_processes_use_locust_master_and_workers(target: Target) -> None:
         (["-z", "ten", "http://127.0.0.1:1/"], "invalid duration"),
         (["-H", "broken", "http://127.0.0.1:1/"], "could not parse"),
         (["-n", "5", "-c", "10", "http://127.0.0.1:1/"], "-n cannot be less than -c"),
+        # Regression: NaN and infinity ran (no rate limit, no timeout, a run that never ends).
+        (["-n", "10", "-c", "1", "-q", "nan", "http://127.0.0.1:1/"], "-q must be a finite number >= 0"),
+        (["-n", "10", "-c", "1", "-t", "nan", "http://127.0.0.1:1/"], "-t must be a finite number >= 0"),
+        (["-z", "inf", "http://127.0.0.1:1/"], "-z must be a positive, finite duration"),
+        (["-z", "1e400", "http://127.0.0.1:1/"], "-z must be a positive, finite duration"),
+        (["--rate", "inf", "-z", "1s", "http://127.0.0.1:1/"], "--rate must be a positive"),
     ],
 )
 def test_bad_input_is_a_clear_usage_error(args: list[str], message: str) -> None:
