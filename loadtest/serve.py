@@ -59,7 +59,8 @@ JobState = Literal["running", "finished", "stopped", "failed"]
 class JobRequest(BaseModel):
     """The body of ``POST /jobs``."""
 
-    model_config = ConfigDict(extra="forbid")
+    # strict: true is not a duration and "5" is not a rate (a typo never becomes a number)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     target: str
     rate: float | None = Field(default=None, gt=0, le=100_000)

@@ -132,6 +132,10 @@ def test_job_limit_gives_429(api: Api) -> None:
         ({"target": "http://127.0.0.1/", "command": "rm -rf /"}, 400),
         ({"target": "http://127.0.0.1/", "method": "BREW"}, 400),
         ([1, 2], 400),
+        # Regression: booleans and numeric strings were taken as numbers (true -> a 1 s job).
+        ({"target": "http://127.0.0.1/", "duration": True}, 400),
+        ({"target": "http://127.0.0.1/", "rate": "5"}, 400),
+        ({"target": "http://127.0.0.1/", "concurrency": True}, 400),
     ],
 )
 def test_bad_jobs_are_refused(api: Api, body: object, code: int) -> None:
