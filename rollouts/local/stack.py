@@ -374,6 +374,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(glued)
     if not 0 <= args.canary_weight <= 100:
         parser.error(f"--canary-weight must be 0-100, got {args.canary_weight}")
+    # Check the canary's flags with its own parser now, not as a traceback after Prometheus started.
+    from rollouts.local.podinfo import parser as podinfo_parser
+
+    canary = podinfo_parser()
+    canary.prog = f"{parser.prog} --canary-args"
+    canary.parse_args(args.canary_args.split())
     return args
 
 

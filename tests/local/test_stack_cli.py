@@ -20,3 +20,13 @@ def test_bad_weight_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None
         parse_args(["--canary-weight", "101"])
     assert exc.value.code == 2
     assert "--canary-weight must be 0-100, got 101" in capsys.readouterr().err
+
+
+def test_unknown_canary_flag_is_a_usage_error_before_anything_starts(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Regression: a bad --canary-args flag ended in a ProcessError traceback after Prometheus started."""
+    with pytest.raises(SystemExit) as exc:
+        parse_args(["--canary-args", "--bogus"])
+    assert exc.value.code == 2
+    assert "--canary-args: error: unrecognized arguments: --bogus" in capsys.readouterr().err
