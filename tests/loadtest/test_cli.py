@@ -299,3 +299,40 @@ def test_ipv6_target_is_written_with_brackets_like_hey() -> None:
     assert result.returncode == 1
     assert f'Get "http://[::1]:{port}/": dial tcp [::1]:{port}: ' in result.stdout
     assert f"all 2 requests to http://[::1]:{port}/ failed" in result.stderr
+
+
+def test_csv_reader_that_goes_away_ends_the_run_quietly(target: Target) -> None:
+    """Regression: ``loadtest -o csv URL | head -2`` printed a traceback per request and kept going."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "loadtest",
+            "-n",
+            "100000",
+            "-c",
+            "2",
+            "-o",
+            "csv",
+            f"http://127.0.0.1:{target.port}/",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith(b"response-time,")
+    proc.stdout.readline()
+    proc.stdout.close()  # the reader is gone, as `head -2` would be
+    try:
+        err = proc.stderr.read()
+        code = proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    assert code == 141, err
+    assert err == b""
+
+
+def test_csv_and_json_together_are_a_usage_error() -> None:
+    result = run_loadtest("-n", "4", "-c", "2", "-o", "csv", "--json", "http://127.0.0.1:1/")
+    assert result.returncode == 2
+    assert "-o csv and --json conflict" in result.stderr and result.stdout == ""
