@@ -6,6 +6,7 @@ Kept light: matplotlib and GitPython are imported only when the command runs.
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import sys
 from datetime import UTC, datetime, timedelta
@@ -97,8 +98,8 @@ def run(args: argparse.Namespace, rollout: Rollout) -> int:
     from rollouts.report import ReportError, build_report, report_name, write_report
 
     timeout: float = rollout.spec.analysis.prometheus.timeout if args.timeout is None else args.timeout
-    if timeout <= 0:
-        raise ValueError(f"--timeout must be positive, got {args.timeout}")
+    if not 0 < timeout < math.inf:  # NaN would pass a "<= 0" check and reach every query
+        raise ValueError(f"--timeout must be a positive, finite number of seconds, got {args.timeout}")
     if args.since is not None and args.until is not None and args.until <= args.since:
         raise ValueError(
             f"--until ({args.until.isoformat()}) must be after --since ({args.since.isoformat()})"

@@ -150,3 +150,13 @@ def test_route_file_deleted_or_broken_at_the_head_still_gives_a_report(capsys, t
     assert "report with 3 commit(s)" in stdout
     page = (out / "test_podinfo" / "index.html").read_text()
     assert ("not in commit" if head == "deleted" else "malformed YAML") in page
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf"])
+def test_timeout_must_be_positive_and_finite(capsys, tmp_path, value):
+    """Regression: ``--timeout nan`` was accepted (NaN passed the "<= 0" check)."""
+    spec = tmp_path / "rollout.yaml"
+    spec.write_text(SPEC.format(url=tmp_path / "nowhere.git", route="vs.yaml", canary="canary.yaml"))
+    code, _, err = run(capsys, spec, "--timeout", value, "--out", tmp_path / "o")
+    assert code == 1 and "--timeout must be a positive, finite number of seconds" in err
+    assert not (tmp_path / "o").exists()
