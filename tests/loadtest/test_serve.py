@@ -228,3 +228,19 @@ def test_json_body_without_a_json_content_type_is_accepted(api: Api) -> None:
     )
     assert response.status_code == 201, response.text
     api.call("DELETE", f"/jobs/{response.json()['id']}")
+
+
+def test_chunked_bodies_are_read_and_limited(api: Api) -> None:
+    """Regression: a chunked body over 64 KiB was cut short and answered 400 "not a JSON object"."""
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+
+    def chunks(data: bytes) -> Iterator[bytes]:  # a generator body makes requests send it chunked
+        yield from (data[i : i + 8192] for i in range(0, len(data), 8192))
+
+    big = b'{"target": "' + b"x" * 100_000 + b'"}'
+    response = requests.post(api.base + "/jobs", data=chunks(big), headers=headers, timeout=10)
+    assert response.status_code == 413, response.text
+    small = f'{{"target": "{api.target}", "rate": 1, "duration": 1}}'.encode()
+    response = requests.post(api.base + "/jobs", data=chunks(small), headers=headers, timeout=10)
+    assert response.status_code == 201, response.text
+    api.call("DELETE", f"/jobs/{response.json()['id']}")
