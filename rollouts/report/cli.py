@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 import sys
 from datetime import UTC, datetime, timedelta
@@ -90,6 +91,19 @@ def _prometheus_url(args: argparse.Namespace, rollout: Rollout) -> str | None:
     return None
 
 
+def _check_writable(out: Path) -> None:
+    """Raise ``ReportError`` when ``out`` could not be created or written (nothing is created)."""
+    from rollouts.report import ReportError
+
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ReportError(f"--out {out}: cannot write there: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ReportError(f"--out {out}: cannot write there: {existing} is not writable")
+
+
 def run(args: argparse.Namespace, rollout: Rollout) -> int:
     """Build the report of ``rollout`` and write it under ``--out``; returns the exit code."""
     import git
@@ -105,6 +119,7 @@ def run(args: argparse.Namespace, rollout: Rollout) -> int:
             f"--until ({args.until.isoformat()}) must be after --since ({args.since.isoformat()})"
         )
     url = _prometheus_url(args, rollout)
+    _check_writable(Path(args.out))  # before minutes of Git and Prometheus work, not after
     # Only fetch: the report reads history, so a route file deleted or broken at the head is an
     # event on the page, not a reason to write no page at all.
     with Workspace.for_spec(rollout, cache_dir=args.cache_dir) as workspace:

@@ -78,9 +78,21 @@ def test_unreachable_repository_is_an_error_and_writes_nothing(capsys, tmp_path)
 def test_out_dir_that_cannot_be_written(capsys, scenario, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    code, _, err = run(capsys, scenario.spec_file, "--out", blocker / "out", "--cache-dir", scenario.cache)
+    dead = f"http://127.0.0.1:{free_port()}"
+    code, _, err = run(
+        capsys,
+        scenario.spec_file,
+        "--out",
+        blocker / "out",
+        "--cache-dir",
+        scenario.cache,
+        "--prometheus",
+        dead,
+    )
     assert code == 1 and f"--out {blocker / 'out'}: cannot write there" in err
     assert blocker.read_text() == "not a directory"
+    # Regression: checked only after every Prometheus query had timed out or failed.
+    assert "metrics unavailable" not in err
 
 
 @pytest.mark.parametrize(
