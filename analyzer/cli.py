@@ -111,6 +111,7 @@ def run_judge(lines: Iterable[str], out: IO[str], policy: Policy) -> int:
     judges: dict[str, tuple[Judge, float]] = {}
     errors = 0
     for line in lines:
+        rollout: str | None = None
         try:
             rollout, window = parse_window(line)
             assert rollout is not None
@@ -124,7 +125,8 @@ def run_judge(lines: Iterable[str], out: IO[str], policy: Policy) -> int:
             answer: dict[str, Any] = {"rollout": rollout, **verdict.to_dict()}
         except (InputError, ValueError) as exc:
             errors += 1
-            answer = {"rollout": getattr(exc, "rollout", None), "error": str(exc)}
+            # The judge's own refusals (bounds changed, tail_bound not a bound) still name the rollout.
+            answer = {"rollout": getattr(exc, "rollout", rollout), "error": str(exc)}
         out.write(json.dumps(_json_safe(answer), allow_nan=False) + "\n")
         out.flush()
     return errors

@@ -8,6 +8,7 @@ monkey-patching) is imported only once the arguments are valid.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_ALL_FAILED = 1
 EXIT_USAGE = 2
+EXIT_BROKEN_PIPE = 128 + 13  # SIGPIPE, as the shell reports hey killed by it
 
 DESCRIPTION = """\
 A load generator with hey's interface, powered by Locust.
@@ -182,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.master and args.worker:
         return _usage_error("--master and --worker conflict")
+    if plan.csv and args.json:  # both on stdout would be neither valid CSV nor JSON
+        return _usage_error("-o csv and --json conflict: choose one output format")
     return _run(plan, args, processes, argv)
 
 
@@ -219,15 +223,24 @@ def _run(plan: RunPlan, args: argparse.Namespace, processes: int, argv: list[str
         except RunError as exc:
             return _usage_error(str(exc))
         return EXIT_OK
+    import gevent.event
+
     out = sys.stdout
     csv_sink = None
+    # A reader that goes away (`loadtest -o csv URL | head`) ends the run, like hey's SIGPIPE.
+    reader_gone = gevent.event.Event()
     if plan.csv:
         from loadtest.report import CSV_HEADER
 
         out.write(CSV_HEADER + "\n")
 
         def csv_sink(row: str) -> None:
-            out.write(row + "\n")
+            if reader_gone.is_set():
+                return
+            try:
+                out.write(row + "\n")
+            except BrokenPipeError:
+                reader_gone.set()
 
     bar = _ProgressBar(plan) if not args.quiet and sys.stderr.isatty() else None
     progress = bar.progress if bar is not None else None
@@ -238,17 +251,25 @@ def _run(plan: RunPlan, args: argparse.Namespace, processes: int, argv: list[str
         elif processes > 1:
             report = run_local_processes(plan, processes, _worker_argv(argv), progress)
         else:
-            report = run_local(plan, progress, csv_sink=csv_sink)
+            report = run_local(plan, progress, stop_event=reader_gone, csv_sink=csv_sink, handle_signals=True)
     except RunError as exc:
         return _usage_error(str(exc))
     finally:
         if bar is not None:
             bar.stop()
-    if args.json:
-        out.write(report.json() + "\n")
-    elif not plan.csv:
-        out.write(report.text())
-    out.flush()
+    try:
+        if reader_gone.is_set():
+            raise BrokenPipeError
+        if args.json:
+            out.write(report.json() + "\n")
+        elif not plan.csv:
+            out.write(report.text())
+        out.flush()
+    except BrokenPipeError:
+        # Nothing more can reach the reader; point stdout at /dev/null so that the interpreter's
+        # own flush at exit does not fail again, and exit as a process killed by SIGPIPE would.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     return _verdict(report)
 
 

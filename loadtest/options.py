@@ -5,6 +5,7 @@ Pure data and validation: no gevent, no Locust, so it can be checked (and tested
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Literal
 from urllib.parse import urlsplit
@@ -123,29 +124,29 @@ class RunPlan(BaseModel):
     @field_validator("qps")
     @classmethod
     def _qps(cls, value: float) -> float:
-        if value < 0:
-            raise ValueError(f"-q cannot be negative (got {value})")
+        if not 0 <= value < math.inf:  # NaN compares false with everything: it would mean "no limit"
+            raise ValueError(f"-q must be a finite number >= 0 (got {value})")
         return value
 
     @field_validator("rate")
     @classmethod
     def _rate(cls, value: float | None) -> float | None:
-        if value is not None and not value > 0:
+        if value is not None and not 0 < value < math.inf:
             raise ValueError(f"--rate must be a positive number of requests per second (got {value})")
         return value
 
     @field_validator("duration")
     @classmethod
     def _duration(cls, value: float | None) -> float | None:
-        if value is not None and not value > 0:
-            raise ValueError(f"-z must be a positive duration (got {value})")
+        if value is not None and not 0 < value < math.inf:
+            raise ValueError(f"-z must be a positive, finite duration (got {value})")
         return value
 
     @field_validator("timeout")
     @classmethod
     def _timeout(cls, value: float | None) -> float | None:
-        if value is not None and value < 0:
-            raise ValueError(f"-t cannot be negative (got {value})")
+        if value is not None and not 0 <= value < math.inf:
+            raise ValueError(f"-t must be a finite number >= 0 (got {value})")
         return value or None  # hey: 0 means no timeout
 
     @model_validator(mode="after")

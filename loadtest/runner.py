@@ -149,11 +149,15 @@ def run_local(
     stop_event: Any = None,
     csv_sink: Callable[[str], None] | None = None,
     recorder: Recorder | None = None,
+    *,
+    handle_signals: bool | None = None,
 ) -> Report:
     """Run in this process on Locust's LocalRunner; returns the report when the run is over.
 
     ``stop_event`` (a ``gevent.event.Event``) ends the run early when set, ``recorder`` lets the
     caller read live figures (``loadtest serve``), ``csv_sink`` receives one CSV row per request.
+    Ctrl-C and SIGTERM end the run when ``handle_signals`` is true (default: when no ``stop_event``
+    is given; an embedding caller such as ``loadtest serve`` owns the signals).
     """
     if recorder is None:
         recorder = Recorder(name=plan.url, method=plan.method)
@@ -167,6 +171,7 @@ def run_local(
         recorder=recorder,
         progress=progress,
         stop_event=stop_event,
+        handle_signals=stop_event is None if handle_signals is None else handle_signals,
     )
 
 
@@ -178,6 +183,7 @@ def _drive_local(
     recorder: Recorder,
     progress: Progress | None,
     stop_event: Any,
+    handle_signals: bool | None = None,
 ) -> Report:
     stopping = stop_event if stop_event is not None else gevent.event.Event()
     flusher = _flusher(environment, recorder, plan)
@@ -187,7 +193,9 @@ def _drive_local(
     hard_deadline = start + plan.duration + _grace(plan) if plan.duration is not None else float("inf")
     soft_deadline = start + plan.duration if plan.duration is not None else float("inf")
     # an embedding caller (loadtest serve) owns the signals and stops us through stop_event
-    guard = _interrupts(stopping.set) if stop_event is None else contextlib.nullcontext()
+    if handle_signals is None:
+        handle_signals = stop_event is None
+    guard = _interrupts(stopping.set) if handle_signals else contextlib.nullcontext()
     try:
         with guard:
             runner.start(plan.concurrency, spawn_rate=SPAWN_RATE_PER_USER * plan.concurrency)

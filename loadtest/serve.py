@@ -19,6 +19,7 @@ import argparse
 import fnmatch
 import hmac
 import itertools
+import json
 import logging
 import os
 import signal
@@ -59,7 +60,8 @@ JobState = Literal["running", "finished", "stopped", "failed"]
 class JobRequest(BaseModel):
     """The body of ``POST /jobs``."""
 
-    model_config = ConfigDict(extra="forbid")
+    # strict: true is not a duration and "5" is not a rate (a typo never becomes a number)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     target: str
     rate: float | None = Field(default=None, gt=0, le=100_000)
@@ -326,8 +328,19 @@ class Server:
 
         @app.post("/jobs")
         def create() -> tuple[Response, int]:
-            # force: curl -d sends a JSON body as a form; the bearer token already rules out browsers.
-            payload = request.get_json(force=True, silent=True)
+            if request.content_length is None:
+                # Chunked: Werkzeug cuts such a body at MAX_CONTENT_LENGTH without a word, which
+                # then reads as malformed JSON; read one byte more ourselves to answer 413.
+                raw = request.environ["wsgi.input"].read(MAX_BODY + 1)
+                if len(raw) > MAX_BODY:
+                    return error(413, f"body larger than {MAX_BODY} bytes")
+            else:
+                raw = request.get_data()  # Flask answers 413 above MAX_CONTENT_LENGTH
+            # Any content type: curl -d sends a JSON body as a form; the bearer token rules out browsers.
+            try:
+                payload = json.loads(raw)
+            except ValueError:
+                payload = None
             if not isinstance(payload, dict):
                 return error(400, "body must be a JSON object")
             try:

@@ -17,6 +17,7 @@ from analyzer.prometheus.client import (
     PrometheusQueryError,
     PrometheusUnavailableError,
     Sample,
+    redact_url,
 )
 from analyzer.prometheus.escape import label_matcher, promql_string, regex_alternation, regex_literal
 from analyzer.prometheus.query import MetricsReader, NoData, Result, SubsetMetrics, WindowRequest
@@ -55,6 +56,7 @@ __all__ = [
     "label_matcher",
     "load_templates",
     "promql_string",
+    "redact_url",
     "regex_alternation",
     "regex_literal",
     "template_from_mapping",

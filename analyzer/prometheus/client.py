@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from prometheus_api_client import PrometheusConnect
@@ -29,6 +30,19 @@ class PrometheusUnavailableError(PrometheusError):
 
 class PrometheusQueryError(PrometheusError):
     """Prometheus rejected the query (bad PromQL, usually a template problem) or answered nonsense."""
+
+
+def redact_url(text: str, url: str) -> str:
+    """``text`` with the user name and password of ``url`` replaced by ``***``.
+
+    A Prometheus behind basic auth may be given as ``https://user:pass@host``; messages end up in
+    logs, notifications and report pages, and must not carry the password.
+    """
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return text
+    userinfo = parts.netloc.rpartition("@")[0]
+    return text.replace(f"{userinfo}@", "***@")
 
 
 @dataclass(frozen=True)
@@ -54,6 +68,7 @@ class PrometheusClient:
         if timeout <= 0 or attempts < 1:
             raise ValueError("timeout must be > 0 and attempts >= 1")
         self.url = url.rstrip("/")
+        self.display_url = redact_url(self.url, self.url)  # for messages
         self.timeout = timeout
         self.attempts = attempts
         self.backoff = backoff
@@ -83,17 +98,24 @@ class PrometheusClient:
         try:
             raw: Any = self._connect.custom_query(promql, params=params)
         except requests.exceptions.RequestException as exc:
-            raise PrometheusUnavailableError(f"Prometheus at {self.url} did not answer: {exc}") from exc
+            raise PrometheusUnavailableError(
+                self._redact(f"Prometheus at {self.url} did not answer: {exc}")
+            ) from exc
         except PrometheusApiClientException as exc:
-            message = str(exc)
+            message = self._redact(str(exc))
             if "HTTP Status Code 5" in message:
-                raise PrometheusUnavailableError(f"Prometheus at {self.url}: {message}") from exc
+                raise PrometheusUnavailableError(f"Prometheus at {self.display_url}: {message}") from exc
             raise PrometheusQueryError(
-                f"Prometheus at {self.url} rejected the query: {message}\n{promql}"
+                f"Prometheus at {self.display_url} rejected the query: {message}\n{promql}"
             ) from exc
         except ValueError as exc:  # a 200 whose body is not JSON: not Prometheus
-            raise PrometheusQueryError(f"{self.url} answered something that is not Prometheus JSON") from exc
+            raise PrometheusQueryError(
+                f"{self.display_url} answered something that is not Prometheus JSON"
+            ) from exc
         return _samples(raw, promql)
+
+    def _redact(self, text: str) -> str:
+        return redact_url(text, self.url)
 
 
 def _samples(raw: Any, promql: str) -> list[Sample]:

@@ -173,7 +173,8 @@ def format_message(
     """Subject, a body with one reason per line, and the ``Rollout-*`` trailers."""
     lines = [subject, ""]
     if reasons:
-        lines += [f"- {reason}" for reason in reasons] + [""]
+        # One line per reason: a line break in a reason would start lines that read as trailers.
+        lines += [f"- {' '.join(reason.split())}" for reason in reasons] + [""]
     lines.append(f"Rollout: {rollout.key}")
     if step:
         lines.append(f"Rollout-Step: {step}")

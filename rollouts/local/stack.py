@@ -12,12 +12,14 @@ every temporary file removed, when the ``with`` block ends (or when the parent d
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
+import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -350,12 +352,8 @@ class LocalStack:
         return self.wait_for_status(lambda s: s["revision"] == sha, timeout, f"revision {sha[:12]}")
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``python -m rollouts.local.stack``: start the stack, print its addresses, run until Ctrl-C."""
-    import argparse
-    import signal
-    import threading
-
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line of ``python -m rollouts.local.stack``; exits 2 on bad input."""
     parser = argparse.ArgumentParser(
         prog="python -m rollouts.local.stack", description=__doc__.split("\n\n")[0]
     )
@@ -363,9 +361,36 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--canary-args", default="", help="extra podinfo flags of the canary: '--error-rate=0.05'"
     )
-    args = parser.parse_args(argv)
+    # argparse takes a value that starts with "-" for an option of its own, so the documented
+    # `--canary-args '--error-rate=0.05'` failed with "expected one argument": glue it to its flag.
+    raw = list(sys.argv[1:] if argv is None else argv)
+    glued: list[str] = []
+    index = 0
+    while index < len(raw):
+        if raw[index] == "--canary-args" and index + 1 < len(raw):
+            glued.append(f"--canary-args={raw[index + 1]}")
+            index += 2
+        else:
+            glued.append(raw[index])
+            index += 1
+    args = parser.parse_args(glued)
     if not 0 <= args.canary_weight <= 100:
         parser.error(f"--canary-weight must be 0-100, got {args.canary_weight}")
+    # Check the canary's flags with its own parser now, not as a traceback after Prometheus started.
+    from rollouts.local.podinfo import parser as podinfo_parser
+
+    canary = podinfo_parser()
+    canary.prog = f"{parser.prog} --canary-args"
+    canary.parse_args(args.canary_args.split())
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m rollouts.local.stack``: start the stack, print its addresses, run until Ctrl-C."""
+    import signal
+    import threading
+
+    args = parse_args(argv)
     config = StackConfig(
         canary_weight=args.canary_weight,
         canary=ServiceOptions(version="6.5.1", args=tuple(args.canary_args.split())),

@@ -6,6 +6,8 @@ Kept light: matplotlib and GitPython are imported only when the command runs.
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import re
 import sys
 from datetime import UTC, datetime, timedelta
@@ -89,6 +91,19 @@ def _prometheus_url(args: argparse.Namespace, rollout: Rollout) -> str | None:
     return None
 
 
+def _check_writable(out: Path) -> None:
+    """Raise ``ReportError`` when ``out`` could not be created or written (nothing is created)."""
+    from rollouts.report import ReportError
+
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ReportError(f"--out {out}: cannot write there: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ReportError(f"--out {out}: cannot write there: {existing} is not writable")
+
+
 def run(args: argparse.Namespace, rollout: Rollout) -> int:
     """Build the report of ``rollout`` and write it under ``--out``; returns the exit code."""
     import git
@@ -97,13 +112,14 @@ def run(args: argparse.Namespace, rollout: Rollout) -> int:
     from rollouts.report import ReportError, build_report, report_name, write_report
 
     timeout: float = rollout.spec.analysis.prometheus.timeout if args.timeout is None else args.timeout
-    if timeout <= 0:
-        raise ValueError(f"--timeout must be positive, got {args.timeout}")
+    if not 0 < timeout < math.inf:  # NaN would pass a "<= 0" check and reach every query
+        raise ValueError(f"--timeout must be a positive, finite number of seconds, got {args.timeout}")
     if args.since is not None and args.until is not None and args.until <= args.since:
         raise ValueError(
             f"--until ({args.until.isoformat()}) must be after --since ({args.since.isoformat()})"
         )
     url = _prometheus_url(args, rollout)
+    _check_writable(Path(args.out))  # before minutes of Git and Prometheus work, not after
     # Only fetch: the report reads history, so a route file deleted or broken at the head is an
     # event on the page, not a reason to write no page at all.
     with Workspace.for_spec(rollout, cache_dir=args.cache_dir) as workspace:

@@ -146,11 +146,16 @@ def parse_message(message: str) -> Message:
     evidence: dict[str, str] = {}
     reasons: list[str] = []
     plain: list[str] = []
+    # Trailers of the last paragraph that has any, as Git reads them: a "Rollout: x" line typed into
+    # a reason earlier in the body must not decide whose commit this is or what its verdict was.
+    paragraph: dict[str, str] = {}
     in_evidence = False
     for raw in body_lines:
         line = raw.rstrip()
         if not line.strip():
             in_evidence = False
+            if paragraph:
+                trailers, paragraph = paragraph, {}
             continue
         trailer = _TRAILER.match(line)
         # "- Evidence: ..." too: reasons passed through format_message arrive as bullets.
@@ -164,7 +169,7 @@ def parse_message(message: str) -> Message:
                 in_evidence = True
             continue
         if trailer is not None:
-            trailers.setdefault(trailer["key"], trailer["value"])
+            paragraph.setdefault(trailer["key"], trailer["value"])
             continue
         if line.lstrip().startswith("{") and (parsed := _json_object(line.strip())):
             evidence.update(parsed)
@@ -181,6 +186,8 @@ def parse_message(message: str) -> Message:
             reasons.append(bullet["text"])
         elif not _OTHER_TRAILER.match(line):
             plain.append(line.strip())
+    if paragraph:
+        trailers = paragraph
     body = "\n".join(body_lines).strip("\n")
     return Message(
         subject=subject,

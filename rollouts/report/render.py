@@ -23,6 +23,7 @@ from matplotlib.dates import date2num
 from matplotlib.figure import Figure
 
 from analyzer import Histogram
+from analyzer.prometheus import redact_url
 from rollouts.report.history import Event, Timeline
 from rollouts.report.metrics import StepMetrics, StepMetricsReport, SubsetData
 from rollouts.routes import Weights
@@ -393,8 +394,9 @@ def render(timeline: Timeline, metrics: StepMetricsReport, *, generated: int, en
         f"{len(timeline.events)} commit(s){_range(timeline)} · generated {_e(_when(generated))} UTC</div>"
     )
     if metrics.available:
+        shown = redact_url(metrics.url or "", metrics.url or "")  # never a password on the page
         parts.append(
-            f'<div class="banner ok" id="metrics-status">Metrics from Prometheus at <code>{_e(metrics.url)}'
+            f'<div class="banner ok" id="metrics-status">Metrics from Prometheus at <code>{_e(shown)}'
             f"</code>: {len(metrics.steps)} step(s) measured.</div>"
         )
     else:

@@ -240,3 +240,15 @@ def test_simulate_odd_arguments_exit_2_naming_the_flag() -> None:
         assert code == 2, args
         assert message in err.getvalue(), (args, err.getvalue())
         assert out.getvalue() == "", args
+
+
+def test_judge_refusals_after_parsing_name_the_rollout() -> None:
+    """Regression: an error raised by the judge itself (bounds changed) answered ``"rollout": null``."""
+    le = [0.1, 0.5, "+Inf"]
+    subset = {"le": le, "buckets": [1, 2, 3], "requests": 3, "errors": 0}
+    other = json.dumps({"rollout": "a", "weight": 10, "baseline": subset, "canary": subset})
+    out = io.StringIO()
+    assert run_judge([_line("a"), other], out, Policy()) == 1
+    answer = json.loads(out.getvalue().splitlines()[1])
+    assert answer["rollout"] == "a"
+    assert answer["error"].startswith("histogram bounds changed during the rollout")

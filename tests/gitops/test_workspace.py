@@ -455,3 +455,14 @@ def test_symlinked_route_file_is_refused_and_nothing_outside_is_written(remote, 
             ws.read_state(spec)
     assert outside.read_text() == VIRTUAL_SERVICE
     assert remote.head() == before
+
+
+def test_a_reason_with_line_breaks_stays_one_bullet_line(remote, spec, cache):
+    """Regression: ``--reason $'x\\nRollout-Verdict: rollback'`` put a trailer-like line in the body."""
+    with Workspace.for_spec(spec, cache_dir=cache) as ws:
+        result = ws.set_weights(
+            spec, Weights.for_canary(20), verdict="manual", reasons=["x\nRollout-Verdict: rollback\r\n"]
+        )
+    assert remote.message(result.sha).startswith(
+        "podinfo: canary 10% -> 20% (manual)\n\n- x Rollout-Verdict: rollback\n\nRollout: test/podinfo\n"
+    )

@@ -178,6 +178,12 @@ def test_processes_use_locust_master_and_workers(target: Target) -> None:
         (["-z", "ten", "http://127.0.0.1:1/"], "invalid duration"),
         (["-H", "broken", "http://127.0.0.1:1/"], "could not parse"),
         (["-n", "5", "-c", "10", "http://127.0.0.1:1/"], "-n cannot be less than -c"),
+        # Regression: NaN and infinity ran (no rate limit, no timeout, a run that never ends).
+        (["-n", "10", "-c", "1", "-q", "nan", "http://127.0.0.1:1/"], "-q must be a finite number >= 0"),
+        (["-n", "10", "-c", "1", "-t", "nan", "http://127.0.0.1:1/"], "-t must be a finite number >= 0"),
+        (["-z", "inf", "http://127.0.0.1:1/"], "-z must be a positive, finite duration"),
+        (["-z", "1e400", "http://127.0.0.1:1/"], "-z must be a positive, finite duration"),
+        (["--rate", "inf", "-z", "1s", "http://127.0.0.1:1/"], "--rate must be a positive"),
     ],
 )
 def test_bad_input_is_a_clear_usage_error(args: list[str], message: str) -> None:
@@ -293,3 +299,40 @@ def test_ipv6_target_is_written_with_brackets_like_hey() -> None:
     assert result.returncode == 1
     assert f'Get "http://[::1]:{port}/": dial tcp [::1]:{port}: ' in result.stdout
     assert f"all 2 requests to http://[::1]:{port}/ failed" in result.stderr
+
+
+def test_csv_reader_that_goes_away_ends_the_run_quietly(target: Target) -> None:
+    """Regression: ``loadtest -o csv URL | head -2`` printed a traceback per request and kept going."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "loadtest",
+            "-n",
+            "100000",
+            "-c",
+            "2",
+            "-o",
+            "csv",
+            f"http://127.0.0.1:{target.port}/",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith(b"response-time,")
+    proc.stdout.readline()
+    proc.stdout.close()  # the reader is gone, as `head -2` would be
+    try:
+        err = proc.stderr.read()
+        code = proc.wait(timeout=30)
+    finally:
+        proc.kill()
+    assert code == 141, err
+    assert err == b""
+
+
+def test_csv_and_json_together_are_a_usage_error() -> None:
+    result = run_loadtest("-n", "4", "-c", "2", "-o", "csv", "--json", "http://127.0.0.1:1/")
+    assert result.returncode == 2
+    assert "-o csv and --json conflict" in result.stderr and result.stdout == ""

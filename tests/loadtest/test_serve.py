@@ -132,6 +132,10 @@ def test_job_limit_gives_429(api: Api) -> None:
         ({"target": "http://127.0.0.1/", "command": "rm -rf /"}, 400),
         ({"target": "http://127.0.0.1/", "method": "BREW"}, 400),
         ([1, 2], 400),
+        # Regression: booleans and numeric strings were taken as numbers (true -> a 1 s job).
+        ({"target": "http://127.0.0.1/", "duration": True}, 400),
+        ({"target": "http://127.0.0.1/", "rate": "5"}, 400),
+        ({"target": "http://127.0.0.1/", "concurrency": True}, 400),
     ],
 )
 def test_bad_jobs_are_refused(api: Api, body: object, code: int) -> None:
@@ -222,5 +226,21 @@ def test_json_body_without_a_json_content_type_is_accepted(api: Api) -> None:
         headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/x-www-form-urlencoded"},
         timeout=10,
     )
+    assert response.status_code == 201, response.text
+    api.call("DELETE", f"/jobs/{response.json()['id']}")
+
+
+def test_chunked_bodies_are_read_and_limited(api: Api) -> None:
+    """Regression: a chunked body over 64 KiB was cut short and answered 400 "not a JSON object"."""
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+
+    def chunks(data: bytes) -> Iterator[bytes]:  # a generator body makes requests send it chunked
+        yield from (data[i : i + 8192] for i in range(0, len(data), 8192))
+
+    big = b'{"target": "' + b"x" * 100_000 + b'"}'
+    response = requests.post(api.base + "/jobs", data=chunks(big), headers=headers, timeout=10)
+    assert response.status_code == 413, response.text
+    small = f'{{"target": "{api.target}", "rate": 1, "duration": 1}}'.encode()
+    response = requests.post(api.base + "/jobs", data=chunks(small), headers=headers, timeout=10)
     assert response.status_code == 201, response.text
     api.call("DELETE", f"/jobs/{response.json()['id']}")

@@ -78,9 +78,21 @@ def test_unreachable_repository_is_an_error_and_writes_nothing(capsys, tmp_path)
 def test_out_dir_that_cannot_be_written(capsys, scenario, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    code, _, err = run(capsys, scenario.spec_file, "--out", blocker / "out", "--cache-dir", scenario.cache)
+    dead = f"http://127.0.0.1:{free_port()}"
+    code, _, err = run(
+        capsys,
+        scenario.spec_file,
+        "--out",
+        blocker / "out",
+        "--cache-dir",
+        scenario.cache,
+        "--prometheus",
+        dead,
+    )
     assert code == 1 and f"--out {blocker / 'out'}: cannot write there" in err
     assert blocker.read_text() == "not a directory"
+    # Regression: checked only after every Prometheus query had timed out or failed.
+    assert "metrics unavailable" not in err
 
 
 @pytest.mark.parametrize(
@@ -150,3 +162,13 @@ def test_route_file_deleted_or_broken_at_the_head_still_gives_a_report(capsys, t
     assert "report with 3 commit(s)" in stdout
     page = (out / "test_podinfo" / "index.html").read_text()
     assert ("not in commit" if head == "deleted" else "malformed YAML") in page
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf"])
+def test_timeout_must_be_positive_and_finite(capsys, tmp_path, value):
+    """Regression: ``--timeout nan`` was accepted (NaN passed the "<= 0" check)."""
+    spec = tmp_path / "rollout.yaml"
+    spec.write_text(SPEC.format(url=tmp_path / "nowhere.git", route="vs.yaml", canary="canary.yaml"))
+    code, _, err = run(capsys, spec, "--timeout", value, "--out", tmp_path / "o")
+    assert code == 1 and "--timeout must be a positive, finite number of seconds" in err
+    assert not (tmp_path / "o").exists()

@@ -121,3 +121,14 @@ def test_parse_message_never_fails_and_trailers_are_not_reasons(text):
     message = parse_message(text)
     assert all(not r.startswith("Rollout-Verdict:") for r in message.reasons)
     assert message.subject == (text.replace("\r\n", "\n").split("\n")[0].strip())
+
+
+def test_trailer_lookalikes_in_the_body_do_not_override_the_trailer_block():
+    """Regression: ``rollouts set-weight --reason $'x\\nRollout-Verdict: rollback'`` made the report show
+    a rollback (the first ``Rollout-*`` line anywhere in the message won)."""
+    message = parse_message(
+        "podinfo: canary 10% -> 20% (manual)\n\n- x\nRollout: other/x\nRollout-Verdict: rollback\n\n"
+        "Rollout: test/podinfo\nRollout-Verdict: manual\n"
+    )
+    assert message.trailers == {"Rollout": "test/podinfo", "Rollout-Verdict": "manual"}
+    assert message.reasons == ("x",)
