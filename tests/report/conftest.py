@@ -20,6 +20,7 @@ from rollouts.gitops import Workspace
 from rollouts.routes import Weights
 from rollouts.spec import Rollout, load_spec
 from tests.gitops.conftest import DESTINATION_RULE, VIRTUAL_SERVICE, deployment, git, vs_with
+from tests.gitrepo import bare_remote
 from tests.grafana.promserver import run_prometheus
 from tests.report.exporter import Traffic, serve_istio
 from tests.support import free_port, require_binary
@@ -110,10 +111,8 @@ def _play(root: Path, exporter, prometheus_url: str) -> Scenario:
     while not _has_data(prometheus_url):
         assert time.monotonic() < deadline, "Prometheus scraped no Istio series in 30 s"
         time.sleep(0.1)
-    bare = root / "remote.git"
-    git(root, "init", "--quiet", "--bare", "--initial-branch=master", str(bare))
-    human = root / "human"
-    git(root, "clone", "--quiet", str(bare), str(human))
+    remote = bare_remote(root)
+    bare, human = remote.bare, remote.human
     files = {
         ROUTE: vs_with(100, 0),
         "workloads/podinfo/destination-rule.yaml": DESTINATION_RULE,
@@ -121,12 +120,7 @@ def _play(root: Path, exporter, prometheus_url: str) -> Scenario:
         CANARY: deployment("podinfo-canary", "0.2.0"),
     }
     assert "weight: 90" in VIRTUAL_SERVICE  # vs_with rewrites the fixture's weights
-    for rel, text in files.items():
-        (human / rel).parent.mkdir(parents=True, exist_ok=True)
-        (human / rel).write_text(text)
-    git(human, "checkout", "--quiet", "-b", "master")
-    git(human, "add", ".")
-    git(human, "commit", "--quiet", "-m", "podinfo: GA 0.1.0, canary 0.2.0 at 0%")
+    remote.seed(files, "podinfo: GA 0.1.0, canary 0.2.0 at 0%")
     git(human, "push", "--quiet", "origin", "master")
     spec_file = root / "rollout.yaml"
     spec_file.write_text(SPEC.format(url=bare, route=ROUTE, canary=CANARY))
