@@ -13,10 +13,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import git as gitpython
 import pytest
 import requests
 
 from rollouts.gitops import Workspace
+from rollouts.report import read_step_metrics, read_timeline, select_subsets
+from rollouts.report.metrics import StepMetricsReport
 from rollouts.routes import Weights
 from rollouts.spec import Rollout, load_spec
 from tests.gitops.conftest import DESTINATION_RULE, VIRTUAL_SERVICE, deployment, git, vs_with
@@ -185,6 +188,17 @@ def _play(root: Path, exporter, prometheus_url: str) -> Scenario:
     s.end = s.times["human"] + STEP_S
     _sleep_until(s.end + 0.6)  # Prometheus has scraped past the end
     return s
+
+
+@pytest.fixture(scope="module")
+def measured(scenario: Scenario) -> StepMetricsReport:
+    """The scenario's steps measured by the report's reader, from a fresh read of the workspace."""
+    workspace = Workspace.for_spec(scenario.rollout, cache_dir=scenario.cache)
+    workspace.read_weights(scenario.rollout)
+    timeline = read_timeline(gitpython.Repo(workspace.path), scenario.rollout)
+    return read_step_metrics(
+        scenario.prometheus, timeline.steps(scenario.end), select_subsets(scenario.rollout)
+    )
 
 
 @dataclass(frozen=True)

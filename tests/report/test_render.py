@@ -6,34 +6,19 @@ import base64
 import html
 import re
 
-import git as gitpython
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rollouts.gitops import Workspace
 from rollouts.report import (
     Event,
     StepMetricsReport,
     Timeline,
-    read_step_metrics,
-    read_timeline,
     render,
-    select_subsets,
 )
 from tests.report.conftest import HUMAN_SUBJECT
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def measured(scenario):
-    workspace = Workspace.for_spec(scenario.rollout, cache_dir=scenario.cache)
-    workspace.read_weights(scenario.rollout)
-    timeline = read_timeline(gitpython.Repo(workspace.path), scenario.rollout)
-    return read_step_metrics(
-        scenario.prometheus, timeline.steps(scenario.end), select_subsets(scenario.rollout)
-    )
 
 
 def _cells(page: str, row_id: str) -> list[str]:
