@@ -65,6 +65,59 @@ def _timeseries(title: str, description: str, unit: str, span: int, height: int 
     )
 
 
+def _by_subset(title: str, description: str, unit: str, span: int, expr: str) -> ts_b.Panel:
+    """One Istio series per subset (``destination_version``), in the subsets' colours."""
+    panel = _subset_colors(_timeseries(title, description, unit, span))
+    return panel.with_target(_target(expr, "{{destination_version}}"))
+
+
+def _weight_panel(title: str, description: str, span: int) -> ts_b.Panel:
+    """A committed weight over time: 0 to 100 %, a step at each commit (weights change in jumps)."""
+    return (
+        _timeseries(title, description, "percent", span)
+        .min(0)
+        .max(100)
+        .line_interpolation(common_m.LineInterpolation.STEP_AFTER)
+    )
+
+
+def _stacked_bars(title: str, description: str, span: int) -> ts_b.Panel:
+    """Counts per label as stacked bars: how many of each, per interval."""
+    return (
+        _timeseries(title, description, "short", span)
+        .draw_style(common_m.GraphDrawStyle.BARS)
+        .fill_opacity(80)
+        .stacking(common_b.StackingConfig().mode(common_m.StackingMode.NORMAL))
+    )
+
+
+def _stat(title: str, description: str) -> stat_b.Panel:
+    return (
+        stat_b.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .span(8)
+        .height(8)
+        .graph_mode(common_m.BigValueGraphMode.NONE)
+    )
+
+
+def _dashboard(title: str, uid: str, description: str, since: str) -> dash_b.Dashboard:
+    """What both dashboards share: tags, crosshair, 30 s refresh, the last ``since`` of time."""
+    return (
+        dash_b.Dashboard(title)
+        .uid(uid)
+        .description(description)
+        .tags(TAGS)
+        .editable()
+        .tooltip(dash_m.DashboardCursorSync.CROSSHAIR)
+        .refresh("30s")
+        .time(since, "now")
+        .timezone("browser")
+    )
+
+
 def _datasource_variable() -> dash_b.DatasourceVariable:
     return dash_b.DatasourceVariable("datasource").label("Prometheus").type("prometheus")
 
@@ -93,17 +146,12 @@ def canary_dashboard() -> dash_b.Dashboard:
         for quantile in (0.5, 0.9, 0.99)
     ]
     board = (
-        dash_b.Dashboard("Rollout: canary vs GA")
-        .uid("gitops-rollouts-canary")
-        .description(
-            "Istio telemetry of GA and canary side by side, with the controller's weights and verdicts."
+        _dashboard(
+            "Rollout: canary vs GA",
+            "gitops-rollouts-canary",
+            "Istio telemetry of GA and canary side by side, with the controller's weights and verdicts.",
+            "now-1h",
         )
-        .tags(TAGS)
-        .editable()
-        .tooltip(dash_m.DashboardCursorSync.CROSSHAIR)
-        .refresh("30s")
-        .time("now-1h", "now")
-        .timezone("browser")
         .with_variable(_datasource_variable())
         .with_variable(_query_variable("namespace", "Namespace", q.NAMESPACES))
         .with_variable(_query_variable("service", "Service", q.SERVICES))
@@ -118,37 +166,29 @@ def canary_dashboard() -> dash_b.Dashboard:
         )
         .with_row(dash_b.Row("Traffic: GA and canary"))
         .with_panel(
-            _subset_colors(
-                _timeseries("Request rate", "Requests per second received by each subset.", "reqps", 12)
-            ).with_target(_target(q.REQUEST_RATE, "{{destination_version}}"))
+            _by_subset(
+                "Request rate", "Requests per second received by each subset.", "reqps", 12, q.REQUEST_RATE
+            )
         )
         .with_panel(
-            _subset_colors(
-                _timeseries("Error rate", "Share of 5xx responses per subset.", "percentunit", 12)
-            ).with_target(_target(q.ERROR_RATE, "{{destination_version}}"))
+            _by_subset("Error rate", "Share of 5xx responses per subset.", "percentunit", 12, q.ERROR_RATE)
         )
     )
     for title, expr in latency:
         board = board.with_panel(
-            _subset_colors(
-                _timeseries(title, "From Istio's histogram, as histogram_quantile computes it.", "ms", 8)
-            ).with_target(_target(expr, "{{destination_version}}"))
+            _by_subset(title, "From Istio's histogram, as histogram_quantile computes it.", "ms", 8, expr)
         )
     return (
         board.with_row(dash_b.Row("Rollout: weight and verdicts"))
         .with_panel(
-            _timeseries("Canary weight", "The weight committed to Git by the controller.", "percent", 12)
-            .min(0)
-            .max(100)
-            .line_interpolation(common_m.LineInterpolation.STEP_AFTER)
-            .with_target(_target(q.CANARY_WEIGHT, "canary weight"))
+            _weight_panel("Canary weight", "The weight committed to Git by the controller.", 12).with_target(
+                _target(q.CANARY_WEIGHT, "canary weight")
+            )
         )
         .with_panel(
-            _timeseries("Verdicts", "Verdicts of the judge per analysis window.", "short", 12)
-            .draw_style(common_m.GraphDrawStyle.BARS)
-            .fill_opacity(80)
-            .stacking(common_b.StackingConfig().mode(common_m.StackingMode.NORMAL))
-            .with_target(_target(q.VERDICTS, "{{action}}"))
+            _stacked_bars("Verdicts", "Verdicts of the judge per analysis window.", 12).with_target(
+                _target(q.VERDICTS, "{{action}}")
+            )
         )
         .with_panel(
             _timeseries(
@@ -164,13 +204,7 @@ def canary_dashboard() -> dash_b.Dashboard:
             .with_target(_target(q.EVIDENCE, "{{test}} {{kind}}"))
         )
         .with_panel(
-            stat_b.Panel()
-            .title("Phase")
-            .description("The rollout's current phase.")
-            .datasource(DATASOURCE)
-            .span(8)
-            .height(8)
-            .graph_mode(common_m.BigValueGraphMode.NONE)
+            _stat("Phase", "The rollout's current phase.")
             .text_mode(common_m.BigValueTextMode.NAME)
             .with_target(_target(q.PHASE, "{{phase}}"))
         )
@@ -180,48 +214,34 @@ def canary_dashboard() -> dash_b.Dashboard:
 def controller_dashboard() -> dash_b.Dashboard:
     """The controller across rollouts: phases, decisions, Git and Prometheus errors, analysis time."""
     return (
-        dash_b.Dashboard("Rollouts controller")
-        .uid("gitops-rollouts-controller")
-        .description("Health and decisions of the rollouts controller across all rollouts.")
-        .tags(TAGS)
-        .editable()
-        .tooltip(dash_m.DashboardCursorSync.CROSSHAIR)
-        .refresh("30s")
-        .time("now-6h", "now")
-        .timezone("browser")
+        _dashboard(
+            "Rollouts controller",
+            "gitops-rollouts-controller",
+            "Health and decisions of the rollouts controller across all rollouts.",
+            "now-6h",
+        )
         .with_variable(_datasource_variable())
         .with_variable(_query_variable("rollout", "Rollout", q.ALL_ROLLOUT_NAMES, multi=True))
         .with_row(dash_b.Row("Rollouts"))
         .with_panel(
-            stat_b.Panel()
-            .title("Rollouts by phase")
-            .description("How many rollouts are in each phase now.")
-            .datasource(DATASOURCE)
-            .span(8)
-            .height(8)
-            .graph_mode(common_m.BigValueGraphMode.NONE)
-            .with_target(_target(q.ROLLOUTS_BY_PHASE, "{{phase}}"))
+            _stat("Rollouts by phase", "How many rollouts are in each phase now.").with_target(
+                _target(q.ROLLOUTS_BY_PHASE, "{{phase}}")
+            )
         )
         .with_panel(
-            _timeseries("Canary weights", "The committed canary weight of each rollout.", "percent", 16)
-            .min(0)
-            .max(100)
-            .line_interpolation(common_m.LineInterpolation.STEP_AFTER)
-            .with_target(_target(q.CANARY_WEIGHTS, "{{rollout}}"))
+            _weight_panel("Canary weights", "The committed canary weight of each rollout.", 16).with_target(
+                _target(q.CANARY_WEIGHTS, "{{rollout}}")
+            )
         )
         .with_panel(
-            _timeseries("Decisions", "Verdicts of the judge by action.", "short", 12)
-            .draw_style(common_m.GraphDrawStyle.BARS)
-            .fill_opacity(80)
-            .stacking(common_b.StackingConfig().mode(common_m.StackingMode.NORMAL))
-            .with_target(_target(q.DECISIONS, "{{action}}"))
+            _stacked_bars("Decisions", "Verdicts of the judge by action.", 12).with_target(
+                _target(q.DECISIONS, "{{action}}")
+            )
         )
         .with_panel(
-            _timeseries("Commits", "Commits pushed by the controller, by verdict.", "short", 12)
-            .draw_style(common_m.GraphDrawStyle.BARS)
-            .fill_opacity(80)
-            .stacking(common_b.StackingConfig().mode(common_m.StackingMode.NORMAL))
-            .with_target(_target(q.COMMITS_BY_VERDICT, "{{verdict}}"))
+            _stacked_bars("Commits", "Commits pushed by the controller, by verdict.", 12).with_target(
+                _target(q.COMMITS_BY_VERDICT, "{{verdict}}")
+            )
         )
         .with_row(dash_b.Row("Errors and timing"))
         .with_panel(

@@ -392,4 +392,12 @@ def main(argv: Sequence[str] | None = None) -> None:
 if __name__ == "__main__":
     main()
 
-__all__ = ["ENVOY_BUCKETS_MS", "Destination", "Mesh", "MeshConfig", "MeshStatus", "RouteWatcher"]
+__all__ = [
+    "ENVOY_BUCKETS_MS",
+    "ISTIO_LABELS",
+    "Destination",
+    "Mesh",
+    "MeshConfig",
+    "MeshStatus",
+    "RouteWatcher",
+]

@@ -372,6 +372,12 @@ def _events_table(events: Sequence[Event]) -> str:
     return f'<table id="events">{head}{"".join(rows)}</table>'
 
 
+def _chart_section(heading: str, chart: Chart | None, missing: str) -> list[str]:
+    """A heading, then the chart, or ``missing`` when there was nothing to draw."""
+    body = _img(chart) if chart is not None else f'<p class="meta">{_e(missing)}</p>'
+    return [f"<h2>{_e(heading)}</h2>", body]
+
+
 def _range(timeline: Timeline) -> str:
     since = f" since {_when(timeline.since)}" if timeline.since is not None else ""
     until = f" until {_when(timeline.until)}" if timeline.until is not None else ""
@@ -380,10 +386,10 @@ def _range(timeline: Timeline) -> str:
 
 def render(timeline: Timeline, metrics: StepMetricsReport, *, generated: int, end: int) -> RenderedReport:
     """The page for ``timeline`` and ``metrics``; ``generated`` and ``end`` are unix seconds."""
-    charts: list[Chart] = []
     weights = weights_chart(timeline, end)
     latency = latency_chart(metrics) if metrics.available else None
     errors = errors_chart(metrics) if metrics.available else None
+    charts = [chart for chart in (weights, latency, errors) if chart is not None]
     parts: list[str] = []
     title = f"Rollout {timeline.rollout}"
     parts.append(f"<h1>{_e(title)}</h1>")
@@ -406,25 +412,12 @@ def render(timeline: Timeline, metrics: StepMetricsReport, *, generated: int, en
         )
     for note in (*timeline.notes, *metrics.notes):
         parts.append(f'<div class="banner warn">{_e(note)}</div>')
-    parts.append("<h2>Weights over time</h2>")
-    if weights is not None:
-        charts.append(weights)
-        parts.append(_img(weights))
-    else:
-        parts.append('<p class="meta">No weights found in the history of the route file.</p>')
+    parts += _chart_section(
+        "Weights over time", weights, "No weights found in the history of the route file."
+    )
     if metrics.available:
-        parts.append("<h2>Latency per step</h2>")
-        if latency is not None:
-            charts.append(latency)
-            parts.append(_img(latency))
-        else:
-            parts.append('<p class="meta">No latency data for any step.</p>')
-        parts.append("<h2>Error rate per step</h2>")
-        if errors is not None:
-            charts.append(errors)
-            parts.append(_img(errors))
-        else:
-            parts.append('<p class="meta">No request data for any step.</p>')
+        parts += _chart_section("Latency per step", latency, "No latency data for any step.")
+        parts += _chart_section("Error rate per step", errors, "No request data for any step.")
         parts.append("<h2>Steps</h2>")
         parts.append(_steps_table(metrics.steps))
         if metrics.selection is not None:

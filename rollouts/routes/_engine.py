@@ -519,6 +519,26 @@ def _drop_hash_space(line: str) -> str:
     return line[:i] + line[i + 2 :] if line[i + 1 : i + 2] == " " else line[:i] + line[i + 1 :]
 
 
+def keyed_entry(item: Node, *, key: str, word: str, item_word: str, label: str, source: str) -> Entry:
+    """An entry named by the scalar at ``key`` with its ``weight`` beside it: Gateway API's
+    ``backendRefs[].name`` and SMI's ``backends[].service`` (``item_word`` names the list item in
+    errors, ``word`` the entry)."""
+    name = get(item, key)
+    if not isinstance(item, MappingNode) or not isinstance(name, ScalarNode):
+        raise RouteError(f"{source}: {label}: every {item_word} needs a {key}")
+    weight = get(item, "weight")
+    if weight is not None and not isinstance(weight, ScalarNode):
+        raise RouteError(f"{source}: {label}: {word} {name.value!r}: weight must be an integer")
+    return Entry(
+        node=item,
+        names=(str(name.value),),
+        name_span=(name.start_mark.index, name.end_mark.index),
+        weight=weight,
+        weight_parent=item,
+        word=word,
+    )
+
+
 def describe(doc: Node, kind: str) -> str:
     """``Kind namespace/name`` of a document, for error messages."""
     meta = get(doc, "metadata")

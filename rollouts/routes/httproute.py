@@ -7,7 +7,7 @@ default of 1; we write percentages and require every weight to be spelled out wh
 
 from __future__ import annotations
 
-from ruamel.yaml.nodes import MappingNode, Node, ScalarNode
+from ruamel.yaml.nodes import Node
 
 from rollouts.routes._engine import (
     Entry,
@@ -18,8 +18,8 @@ from rollouts.routes._engine import (
     get,
     get_str,
     items,
+    keyed_entry,
 )
-from rollouts.routes.base import RouteError
 
 API_GROUPS = ("gateway.networking.k8s.io",)
 
@@ -41,23 +41,11 @@ class HTTPRouteEditor(SplitEditor):
                 label = f"{describe(doc, 'HTTPRoute')} rules[{index}]" + (f" ({name})" if name else "")
                 if refs is None:
                     continue
-                entries = [_entry(item, label, self.source) for item in items(refs)]
+                entries = [self._entry(item, label) for item in items(refs)]
                 groups.append(Group(label=label, route_name=name, seq=refs, entries=entries))  # type: ignore[arg-type]
         return groups
 
-
-def _entry(item: Node, label: str, source: str) -> Entry:
-    name = get(item, "name")
-    if not isinstance(item, MappingNode) or not isinstance(name, ScalarNode):
-        raise RouteError(f"{source}: {label}: every backendRef needs a name")
-    weight = get(item, "weight")
-    if weight is not None and not isinstance(weight, ScalarNode):
-        raise RouteError(f"{source}: {label}: backend {name.value!r}: weight must be an integer")
-    return Entry(
-        node=item,
-        names=(str(name.value),),
-        name_span=(name.start_mark.index, name.end_mark.index),
-        weight=weight,
-        weight_parent=item,
-        word="backend",
-    )
+    def _entry(self, item: Node, label: str) -> Entry:
+        return keyed_entry(
+            item, key="name", word="backend", item_word="backendRef", label=label, source=self.source
+        )

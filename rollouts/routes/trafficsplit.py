@@ -6,7 +6,7 @@ by ``metadata.name``, else it is the one that holds both services.
 
 from __future__ import annotations
 
-from ruamel.yaml.nodes import MappingNode, Node, ScalarNode
+from ruamel.yaml.nodes import Node
 
 from rollouts.routes._engine import (
     Entry,
@@ -17,8 +17,8 @@ from rollouts.routes._engine import (
     get,
     get_str,
     items,
+    keyed_entry,
 )
-from rollouts.routes.base import RouteError
 
 API_GROUPS = ("split.smi-spec.io",)
 
@@ -37,24 +37,12 @@ class TrafficSplitEditor(SplitEditor):
             if backends is None:
                 continue
             label = f"{describe(doc, 'TrafficSplit')} backends"
-            entries = [_entry(item, label, self.source) for item in items(backends)]
+            entries = [self._entry(item, label) for item in items(backends)]
             name = get_str(get(doc, "metadata"), "name")
             groups.append(Group(label=label, route_name=name, seq=backends, entries=entries))  # type: ignore[arg-type]
         return groups
 
-
-def _entry(item: Node, label: str, source: str) -> Entry:
-    service = get(item, "service")
-    if not isinstance(item, MappingNode) or not isinstance(service, ScalarNode):
-        raise RouteError(f"{source}: {label}: every backend needs a service")
-    weight = get(item, "weight")
-    if weight is not None and not isinstance(weight, ScalarNode):
-        raise RouteError(f"{source}: {label}: service {service.value!r}: weight must be an integer")
-    return Entry(
-        node=item,
-        names=(str(service.value),),
-        name_span=(service.start_mark.index, service.end_mark.index),
-        weight=weight,
-        weight_parent=item,
-        word="service",
-    )
+    def _entry(self, item: Node, label: str) -> Entry:
+        return keyed_entry(
+            item, key="service", word="service", item_word="backend", label=label, source=self.source
+        )

@@ -27,6 +27,7 @@ from pathlib import Path
 from rollouts.gitops import Workspace
 from rollouts.routes import Weights
 from rollouts.spec import Rollout, parse_spec
+from tests.gitrepo import guide_rollout
 
 VIRTUAL_SERVICE = """apiVersion: networking.istio.io/v1alpha3
 kind: VirtualService
@@ -106,24 +107,7 @@ def fast_import_stream(commits: int) -> bytes:
 
 def spec_for(url: str) -> Rollout:
     """The issue's spec against ``url``."""
-    return parse_spec(
-        {
-            "apiVersion": "rollouts.dev/v1alpha1",
-            "kind": "Rollout",
-            "metadata": {"name": "podinfo", "namespace": "test"},
-            "spec": {
-                "git": {"url": url, "branch": "master"},
-                "route": {
-                    "kind": "VirtualService",
-                    "path": "workloads/podinfo/virtual-service.yaml",
-                    "stable": "ga",
-                    "canary": "canary",
-                },
-                "canary": {"path": "workloads/podinfo/canary-deployment.yaml"},
-                "steps": [10, 60, 100],
-            },
-        }
-    )
+    return parse_spec(guide_rollout(url))
 
 
 def _timed(fn: Callable[[], object]) -> float:

@@ -74,32 +74,24 @@ def nginx() -> Iterator[str]:
     with tempfile.TemporaryDirectory() as tmp:
         conf = Path(tmp) / "nginx.conf"
         conf.write_text(NGINX_CONF.format(dir=tmp, port=port))
-        proc = subprocess.Popen(["taskset", "-c", "1", binary, "-c", str(conf), "-p", tmp])
-        try:
-            _wait_port(port)
-            yield f"http://127.0.0.1:{port}/"
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+        with _on_core_1([binary, "-c", str(conf), "-p", tmp], port) as url:
+            yield url
 
 
 @contextlib.contextmanager
 def stalling_target(stall_at: float, stall_for: float) -> Iterator[str]:
     """The test target in its own process (core 1), stalling once for ``stall_for`` seconds."""
     port = free_port()
-    proc = subprocess.Popen(
-        [
-            "taskset",
-            "-c",
-            "1",
-            sys.executable,
-            "-m",
-            "tests.loadtest.target",
-            str(port),
-            str(stall_at),
-            str(stall_for),
-        ]
-    )
+    argv = [sys.executable, "-m", "tests.loadtest.target", str(port), str(stall_at), str(stall_for)]
+    with _on_core_1(argv, port) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def _on_core_1(argv: list[str], port: int) -> Iterator[str]:
+    """``argv`` as a server pinned to core 1 (the load generator keeps core 0), until exit; yields
+    its URL once ``port`` accepts connections."""
+    proc = subprocess.Popen(["taskset", "-c", "1", *argv])
     try:
         _wait_port(port)
         yield f"http://127.0.0.1:{port}/"

@@ -21,15 +21,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 from analyzer.prometheus import ISTIO, MetricsReader, PrometheusClient, Subset, SubsetMetrics, WindowRequest
+from rollouts.local.mesh import ISTIO_LABELS
 from rollouts.local.process import free_port
 from rollouts.local.prometheus import PrometheusServer, ScrapeTarget
 
 BOUNDS_MS = ("0.5", "1", "5", "10", "25", "50", "100", "250", "500", "1000", "+Inf")
 SHARE = (0.0, 0.01, 0.1, 0.3, 0.7, 0.9, 0.97, 0.99, 0.995, 0.999, 1.0)  # cumulative fraction per bound
-LABELS = [
-    "reporter", "destination_workload", "destination_workload_namespace",
-    "destination_version", "destination_service_name", "response_code",
-]  # fmt: skip
+LABELS = list(ISTIO_LABELS)  # the mesh's: the same series the controller reads
 
 
 class IstioExporter(Collector):

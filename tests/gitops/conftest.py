@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
-import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from rollouts.spec import Rollout, parse_spec
+from tests.gitrepo import GUIDE_ROUTE, Remote, bare_remote, git, guide_rollout
 from tests.support import require_binary
+
+__all__ = ["Remote", "git"]  # re-exported: tests import them from here
 
 VIRTUAL_SERVICE = """# podinfo: GA and canary split (the guide's layout)
 apiVersion: networking.istio.io/v1alpha3
@@ -72,54 +73,6 @@ spec:
 """
 
 
-GIT_ENV = {
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_AUTHOR_NAME": "Human",
-    "GIT_AUTHOR_EMAIL": "human@example.com",
-    "GIT_COMMITTER_NAME": "Human",
-    "GIT_COMMITTER_EMAIL": "human@example.com",
-}
-
-
-def git(cwd: Path, *args: str) -> str:
-    """Run the real git binary as a human would; returns stdout."""
-    env = {**os.environ, **GIT_ENV}
-    done = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise AssertionError(f"git {' '.join(args)} failed: {done.stderr}")
-    return done.stdout
-
-
-@dataclass
-class Remote:
-    """A bare remote with a human's clone beside it."""
-
-    bare: Path
-    human: Path
-    branch: str = "master"
-
-    def head(self) -> str:
-        return git(self.bare, "rev-parse", f"refs/heads/{self.branch}").strip()
-
-    def count(self) -> int:
-        return int(git(self.bare, "rev-list", "--count", self.branch))
-
-    def show(self, rel: str, rev: str | None = None) -> str:
-        return git(self.bare, "show", f"{rev or self.branch}:{rel}")
-
-    def commit_file(self, rel: str, text: str, message: str) -> str:
-        """A human's commit pushed to the remote."""
-        git(self.human, "pull", "--quiet", "--ff-only", "origin", self.branch)
-        (self.human / rel).write_text(text)
-        git(self.human, "commit", "--quiet", "-am", message)
-        git(self.human, "push", "--quiet", "origin", f"HEAD:{self.branch}")
-        return git(self.human, "rev-parse", "HEAD").strip()
-
-    def message(self, rev: str) -> str:
-        return git(self.bare, "log", "-1", "--format=%B", rev)
-
-
 @pytest.fixture(autouse=True)
 def _git_isolated(monkeypatch):
     """Neither the user's nor the system's Git config take part."""
@@ -131,51 +84,25 @@ def _git_isolated(monkeypatch):
 @pytest.fixture
 def remote(tmp_path: Path) -> Remote:
     """Bare remote (fast-forward only, reflog on) seeded with the guide's layout, a tag and a note."""
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "init", "--quiet", "--bare", "--initial-branch=master", str(bare))
-    git(bare, "config", "receive.denyNonFastForwards", "true")
-    git(bare, "config", "core.logAllRefUpdates", "always")
-    human = tmp_path / "human"
-    git(tmp_path, "clone", "--quiet", str(bare), str(human))
+    remote = bare_remote(tmp_path)
+    git(remote.bare, "config", "receive.denyNonFastForwards", "true")
+    git(remote.bare, "config", "core.logAllRefUpdates", "always")
     files = {
         "workloads/podinfo/virtual-service.yaml": VIRTUAL_SERVICE,
         "workloads/podinfo/destination-rule.yaml": DESTINATION_RULE,
         "workloads/podinfo/ga-deployment.yaml": deployment("podinfo-ga", "0.1.0"),
         "workloads/podinfo/canary-deployment.yaml": deployment("podinfo-canary", "0.2.0"),
     }
-    for rel, text in files.items():
-        (human / rel).parent.mkdir(parents=True, exist_ok=True)
-        (human / rel).write_text(text)
-    git(human, "checkout", "--quiet", "-b", "master")
-    git(human, "add", ".")
-    git(human, "commit", "--quiet", "-m", "podinfo: GA 0.1.0, canary 0.2.0 at 10%")
-    git(human, "tag", "v0.1.0")
-    git(human, "notes", "add", "-m", "flux: applied")
-    git(human, "push", "--quiet", "origin", "master", "--tags", "refs/notes/commits")
-    return Remote(bare=bare, human=human)
+    remote.seed(files, "podinfo: GA 0.1.0, canary 0.2.0 at 10%")
+    git(remote.human, "tag", "v0.1.0")
+    git(remote.human, "notes", "add", "-m", "flux: applied")
+    git(remote.human, "push", "--quiet", "origin", "master", "--tags", "refs/notes/commits")
+    return remote
 
 
 def make_spec(url: str, **route: str) -> Rollout:
-    """The issue's Rollout spec pointing at ``url``."""
-    return parse_spec(
-        {
-            "apiVersion": "rollouts.dev/v1alpha1",
-            "kind": "Rollout",
-            "metadata": {"name": "podinfo", "namespace": "test"},
-            "spec": {
-                "git": {"url": url, "branch": "master"},
-                "route": {
-                    "kind": "VirtualService",
-                    "path": "workloads/podinfo/virtual-service.yaml",
-                    "stable": "ga",
-                    "canary": "canary",
-                    **route,
-                },
-                "canary": {"path": "workloads/podinfo/canary-deployment.yaml"},
-                "steps": [10, 60, 100],
-            },
-        }
-    )
+    """The issue's Rollout spec pointing at ``url``; ``route`` fields override the guide's route."""
+    return parse_spec(guide_rollout(url, route={**GUIDE_ROUTE, **route}))
 
 
 @pytest.fixture

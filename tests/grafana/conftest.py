@@ -13,11 +13,8 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +26,6 @@ from analyzer.prometheus import MetricsReader, PrometheusClient
 from rollouts.controller.machine import Machine, TickResult, grid_start
 from rollouts.controller.source import PrometheusSource
 from rollouts.gitops import Workspace
-from rollouts.local.mesh import SUBSET_HEADER
 from rollouts.local.prometheus import ScrapeTarget
 from rollouts.local.stack import LocalStack, StackConfig
 from rollouts.metrics import ControllerMetrics, MetricsServer
@@ -37,6 +33,7 @@ from rollouts.sync import LocalMeshGate
 from tests.controller.machinery import rollout_spec
 from tests.gitops.conftest import deployment
 from tests.grafana.promserver import Prometheus
+from tests.local.traffic import send
 from tests.support import require_binary
 
 CANARY_PATH = "workloads/podinfo/canary-deployment.yaml"
@@ -62,20 +59,6 @@ class Live:
     prometheus: Prometheus
     ticks: list[TickResult]
     served: Counter[tuple[str, int]]  # (subset that answered, status) -> requests
-
-
-def send(stack: LocalStack, paths: list[str]) -> Counter[tuple[str, int]]:
-    """Requests through the mesh; which subset answered each (the mesh's header) and how."""
-
-    def one(path: str) -> tuple[str, int]:
-        try:
-            with urllib.request.urlopen(stack.mesh_url + path, timeout=10) as response:
-                return response.headers[SUBSET_HEADER], response.status
-        except urllib.error.HTTPError as error:
-            return error.headers[SUBSET_HEADER], error.code
-
-    with ThreadPoolExecutor(4) as pool:
-        return Counter(pool.map(one, paths))
 
 
 def commit_file(stack: LocalStack, path: str, text: str, message: str) -> None:

@@ -8,7 +8,6 @@ import socket
 import time
 import urllib.error
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -30,9 +29,9 @@ from analyzer.prometheus import (
     promql_string,
     regex_literal,
 )
-from rollouts.local.mesh import SUBSET_HEADER
 from rollouts.local.process import free_port
 from rollouts.local.stack import LocalStack
+from tests.local.traffic import send
 
 pytestmark = pytest.mark.integration
 
@@ -46,18 +45,6 @@ SUBSETS = {
         "canary": Subset("test", service="podinfo", version="canary"),
     },
 }
-
-
-def send(stack: LocalStack, paths: list[str], concurrency: int = 4) -> collections.Counter[tuple[str, int]]:
-    def one(path: str) -> tuple[str, int]:
-        try:
-            with urllib.request.urlopen(stack.mesh_url + path, timeout=10) as response:
-                return response.headers[SUBSET_HEADER], response.status
-        except urllib.error.HTTPError as error:
-            return error.headers[SUBSET_HEADER], error.code
-
-    with ThreadPoolExecutor(concurrency) as pool:
-        return collections.Counter(pool.map(one, paths))
 
 
 def snapshot(stack: LocalStack) -> dict[tuple[str, str], dict[float, float]]:

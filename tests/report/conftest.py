@@ -13,13 +13,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import git as gitpython
 import pytest
 import requests
 
 from rollouts.gitops import Workspace
+from rollouts.report import read_step_metrics, read_timeline, select_subsets
+from rollouts.report.metrics import StepMetricsReport
 from rollouts.routes import Weights
 from rollouts.spec import Rollout, load_spec
 from tests.gitops.conftest import DESTINATION_RULE, VIRTUAL_SERVICE, deployment, git, vs_with
+from tests.gitrepo import bare_remote
 from tests.grafana.promserver import run_prometheus
 from tests.report.exporter import Traffic, serve_istio
 from tests.support import free_port, require_binary
@@ -110,10 +114,8 @@ def _play(root: Path, exporter, prometheus_url: str) -> Scenario:
     while not _has_data(prometheus_url):
         assert time.monotonic() < deadline, "Prometheus scraped no Istio series in 30 s"
         time.sleep(0.1)
-    bare = root / "remote.git"
-    git(root, "init", "--quiet", "--bare", "--initial-branch=master", str(bare))
-    human = root / "human"
-    git(root, "clone", "--quiet", str(bare), str(human))
+    remote = bare_remote(root)
+    bare, human = remote.bare, remote.human
     files = {
         ROUTE: vs_with(100, 0),
         "workloads/podinfo/destination-rule.yaml": DESTINATION_RULE,
@@ -121,12 +123,7 @@ def _play(root: Path, exporter, prometheus_url: str) -> Scenario:
         CANARY: deployment("podinfo-canary", "0.2.0"),
     }
     assert "weight: 90" in VIRTUAL_SERVICE  # vs_with rewrites the fixture's weights
-    for rel, text in files.items():
-        (human / rel).parent.mkdir(parents=True, exist_ok=True)
-        (human / rel).write_text(text)
-    git(human, "checkout", "--quiet", "-b", "master")
-    git(human, "add", ".")
-    git(human, "commit", "--quiet", "-m", "podinfo: GA 0.1.0, canary 0.2.0 at 0%")
+    remote.seed(files, "podinfo: GA 0.1.0, canary 0.2.0 at 0%")
     git(human, "push", "--quiet", "origin", "master")
     spec_file = root / "rollout.yaml"
     spec_file.write_text(SPEC.format(url=bare, route=ROUTE, canary=CANARY))
@@ -191,6 +188,17 @@ def _play(root: Path, exporter, prometheus_url: str) -> Scenario:
     s.end = s.times["human"] + STEP_S
     _sleep_until(s.end + 0.6)  # Prometheus has scraped past the end
     return s
+
+
+@pytest.fixture(scope="module")
+def measured(scenario: Scenario) -> StepMetricsReport:
+    """The scenario's steps measured by the report's reader, from a fresh read of the workspace."""
+    workspace = Workspace.for_spec(scenario.rollout, cache_dir=scenario.cache)
+    workspace.read_weights(scenario.rollout)
+    timeline = read_timeline(gitpython.Repo(workspace.path), scenario.rollout)
+    return read_step_metrics(
+        scenario.prometheus, timeline.steps(scenario.end), select_subsets(scenario.rollout)
+    )
 
 
 @dataclass(frozen=True)

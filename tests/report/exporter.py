@@ -15,19 +15,10 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 
-# Envoy's default millisecond buckets, as Istio exposes them.
-# fmt: off
-ENVOY_BUCKETS_MS = (0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000,
-                    600000, 1800000, 3600000)
-# fmt: on
-LABELS = (
-    "reporter",
-    "destination_workload",
-    "destination_workload_namespace",
-    "destination_version",
-    "destination_service_name",
-    "response_code",
-)
+# The mesh's Istio schema (Envoy's buckets, the label names), so both serve the same series.
+from rollouts.local.mesh import ENVOY_BUCKETS_MS
+from rollouts.local.mesh import ISTIO_LABELS as LABELS
+
 TICK_S = 0.05
 
 

@@ -133,14 +133,14 @@ def test_since_accepts_iso_dates_and_ages():
 def test_route_file_deleted_or_broken_at_the_head_still_gives_a_report(capsys, tmp_path, monkeypatch, head):
     """Regression: the report parsed the head's route file first, so it wrote nothing at all."""
     from tests.gitops.conftest import DESTINATION_RULE, git, vs_with
+    from tests.gitrepo import bare_remote
 
     require_binary("git")
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", "/dev/null")
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     route = "workloads/podinfo/virtual-service.yaml"
-    bare, human = tmp_path / "remote.git", tmp_path / "human"
-    git(tmp_path, "init", "--quiet", "--bare", "--initial-branch=master", str(bare))
-    git(tmp_path, "clone", "--quiet", str(bare), str(human))
+    remote = bare_remote(tmp_path)
+    bare, human = remote.bare, remote.human
     (human / route).parent.mkdir(parents=True)
     (human / "workloads/podinfo/destination-rule.yaml").write_text(DESTINATION_RULE)
     for stable, canary in ((100, 0), (90, 10)):

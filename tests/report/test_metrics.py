@@ -4,26 +4,15 @@ from __future__ import annotations
 
 import math
 
-import git as gitpython
 import pytest
 import requests
 
-from rollouts.gitops import Workspace
-from rollouts.report import read_step_metrics, read_timeline, select_subsets
+from rollouts.report import read_step_metrics, select_subsets
 from rollouts.report.metrics import MetricsConfigError
 from rollouts.spec import parse_spec
 from tests.support import free_port
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def measured(scenario):
-    workspace = Workspace.for_spec(scenario.rollout, cache_dir=scenario.cache)
-    workspace.read_weights(scenario.rollout)
-    timeline = read_timeline(gitpython.Repo(workspace.path), scenario.rollout)
-    steps = timeline.steps(scenario.end)
-    return read_step_metrics(scenario.prometheus, steps, select_subsets(scenario.rollout))
 
 
 def _promql(url: str, expr: str, at: int) -> float:

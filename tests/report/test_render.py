@@ -6,34 +6,19 @@ import base64
 import html
 import re
 
-import git as gitpython
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rollouts.gitops import Workspace
 from rollouts.report import (
     Event,
     StepMetricsReport,
     Timeline,
-    read_step_metrics,
-    read_timeline,
     render,
-    select_subsets,
 )
 from tests.report.conftest import HUMAN_SUBJECT
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def measured(scenario):
-    workspace = Workspace.for_spec(scenario.rollout, cache_dir=scenario.cache)
-    workspace.read_weights(scenario.rollout)
-    timeline = read_timeline(gitpython.Repo(workspace.path), scenario.rollout)
-    return read_step_metrics(
-        scenario.prometheus, timeline.steps(scenario.end), select_subsets(scenario.rollout)
-    )
 
 
 def _cells(page: str, row_id: str) -> list[str]:
@@ -180,3 +165,32 @@ def test_whatever_git_says_is_text_on_the_page(subject, author, reason, key, nam
     assert tags <= OUR_TAGS
     for text in (subject, author, reason, key, name):
         assert html.escape(text) in body
+
+
+@pytest.mark.parametrize("available", [False, True])
+def test_a_chart_with_nothing_to_draw_is_said_under_its_heading(available):
+    timeline = Timeline(
+        rollout="test/podinfo",
+        route_path="vs.yaml",
+        stable="ga",
+        canary="canary",
+        branch="master",
+        head="b" * 40,
+        events=(),
+    )
+    metrics = StepMetricsReport(
+        url="http://127.0.0.1:9" if available else None,
+        steps=(),
+        selection=None,
+        error=None if available else "x",
+    )
+    rendered = render(timeline, metrics, generated=0, end=0)
+    assert rendered.charts == ()
+    assert (
+        '<h2>Weights over time</h2>\n<p class="meta">No weights found in the history of the route file.</p>'
+        in (rendered.html)
+    )
+    latency = '<h2>Latency per step</h2>\n<p class="meta">No latency data for any step.</p>'
+    errors = '<h2>Error rate per step</h2>\n<p class="meta">No request data for any step.</p>'
+    assert (latency in rendered.html) is available
+    assert (errors in rendered.html) is available

@@ -110,6 +110,40 @@ def test_trafficsplit_errors():
         editor.read(TRAFFICSPLIT.replace("service: podinfo-primary", "service: podinfo-ga"))
 
 
+@pytest.mark.parametrize(
+    ("kind", "text", "message"),
+    [
+        (
+            "HTTPRoute",
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\n"
+            "spec:\n  rules:\n  - backendRefs:\n    - {port: 9898}\n",
+            r"^f\.yaml: HTTPRoute r rules\[0\]: every backendRef needs a name$",
+        ),
+        (
+            "HTTPRoute",
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\n"
+            "spec:\n  rules:\n  - backendRefs:\n    - {name: a, weight: [1]}\n",
+            r"^f\.yaml: HTTPRoute r rules\[0\]: backend 'a': weight must be an integer$",
+        ),
+        (
+            "TrafficSplit",
+            "apiVersion: split.smi-spec.io/v1alpha4\nkind: TrafficSplit\nmetadata: {name: r}\n"
+            "spec:\n  backends:\n  - {weight: 100}\n",
+            r"^f\.yaml: TrafficSplit r backends: every backend needs a service$",
+        ),
+        (
+            "TrafficSplit",
+            "apiVersion: split.smi-spec.io/v1alpha4\nkind: TrafficSplit\nmetadata: {name: r}\n"
+            "spec:\n  backends:\n  - {service: a, weight: {x: 1}}\n",
+            r"^f\.yaml: TrafficSplit r backends: service 'a': weight must be an integer$",
+        ),
+    ],
+)
+def test_unnamed_entry_and_non_scalar_weight_name_the_api_field(kind, text, message):
+    with pytest.raises(RouteError, match=message):
+        editor_for(kind, stable="a", canary="b", source="f.yaml").read(text)
+
+
 def test_editor_for_rejects_unknown_kind():
     assert KINDS == ("VirtualService", "HTTPRoute", "TrafficSplit")
     with pytest.raises(RouteError, match=r"x\.yaml: unknown route kind 'Ingress'"):
