@@ -1,7 +1,12 @@
 """Credentials for the Git remote, and redaction of secrets in everything we print or commit.
 
-SSH: a deploy key file, used through ``GIT_SSH_COMMAND`` with ``IdentitiesOnly`` so that the agent's
-other keys are never offered. HTTPS: a token from a file or an environment variable, handed to Git
+SSH, in this order: a deploy key file (``spec.git.sshKeyFile``) makes our own ``GIT_SSH_COMMAND``
+with ``IdentitiesOnly`` (the agent's other keys are never offered) and, when one is configured
+(``spec.git.knownHostsFile`` or ``$ROLLOUTS_SSH_KNOWN_HOSTS``), a pinned ``known_hosts`` file with
+``StrictHostKeyChecking=yes``; without a key file, a ``GIT_SSH_COMMAND`` already in the environment
+(e.g. the Deployment's) is kept as it is; ssh always runs with ``BatchMode=yes`` (never a prompt).
+
+HTTPS: a token from a file or an environment variable, handed to Git
 through ``GIT_ASKPASS`` and the environment of the Git process only: it never appears in a URL, in
 ``.git/config``, on a command line (visible in ``ps``) or in a message.
 """
@@ -20,6 +25,7 @@ from pathlib import Path
 _URL_USERINFO = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@", re.IGNORECASE)
 TOKEN_ENV = "ROLLOUTS_GIT_TOKEN"
 USERNAME_ENV = "ROLLOUTS_GIT_USERNAME"
+KNOWN_HOSTS_ENV = "ROLLOUTS_SSH_KNOWN_HOSTS"
 _ASKPASS = """#!/bin/sh
 # Written by gitops-rollouts: answers Git's credential prompts from the environment (no secret here).
 case "$1" in
@@ -38,6 +44,7 @@ class Credentials:
     """What to authenticate with; ``token`` is never shown by ``repr``."""
 
     ssh_key_file: Path | None = None
+    known_hosts_file: Path | None = None
     token: str | None = field(default=None, repr=False)
     username: str = "x-access-token"
 
@@ -48,13 +55,21 @@ class Credentials:
         ssh_key_file: str | None = None,
         token_file: str | None = None,
         token_env: str | None = None,
+        known_hosts_file: str | None = None,
         env: Mapping[str, str] | None = None,
     ) -> Credentials:
-        """Read the token from ``token_file`` or the variable ``token_env``; check the key file exists."""
+        """Read the token from ``token_file`` or the variable ``token_env``; check the key file and
+        the known_hosts file (``known_hosts_file``, else ``$ROLLOUTS_SSH_KNOWN_HOSTS``) exist."""
         env = os.environ if env is None else env
         key = Path(ssh_key_file).expanduser() if ssh_key_file else None
         if key is not None and not key.is_file():
             raise CredentialError(f"spec.git.sshKeyFile: {key} is not a readable file")
+        field_name, hosts_name = "spec.git.knownHostsFile", known_hosts_file
+        if not hosts_name and env.get(KNOWN_HOSTS_ENV, "").strip():
+            field_name, hosts_name = f"${KNOWN_HOSTS_ENV}", env[KNOWN_HOSTS_ENV].strip()
+        known_hosts = Path(hosts_name).expanduser() if hosts_name else None
+        if known_hosts is not None and not known_hosts.is_file():
+            raise CredentialError(f"{field_name}: {known_hosts} is not a readable file")
         token: str | None = None
         if token_file:
             try:
@@ -69,19 +84,36 @@ class Credentials:
             token = env.get(token_env, "").strip()
             if not token:
                 raise CredentialError(f"spec.git.tokenEnv: environment variable {token_env} is not set")
-        return cls(ssh_key_file=key, token=token)
+        return cls(ssh_key_file=key, known_hosts_file=known_hosts, token=token)
 
     def secrets(self) -> tuple[str, ...]:
         """Values to scrub from any text we emit."""
         return (self.token,) if self.token else ()
 
-    def git_env(self, askpass_dir: Path) -> dict[str, str]:
-        """Environment for Git processes: never prompt, authenticate with what we have."""
-        env = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "", "SSH_ASKPASS": ""}
+    def ssh_command(self, environ: Mapping[str, str] | None = None) -> str:
+        """``GIT_SSH_COMMAND`` for our Git processes (see the module docstring for the precedence).
+
+        ``environ`` is the process environment (default ``os.environ``) whose ``GIT_SSH_COMMAND``
+        is kept when we have no key file of our own.
+        """
+        environ = os.environ if environ is None else environ
+        inherited = environ.get("GIT_SSH_COMMAND", "").strip()
+        if self.ssh_key_file is None and inherited:
+            # Keep the operator's settings; ssh takes the first value of an option, so appending
+            # BatchMode never overrides one they set themselves.
+            return inherited if "batchmode" in inherited.lower() else f"{inherited} -o BatchMode=yes"
         ssh = ["ssh", "-o", "BatchMode=yes"]
         if self.ssh_key_file is not None:
             ssh += ["-i", str(self.ssh_key_file), "-o", "IdentitiesOnly=yes"]
-        env["GIT_SSH_COMMAND"] = " ".join(shlex.quote(part) for part in ssh)
+        if self.known_hosts_file is not None:
+            ssh += ["-o", f"UserKnownHostsFile={self.known_hosts_file}", "-o", "StrictHostKeyChecking=yes"]
+        return " ".join(shlex.quote(part) for part in ssh)
+
+    def git_env(self, askpass_dir: Path, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Environment for Git processes: never prompt, authenticate with what we have
+        (``environ``: the process environment, default ``os.environ``)."""
+        env = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "", "SSH_ASKPASS": ""}
+        env["GIT_SSH_COMMAND"] = self.ssh_command(environ)
         if self.token:
             script = askpass_dir / "askpass.sh"
             if not script.exists():
