@@ -13,6 +13,7 @@ through ``GIT_ASKPASS`` and the environment of the Git process only: it never ap
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import shlex
@@ -57,14 +58,23 @@ class Credentials:
         token_env: str | None = None,
         known_hosts_file: str | None = None,
         env: Mapping[str, str] | None = None,
+        names: Mapping[str, str] | None = None,
     ) -> Credentials:
         """Read the token from ``token_file`` or the variable ``token_env``; check the key file and
-        the known_hosts file (``known_hosts_file``, else ``$ROLLOUTS_SSH_KNOWN_HOSTS``) exist."""
+        the known_hosts file (``known_hosts_file``, else ``$ROLLOUTS_SSH_KNOWN_HOSTS``) exist.
+
+        Errors name the setting as ``spec.git.<field>``, or as ``names[field]`` (e.g. a CLI flag).
+        """
         env = os.environ if env is None else env
+        names = names or {}
+
+        def name(setting: str) -> str:
+            return names.get(setting, f"spec.git.{setting}")
+
         key = Path(ssh_key_file).expanduser() if ssh_key_file else None
         if key is not None and not key.is_file():
-            raise CredentialError(f"spec.git.sshKeyFile: {key} is not a readable file")
-        field_name, hosts_name = "spec.git.knownHostsFile", known_hosts_file
+            raise CredentialError(f"{name('sshKeyFile')}: {key} is not a readable file")
+        field_name, hosts_name = name("knownHostsFile"), known_hosts_file
         if not hosts_name and env.get(KNOWN_HOSTS_ENV, "").strip():
             field_name, hosts_name = f"${KNOWN_HOSTS_ENV}", env[KNOWN_HOSTS_ENV].strip()
         known_hosts = Path(hosts_name).expanduser() if hosts_name else None
@@ -76,14 +86,14 @@ class Credentials:
                 token = Path(token_file).expanduser().read_text(encoding="utf-8").strip()
             except OSError as exc:
                 raise CredentialError(
-                    f"spec.git.tokenFile: cannot read {token_file}: {exc.strerror}"
+                    f"{name('tokenFile')}: cannot read {token_file}: {exc.strerror}"
                 ) from None
             if not token:
-                raise CredentialError(f"spec.git.tokenFile: {token_file} is empty")
+                raise CredentialError(f"{name('tokenFile')}: {token_file} is empty")
         elif token_env:
             token = env.get(token_env, "").strip()
             if not token:
-                raise CredentialError(f"spec.git.tokenEnv: environment variable {token_env} is not set")
+                raise CredentialError(f"{name('tokenEnv')}: environment variable {token_env} is not set")
         return cls(ssh_key_file=key, known_hosts_file=known_hosts, token=token)
 
     def secrets(self) -> tuple[str, ...]:
@@ -126,6 +136,42 @@ class Credentials:
             # save our token to disk after a successful push.
             env.update(GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0="credential.helper", GIT_CONFIG_VALUE_0="")
         return env
+
+
+# The command-line twins of spec.git's credential fields, for Git access before any spec is read.
+_CLI_OPTIONS = {
+    "sshKeyFile": "--git-ssh-key-file",
+    "knownHostsFile": "--git-known-hosts-file",
+    "tokenFile": "--git-token-file",
+    "tokenEnv": "--git-token-env",
+}
+
+
+def add_credential_arguments(parser: argparse.ArgumentParser, what: str = "the repo") -> None:
+    """Add ``--git-ssh-key-file``, ``--git-known-hosts-file``, ``--git-token-file`` and
+    ``--git-token-env`` (the command-line twins of ``spec.git``'s credential fields) to ``parser``."""
+    parser.add_argument(_CLI_OPTIONS["sshKeyFile"], metavar="FILE", help=f"SSH deploy key for {what}")
+    parser.add_argument(
+        _CLI_OPTIONS["knownHostsFile"],
+        metavar="FILE",
+        help="known_hosts pinning the SSH server's keys (default $ROLLOUTS_SSH_KNOWN_HOSTS)",
+    )
+    parser.add_argument(_CLI_OPTIONS["tokenFile"], metavar="FILE", help=f"HTTPS token file for {what}")
+    parser.add_argument(
+        _CLI_OPTIONS["tokenEnv"], metavar="VAR", help=f"environment variable with an HTTPS token for {what}"
+    )
+
+
+def credentials_from_arguments(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Credentials:
+    """The credentials of :func:`add_credential_arguments`'s options (errors name the flag)."""
+    return Credentials.resolve(
+        ssh_key_file=args.git_ssh_key_file,
+        known_hosts_file=args.git_known_hosts_file,
+        token_file=args.git_token_file,
+        token_env=args.git_token_env,
+        env=env,
+        names=_CLI_OPTIONS,
+    )
 
 
 def url_has_secret(url: str) -> bool:
