@@ -36,7 +36,7 @@ from rollouts.gitops import Credentials, Workspace, add_credential_arguments, cr
 from rollouts.kube import EventRecorder, LeaderElector, LeaseConfig, ObjectRef, api_client
 from rollouts.load import LoadDriver, LocalLoad, NoLoad, ServeLoad
 from rollouts.logs import configured
-from rollouts.metrics import ControllerMetrics, MetricsServer
+from rollouts.metrics import ControllerMetrics, Liveness, MetricsServer
 from rollouts.notify import Kind, Notice, Notifier, read_url_files
 from rollouts.routes import Weights
 from rollouts.spec import Rollout, SpecError, is_local_path, load_spec, parse_spec
@@ -472,7 +472,7 @@ def _serve(args: argparse.Namespace, controller: Controller, cache_dir: Path) ->
             controller.metrics,
             host or "127.0.0.1",
             int(port),
-            health=lambda: (True, f"{len(controller.specs)} rollouts"),
+            health=Liveness(controller.scheduler).check,
         ).start()
         log.info("metrics on %s/metrics", server.url)
     stop = threading.Event()
