@@ -6,22 +6,20 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# System packages the tests run for real: Prometheus (and promtool), Git, Chromium (headless, for the
-# rollout report's page) and hey (loadtest's output is checked against it side by side).
-SYSTEM_PACKAGES ?= prometheus git chromium hey
+# What the real parts need, as command:Debian-package pairs. The tests run Prometheus (and promtool),
+# Git, Chromium (headless, for the rollout report's page) and hey (loadtest's output is checked against
+# it side by side); the demo needs only Prometheus and Git.
+TEST_NEEDS ?= prometheus:prometheus promtool:prometheus git:git chromium:chromium hey:hey
+DEMO_NEEDS ?= prometheus:prometheus git:git
 
-.PHONY: all test lint typecheck pytest demo system venv bench clean
-
-all: test
-
-# Install the Debian packages that are missing; only possible as root with apt-get.
-system:
+# Install the Debian packages whose commands are missing; only possible as root with apt-get.
+define install_missing
 	@missing=""; \
-	command -v prometheus >/dev/null 2>&1 || missing="$$missing prometheus"; \
-	command -v promtool   >/dev/null 2>&1 || missing="$$missing prometheus"; \
-	command -v git        >/dev/null 2>&1 || missing="$$missing git"; \
-	command -v chromium   >/dev/null 2>&1 || missing="$$missing chromium"; \
-	command -v hey        >/dev/null 2>&1 || missing="$$missing hey"; \
+	for pair in $(1); do \
+	  cmd=$${pair%%:*}; pkg=$${pair##*:}; \
+	  command -v $$cmd >/dev/null 2>&1 && continue; \
+	  case " $$missing " in *" $$pkg "*) ;; *) missing="$$missing $$pkg";; esac; \
+	done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing system packages:$$missing"; \
@@ -33,6 +31,17 @@ system:
 	@# The Debian package starts a system Prometheus on :9090; our stack starts its own, so stop that one.
 	@if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus >/dev/null 2>&1 || true; fi
 	@if [ -x /etc/init.d/prometheus ]; then /etc/init.d/prometheus stop >/dev/null 2>&1 || true; fi
+endef
+
+.PHONY: all test lint typecheck pytest demo system system-demo venv bench clean
+
+all: test
+
+system:
+	$(call install_missing,$(TEST_NEEDS))
+
+system-demo:
+	$(call install_missing,$(DEMO_NEEDS))
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,7 +66,7 @@ pytest: $(STAMP) system
 test: system $(STAMP)
 	$(MAKE) --no-print-directory lint typecheck pytest
 
-demo: system $(STAMP)
+demo: system-demo $(STAMP)
 	$(BIN)/rollouts demo $(DEMO_ARGS)
 
 bench: system $(STAMP)
