@@ -5,9 +5,11 @@ two controllers (or two tests) in one process never share counters."""
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
-from collections.abc import Callable, Iterable
-from typing import Any
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
@@ -132,25 +134,137 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
+class _TickResult(Protocol):
+    @property
+    def phase(self) -> str: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def reasons(self) -> tuple[str, ...]: ...
+
+
+class Ticking(Protocol):
+    """What :class:`Liveness` reads of the scheduler (``rollouts.controller.Scheduler``)."""
+
+    @property
+    def running(self) -> bool:
+        """The background scheduler is started and not shut down."""
+        ...
+
+    @property
+    def beats(self) -> Mapping[str, float]:
+        """Rollout -> ``time.monotonic()`` when its last tick began (leader or not)."""
+        ...
+
+    @property
+    def results(self) -> Mapping[str, _TickResult | None]:
+        """Rollout -> what its last tick as leader did."""
+        ...
+
+    def jobs(self) -> dict[str, float]:
+        """Rollout -> interval (seconds) of every scheduled job."""
+        ...
+
+
+# Reasons of a tick that held or failed because a dependency is down: reported, never a liveness
+# failure (restarting the controller does not bring Git or Prometheus back).
+_OUTAGE_PREFIXES = ("metrics unavailable", "load endpoint down")
+
+
+class Liveness:
+    """``/healthz`` of ``rollouts run``: alive while the scheduler runs and every rollout's job has
+    started a tick within ``stale_intervals`` of its intervals plus ``grace`` seconds.
+
+    A hung tick (``max_instances=1`` skips the next ones), a dead scheduler thread or a stopped
+    scheduler make it fail, which a restart fixes. Git, Prometheus or load outages do not: the
+    machines hold and retry, so they only appear in the body under ``degraded``.
+    """
+
+    def __init__(
+        self,
+        scheduler: Ticking,
+        *,
+        stale_intervals: float = 5.0,
+        grace: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._scheduler = scheduler
+        self._stale_intervals = stale_intervals
+        self._grace = grace
+        self._clock = clock
+        self._first_seen: dict[str, float] = {}  # a rollout not ticked yet is judged from here
+        self._lock = threading.Lock()
+
+    def check(self) -> tuple[bool, dict[str, Any]]:
+        """(alive, JSON body): ``status``, ``problems`` (why not alive), ``degraded`` (outages),
+        and per rollout its interval, seconds since its last tick and what that tick did."""
+        now = self._clock()
+        problems: list[str] = []
+        degraded: list[str] = []
+        rollouts: dict[str, dict[str, Any]] = {}
+        if not self._scheduler.running:
+            problems.append("scheduler is not running")
+        intervals = self._scheduler.jobs()
+        with self._lock:
+            for gone in set(self._first_seen) - set(intervals):
+                del self._first_seen[gone]
+            for key, interval in sorted(intervals.items()):
+                first = self._first_seen.setdefault(key, now)
+                beat = self._scheduler.beats.get(key)
+                age = now - (first if beat is None else beat)
+                limit = self._stale_intervals * interval + self._grace
+                if age > limit:
+                    what = "no tick" if beat is None else "no tick started"
+                    problems.append(f"{key}: {what} for {age:.0f}s (limit {limit:.0f}s)")
+                entry: dict[str, Any] = {
+                    "interval": interval,
+                    "last_tick_age": None if beat is None else round(age, 1),
+                }
+                result = self._scheduler.results.get(key)
+                if result is not None:
+                    entry.update(phase=result.phase, action=result.action, reasons=list(result.reasons))
+                    if result.action == "error" or any(
+                        r.startswith(_OUTAGE_PREFIXES) for r in result.reasons
+                    ):
+                        degraded.append(f"{key}: {'; '.join(result.reasons) or result.action}")
+                rollouts[key] = entry
+        body = {
+            "status": "unhealthy" if problems else ("degraded" if degraded else "ok"),
+            "problems": problems,
+            "degraded": degraded,
+            "rollouts": rollouts,
+        }
+        return not problems, body
+
+
 class MetricsServer:
-    """Serves ``/metrics`` (the registry) and ``/healthz`` (``health()`` -> (ok, detail)) in a thread."""
+    """Serves ``/metrics`` (the registry) and ``/healthz`` in a thread.
+
+    ``health()`` returns (ok, detail): 200 when ok, else 503; a mapping detail is sent as JSON
+    (e.g. :meth:`Liveness.check`), a string as plain text.
+    """
 
     def __init__(
         self,
         metrics: ControllerMetrics,
         host: str = "127.0.0.1",
         port: int = 9797,
-        health: Callable[[], tuple[bool, str]] = lambda: (True, "ok"),
+        health: Callable[[], tuple[bool, str | Mapping[str, Any]]] = lambda: (True, "ok"),
     ) -> None:
         metrics_app = make_wsgi_app(metrics.registry)
 
         def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
             if environ.get("PATH_INFO") == "/healthz":
-                ok, detail = health()
-                start_response(
-                    "200 OK" if ok else "503 Service Unavailable", [("Content-Type", "text/plain")]
-                )
-                return [detail.encode() + b"\n"]
+                try:
+                    ok, detail = health()
+                except Exception as exc:  # a broken check is an unhealthy answer, not a 500 page
+                    ok, detail = False, {"status": "unhealthy", "problems": [f"health check failed: {exc}"]}
+                status = "200 OK" if ok else "503 Service Unavailable"
+                if isinstance(detail, str):
+                    start_response(status, [("Content-Type", "text/plain")])
+                    return [detail.encode() + b"\n"]
+                start_response(status, [("Content-Type", "application/json")])
+                return [json.dumps(detail).encode() + b"\n"]
             if environ.get("PATH_INFO") in ("/metrics", "/"):
                 result: Iterable[bytes] = metrics_app(environ, start_response)
                 return result

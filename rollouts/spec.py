@@ -108,7 +108,8 @@ class GitSpec(_Model):
 
     ``url`` is any Git URL (``git@host:org/repo.git``, ``ssh://``, ``https://``, ``file://``) or a
     local path (relative paths are relative to the spec file). Credentials are never in the URL:
-    ``sshKeyFile`` is a deploy key; ``tokenFile``/``tokenEnv`` hold an HTTPS token.
+    ``sshKeyFile`` is a deploy key (``knownHostsFile`` pins the host keys); ``tokenFile``/``tokenEnv``
+    hold an HTTPS token.
     """
 
     url: NonEmpty = Field(
@@ -119,6 +120,12 @@ class GitSpec(_Model):
     author: Author = Field(default=Author(), description="The identity our commits are made as.")
     ssh_key_file: str | None = Field(
         default=None, alias="sshKeyFile", description="Private deploy key file for SSH URLs."
+    )
+    known_hosts_file: str | None = Field(
+        default=None,
+        alias="knownHostsFile",
+        description="known_hosts file pinning the SSH server's host keys (used with `sshKeyFile`; "
+        "default `$ROLLOUTS_SSH_KNOWN_HOSTS`, else ssh's own).",
     )
     token_file: str | None = Field(
         default=None, alias="tokenFile", description="File holding an HTTPS access token."

@@ -558,7 +558,7 @@ class Machine:
 
     def _ensure_load(self, state: RolloutState, where: Position) -> TickResult | None:
         spec, m = self.rollout.spec.load, self.memory
-        if spec.mode == "none" or m.load_job is not None:
+        if spec.mode == "none":
             return None
         interval = self.rollout.spec.analysis.interval
         request = LoadRequest(
@@ -570,7 +570,8 @@ class Machine:
             headers=dict(spec.headers),
         )
         try:
-            m.load_job = self.load.start(request)
+            # Every tick: a step can outlast one job (more windows than its duration), so renew it.
+            m.load_job = self.load.ensure_running(m.load_job, request, renew_within=2 * interval)
         except LoadRejectedError as exc:
             return self._pause(state, (f"load refused: {exc}",))
         except LoadUnavailableError as exc:

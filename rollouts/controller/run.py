@@ -32,11 +32,11 @@ from rollouts.controller.gitcache import CachedWorkspace, HeadCache
 from rollouts.controller.machine import Leadership, Machine, TickResult
 from rollouts.controller.scheduler import Scheduler
 from rollouts.controller.source import PrometheusSource
-from rollouts.gitops import Workspace
+from rollouts.gitops import Credentials, Workspace, add_credential_arguments, credentials_from_arguments
 from rollouts.kube import EventRecorder, LeaderElector, LeaseConfig, ObjectRef, api_client
 from rollouts.load import LoadDriver, LocalLoad, NoLoad, ServeLoad
 from rollouts.logs import configured
-from rollouts.metrics import ControllerMetrics, MetricsServer
+from rollouts.metrics import ControllerMetrics, Liveness, MetricsServer
 from rollouts.notify import Kind, Notice, Notifier, read_url_files
 from rollouts.routes import Weights
 from rollouts.spec import Rollout, SpecError, is_local_path, load_spec, parse_spec
@@ -73,25 +73,35 @@ class RunError(RuntimeError):
 # -- discovery ------------------------------------------------------------------------------------------
 
 
-def discover(url: str, branch: str, path: str, cache_dir: Path) -> tuple[list[Rollout], list[str]]:
+def discover(
+    url: str, branch: str, path: str, cache_dir: Path, credentials: Credentials | None = None
+) -> tuple[list[Rollout], list[str]]:
     """Every ``kind: Rollout`` document under ``path`` of ``branch`` of the repo at ``url``.
 
     Returns the valid rollouts and one error line per invalid file. A spec whose ``git.url`` is a
-    relative local path (``.``) means the repo it was found in.
+    relative local path (``.``) means the repo it was found in. ``credentials`` authenticate the
+    clone (``rollouts run --git-token-file`` etc.; default: the environment's own, e.g. its
+    ``GIT_SSH_COMMAND``).
     """
     import git
 
+    from rollouts.gitops import redact
+
+    credentials = credentials or Credentials()
     clone = cache_dir / "discovery" / hashlib.sha256(f"{url}\0{branch}".encode()).hexdigest()[:16]
+    aux = clone.parent / "aux"  # the askpass script, outside the clone
     try:
+        aux.mkdir(parents=True, exist_ok=True)
+        env = credentials.git_env(aux)
         if (clone / ".git").exists():
             repo = git.Repo(clone)
-            repo.git.fetch("--quiet", "--depth", "1", "origin", branch)
-            repo.git.reset("--quiet", "--hard", "FETCH_HEAD")
+            repo.git.fetch("--quiet", "--depth", "1", "origin", branch, env=env)
+            repo.git.reset("--quiet", "--hard", "FETCH_HEAD", env=env)
         else:
-            clone.parent.mkdir(parents=True, exist_ok=True)
-            git.Repo.clone_from(url, clone, branch=branch, depth=1)
+            git.Repo.clone_from(url, clone, branch=branch, depth=1, env=env)
     except git.GitCommandError as exc:
-        raise RunError(f"cannot read {url} ({branch}): {exc.stderr.strip() or exc}") from exc
+        reason = redact(str(exc.stderr).strip() or str(exc), credentials.secrets())
+        raise RunError(f"cannot read {redact(url)} ({branch}): {reason}") from None
     root = (clone / path).resolve()
     if not root.is_dir() or clone.resolve() not in (root, *root.parents):
         raise RunError(f"--path {path!r} is not a directory of {url}")
@@ -332,6 +342,7 @@ def add_run_parser(sub: Any) -> None:
     cmd.add_argument("--path", default=".", help="directory of --repo to search (default: the whole repo)")
     cmd.add_argument("--branch", default="main", help="branch of --repo (default main)")
     cmd.add_argument("--resync", type=float, default=60.0, help="seconds between re-reads of --repo")
+    add_credential_arguments(cmd, "--repo")
     where = cmd.add_mutually_exclusive_group()
     where.add_argument("--mesh", metavar="URL", help="local mesh admin URL: its /status is the sync gate")
     where.add_argument(
@@ -380,7 +391,7 @@ def add_run_parser(sub: Any) -> None:
 
 def _load_specs(args: argparse.Namespace, cache_dir: Path) -> tuple[list[Rollout], list[str]]:
     if args.repo:
-        return discover(args.repo, args.branch, args.path, cache_dir)
+        return discover(args.repo, args.branch, args.path, cache_dir, credentials_from_arguments(args))
     rollouts, errors = [], []
     for path in args.specs:
         try:
@@ -461,7 +472,7 @@ def _serve(args: argparse.Namespace, controller: Controller, cache_dir: Path) ->
             controller.metrics,
             host or "127.0.0.1",
             int(port),
-            health=lambda: (True, f"{len(controller.specs)} rollouts"),
+            health=Liveness(controller.scheduler).check,
         ).start()
         log.info("metrics on %s/metrics", server.url)
     stop = threading.Event()
@@ -476,10 +487,11 @@ def _serve(args: argparse.Namespace, controller: Controller, cache_dir: Path) ->
             if args.repo and time.monotonic() >= next_resync:
                 next_resync = time.monotonic() + args.resync
                 try:
-                    rollouts, errors = discover(args.repo, args.branch, args.path, cache_dir)
+                    credentials = credentials_from_arguments(args)  # re-read: a rotated token applies
+                    rollouts, errors = discover(args.repo, args.branch, args.path, cache_dir, credentials)
                     errors += controller.apply(rollouts)
-                except RunError as exc:
-                    errors = [str(exc)]  # Git unreachable: keep running what we have
+                except (RunError, ValueError) as exc:
+                    errors = [str(exc)]  # Git unreachable or a credential unreadable: keep running
                 for line in errors:
                     log.error("%s", line)
     finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -30,6 +31,10 @@ class Scheduler:
     workers: int = 8
     on_tick: Callable[[str, TickResult], None] | None = None
     machines: dict[str, Machine] = field(default_factory=dict)
+    # For /healthz (rollouts.metrics.Liveness): when each rollout's last tick began, leader or not,
+    # and what its last tick as leader did.
+    beats: dict[str, float] = field(default_factory=dict)
+    results: dict[str, TickResult | None] = field(default_factory=dict)
     _scheduler: BackgroundScheduler | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -44,6 +49,8 @@ class Scheduler:
         """Stop ticking rollout ``key`` (its spec was removed)."""
         with self._lock:
             machine = self.machines.pop(key, None)
+            self.beats.pop(key, None)
+            self.results.pop(key, None)
             if self._scheduler is not None and self._scheduler.get_job(key) is not None:
                 self._scheduler.remove_job(key)
         if machine is not None:
@@ -51,14 +58,17 @@ class Scheduler:
 
     def tick(self, key: str) -> TickResult | None:
         """One tick of rollout ``key`` (what each job runs); None when we are not the leader."""
+        self.beats[key] = time.monotonic()
         machine = self.machines.get(key)
         if machine is None or not self.leadership.is_leader():
             return None
         try:
             result = machine.tick()
-        except Exception:  # a bug in one rollout must not stop the others
+        except Exception as exc:  # a bug in one rollout must not stop the others
             log.exception("%s: tick failed", key)
+            self.results[key] = TickResult("unknown", "error", (f"tick failed: {exc}",))
             return None
+        self.results[key] = result
         if self.on_tick is not None:
             self.on_tick(key, result)
         return result
@@ -94,6 +104,12 @@ class Scheduler:
             next_run_time=dt.datetime.now(dt.UTC),
             misfire_grace_time=max(1, int(interval)),
         )
+
+    @property
+    def running(self) -> bool:
+        """The background scheduler is started and not shut down."""
+        scheduler = self._scheduler
+        return scheduler is not None and bool(scheduler.running)
 
     def jobs(self) -> dict[str, float]:
         """Rollout -> interval (seconds) of every scheduled job."""

@@ -4,7 +4,13 @@ The controller calls :class:`Workspace` (``read_state``, ``set_weights``, ``reco
 only needs :mod:`rollouts.routes`.
 """
 
-from rollouts.gitops.credentials import CredentialError, Credentials, redact
+from rollouts.gitops.credentials import (
+    CredentialError,
+    Credentials,
+    add_credential_arguments,
+    credentials_from_arguments,
+    redact,
+)
 from rollouts.gitops.manifest import ManifestError, canary_images, image_tag, revision_of
 from rollouts.gitops.workspace import (
     RECORD_VERDICTS,
@@ -37,7 +43,9 @@ __all__ = [
     "RolloutState",
     "RouteFileError",
     "Workspace",
+    "add_credential_arguments",
     "canary_images",
+    "credentials_from_arguments",
     "default_cache_dir",
     "format_message",
     "image_tag",

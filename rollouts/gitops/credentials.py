@@ -1,13 +1,19 @@
 """Credentials for the Git remote, and redaction of secrets in everything we print or commit.
 
-SSH: a deploy key file, used through ``GIT_SSH_COMMAND`` with ``IdentitiesOnly`` so that the agent's
-other keys are never offered. HTTPS: a token from a file or an environment variable, handed to Git
+SSH, in this order: a deploy key file (``spec.git.sshKeyFile``) makes our own ``GIT_SSH_COMMAND``
+with ``IdentitiesOnly`` (the agent's other keys are never offered) and, when one is configured
+(``spec.git.knownHostsFile`` or ``$ROLLOUTS_SSH_KNOWN_HOSTS``), a pinned ``known_hosts`` file with
+``StrictHostKeyChecking=yes``; without a key file, a ``GIT_SSH_COMMAND`` already in the environment
+(e.g. the Deployment's) is kept as it is; ssh always runs with ``BatchMode=yes`` (never a prompt).
+
+HTTPS: a token from a file or an environment variable, handed to Git
 through ``GIT_ASKPASS`` and the environment of the Git process only: it never appears in a URL, in
 ``.git/config``, on a command line (visible in ``ps``) or in a message.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import shlex
@@ -20,6 +26,7 @@ from pathlib import Path
 _URL_USERINFO = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@", re.IGNORECASE)
 TOKEN_ENV = "ROLLOUTS_GIT_TOKEN"
 USERNAME_ENV = "ROLLOUTS_GIT_USERNAME"
+KNOWN_HOSTS_ENV = "ROLLOUTS_SSH_KNOWN_HOSTS"
 _ASKPASS = """#!/bin/sh
 # Written by gitops-rollouts: answers Git's credential prompts from the environment (no secret here).
 case "$1" in
@@ -38,6 +45,7 @@ class Credentials:
     """What to authenticate with; ``token`` is never shown by ``repr``."""
 
     ssh_key_file: Path | None = None
+    known_hosts_file: Path | None = None
     token: str | None = field(default=None, repr=False)
     username: str = "x-access-token"
 
@@ -48,40 +56,74 @@ class Credentials:
         ssh_key_file: str | None = None,
         token_file: str | None = None,
         token_env: str | None = None,
+        known_hosts_file: str | None = None,
         env: Mapping[str, str] | None = None,
+        names: Mapping[str, str] | None = None,
     ) -> Credentials:
-        """Read the token from ``token_file`` or the variable ``token_env``; check the key file exists."""
+        """Read the token from ``token_file`` or the variable ``token_env``; check the key file and
+        the known_hosts file (``known_hosts_file``, else ``$ROLLOUTS_SSH_KNOWN_HOSTS``) exist.
+
+        Errors name the setting as ``spec.git.<field>``, or as ``names[field]`` (e.g. a CLI flag).
+        """
         env = os.environ if env is None else env
+        names = names or {}
+
+        def name(setting: str) -> str:
+            return names.get(setting, f"spec.git.{setting}")
+
         key = Path(ssh_key_file).expanduser() if ssh_key_file else None
         if key is not None and not key.is_file():
-            raise CredentialError(f"spec.git.sshKeyFile: {key} is not a readable file")
+            raise CredentialError(f"{name('sshKeyFile')}: {key} is not a readable file")
+        field_name, hosts_name = name("knownHostsFile"), known_hosts_file
+        if not hosts_name and env.get(KNOWN_HOSTS_ENV, "").strip():
+            field_name, hosts_name = f"${KNOWN_HOSTS_ENV}", env[KNOWN_HOSTS_ENV].strip()
+        known_hosts = Path(hosts_name).expanduser() if hosts_name else None
+        if known_hosts is not None and not known_hosts.is_file():
+            raise CredentialError(f"{field_name}: {known_hosts} is not a readable file")
         token: str | None = None
         if token_file:
             try:
                 token = Path(token_file).expanduser().read_text(encoding="utf-8").strip()
             except OSError as exc:
                 raise CredentialError(
-                    f"spec.git.tokenFile: cannot read {token_file}: {exc.strerror}"
+                    f"{name('tokenFile')}: cannot read {token_file}: {exc.strerror}"
                 ) from None
             if not token:
-                raise CredentialError(f"spec.git.tokenFile: {token_file} is empty")
+                raise CredentialError(f"{name('tokenFile')}: {token_file} is empty")
         elif token_env:
             token = env.get(token_env, "").strip()
             if not token:
-                raise CredentialError(f"spec.git.tokenEnv: environment variable {token_env} is not set")
-        return cls(ssh_key_file=key, token=token)
+                raise CredentialError(f"{name('tokenEnv')}: environment variable {token_env} is not set")
+        return cls(ssh_key_file=key, known_hosts_file=known_hosts, token=token)
 
     def secrets(self) -> tuple[str, ...]:
         """Values to scrub from any text we emit."""
         return (self.token,) if self.token else ()
 
-    def git_env(self, askpass_dir: Path) -> dict[str, str]:
-        """Environment for Git processes: never prompt, authenticate with what we have."""
-        env = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "", "SSH_ASKPASS": ""}
+    def ssh_command(self, environ: Mapping[str, str] | None = None) -> str:
+        """``GIT_SSH_COMMAND`` for our Git processes (see the module docstring for the precedence).
+
+        ``environ`` is the process environment (default ``os.environ``) whose ``GIT_SSH_COMMAND``
+        is kept when we have no key file of our own.
+        """
+        environ = os.environ if environ is None else environ
+        inherited = environ.get("GIT_SSH_COMMAND", "").strip()
+        if self.ssh_key_file is None and inherited:
+            # Keep the operator's settings; ssh takes the first value of an option, so appending
+            # BatchMode never overrides one they set themselves.
+            return inherited if "batchmode" in inherited.lower() else f"{inherited} -o BatchMode=yes"
         ssh = ["ssh", "-o", "BatchMode=yes"]
         if self.ssh_key_file is not None:
             ssh += ["-i", str(self.ssh_key_file), "-o", "IdentitiesOnly=yes"]
-        env["GIT_SSH_COMMAND"] = " ".join(shlex.quote(part) for part in ssh)
+        if self.known_hosts_file is not None:
+            ssh += ["-o", f"UserKnownHostsFile={self.known_hosts_file}", "-o", "StrictHostKeyChecking=yes"]
+        return " ".join(shlex.quote(part) for part in ssh)
+
+    def git_env(self, askpass_dir: Path, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Environment for Git processes: never prompt, authenticate with what we have
+        (``environ``: the process environment, default ``os.environ``)."""
+        env = {"GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "", "SSH_ASKPASS": ""}
+        env["GIT_SSH_COMMAND"] = self.ssh_command(environ)
         if self.token:
             script = askpass_dir / "askpass.sh"
             if not script.exists():
@@ -94,6 +136,42 @@ class Credentials:
             # save our token to disk after a successful push.
             env.update(GIT_CONFIG_COUNT="1", GIT_CONFIG_KEY_0="credential.helper", GIT_CONFIG_VALUE_0="")
         return env
+
+
+# The command-line twins of spec.git's credential fields, for Git access before any spec is read.
+_CLI_OPTIONS = {
+    "sshKeyFile": "--git-ssh-key-file",
+    "knownHostsFile": "--git-known-hosts-file",
+    "tokenFile": "--git-token-file",
+    "tokenEnv": "--git-token-env",
+}
+
+
+def add_credential_arguments(parser: argparse.ArgumentParser, what: str = "the repo") -> None:
+    """Add ``--git-ssh-key-file``, ``--git-known-hosts-file``, ``--git-token-file`` and
+    ``--git-token-env`` (the command-line twins of ``spec.git``'s credential fields) to ``parser``."""
+    parser.add_argument(_CLI_OPTIONS["sshKeyFile"], metavar="FILE", help=f"SSH deploy key for {what}")
+    parser.add_argument(
+        _CLI_OPTIONS["knownHostsFile"],
+        metavar="FILE",
+        help="known_hosts pinning the SSH server's keys (default $ROLLOUTS_SSH_KNOWN_HOSTS)",
+    )
+    parser.add_argument(_CLI_OPTIONS["tokenFile"], metavar="FILE", help=f"HTTPS token file for {what}")
+    parser.add_argument(
+        _CLI_OPTIONS["tokenEnv"], metavar="VAR", help=f"environment variable with an HTTPS token for {what}"
+    )
+
+
+def credentials_from_arguments(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Credentials:
+    """The credentials of :func:`add_credential_arguments`'s options (errors name the flag)."""
+    return Credentials.resolve(
+        ssh_key_file=args.git_ssh_key_file,
+        known_hosts_file=args.git_known_hosts_file,
+        token_file=args.git_token_file,
+        token_env=args.git_token_env,
+        env=env,
+        names=_CLI_OPTIONS,
+    )
 
 
 def url_has_secret(url: str) -> bool:

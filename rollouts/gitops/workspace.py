@@ -233,7 +233,11 @@ class Workspace:
         spec = rollout.spec.git
         if "credentials" not in kwargs:
             kwargs["credentials"] = Credentials.resolve(
-                ssh_key_file=spec.ssh_key_file, token_file=spec.token_file, token_env=spec.token_env, env=env
+                ssh_key_file=spec.ssh_key_file,
+                token_file=spec.token_file,
+                token_env=spec.token_env,
+                known_hosts_file=spec.known_hosts_file,
+                env=env,
             )
         kwargs.setdefault("author", spec.author)
         return cls(spec.url, spec.branch, cache_dir=cache_dir, **kwargs)

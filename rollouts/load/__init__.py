@@ -13,6 +13,7 @@ from rollouts.load.base import (
     LoadStats,
     LoadUnavailableError,
     NoLoad,
+    ensure_running,
 )
 from rollouts.load.local import LocalLoad
 from rollouts.load.serve import ServeLoad
@@ -27,4 +28,5 @@ __all__ = [
     "LocalLoad",
     "NoLoad",
     "ServeLoad",
+    "ensure_running",
 ]

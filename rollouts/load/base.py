@@ -104,6 +104,13 @@ class LoadDriver(Protocol):
         """The job's current figures."""
         ...
 
+    def ensure_running(
+        self, job: str | None, request: LoadRequest, *, renew_within: float = 0.0
+    ) -> str | None:
+        """The id of a running job for ``request``: ``job`` while it runs with more than
+        ``renew_within`` seconds left, else a fresh one (see :func:`ensure_running`)."""
+        ...
+
     def stop(self, job: str | None) -> LoadStats | None:
         """Stop the job; its final figures."""
         ...
@@ -111,6 +118,37 @@ class LoadDriver(Protocol):
     def close(self) -> None:
         """Release what the driver holds (sessions, subprocesses)."""
         ...
+
+
+class _Jobs(Protocol):
+    def start(self, request: LoadRequest) -> str | None: ...
+    def status(self, job: str | None) -> LoadStats | None: ...
+    def stop(self, job: str | None) -> LoadStats | None: ...
+
+
+def ensure_running(
+    driver: _Jobs, job: str | None, request: LoadRequest, *, renew_within: float = 0.0
+) -> str | None:
+    """Keep load on for as long as a step lasts, whatever the job's fixed ``duration``.
+
+    ``job`` is kept while it runs with more than ``renew_within`` seconds of its duration left
+    (pass about two ticks, so the hand-over happens before the job ends, not after a gap); a job
+    that finished, stopped, failed or is unknown to the endpoint (it restarted) is replaced by a new
+    one from ``request``. A step may hold for more windows than one job lasts; no job duration has
+    to know the policy's window cap.
+    """
+    if job is not None:
+        try:
+            stats = driver.status(job)
+        except LoadRejectedError as exc:
+            if exc.status != 404:
+                raise
+            stats = None  # the endpoint lost it (restarted): start afresh
+        if stats is not None and stats.state == "running":
+            if stats.elapsed + renew_within < request.duration:
+                return job
+            driver.stop(job)  # about to end: hand over now rather than leave a gap
+    return driver.start(request)
 
 
 class NoLoad:
@@ -126,6 +164,12 @@ class NoLoad:
 
     def stop(self, job: str | None) -> LoadStats | None:
         """Nothing to stop."""
+        return None
+
+    def ensure_running(
+        self, job: str | None, request: LoadRequest, *, renew_within: float = 0.0
+    ) -> str | None:
+        """Nothing to keep running."""
         return None
 
     def close(self) -> None:

@@ -101,6 +101,12 @@ class LocalLoad:
         """``GET /jobs/{id}`` on the subprocess."""
         return self._ensure().status(job)
 
+    def ensure_running(
+        self, job: str | None, request: LoadRequest, *, renew_within: float = 0.0
+    ) -> str | None:
+        """``job`` while it runs, else a new one (after restarting the subprocess if it died)."""
+        return self._ensure().ensure_running(job, request, renew_within=renew_within)
+
     def stop(self, job: str | None) -> LoadStats | None:
         """``DELETE /jobs/{id}`` (the subprocess keeps running for the next step)."""
         if self._client is None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import requests
 
-from rollouts.load.base import LoadRejectedError, LoadRequest, LoadStats, LoadUnavailableError
+from rollouts.load.base import LoadRejectedError, LoadRequest, LoadStats, LoadUnavailableError, ensure_running
 
 _REJECTIONS = {
     400: "malformed job",
@@ -69,6 +69,12 @@ class ServeLoad:
     def status(self, job: str | None) -> LoadStats | None:
         """``GET /jobs/{id}``."""
         return None if job is None else self._stats(self._call("GET", f"/jobs/{job}"))
+
+    def ensure_running(
+        self, job: str | None, request: LoadRequest, *, renew_within: float = 0.0
+    ) -> str | None:
+        """``job`` while it runs, else a new job (``GET /jobs/{id}``, then ``POST /jobs``)."""
+        return ensure_running(self, job, request, renew_within=renew_within)
 
     def stop(self, job: str | None) -> LoadStats | None:
         """``DELETE /jobs/{id}``; the final figures. A job that is already gone is not an error."""
