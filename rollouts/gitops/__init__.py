@@ -5,7 +5,7 @@ only needs :mod:`rollouts.routes`.
 """
 
 from rollouts.gitops.credentials import CredentialError, Credentials, redact
-from rollouts.gitops.manifest import ManifestError, canary_images, image_tag, revision_of
+from rollouts.gitops.manifest import ManifestError, canary_images, copy_images, image_tag, revision_of
 from rollouts.gitops.workspace import (
     RECORD_VERDICTS,
     WEIGHT_VERDICTS,
@@ -38,6 +38,7 @@ __all__ = [
     "RouteFileError",
     "Workspace",
     "canary_images",
+    "copy_images",
     "default_cache_dir",
     "format_message",
     "image_tag",
