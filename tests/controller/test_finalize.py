@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 
 from rollouts.controller.machine import position
+from rollouts.controller.run import VersionProbe
 from rollouts.gitops import RolloutState, Workspace
 from rollouts.metrics import ControllerMetrics
 from rollouts.notify import Kind, Notice
 from rollouts.spec import Rollout
 from rollouts.sync import LocalMeshGate
+from tests.controller.httpjson import json_server
 from tests.controller.machinery import Clock, Rig, ServiceModel, build, mesh_status, rollout_spec
 from tests.controller.test_machine import our_commits
 from tests.gitops.conftest import Remote, deployment, git, vs_with
@@ -130,3 +132,17 @@ def test_ga_that_never_becomes_ready_pauses(ga_rig: tuple[Rig, Switch], remote: 
     results = rig.run(10, until="pause")
     assert results[-1].action == "pause" and "GA did not become ready" in results[-1].reasons[0]
     assert "weight: 0   # GA" in remote.show(ROUTE)  # the canary still serves everything
+
+
+def test_version_probe_compares_the_ga_service_version_with_the_manifest(
+    ga_rig: tuple[Rig, Switch], remote: Remote
+) -> None:
+    rig, _switch = ga_rig
+    state = rig.workspace.read_state(rig.spec)  # GA manifest: podinfo 0.1.0
+    answers = [(200, {"version": "0.0.9"}), (200, {"version": "0.1.0"}), (503, {})]
+    with json_server(lambda _request: answers.pop(0)) as server:
+        probe = VersionProbe(server.url)
+        assert probe.ga_ready(rig.spec, state) == (False, f"GA {server.url}/version answers version 0.0.9")
+        assert probe.ga_ready(rig.spec, state)[0]
+        ready, seen = probe.ga_ready(rig.spec, state)
+        assert not ready and "unreadable" in seen
