@@ -76,12 +76,30 @@ class CachedWorkspace:
         reasons: Sequence[str] = (),
         step: str | None = None,
         expected: Weights | None = None,
+        finalize: str | None = None,
+        label: str | None = None,
     ) -> Any:
         """Commit through the workspace; the head moves, so the caches forget it."""
         try:
             return self.workspace.set_weights(
-                rollout, weights, verdict=verdict, reasons=reasons, step=step, expected=expected
+                rollout,
+                weights,
+                verdict=verdict,
+                reasons=reasons,
+                step=step,
+                expected=expected,
+                finalize=finalize,
+                label=label,
             )
+        finally:
+            self._moved(rollout)
+
+    def promote_images(
+        self, rollout: Rollout, *, reasons: Sequence[str] = (), expected: Weights | None = None
+    ) -> Any:
+        """Copy the canary's images into GA through the workspace; the caches forget the head."""
+        try:
+            return self.workspace.promote_images(rollout, reasons=reasons, expected=expected)
         finally:
             self._moved(rollout)
 

@@ -54,6 +54,12 @@ class Workspace(Protocol):
         reasons: Sequence[str] = (),
         step: str | None = None,
         expected: Weights | None = None,
+        finalize: str | None = None,
+        label: str | None = None,
+    ) -> Any: ...
+
+    def promote_images(
+        self, rollout: Rollout, *, reasons: Sequence[str] = (), expected: Weights | None = None
     ) -> Any: ...
 
     def record(self, rollout: Rollout, verdict: str, reasons: Sequence[str] = ()) -> Any: ...
@@ -81,6 +87,13 @@ class Leadership(Protocol):
     def is_leader(self) -> bool: ...
 
 
+class GaReadiness(Protocol):
+    """``finalize: promote-ga``: does the cluster run GA with the images its manifest in Git names
+    (``state.ga_images``), and is it ready? ``(ready, what was seen, in words)``."""
+
+    def ga_ready(self, rollout: Rollout, state: RolloutState) -> tuple[bool, str]: ...
+
+
 class AlwaysLeader:
     """One controller, no election (one machine, or one replica)."""
 
@@ -91,7 +104,7 @@ class AlwaysLeader:
 
 # -- where the rollout stands, from Git alone (pure) ----------------------------------------------------
 
-Phase = Literal["idle", "start", "progressing", "paused", "promoted", "rolledback"]
+Phase = Literal["idle", "start", "progressing", "paused", "promoted", "rolledback", "finalizing"]
 
 
 @dataclass(frozen=True)
@@ -104,6 +117,7 @@ class Position:
     since: float | None = None  # when the current step began (commit or resume time); None: unknown
     step: int = 0  # 1-based index into spec.steps of the current weight (0: not a step weight)
     adopted: bool = False  # the weight was set by someone else
+    finalize: str | None = None  # finalizing: "ga-image" (copy the images) or "route-ga" (route back)
 
 
 def step_label(steps: Sequence[int], weight: int) -> str | None:
@@ -135,10 +149,21 @@ def position(rollout: Rollout, state: RolloutState) -> Position:
             adopted=True,
             step=_step(steps, weight),
         )
+    promote_ga = rollout.spec.finalize.action == "promote-ga" and not state.human_override
     if weight == 0:
+        if promote_ga and last.verdict == "finalize" and last.finalize == "route-ga":
+            return Position("promoted", weight, f"GA runs {state.revision}; traffic routed back to GA")
         who = "by a human" if state.human_override else f"({last.verdict})"
         return Position("rolledback", weight, f"canary {state.revision} routed 0% {who}")
     if weight == 100:
+        if promote_ga:
+            # Phase 1 commits the canary's images into GA; phase 2 waits for GA, then routes back.
+            since = float(last.timestamp)
+            if state.ga_images != state.images:
+                reason = f"canary {state.revision} serves 100%: its images go into the GA manifest"
+                return Position("finalizing", weight, reason, since=since, finalize="ga-image")
+            reason = f"GA manifest names {state.revision}: traffic goes back to GA once GA is ready"
+            return Position("finalizing", weight, reason, since=since, finalize="route-ga")
         return Position("promoted", weight, f"canary {state.revision} serves 100%")
     since = float(last.timestamp)
     resumed = state.last_record
@@ -264,11 +289,8 @@ class Machine:
         clock: Callable[[], float] = time.time,
         max_git_backoff: float = 300.0,
         settle: float = 0.0,
+        ga_readiness: GaReadiness | None = None,
     ) -> None:
-        if rollout.spec.finalize.action != "leave-canary":
-            raise NotImplementedError(
-                f"{rollout.key}: finalize {rollout.spec.finalize.action} is not implemented yet"
-            )
         self.rollout = rollout
         self.key = rollout.key
         self.workspace = workspace
@@ -283,6 +305,8 @@ class Machine:
         self.clock = clock
         self.max_git_backoff = max_git_backoff
         self.settle = settle  # seconds after a window's end before its data is complete (scrape lag)
+        # promote-ga: the sync gate shows the GA commit applied; this says GA runs it and is ready.
+        self.ga_readiness = ga_readiness
         self.memory = Memory()
 
     def close(self) -> None:
@@ -326,6 +350,8 @@ class Machine:
             where = Position("progressing", where.weight, where.reason, since=None, step=1)
         if where.phase == "start":
             return self._start(state, where)
+        if where.phase == "finalizing":
+            return self._finalize(state, where, now)
         if where.phase != "progressing":
             self._stop_load()
             return TickResult(where.phase, "none", (where.reason,))
@@ -335,19 +361,29 @@ class Machine:
 
     def _start(self, state: RolloutState, where: Position) -> TickResult:
         first = self.rollout.spec.steps[0]
-        reasons = (where.reason, f"step 1: canary {first}%")
+        current = state.weights.canary
+        reasons: tuple[str, ...] = (where.reason, f"step 1: canary {first}%")
+        summary = f"rollout of {state.revision} started: canary {first}%"
+        if current > first:
+            # The canary Deployment already runs the new images: they served its traffic (all of it
+            # at 100 %) from the moment the cluster applied them, before any analysis.
+            reasons = (
+                where.reason,
+                f"the new revision was already serving {current}% before the controller acted",
+                f"restart at step 1: canary {current}% -> {first}%",
+            )
+            summary = (
+                f"new revision {state.revision} was serving {current}% unanalysed: "
+                f"restarted at step 1 ({first}%)"
+            )
         self._stop_load()
         self.memory = Memory(first_seen=self.memory.first_seen)
-        result = self._commit(state, "promote", first, state.weights.canary, reasons)
+        result = self._commit(
+            state, "promote", first, current, reasons, label="restart" if current > first else None
+        )
         if isinstance(result, TickResult):
             return result
-        self._tell(
-            Kind.START,
-            f"rollout of {state.revision} started: canary {first}%",
-            reasons,
-            state=state,
-            commit=result,
-        )
+        self._tell(Kind.START, summary, reasons, state=state, commit=result)
         return TickResult("progressing", "start", reasons, commit=result)
 
     def _analyse(self, state: RolloutState, where: Position, now: float) -> TickResult:
@@ -469,9 +505,79 @@ class Machine:
         }[pending.verdict]
         kind = {"promote": Kind.STEP, "finalize": Kind.FINALIZE, "rollback": Kind.ROLLBACK}[pending.verdict]
         self._tell(kind, summary, pending.reasons, pending.evidence, state=state, commit=sha)
-        phase = {"promote": "progressing", "finalize": "promoted", "rollback": "rolledback"}[pending.verdict]
+        done = "finalizing" if self.rollout.spec.finalize.action == "promote-ga" else "promoted"
+        phase = {"promote": "progressing", "finalize": done, "rollback": "rolledback"}[pending.verdict]
         self._phase(phase)
         return TickResult(phase, pending.verdict, pending.reasons, windows=self.memory.windows, commit=sha)
+
+    def _finalize(self, state: RolloutState, where: Position, now: float) -> TickResult:
+        """``finalize: promote-ga``: GA gets the canary's images (one commit), then, once GA runs
+        them and is ready, the traffic goes back to GA (a second commit). Each phase is derived from
+        Git (:func:`position`), so a restart between the two commits repeats neither."""
+        self._stop_load()
+        if where.finalize == "ga-image":
+            return self._promote_images(state, where)
+        ready, seen = self._ga_ready(state)
+        if not ready:
+            # From the GA commit, or from when this process first saw it if that is later (the
+            # clocks of Git's committer and ours may disagree; a restart only waits longer).
+            seen_at = self.memory.first_seen.setdefault(state.head, now)
+            since = max(where.since or seen_at, seen_at)
+            if now - since > self.rollout.spec.analysis.sync_timeout:
+                return self._pause(state, (f"GA did not become ready with {state.revision}: {seen}",))
+            return TickResult("finalizing", "wait", (f"waiting for GA to run {state.revision}: {seen}",))
+        reasons = (f"GA runs {state.revision} and is ready ({seen})", "canary 0%: traffic back to GA")
+        sha = self._commit(state, "finalize", 0, where.weight, reasons, finalize="route-ga")
+        if isinstance(sha, TickResult):
+            return sha
+        self._tell(
+            Kind.FINALIZE,
+            f"GA runs {state.revision}: traffic routed back to GA",
+            reasons,
+            state=state,
+            commit=sha,
+        )
+        self._phase("promoted")
+        return TickResult("promoted", "finalize", reasons, commit=sha)
+
+    def _promote_images(self, state: RolloutState, where: Position) -> TickResult:
+        if not self.leadership.is_leader():
+            return TickResult("finalizing", "wait", ("not the leader: no commit",))
+        reasons = (where.reason, f"canary keeps {where.weight}% until GA runs {state.revision}")
+        try:
+            result = self.workspace.promote_images(
+                self.rollout, reasons=list(reasons), expected=state.weights
+            )
+        except HumanOverrideError as exc:
+            decision(log, self.key, "adopt", [str(exc)])
+            return TickResult("finalizing", "none", (str(exc),))
+        except GitopsError as exc:
+            return self._git_failed(self.clock(), f"cannot commit the GA images: {exc}")
+        self.memory.git_failures = 0
+        if result.sha is None:  # GA has them already (a commit of a run that died, or a person)
+            return TickResult("finalizing", "wait", ("GA already names the canary's images",))
+        self.metrics.commits.labels(rollout=self.key, verdict="finalize").inc()
+        decision(log, self.key, "finalize", list(reasons), weight=where.weight, commit=result.sha)
+        self._tell(
+            Kind.FINALIZE,
+            f"GA manifest now names {state.revision}; traffic goes back to GA once it is ready",
+            reasons,
+            state=state,
+            commit=str(result.sha),
+        )
+        return TickResult("finalizing", "finalize", reasons, commit=str(result.sha))
+
+    def _ga_ready(self, state: RolloutState) -> tuple[bool, str]:
+        """The cluster applied the GA commit (the sync gate at the head) and GA is ready with it."""
+        gate = self.gate.wait(state.weights, state.head, timeout=0)
+        if not gate.opened:
+            return False, gate.reason
+        if self.ga_readiness is None:
+            return True, gate.reason
+        try:
+            return self.ga_readiness.ga_ready(self.rollout, state)
+        except Exception as exc:  # a probe that fails says "not ready", never ends the tick
+            return False, f"GA readiness unknown: {exc}"
 
     def _pause(
         self, state: RolloutState, reasons: Sequence[str], evidence: Mapping[str, float] | None = None
@@ -500,7 +606,15 @@ class Machine:
         return TickResult("paused", "pause", tuple(reasons), commit=result.sha)
 
     def _commit(
-        self, state: RolloutState, verdict: str, weight: int, expected: int, reasons: Sequence[str]
+        self,
+        state: RolloutState,
+        verdict: str,
+        weight: int,
+        expected: int,
+        reasons: Sequence[str],
+        *,
+        finalize: str | None = None,
+        label: str | None = None,
     ) -> str | TickResult:
         """Commit ``weight`` (expecting ``expected`` on the remote); the sha, or the tick's result."""
         if not self.leadership.is_leader():
@@ -515,6 +629,8 @@ class Machine:
                 # A rollback names the step it was decided at.
                 step=step_label(steps, expected if verdict == "rollback" else weight),
                 expected=Weights.for_canary(expected),
+                finalize=finalize,
+                label=label,
             )
         except HumanOverrideError as exc:
             self.memory.pending = None  # a human's weights win; the next tick adopts them
@@ -610,7 +726,8 @@ class Machine:
         )
 
     def _phase(self, phase: str) -> None:
-        self.metrics.set_phase(self.key, "progressing" if phase == "start" else phase)
+        # The gauge's phases are Flagger-like; starting and finalizing are part of progressing.
+        self.metrics.set_phase(self.key, "progressing" if phase in ("start", "finalizing") else phase)
 
     def _tell(
         self,

@@ -25,15 +25,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import requests
+from kubernetes import client as k8s
 from ruamel.yaml import YAML
 
 from analyzer import Judge, Policy
 from rollouts.controller.gitcache import CachedWorkspace, HeadCache
-from rollouts.controller.machine import Leadership, Machine, TickResult
+from rollouts.controller.machine import GaReadiness, Leadership, Machine, TickResult
 from rollouts.controller.scheduler import Scheduler
 from rollouts.controller.source import PrometheusSource
-from rollouts.gitops import Credentials, Workspace, add_credential_arguments, credentials_from_arguments
+from rollouts.gitops import (
+    Credentials,
+    RolloutState,
+    Workspace,
+    add_credential_arguments,
+    credentials_from_arguments,
+    revision_of,
+)
 from rollouts.kube import EventRecorder, LeaderElector, LeaseConfig, ObjectRef, api_client
+from rollouts.kube.readiness import readiness_of
 from rollouts.load import LoadDriver, LocalLoad, NoLoad, ServeLoad
 from rollouts.logs import configured
 from rollouts.metrics import ControllerMetrics, Liveness, MetricsServer
@@ -149,6 +159,7 @@ class Options:
     gate_interval: float = 1.0
     notify: tuple[str, ...] = ()  # apprise URLs told about every rollout (besides each spec's own)
     flux: FluxKustomization | None = None  # also wait for Flux to report the commit as applied
+    ga_url: str | None = None  # local mesh, promote-ga: the GA service, asked for its /version
 
 
 class KubernetesSpecGate:
@@ -197,6 +208,44 @@ class KubernetesSpecGate:
             interval=self._interval,
         )
         return gate.wait(expected_weights, expected_revision, timeout)
+
+    def ga_ready(self, rollout: Rollout, state: RolloutState) -> tuple[bool, str]:
+        """``finalize: promote-ga``: the live GA Deployment (named by the GA manifest in Git) has the
+        images of the manifest and is rolled out (``kubectl rollout status``'s rule)."""
+        assert rollout.spec.finalize.ga_path is not None and state.ga_images is not None
+        namespace, name = self._meta(rollout.spec.finalize.ga_path)
+        live = k8s.AppsV1Api(self._api).read_namespaced_deployment(name, namespace)
+        pod = live.spec.template.spec if live.spec is not None else None
+        containers = [*(pod.init_containers or []), *(pod.containers or [])] if pod is not None else []
+        running = {c.name: c.image for c in containers}
+        stale = sorted(n for n, image in state.ga_images.items() if running.get(n) != image)
+        if stale:
+            return (
+                False,
+                f"Deployment {namespace}/{name} does not run the new images yet ({', '.join(stale)})",
+            )
+        readiness = readiness_of(live)
+        return readiness.ready, f"Deployment {namespace}/{name}: {readiness.reason}"
+
+
+class VersionProbe:
+    """``finalize: promote-ga`` on one machine: the GA service's ``/version`` (podinfo's) names the
+    tag of the GA manifest's first image."""
+
+    def __init__(self, url: str, timeout: float = 2.0) -> None:
+        self.url, self.timeout = url.rstrip("/") + "/version", timeout
+
+    def ga_ready(self, rollout: Rollout, state: RolloutState) -> tuple[bool, str]:
+        """GET ``/version`` and compare."""
+        assert state.ga_images is not None
+        wanted = revision_of(state.ga_images)
+        try:
+            answer = requests.get(self.url, timeout=self.timeout)
+            answer.raise_for_status()
+            version = str(answer.json().get("version"))
+        except (requests.RequestException, ValueError, AttributeError) as exc:
+            return False, f"GA {self.url} unreadable: {exc}"
+        return version == wanted, f"GA {self.url} answers version {version}"
 
 
 def load_driver(rollout: Rollout) -> LoadDriver:
@@ -286,6 +335,13 @@ class Controller:
         else:
             assert self.options.mesh is not None
             gate = LocalMeshGate(self.options.mesh, interval=self.options.gate_interval)
+        ga_readiness: GaReadiness | None = None
+        if rollout.spec.finalize.action == "promote-ga":
+            # Without a way to look at GA (local mesh, no --ga-url), the gate alone: the cluster
+            # applied the GA commit.
+            ga_readiness = kube_gate if self.options.kubernetes else None
+            if self.options.ga_url:
+                ga_readiness = VersionProbe(self.options.ga_url)
         return Machine(
             rollout,
             workspace=workspace,
@@ -297,6 +353,7 @@ class Controller:
             metrics=self.metrics,
             leadership=self.leadership,
             settle=self.options.settle,
+            ga_readiness=ga_readiness,
         )
 
     def apply(self, rollouts: Iterable[Rollout]) -> list[str]:
@@ -347,6 +404,11 @@ def add_run_parser(sub: Any) -> None:
     where.add_argument("--mesh", metavar="URL", help="local mesh admin URL: its /status is the sync gate")
     where.add_argument(
         "--kubernetes", action="store_true", help="the Kubernetes API (in-cluster or kubeconfig)"
+    )
+    cmd.add_argument(
+        "--ga-url",
+        metavar="URL",
+        help="with --mesh and finalize promote-ga: the GA service, whose /version must name the new tag",
     )
     cmd.add_argument(
         "--flux-kustomization",
@@ -438,6 +500,7 @@ def _start(args: argparse.Namespace, cache_dir: Path) -> tuple[Controller, Leade
         settle=args.settle,
         notify=notify,
         flux=flux_kustomization(args.flux_kustomization),
+        ga_url=args.ga_url,
     )
     controller = Controller(options)
     elector: LeaderElector | None = None

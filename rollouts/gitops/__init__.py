@@ -11,7 +11,7 @@ from rollouts.gitops.credentials import (
     credentials_from_arguments,
     redact,
 )
-from rollouts.gitops.manifest import ManifestError, canary_images, image_tag, revision_of
+from rollouts.gitops.manifest import ManifestError, canary_images, copy_images, image_tag, revision_of
 from rollouts.gitops.workspace import (
     RECORD_VERDICTS,
     WEIGHT_VERDICTS,
@@ -45,6 +45,7 @@ __all__ = [
     "Workspace",
     "add_credential_arguments",
     "canary_images",
+    "copy_images",
     "credentials_from_arguments",
     "default_cache_dir",
     "format_message",

@@ -32,7 +32,7 @@ import git
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from rollouts.gitops.credentials import Credentials, redact, url_has_secret
-from rollouts.gitops.manifest import canary_images, revision_of
+from rollouts.gitops.manifest import canary_images, copy_images, revision_of
 from rollouts.routes import RouteEditor, RouteError, Weights, editor_for
 from rollouts.routes._engine import compose
 from rollouts.spec import Author, Rollout
@@ -96,6 +96,7 @@ class Record:
     subject: str
     timestamp: int
     author: str
+    finalize: str | None = None  # Rollout-Finalize: ga-image | route-ga (``finalize: promote-ga``)
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,7 @@ class RolloutState:
     human_override: bool  # the weights differ from what our last weight commit set
     override_commit: str | None  # the newest commit that touched the route file since ours
     new_revision: bool  # the canary images changed since our last weight commit
+    ga_images: dict[str, str] | None = None  # the GA manifest's images (``finalize: promote-ga`` only)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly dict."""
@@ -169,6 +171,7 @@ def format_message(
     reasons: Sequence[str] = (),
     step: str | None = None,
     revision: str | None = None,
+    finalize: str | None = None,
 ) -> str:
     """Subject, a body with one reason per line, and the ``Rollout-*`` trailers."""
     lines = [subject, ""]
@@ -181,6 +184,8 @@ def format_message(
     if revision:
         lines.append(f"Rollout-Revision: {revision}")
     lines.append(f"Rollout-Verdict: {verdict}")
+    if finalize:
+        lines.append(f"Rollout-Finalize: {finalize}")
     return "\n".join(lines) + "\n"
 
 
@@ -308,8 +313,13 @@ class Workspace:
         reasons: Sequence[str] = (),
         step: str | None = None,
         expected: Weights | None = None,
+        finalize: str | None = None,
+        label: str | None = None,
     ) -> CommitResult:
         """Commit and push ``weights`` for the rollout's route; a no-op when they are already there.
+
+        ``finalize`` adds a ``Rollout-Finalize`` trailer (the phase of ``finalize: promote-ga``);
+        ``label`` replaces the verdict in the subject's parentheses (e.g. ``restart``).
 
         ``expected`` is what the caller believes the weights are (the controller passes the weights
         of its last commit): when the remote says otherwise, :class:`HumanOverrideError` is raised and
@@ -329,7 +339,8 @@ class Workspace:
                 return CommitResult(sha=None, head=self._head(), previous=base, weights=weights, attempts=0)
             if expected is not None and base != expected:
                 raise self._override(rollout, expected, base)
-            subject = f"{rollout.metadata.name}: canary {base.canary}% -> {weights.canary}% ({verdict})"
+            change = f"canary {base.canary}% -> {weights.canary}%"
+            subject = f"{rollout.metadata.name}: {change} ({label or verdict})"
             attempts = 0
             for attempt in self._retrying():
                 with attempt:
@@ -352,11 +363,62 @@ class Workspace:
                         reasons=reasons,
                         step=step,
                         revision=self._revision_or_none(rollout),
+                        finalize=finalize,
                     )
                     sha = self._commit(message, paths=[path])
                     self._push()
             return CommitResult(
                 sha=sha, head=sha, previous=base, weights=weights, attempts=attempts, message=message
+            )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def promote_images(
+        self, rollout: Rollout, *, reasons: Sequence[str] = (), expected: Weights | None = None
+    ) -> CommitResult:
+        """``finalize: promote-ga``, phase 1: copy the canary's images into the GA manifest (``gaPath``).
+
+        The commit changes only that file's image scalars and carries ``Rollout-Verdict: finalize``
+        and ``Rollout-Finalize: ga-image``; the route is untouched (the canary keeps its traffic until
+        GA runs the new images). A no-op (``sha`` None) when GA already has them. ``expected``: the
+        weights the caller believes are live; others on the remote are a human's and win
+        (:class:`HumanOverrideError`). The canary images are read on the same head as the edit, so a
+        new revision pushed meanwhile is copied only if it is the one on the head we commit on.
+        """
+        ga_path = rollout.spec.finalize.ga_path
+        if ga_path is None:
+            raise GitopsError(f"{rollout.key}: finalize promote-ga needs gaPath")
+        canary_path = rollout.spec.canary.path
+        with self._locked(), _file_errors(), self._clean_on_error():
+            attempts = 0
+            for attempt in self._retrying():
+                with attempt:
+                    attempts += 1
+                    self._sync(retry=attempts > 1)
+                    weights = self._editor(rollout).read(self._read(rollout.spec.route.path))
+                    if expected is not None and weights != expected:
+                        raise self._override(rollout, expected, weights)
+                    images = canary_images(self._read(canary_path), canary_path)
+                    text = self._read(ga_path)
+                    edited = copy_images(text, images, ga_path)
+                    if edited == text:
+                        return CommitResult(
+                            sha=None, head=self._head(), previous=weights, weights=weights, attempts=attempts
+                        )
+                    before = revision_of(canary_images(text, ga_path))
+                    revision = revision_of(images)
+                    message = format_message(
+                        rollout,
+                        f"{rollout.metadata.name}: GA {before} -> {revision} (finalize)",
+                        verdict="finalize",
+                        reasons=reasons,
+                        revision=revision,
+                        finalize="ga-image",
+                    )
+                    self._write(ga_path, edited)
+                    sha = self._commit(message, paths=[ga_path])
+                    self._push()
+            return CommitResult(
+                sha=sha, head=sha, previous=weights, weights=weights, attempts=attempts, message=message
             )
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -415,6 +477,10 @@ class Workspace:
             except (GitopsError, RouteError):
                 # The manifest was unreadable then: fall back on the trailer.
                 new_revision = last.revision is not None and last.revision != revision
+        ga_images = None
+        ga_path = rollout.spec.finalize.ga_path
+        if rollout.spec.finalize.action == "promote-ga" and ga_path is not None:
+            ga_images = canary_images(self._read(ga_path), ga_path)
         return RolloutState(
             rollout=rollout.key,
             branch=self.branch,
@@ -428,6 +494,7 @@ class Workspace:
             human_override=human_override,
             override_commit=override_commit,
             new_revision=new_revision,
+            ga_images=ga_images,
         )
 
     def _records(self, rollout: Rollout) -> list[Record]:
@@ -487,6 +554,7 @@ class Workspace:
                     subject=subject,
                     timestamp=int(at),
                     author=author,
+                    finalize=values.get("Rollout-Finalize"),
                 )
             )
         return records

@@ -362,3 +362,13 @@ def test_load_endpoint_down_holds_and_is_reported_once(remote: Remote, tmp_path:
             httpd.server_close()
     assert result.action == "hold" and "load endpoint down" not in " ".join(result.reasons)
     assert len(app.jobs) == 1 and next(iter(app.jobs.values()))["target"] == "http://127.0.0.1:9898/"
+
+
+def test_new_revision_while_the_canary_serves_100_is_an_honest_restart(rig: Rig, remote: Remote) -> None:
+    rig.run(30, until="finalize")  # leave-canary: 0.2.0 serves 100 %
+    remote.commit_file(CANARY, deployment("podinfo-canary", "0.2.1"), "podinfo-canary: 0.2.1")
+    result = rig.run(1)[0]
+    assert result.action == "start"
+    assert remote.message("master").splitlines()[0] == "podinfo: canary 100% -> 10% (restart)"
+    assert "already serving 100% before the controller acted" in remote.message("master")
+    assert rig.notices[-1].kind == Kind.START and "serving 100% unanalysed" in rig.notices[-1].summary

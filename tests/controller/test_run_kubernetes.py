@@ -102,3 +102,31 @@ def test_spec_gate_with_an_unreadable_manifest_stays_closed(
     gate = KubernetesSpecGate(api_client(str(kube_api.kubeconfig)), workspace, spec, interval=0.01)
     result = gate.wait(Weights(90, 10), state.head, timeout=0)
     assert not result.opened and "cannot name the objects" in result.reason
+
+
+def test_ga_readiness_reads_the_live_ga_deployment_named_in_git(
+    remote: Remote, tmp_path: Path, kube_api: RunningApi
+) -> None:
+    spec = rollout_spec(
+        str(remote.bare), finalize={"action": "promote-ga", "gaPath": "workloads/podinfo/ga-deployment.yaml"}
+    )
+    workspace = CachedWorkspace(Workspace.for_spec(spec, cache_dir=tmp_path / "cache"), HeadCache())
+    state = workspace.read_state(spec)
+    assert state.ga_images == {"init": "busybox:1.36", "podinfod": "ghcr.io/stefanprodan/podinfo:0.1.0"}
+    gate = KubernetesSpecGate(api_client(str(kube_api.kubeconfig)), workspace, spec, interval=0.01)
+    live = kube_api.state.recorded("GET", "/apis/apps/v1/namespaces/test/deployments/podinfo-canary")
+    live["metadata"]["name"] = "podinfo-ga"
+    path = "/apis/apps/v1/namespaces/test/deployments/podinfo-ga"
+    kube_api.state.set("GET", path, live)  # still the old images: Flux has not applied the commit
+    ready, seen = gate.ga_ready(spec, state)
+    assert not ready and seen == "Deployment test/podinfo-ga does not run the new images yet (init, podinfod)"
+    pod = live["spec"]["template"]["spec"]
+    pod["containers"][0]["image"] = "ghcr.io/stefanprodan/podinfo:0.1.0"
+    pod["initContainers"] = [{"name": "init", "image": "busybox:1.36"}]
+    live["metadata"]["generation"] = 5  # applied, not yet rolled out
+    kube_api.state.set("GET", path, live)
+    ready, seen = gate.ga_ready(spec, state)
+    assert not ready and "generation 5 not yet observed" in seen
+    live["status"]["observedGeneration"] = 5
+    kube_api.state.set("GET", path, live)
+    assert gate.ga_ready(spec, state) == (True, "Deployment test/podinfo-ga: 2 of 2 replicas ready")
