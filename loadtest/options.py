@@ -55,6 +55,14 @@ def parse_header(text: str) -> tuple[str, str]:
     return match.group(1), match.group(2).strip()
 
 
+def validate_method(value: str) -> str:
+    """The HTTP method in upper case; ``ValueError`` naming it when it is not one of ``METHODS``."""
+    method = value.upper()
+    if method not in METHODS:
+        raise ValueError(f"method {value!r} is not one of {', '.join(METHODS)}")
+    return method
+
+
 def validate_url(url: str) -> str:
     """The URL itself when it is an absolute http(s) URL with a host and a valid port."""
     try:
@@ -99,10 +107,7 @@ class RunPlan(BaseModel):
     @field_validator("method")
     @classmethod
     def _method(cls, value: str) -> str:
-        method = value.upper()
-        if method not in METHODS:
-            raise ValueError(f"method {value!r} is not one of {', '.join(METHODS)}")
-        return method
+        return validate_method(value)
 
     @field_validator("headers")
     @classmethod

@@ -44,7 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from loadtest.engine import Recorder
 from loadtest.histogram import bucket_value
-from loadtest.options import METHODS, RunPlan, validate_url
+from loadtest.options import RunPlan, validate_method, validate_url
 from loadtest.results import Results
 
 log = logging.getLogger("loadtest.serve")
@@ -78,9 +78,7 @@ class JobRequest(BaseModel):
     @field_validator("method")
     @classmethod
     def _method(cls, value: str) -> str:
-        if value.upper() not in METHODS:
-            raise ValueError(f"method must be one of {', '.join(METHODS)}")
-        return value.upper()
+        return validate_method(value)
 
     def plan(self) -> RunPlan:
         """The run this job asks for (open model when ``rate`` is given)."""

@@ -22,7 +22,6 @@ import json
 import logging
 import math
 import resource
-import subprocess
 import sys
 import tempfile
 import threading
@@ -50,6 +49,7 @@ from rollouts.metrics import ControllerMetrics
 from rollouts.spec import Rollout, parse_spec
 from rollouts.sync import LocalMeshGate
 from tests.bench.prometheus_batch import query_requests
+from tests.gitrepo import bare_remote, git
 
 BOUNDS_MS = ("0.5", "1", "5", "10", "25", "50", "100", "250", "500", "1000", "+Inf")
 SHARE = (0.0, 0.01, 0.1, 0.3, 0.7, 0.9, 0.97, 0.99, 0.995, 0.999, 1.0)
@@ -87,20 +87,15 @@ def canary_manifest(name: str) -> str:
 
 def build_repo(root: Path, services: int) -> Path:
     """A bare repo with N route files at 10 % and N canary manifests, in one commit."""
-    bare, work = root / "remote.git", root / "seed"
-    env = {"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1", "PATH": "/usr/bin:/bin"}
-    run = lambda *a, cwd=root: subprocess.run(["git", *a], cwd=cwd, env=env, check=True, capture_output=True)  # noqa: E731
-    run("init", "--quiet", "--bare", "--initial-branch=master", str(bare))
-    run("init", "--quiet", "--initial-branch=master", str(work))
+    remote = bare_remote(root)
+    files: dict[str, str] = {}
     for i in range(services):
-        folder = work / "apps" / f"app-{i:03d}"
-        folder.mkdir(parents=True)
-        (folder / "vs.yaml").write_text(guide_virtual_service(10, namespace="bench", service=f"app-{i:03d}"))
-        (folder / "canary.yaml").write_text(canary_manifest(f"app-{i:03d}"))
-    run("add", ".", cwd=work)
-    run("-c", "user.name=bench", "-c", "user.email=bench@x", "commit", "--quiet", "-m", "seed", cwd=work)
-    run("push", "--quiet", str(bare), "master", cwd=work)
-    return bare
+        name = f"app-{i:03d}"
+        files[f"apps/{name}/vs.yaml"] = guide_virtual_service(10, namespace="bench", service=name)
+        files[f"apps/{name}/canary.yaml"] = canary_manifest(name)
+    remote.seed(files, "seed")
+    git(remote.human, "push", "--quiet", "origin", "master")
+    return remote.bare
 
 
 def spec(i: int, url: str, prometheus: str, interval: float) -> Rollout:

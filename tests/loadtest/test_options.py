@@ -50,3 +50,9 @@ def test_hey_defaults_and_split() -> None:
     assert (plan.requests, plan.concurrency, plan.timeout) == (200, 50, 20.0)
     assert plan.per_user_requests == 4
     assert RunPlan(url="http://h/", timeout=0).timeout is None
+
+
+def test_a_bad_method_is_named() -> None:
+    with pytest.raises(ValidationError, match=r"method 'BREW' is not one of GET, POST, PUT, DELETE"):
+        RunPlan(url="http://h/", method="BREW")
+    assert RunPlan(url="http://h/", method="patch").method == "PATCH"

@@ -142,6 +142,12 @@ def test_bad_jobs_are_refused(api: Api, body: object, code: int) -> None:
     assert api.call("POST", "/jobs", json=body).status_code == code
 
 
+def test_a_bad_method_is_named_as_the_cli_names_it(api: Api) -> None:
+    response = api.call("POST", "/jobs", json={"target": api.target, "method": "BREW"})
+    assert response.status_code == 400
+    assert "method 'BREW' is not one of GET, POST, PUT, DELETE" in response.text
+
+
 def test_unknown_job_is_404(api: Api) -> None:
     assert api.call("GET", "/jobs/nope").status_code == 404
     assert api.call("DELETE", "/jobs/nope").status_code == 404

@@ -8,29 +8,20 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from rollouts.local.mesh import ENVOY_BUCKETS_MS, SUBSET_HEADER
+from rollouts.local.mesh import ENVOY_BUCKETS_MS
 from rollouts.local.stack import LocalStack, guide_virtual_service
+from tests.local import traffic
 
 pytestmark = pytest.mark.integration
 
 
 def send(stack: LocalStack, n: int, path: str = "/version") -> collections.Counter[tuple[str, int]]:
-    """``n`` requests through the mesh, 16 at a time; counts by (subset that served it, status)."""
-
-    def one(_: int) -> tuple[str, int]:
-        try:
-            with urllib.request.urlopen(stack.mesh_url + path, timeout=10) as response:
-                return response.headers[SUBSET_HEADER], response.status
-        except urllib.error.HTTPError as error:
-            return error.headers[SUBSET_HEADER], error.code
-
-    with ThreadPoolExecutor(16) as pool:
-        return collections.Counter(pool.map(one, range(n)))
+    """``n`` requests to ``path`` through the mesh, 16 at a time (see :func:`traffic.send`)."""
+    return traffic.send(stack, [path] * n, concurrency=16)
 
 
 def remote_head(stack: LocalStack) -> str:
