@@ -22,7 +22,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 from analyzer import Judge, Verdict, Window
@@ -259,6 +259,7 @@ class TickResult:
     reasons: tuple[str, ...] = ()
     windows: int = 0
     commit: str | None = None
+    weight: int | None = None  # the canary weight in Git after the tick (None: Git unread)
 
 
 EVIDENCE_GAUGES = {
@@ -308,6 +309,7 @@ class Machine:
         # promote-ga: the sync gate shows the GA commit applied; this says GA runs it and is ready.
         self.ga_readiness = ga_readiness
         self.memory = Memory()
+        self._weight: int | None = None  # the canary weight this tick leaves in Git (TickResult.weight)
 
     def close(self) -> None:
         """Stop this rollout's load job and release the load driver."""
@@ -318,6 +320,11 @@ class Machine:
 
     def tick(self) -> TickResult:
         """Read Git, decide, act. Never raises for Git, metrics, load or notification trouble."""
+        self._weight = None
+        result = self._tick()
+        return replace(result, weight=self._weight)
+
+    def _tick(self) -> TickResult:
         now = self.clock()
         if now < self.memory.git_retry_at:
             return TickResult("unknown", "wait", ("Git backoff: retrying later",))
@@ -338,6 +345,7 @@ class Machine:
             return self._git_failed(now, f"cannot read Git: {exc}")
         self.memory.git_failures = 0
         where = position(self.rollout, state)
+        self._weight = where.weight
         self.metrics.set_weight(self.key, where.weight)
         self._phase(where.phase)
 
@@ -643,6 +651,7 @@ class Machine:
             self.metrics.git_push_retries.labels(rollout=self.key).inc(result.attempts - 1)
         self.metrics.commits.labels(rollout=self.key, verdict=verdict).inc()
         self.metrics.set_weight(self.key, weight)
+        self._weight = weight
         decision(log, self.key, verdict, list(reasons), weight=weight, commit=result.sha)
         return str(result.sha or result.head)
 
