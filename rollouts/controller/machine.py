@@ -18,6 +18,7 @@ notifier, controller metrics), so the transitions read as the story they tell.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -189,6 +190,21 @@ def position(rollout: Rollout, state: RolloutState) -> Position:
 
 def _step(steps: Sequence[int], weight: int) -> int:
     return steps.index(weight) + 1 if weight in steps else 0
+
+
+def with_evidence(reasons: Sequence[str], evidence: Mapping[str, float] | None) -> list[str]:
+    """The reasons of a commit, plus an ``Evidence: {json}`` line when the verdict had evidence
+    (``rollouts report`` reads it back; sorted keys so the same verdict gives the same message)."""
+    lines = list(reasons)
+    if evidence:
+        lines.append("Evidence: " + json.dumps({k: _plain(v) for k, v in evidence.items()}, sort_keys=True))
+    return lines
+
+
+def _plain(value: object) -> object:
+    """JSON-able: numpy scalars become Python numbers."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value
 
 
 def grid_start(moment: float, interval: float) -> float:
@@ -501,7 +517,13 @@ class Machine:
         self.memory.pending = pending
         if pending.verdict == "pause":
             return self._pause(state, pending.reasons, pending.evidence)
-        sha = self._commit(state, pending.verdict, pending.weight, pending.expected, pending.reasons)
+        sha = self._commit(
+            state,
+            pending.verdict,
+            pending.weight,
+            pending.expected,
+            with_evidence(pending.reasons, pending.evidence),
+        )
         if isinstance(sha, TickResult):
             return sha
         self.memory.pending = None
@@ -593,7 +615,7 @@ class Machine:
         if not self.leadership.is_leader():
             return TickResult("progressing", "wait", ("not the leader: no commit",))
         try:
-            result = self.workspace.record(self.rollout, "pause", reasons=list(reasons))
+            result = self.workspace.record(self.rollout, "pause", reasons=with_evidence(reasons, evidence))
         except GitopsError as exc:
             self.memory.pending = Pending(
                 "pause", state.weights.canary, state.weights.canary, tuple(reasons), {}

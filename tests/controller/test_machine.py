@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from http.server import ThreadingHTTPServer
@@ -14,6 +15,7 @@ from rollouts.gitops import Workspace
 from rollouts.load import ServeLoad
 from rollouts.metrics import ControllerMetrics
 from rollouts.notify import Kind, Notice
+from rollouts.report.history import parse_message
 from rollouts.sync import LocalMeshGate
 from tests.controller.conforming_serve import ConformingServe
 from tests.controller.httpjson import json_server, make_handler
@@ -97,6 +99,17 @@ def test_regressing_canary_is_rolled_back_with_the_evidence(rig: Rig, remote: Re
     assert "weight: 100   # GA" in remote.show(ROUTE)
     assert "evidence of harm" in remote.message("master")
     assert rig.notices[-1].kind == Kind.ROLLBACK and "evidence of harm" in rig.notices[-1].body
+    # the verdict's evidence is in the commit, as `rollouts report` reads it
+    evidence = rig.notices[-1].evidence
+    assert evidence and f"- Evidence: {json.dumps(evidence, sort_keys=True)}\n" in remote.message("master")
+    parsed = parse_message(remote.message("master")).evidence
+    assert set(parsed) == set(evidence)
+    for key, value in evidence.items():  # the report shows 6 significant digits
+        assert (
+            parsed[key] == str(value)
+            if isinstance(value, bool)
+            else float(parsed[key]) == pytest.approx(value, rel=1e-5)
+        )
     # rolled back: idle until a new revision, no more commits
     before = remote.count()
     assert {r.action for r in rig.run(3)} == {"none"}
