@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rollouts.controller.machine import position
+from rollouts.controller.machine import TickResult, position
 from rollouts.gitops import Workspace
 from rollouts.load import ServeLoad
 from rollouts.metrics import ControllerMetrics
@@ -385,3 +385,31 @@ def test_new_revision_while_the_canary_serves_100_is_an_honest_restart(rig: Rig,
     assert remote.message("master").splitlines()[0] == "podinfo: canary 100% -> 10% (restart)"
     assert "already serving 100% before the controller acted" in remote.message("master")
     assert rig.notices[-1].kind == Kind.START and "serving 100% unanalysed" in rig.notices[-1].summary
+
+
+def test_restart_mid_step_2_rebuilds_the_whole_rollouts_evidence(
+    rig: Rig, remote: Remote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def tick() -> TickResult:
+        rig.clock.advance()
+        stamp = f"@{int(rig.clock.now)} +0000"  # our commits carry the test clock's time
+        monkeypatch.setenv("GIT_AUTHOR_DATE", stamp)
+        monkeypatch.setenv("GIT_COMMITTER_DATE", stamp)
+        return rig.machine.tick()
+
+    rig.model.slowdown = 1.04  # a little slower: harm evidence grows but stays below the threshold
+    actions: list[str] = []
+    while "promote" not in actions and len(actions) < 30:
+        actions.append(tick().action)
+    assert actions.count("start") == 1 and "rollback" not in actions
+    assert tick().action == "hold"  # mid step 2: one of its windows judged
+    lost = rig.machine.memory.judge
+    assert lost is not None
+    rig.machine = rig.fresh()  # killed and started again, at the same moment
+    assert rig.machine.tick().action == "hold"
+    rebuilt = rig.machine.memory.judge
+    assert rebuilt is not None
+    probe = rig.model.window(rig.spec, rig.clock.now, rig.clock.now + 10, 60)
+    before, after = lost.judge(probe).evidence, rebuilt.judge(probe).evidence
+    assert after == before
+    assert after["rollout_windows"] > after["step_windows"]  # step 1's windows are in it
