@@ -320,12 +320,15 @@ class Demo:
         log_file.setFormatter(JsonFormatter())
         root = logging.getLogger()
         saved = (list(root.handlers), root.level)
-        root.handlers, root.level = [log_file], logging.INFO
+        # setLevel, not ``root.level =``: loggers cache isEnabledFor, and only setLevel clears it.
+        root.handlers = [log_file]
+        root.setLevel(logging.INFO)
         work = Path(tempfile.mkdtemp(prefix="rollouts-demo-"))
         try:
             return self._run(work)
         finally:
-            root.handlers, root.level = saved
+            root.handlers = saved[0]
+            root.setLevel(saved[1])
             log_file.close()
             shutil.rmtree(work, ignore_errors=True)
 
