@@ -373,7 +373,10 @@ def test_load_endpoint_down_holds_and_is_reported_once(remote: Remote, tmp_path:
         finally:
             httpd.shutdown()
             httpd.server_close()
-    assert result.action == "hold" and "load endpoint down" not in " ".join(result.reasons)
+    # the windows since the step began are judged now: a hold, or (when the grid gave it enough
+    # windows) already the promotion; never the load hold again
+    assert result.action in ("hold", "promote") and result.windows >= 1
+    assert "load endpoint down" not in " ".join(result.reasons)
     assert len(app.jobs) == 1 and next(iter(app.jobs.values()))["target"] == "http://127.0.0.1:9898/"
 
 
