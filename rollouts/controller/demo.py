@@ -3,17 +3,20 @@
 It starts the local stack (Prometheus, GA and canary podinfo-compatible services, the mesh that
 follows a bare Git repo laid out like the guide's), puts the canary and GA manifests and a Rollout
 spec into the repo, and runs the controller on it (spec discovered from Git, load from a local
-``loadtest serve``). A small "kubelet" plays Kubernetes: when the canary manifest's image changes in
-Git it restarts the canary service with that version's behaviour.
+``loadtest serve``). A small "kubelet" plays Kubernetes: when the image of the canary or GA manifest
+changes in Git it restarts that service with the version's behaviour.
 
-Scenarios: ``good`` (0.2.0 walks 10 -> 60 -> 100 %), ``slow`` (0.2.1, three times slower: rolled
-back), ``errors`` (0.2.2, 8 % errors: rolled back), ``all`` (good, then image automation commits
-0.2.1, then 0.2.2). At the end it prints the repo's ``git log`` and writes a report.
+Scenarios: ``good`` (0.2.0 walks 10 -> 60 -> 100 %, then ``finalize: promote-ga``: GA gets 0.2.0 and
+the traffic goes back to GA), ``slow`` (0.2.1, three times slower: rolled back), ``errors`` (0.2.2,
+8 % errors: rolled back), ``all`` (good, then image automation commits 0.2.1, then 0.2.2). At the
+end it prints the repo's ``git log`` and writes a report. Without a terminal it prints one line per
+decision instead of the live view, so ``make demo > log`` tells the story too.
 """
 
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -102,7 +105,7 @@ spec:
     prometheus: {{url: "{stack.prometheus_url}"}}
     policy: {{min_windows: 2, min_canary_requests: 60, max_windows_per_step: 40}}
   load: {{mode: local, target: "{stack.mesh_url}/", rate: {rate:g}}}
-  finalize: leave-canary
+  finalize: {{action: promote-ga, gaPath: {GA}}}
 """
 
 
@@ -131,34 +134,42 @@ def commit(stack: LocalStack, files: dict[str, str], message: str, author: tuple
 
 
 class Kubelet:
-    """Plays the cluster: keeps the canary service at the version its manifest in Git names."""
+    """Plays the cluster: keeps the GA and canary services at the versions their manifests in Git
+    name (a Deployment's rollout when Flux applies a new image)."""
 
-    def __init__(self, stack: LocalStack, running: str) -> None:
-        self.stack, self.running = stack, running
+    def __init__(self, stack: LocalStack, running: str, ga: str = "0.1.0") -> None:
+        self.stack = stack
+        self.versions = {"canary": running, "ga": ga}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="kubelet", daemon=True)
 
-    def wanted(self) -> str:
-        """The canary image tag on the remote branch."""
+    @property
+    def running(self) -> str:
+        """The canary's version."""
+        return self.versions["canary"]
+
+    def wanted(self, path: str = CANARY) -> str:
+        """The image tag of the manifest ``path`` on the remote branch."""
         import git
 
         from rollouts.gitops import canary_images, image_tag
 
-        blob = git.Repo(self.stack.repo_path).commit("master").tree / CANARY
-        images = canary_images(blob.data_stream.read().decode(), CANARY)
+        blob = git.Repo(self.stack.repo_path).commit("master").tree / path
+        images = canary_images(blob.data_stream.read().decode(), path)
         return image_tag(next(iter(images.values())))
 
     def _loop(self) -> None:
         while not self._stop.wait(0.3):
-            try:
-                tag = self.wanted()
-                if tag != self.running:
-                    self.stack.restart_service(
-                        "canary", ServiceOptions(version=tag, args=BEHAVIOUR.get(tag, BASE))
-                    )
-                    self.running = tag
-            except Exception as exc:  # keep playing the cluster; the display shows the controller's view
-                print(f"kubelet: {exc}")
+            for subset, path in (("canary", CANARY), ("ga", GA)):
+                try:
+                    tag = self.wanted(path)
+                    if tag != self.versions[subset]:
+                        self.stack.restart_service(
+                            subset, ServiceOptions(version=tag, args=BEHAVIOUR.get(tag, BASE))
+                        )
+                        self.versions[subset] = tag
+                except Exception as exc:  # keep playing the cluster; the view shows the controller's
+                    print(f"kubelet: {subset}: {exc}", file=sys.stderr)
 
     def start(self) -> Kubelet:
         """Start following Git."""
@@ -178,21 +189,39 @@ class Story:
     ticks: list[tuple[float, TickResult]] = field(default_factory=list)
     started: float = field(default_factory=time.time)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    echo: Callable[[str], None] | None = None  # without a terminal: one line per decision
 
-    def record(self, _key: str, result: TickResult) -> None:
+    def record(self, key: str, result: TickResult) -> None:
         """``on_tick`` of the scheduler."""
+        now = time.time()
         with self.lock:
-            self.ticks.append((time.time(), result))
+            self.ticks.append((now, result))
+        if self.echo is not None and _is_decision(result):
+            self.echo(decision_line(now, key, result))
 
     def decisions(self) -> list[tuple[float, TickResult]]:
         """Ticks that changed something or judged windows."""
         with self.lock:
-            return [(t, r) for t, r in self.ticks if r.action not in ("none", "wait") or r.windows]
+            return [(t, r) for t, r in self.ticks if _is_decision(r)]
 
     def last(self) -> TickResult | None:
         """The newest tick."""
         with self.lock:
             return self.ticks[-1][1] if self.ticks else None
+
+
+def _is_decision(result: TickResult) -> bool:
+    return result.action not in ("none", "wait") or bool(result.windows)
+
+
+def decision_line(moment: float, key: str, result: TickResult) -> str:
+    """``12:03:05 test/podinfo promote   GA 40% / canary 60%  non-inferiority established ...``"""
+    weights = "weights ?" if result.weight is None else f"GA {100 - result.weight}% / canary {result.weight}%"
+    reason = "; ".join(result.reasons)
+    reason = reason if len(reason) <= 110 else reason[:109] + "…"
+    return (
+        f"{time.strftime('%H:%M:%S', time.localtime(moment))} {key} {result.action:8} {weights:21} {reason}"
+    )
 
 
 def _query(prometheus: str, promql: str) -> dict[str, float]:
@@ -227,7 +256,7 @@ def view(stack: LocalStack, story: Story, scenario: str, kubelet: Kubelet) -> Gr
     table = Table(title=f"rollouts demo: {scenario}  ({time.time() - story.started:.0f}s)", expand=False)
     for column in ("subset", "version", "weight", "p99 (15s)", "errors (15s)"):
         table.add_column(column, justify="right" if column != "subset" else "left")
-    for subset, version in (("ga", "0.1.0"), ("canary", kubelet.running)):
+    for subset, version in (("ga", kubelet.versions["ga"]), ("canary", kubelet.running)):
         workload = f"podinfo-{subset}"
         weight = weights.get("stable" if subset == "ga" else "canary", "?")
         latency = f"{p99[workload]:.0f} ms" if workload in p99 and p99[workload] == p99[workload] else "-"
@@ -257,7 +286,11 @@ def _wait_for(story: Story, action: str, since: int, timeout: float, refresh: Ca
     while time.monotonic() < deadline:
         refresh()
         with story.lock:
-            if any(r.action == action for _, r in story.ticks[since:]):
+            # finalize ends with the route back to GA (promote-ga's last commit: phase promoted)
+            if any(
+                r.action == action and (action != "finalize" or r.phase == "promoted")
+                for _, r in story.ticks[since:]
+            ):
                 return True
         time.sleep(0.5)
     return False
@@ -287,12 +320,15 @@ class Demo:
         log_file.setFormatter(JsonFormatter())
         root = logging.getLogger()
         saved = (list(root.handlers), root.level)
-        root.handlers, root.level = [log_file], logging.INFO
+        # setLevel, not ``root.level =``: loggers cache isEnabledFor, and only setLevel clears it.
+        root.handlers = [log_file]
+        root.setLevel(logging.INFO)
         work = Path(tempfile.mkdtemp(prefix="rollouts-demo-"))
         try:
             return self._run(work)
         finally:
-            root.handlers, root.level = saved
+            root.handlers = saved[0]
+            root.setLevel(saved[1])
             log_file.close()
             shutil.rmtree(work, ignore_errors=True)
 
@@ -324,9 +360,17 @@ class Demo:
             )
             kubelet = Kubelet(stack, first).start()
             controller = Controller(
-                Options(mesh=stack.mesh_admin_url, cache_dir=work / "cache", settle=1.5, gate_interval=0.5),
+                Options(
+                    mesh=stack.mesh_admin_url,
+                    cache_dir=work / "cache",
+                    settle=1.5,
+                    gate_interval=0.5,
+                    ga_url=stack.ga_url,
+                ),
                 on_tick=story.record,
             )
+            if not console.is_terminal:
+                story.echo = lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True)
             rollouts, errors = discover(str(stack.repo_path), "master", "rollouts", work / "cache")
             errors += controller.apply(rollouts)
             for line in errors:

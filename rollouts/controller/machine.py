@@ -18,11 +18,12 @@ notifier, controller metrics), so the transitions read as the story they tell.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 from analyzer import Judge, Verdict, Window
@@ -187,8 +188,32 @@ def position(rollout: Rollout, state: RolloutState) -> Position:
     )
 
 
+def _label_weight(steps: Sequence[int], label: str | None) -> int | None:
+    """The weight of a ``Rollout-Step`` label (``"2/3"`` -> ``steps[1]``); None when it does not fit."""
+    try:
+        index, count = (int(part) for part in (label or "").split("/"))
+    except ValueError:
+        return None
+    return steps[index - 1] if count == len(steps) and 1 <= index <= len(steps) else None
+
+
 def _step(steps: Sequence[int], weight: int) -> int:
     return steps.index(weight) + 1 if weight in steps else 0
+
+
+def with_evidence(reasons: Sequence[str], evidence: Mapping[str, float] | None) -> list[str]:
+    """The reasons of a commit, plus an ``Evidence: {json}`` line when the verdict had evidence
+    (``rollouts report`` reads it back; sorted keys so the same verdict gives the same message)."""
+    lines = list(reasons)
+    if evidence:
+        lines.append("Evidence: " + json.dumps({k: _plain(v) for k, v in evidence.items()}, sort_keys=True))
+    return lines
+
+
+def _plain(value: object) -> object:
+    """JSON-able: numpy scalars become Python numbers."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value
 
 
 def grid_start(moment: float, interval: float) -> float:
@@ -259,6 +284,7 @@ class TickResult:
     reasons: tuple[str, ...] = ()
     windows: int = 0
     commit: str | None = None
+    weight: int | None = None  # the canary weight in Git after the tick (None: Git unread)
 
 
 EVIDENCE_GAUGES = {
@@ -269,6 +295,12 @@ EVIDENCE_GAUGES = {
     ("errors", "safety"): "e_safety_errors",
     ("tail", "safety"): "e_safety_tail",
 }
+
+
+# How many windows of the earlier steps a restarted controller replays to rebuild the rollout's judge
+# (a few per step in practice; max_windows_per_step bounds a step). Beyond it the oldest evidence is
+# not rebuilt, which is logged: the judge then holds less harm evidence than the lost one did.
+MAX_REPLAY_WINDOWS = 1000
 
 
 class Machine:
@@ -308,6 +340,7 @@ class Machine:
         # promote-ga: the sync gate shows the GA commit applied; this says GA runs it and is ready.
         self.ga_readiness = ga_readiness
         self.memory = Memory()
+        self._weight: int | None = None  # the canary weight this tick leaves in Git (TickResult.weight)
 
     def close(self) -> None:
         """Stop this rollout's load job and release the load driver."""
@@ -318,6 +351,11 @@ class Machine:
 
     def tick(self) -> TickResult:
         """Read Git, decide, act. Never raises for Git, metrics, load or notification trouble."""
+        self._weight = None
+        result = self._tick()
+        return replace(result, weight=self._weight)
+
+    def _tick(self) -> TickResult:
         now = self.clock()
         if now < self.memory.git_retry_at:
             return TickResult("unknown", "wait", ("Git backoff: retrying later",))
@@ -338,6 +376,7 @@ class Machine:
             return self._git_failed(now, f"cannot read Git: {exc}")
         self.memory.git_failures = 0
         where = position(self.rollout, state)
+        self._weight = where.weight
         self.metrics.set_weight(self.key, where.weight)
         self._phase(where.phase)
 
@@ -393,7 +432,10 @@ class Machine:
         anchor = state.override_commit or state.head
         since = where.since if where.since is not None else m.first_seen.setdefault(anchor, now)
         if m.step_key != (state.revision, since):
-            self._new_step(state, since, where)
+            try:
+                self._new_step(state, since, where)
+            except MetricsUnavailableError as exc:  # the replay of earlier steps: again next tick
+                return self._metrics_failed(state, where, f"replaying the rollout's earlier steps: {exc}")
         if where.adopted and f"override:{anchor}" not in m.said:
             m.said.add(f"override:{anchor}")
             self._tell(
@@ -462,7 +504,7 @@ class Machine:
         if m.judge is not None and m.revision == state.revision:
             m.judge.new_step()  # rollout-wide evidence stays, per-step counters restart
         else:
-            m.judge = self.judge_factory()
+            m.judge = self._rebuilt_judge(state, where)
         m.step_key, m.revision = (state.revision, since), state.revision
         m.next_window = grid_start(since, self.rollout.spec.analysis.interval)
         m.windows, m.errors, m.gate_open, m.gate_looks = 0, 0, False, 0
@@ -470,6 +512,51 @@ class Machine:
         log.info(
             "%s: step at %d%% began %s", self.key, where.weight, time.strftime("%H:%M:%S", time.gmtime(since))
         )
+
+    def _rebuilt_judge(self, state: RolloutState, where: Position) -> Judge:
+        """A judge that has seen what the judge of this rollout had seen before the current step.
+
+        After a restart (or a new revision) the process has no judge. The judge is deterministic, so
+        replaying every earlier step's windows (each step runs from its commit to the next one; Git
+        gives both, the grid gives the windows, Prometheus keeps them) through one judge, with
+        ``new_step()`` at each boundary, rebuilds the one that was lost: the rollout-wide harm
+        evidence is not reset by a restart. Each step's replay ends at its first non-hold verdict,
+        as the live run did. The current step's windows are replayed by the normal loop.
+        """
+        judge = self.judge_factory()
+        history = state.history
+        if where.adopted or not history or state.last is None or history[-1].sha != state.last.sha:
+            return judge  # weights not set by our commits: nothing to replay from
+        steps, interval = self.rollout.spec.steps, self.rollout.spec.analysis.interval
+        budget = MAX_REPLAY_WINDOWS
+        for index, record in enumerate(history[:-1]):
+            if index:
+                judge.new_step()
+            weight = _label_weight(steps, record.step)
+            end = float(history[index + 1].timestamp)
+            start = grid_start(float(record.timestamp), interval)
+            while weight is not None and start + interval <= end:
+                if budget == 0:
+                    log.warning(
+                        "%s: replay stopped after %d windows; older evidence is not rebuilt",
+                        self.key,
+                        MAX_REPLAY_WINDOWS,
+                    )
+                    judge.new_step()
+                    return judge
+                budget -= 1
+                try:
+                    window = self.source.window(self.rollout, start, start + interval, weight)
+                except NoDataError:
+                    start += interval
+                    continue
+                start += interval
+                if ran_committed_split(window, weight) and judge.judge(window).action != "hold":
+                    break  # the step's verdict: the live run moved on here
+        if len(history) > 1:
+            judge.new_step()
+            log.info("%s: replayed %d earlier step(s) of %s", self.key, len(history) - 1, state.revision)
+        return judge
 
     def _promote(self, state: RolloutState, where: Position, verdict: Verdict) -> TickResult:
         upcoming = next_weight(self.rollout.spec.steps, where.weight)
@@ -493,7 +580,13 @@ class Machine:
         self.memory.pending = pending
         if pending.verdict == "pause":
             return self._pause(state, pending.reasons, pending.evidence)
-        sha = self._commit(state, pending.verdict, pending.weight, pending.expected, pending.reasons)
+        sha = self._commit(
+            state,
+            pending.verdict,
+            pending.weight,
+            pending.expected,
+            with_evidence(pending.reasons, pending.evidence),
+        )
         if isinstance(sha, TickResult):
             return sha
         self.memory.pending = None
@@ -585,7 +678,7 @@ class Machine:
         if not self.leadership.is_leader():
             return TickResult("progressing", "wait", ("not the leader: no commit",))
         try:
-            result = self.workspace.record(self.rollout, "pause", reasons=list(reasons))
+            result = self.workspace.record(self.rollout, "pause", reasons=with_evidence(reasons, evidence))
         except GitopsError as exc:
             self.memory.pending = Pending(
                 "pause", state.weights.canary, state.weights.canary, tuple(reasons), {}
@@ -643,6 +736,7 @@ class Machine:
             self.metrics.git_push_retries.labels(rollout=self.key).inc(result.attempts - 1)
         self.metrics.commits.labels(rollout=self.key, verdict=verdict).inc()
         self.metrics.set_weight(self.key, weight)
+        self._weight = weight
         decision(log, self.key, verdict, list(reasons), weight=weight, commit=result.sha)
         return str(result.sha or result.head)
 

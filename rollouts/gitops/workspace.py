@@ -116,6 +116,9 @@ class RolloutState:
     override_commit: str | None  # the newest commit that touched the route file since ours
     new_revision: bool  # the canary images changed since our last weight commit
     ga_images: dict[str, str] | None = None  # the GA manifest's images (``finalize: promote-ga`` only)
+    # Our weight commits of the current rollout of this revision, oldest first: the start (step 1)
+    # up to ``last``. The controller replays every step's windows from them after a restart.
+    history: tuple[Record, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly dict."""
@@ -477,6 +480,15 @@ class Workspace:
             except (GitopsError, RouteError):
                 # The manifest was unreadable then: fall back on the trailer.
                 new_revision = last.revision is not None and last.revision != revision
+        history: list[Record] = []
+        for record in records:  # newest first
+            if record.verdict not in WEIGHT_VERDICTS:
+                continue  # pause / resume records do not move the weights
+            if record.revision != revision or (history and record.verdict not in ("promote", "manual")):
+                break  # another revision, or the end of an earlier rollout of this one
+            history.append(record)
+            if record.verdict == "promote" and (record.step or "").startswith("1/"):
+                break  # the rollout's start
         ga_images = None
         ga_path = rollout.spec.finalize.ga_path
         if rollout.spec.finalize.action == "promote-ga" and ga_path is not None:
@@ -495,6 +507,7 @@ class Workspace:
             override_commit=override_commit,
             new_revision=new_revision,
             ga_images=ga_images,
+            history=tuple(reversed(history)),
         )
 
     def _records(self, rollout: Rollout) -> list[Record]:

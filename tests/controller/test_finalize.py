@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from rollouts.controller.machine import position
+from rollouts.controller.demo import decision_line
+from rollouts.controller.machine import TickResult, position
 from rollouts.controller.run import VersionProbe
 from rollouts.gitops import RolloutState, Workspace
 from rollouts.metrics import ControllerMetrics
@@ -146,3 +147,11 @@ def test_version_probe_compares_the_ga_service_version_with_the_manifest(
         assert probe.ga_ready(rig.spec, state)[0]
         ready, seen = probe.ga_ready(rig.spec, state)
         assert not ready and "unreadable" in seen
+
+
+def test_demo_decision_line_tells_time_rollout_action_weights_and_reason() -> None:
+    result = TickResult("progressing", "promote", ("non-inferiority established", "step 2"), weight=60)
+    line = decision_line(0.0, "test/podinfo", result)
+    assert line.endswith("test/podinfo promote  GA 40% / canary 60%   non-inferiority established; step 2")
+    long = decision_line(0.0, "t/p", TickResult("progressing", "hold", ("x" * 300,)))
+    assert "weights ?" in long and len(long) < 160 and long.endswith("…")

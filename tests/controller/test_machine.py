@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from http.server import ThreadingHTTPServer
@@ -9,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from rollouts.controller.machine import position
+from rollouts.controller.machine import TickResult, position
 from rollouts.gitops import Workspace
 from rollouts.load import ServeLoad
 from rollouts.metrics import ControllerMetrics
 from rollouts.notify import Kind, Notice
+from rollouts.report.history import parse_message
 from rollouts.sync import LocalMeshGate
 from tests.controller.conforming_serve import ConformingServe
 from tests.controller.httpjson import json_server, make_handler
@@ -97,6 +99,17 @@ def test_regressing_canary_is_rolled_back_with_the_evidence(rig: Rig, remote: Re
     assert "weight: 100   # GA" in remote.show(ROUTE)
     assert "evidence of harm" in remote.message("master")
     assert rig.notices[-1].kind == Kind.ROLLBACK and "evidence of harm" in rig.notices[-1].body
+    # the verdict's evidence is in the commit, as `rollouts report` reads it
+    evidence = rig.notices[-1].evidence
+    assert evidence and f"- Evidence: {json.dumps(evidence, sort_keys=True)}\n" in remote.message("master")
+    parsed = parse_message(remote.message("master")).evidence
+    assert set(parsed) == set(evidence)
+    for key, value in evidence.items():  # the report shows 6 significant digits
+        assert (
+            parsed[key] == str(value)
+            if isinstance(value, bool)
+            else float(parsed[key]) == pytest.approx(value, rel=1e-5)
+        )
     # rolled back: idle until a new revision, no more commits
     before = remote.count()
     assert {r.action for r in rig.run(3)} == {"none"}
@@ -360,7 +373,10 @@ def test_load_endpoint_down_holds_and_is_reported_once(remote: Remote, tmp_path:
         finally:
             httpd.shutdown()
             httpd.server_close()
-    assert result.action == "hold" and "load endpoint down" not in " ".join(result.reasons)
+    # the windows since the step began are judged now: a hold, or (when the grid gave it enough
+    # windows) already the promotion; never the load hold again
+    assert result.action in ("hold", "promote") and result.windows >= 1
+    assert "load endpoint down" not in " ".join(result.reasons)
     assert len(app.jobs) == 1 and next(iter(app.jobs.values()))["target"] == "http://127.0.0.1:9898/"
 
 
@@ -372,3 +388,31 @@ def test_new_revision_while_the_canary_serves_100_is_an_honest_restart(rig: Rig,
     assert remote.message("master").splitlines()[0] == "podinfo: canary 100% -> 10% (restart)"
     assert "already serving 100% before the controller acted" in remote.message("master")
     assert rig.notices[-1].kind == Kind.START and "serving 100% unanalysed" in rig.notices[-1].summary
+
+
+def test_restart_mid_step_2_rebuilds_the_whole_rollouts_evidence(
+    rig: Rig, remote: Remote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def tick() -> TickResult:
+        rig.clock.advance()
+        stamp = f"@{int(rig.clock.now)} +0000"  # our commits carry the test clock's time
+        monkeypatch.setenv("GIT_AUTHOR_DATE", stamp)
+        monkeypatch.setenv("GIT_COMMITTER_DATE", stamp)
+        return rig.machine.tick()
+
+    rig.model.slowdown = 1.04  # a little slower: harm evidence grows but stays below the threshold
+    actions: list[str] = []
+    while "promote" not in actions and len(actions) < 30:
+        actions.append(tick().action)
+    assert actions.count("start") == 1 and "rollback" not in actions
+    assert tick().action == "hold"  # mid step 2: one of its windows judged
+    lost = rig.machine.memory.judge
+    assert lost is not None
+    rig.machine = rig.fresh()  # killed and started again, at the same moment
+    assert rig.machine.tick().action == "hold"
+    rebuilt = rig.machine.memory.judge
+    assert rebuilt is not None
+    probe = rig.model.window(rig.spec, rig.clock.now, rig.clock.now + 10, 60)
+    before, after = lost.judge(probe).evidence, rebuilt.judge(probe).evidence
+    assert after == before
+    assert after["rollout_windows"] > after["step_windows"]  # step 1's windows are in it
