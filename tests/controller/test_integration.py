@@ -41,14 +41,32 @@ def spec(name: str, prometheus: str) -> Rollout:
     )
 
 
+def wait_for_traffic(prometheus: str, workloads: tuple[str, ...], timeout: float = 60.0) -> None:
+    """Poll (bounded) until Prometheus holds traffic for every workload in any 5 s window on the grid
+    the tests read (ending up to 7 s ago): a fixed sleep is too short on a loaded machine, where new
+    scrape targets are picked up late."""
+    client = PrometheusClient(prometheus)
+    selector = 'istio_requests_total{destination_workload_namespace="test"}'
+    promql = f"sum by (destination_workload) (increase({selector}[5s]))"
+    deadline = time.monotonic() + timeout
+    seen: set[str] = set()
+    while time.monotonic() < deadline:
+        samples = client.query(promql, time.time() - 7)
+        seen = {s.labels.get("destination_workload", "") for s in samples if s.value > 0}
+        if seen >= set(workloads):
+            return
+        time.sleep(0.5)
+    pytest.fail(f"no traffic in Prometheus for {sorted(set(workloads) - seen)} after {timeout:.0f} s")
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     require_binary("prometheus", "apt-get install prometheus")
     with LocalStack(StackConfig(canary_weight=20), workdir=tmp_path_factory.mktemp("stack")) as running:
         load = LocalLoad()
         try:
-            load.start(LoadRequest(target=running.mesh_url + "/", duration=60, rate=100))
-            time.sleep(8)  # a few scrapes with traffic
+            load.start(LoadRequest(target=running.mesh_url + "/", duration=120, rate=100))
+            wait_for_traffic(running.prometheus_url, ("podinfo-ga", "podinfo-canary"))
             yield running
         finally:
             load.close()
