@@ -4,32 +4,19 @@ VirtualService is still a valid VirtualService whose weights the editor reads ba
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-import pytest
 from ruamel.yaml import YAML
 
+from rollouts.routes import editor_for
+from rollouts.routes.base import Weights
+from rollouts.spec import load_spec
 from tests.deploy.manifests import DEPLOY, Document, validate_document
-from tests.support import in_ci
 
 EXAMPLE = DEPLOY / "example-repo"
 SPEC = EXAMPLE / "rollouts" / "podinfo.yaml"
 
 
-def _require(module: str, name: str) -> Any:
-    """``module.name`` from the GitOps part; skip locally, fail under CI, while it has not landed."""
-    try:
-        imported = __import__(module, fromlist=[name])
-        return getattr(imported, name)
-    except (ImportError, AttributeError):
-        message = f"{module}.{name} is not available yet (the gitops part builds it)"
-        if in_ci():
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
-
-
 def test_the_spec_loads_with_the_engine() -> None:
-    load_spec = _require("rollouts.spec", "load_spec")
     rollout = load_spec(SPEC)
     assert (rollout.metadata.namespace, rollout.metadata.name) == ("test", "podinfo")
     assert rollout.spec.route.path == "workloads/podinfo/virtual-service.yaml"
@@ -37,9 +24,6 @@ def test_the_spec_loads_with_the_engine() -> None:
 
 
 def test_every_step_leaves_a_valid_virtual_service() -> None:
-    editor_for = _require("rollouts.routes", "editor_for")
-    from rollouts.routes.base import Weights
-
     path = EXAMPLE / "workloads" / "podinfo" / "virtual-service.yaml"
     editor = editor_for("VirtualService", stable="ga", canary="canary", source=str(path))
     text = path.read_text()
