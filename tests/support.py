@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 
 import pytest
+
+from rollouts.local.process import free_port
+
+__all__ = ["free_port", "in_ci", "require_binary"]
 
 
 def in_ci() -> bool:
@@ -28,11 +31,3 @@ def require_binary(name: str, hint: str = "") -> str:
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
     return path
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free on loopback right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
