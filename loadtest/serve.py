@@ -44,6 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from loadtest.allow import Allowlist, check_header, check_target
 from loadtest.engine import Recorder
 from loadtest.histogram import bucket_value
+from loadtest.lifeline import parent_gone, set_parent_death_signal
 from loadtest.options import RunPlan, validate_method
 from loadtest.results import Results
 
@@ -361,6 +362,16 @@ class Server:
         return app
 
 
+def _watch_parent(parent_pid: int, stopped: gevent.event.Event) -> None:
+    """Stop the server once ``parent_pid`` is no longer our parent (see :mod:`loadtest.lifeline`)."""
+    while not stopped.is_set():
+        if parent_gone(parent_pid):
+            log.warning("parent %d is gone: stopping", parent_pid)
+            stopped.set()
+            return
+        gevent.sleep(0.5)
+
+
 def _token(args: argparse.Namespace) -> bytes:
     if args.token_file:
         try:
@@ -377,7 +388,7 @@ def _token(args: argparse.Namespace) -> bytes:
 
 
 def main(argv: list[str]) -> int:
-    """``loadtest serve [--host H] [--port P] [--token-file F] [--allow PATTERN ...]``."""
+    """``loadtest serve [--host H] [--port P] [--token-file F] [--allow PATTERN ...] [--parent-pid PID]``."""
     parser = argparse.ArgumentParser(prog="loadtest serve", description="HTTP control API for load jobs.")
     parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
     parser.add_argument("--port", type=int, default=8089, help="port (default 8089)")
@@ -393,6 +404,13 @@ def main(argv: list[str]) -> int:
         f"permits; repeatable (also ${ALLOW_ENV}, comma-separated)",
     )
     parser.add_argument("--max-jobs", type=int, default=4, help="jobs running at once (default 4)")
+    parser.add_argument(
+        "--parent-pid",
+        type=int,
+        default=None,
+        metavar="PID",
+        help="exit when process PID (our parent) dies: the controller's local load server",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="loadtest serve: %(levelname)s: %(message)s")
     logging.getLogger("locust").setLevel(logging.ERROR)  # spawning chatter, per job
@@ -406,6 +424,11 @@ def main(argv: list[str]) -> int:
     if args.max_jobs < 1:
         sys.stderr.write("loadtest serve: error: --max-jobs must be at least 1\n")
         return 2
+    if args.parent_pid is not None:
+        set_parent_death_signal(signal.SIGTERM)
+        if parent_gone(args.parent_pid):  # it died before prctl took effect
+            sys.stderr.write(f"loadtest serve: error: parent {args.parent_pid} is gone\n")
+            return 2
     if not allowlist:
         log.warning("the allowlist is empty: every job will be refused (403); pass --allow")
     server = Server(token=token, allowlist=allowlist, max_jobs=args.max_jobs)
@@ -420,6 +443,8 @@ def main(argv: list[str]) -> int:
     stopped = gevent.event.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(sig, stopped.set)
+    if args.parent_pid is not None:
+        gevent.spawn(_watch_parent, args.parent_pid, stopped)
     stopped.wait()
     for job in list(server.jobs.values()):
         server.stop(job)
