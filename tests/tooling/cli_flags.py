@@ -52,6 +52,10 @@ def _entry(module: str, function: str, *args: Any) -> Callable[[], object]:
     return call
 
 
+def _full_rollouts_parser() -> object:
+    return importlib.import_module("rollouts.cli").build_parser().parse_args(["--help"])
+
+
 def _podinfo() -> object:
     return importlib.import_module("rollouts.local.podinfo").parser().parse_args([])
 
@@ -71,7 +75,8 @@ BENCHMARKS = sorted(
 
 GROUPS: dict[str, dict[str, Callable[[], object]]] = {
     "main": {
-        "rollouts": _entry("rollouts.cli", "main", ["--help"]),
+        # The full parser: main() builds the heavy subcommands' parsers only when they are asked for.
+        "rollouts": _full_rollouts_parser,
         "analyzer": _entry("analyzer.cli", "main", ["--help"]),
         "python -m rollouts.local.stack": _entry("rollouts.local.stack", "parse_args", []),
         "python -m rollouts.local.mesh": _entry("rollouts.local.mesh", "main", []),
