@@ -13,8 +13,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special
 
+from analyzer import special  # the standard library's, not scipy's: see analyzer/special.py
 from analyzer.histogram import Histogram
 from analyzer.mannwhitney import effect_variance, mann_whitney
 

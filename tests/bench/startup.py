@@ -5,7 +5,8 @@ turn with the others so that a change of machine load hits them all alike; per c
 wall time, the median CPU time (user + system) and the largest max RSS, both from GNU time. The floor is
 ``python -c pass`` (the interpreter alone) and ``git --version`` (a C program); ratios are against
 ``python -c pass`` of the same run. ``analyzer judge`` is timed to its first answer: one window
-line written, the verdict line read. Figures: docs/benchmarks/startup.md.
+line written, the verdict line read. ``--baseline TREE`` also times the two targets on a checkout
+of an earlier revision, in the same run. Figures: docs/benchmarks/startup.md.
 
 Targets (issue 11): ``rollouts --help`` at most 0.25 s wall, ``analyzer judge`` start-up at most
 0.5 s, on this machine.
@@ -82,7 +83,7 @@ def _script(name: str) -> str:
     return str(path)
 
 
-def _measure(argv: list[str], stdin_line: str | None, scratch: Path) -> Run:
+def _measure(argv: list[str], stdin_line: str | None, scratch: Path, env: dict[str, str] | None) -> Run:
     """Run ``argv`` once; with ``stdin_line``, the wall time ends at the first line it answers.
 
     CPU and max RSS come from GNU time (``/usr/bin/time -f``), not from our own ``wait4``: a child
@@ -98,6 +99,7 @@ def _measure(argv: list[str], stdin_line: str | None, scratch: Path) -> Run:
         stderr=subprocess.DEVNULL,
         text=True,
         cwd=ROOT,
+        env=env,
     )
     assert proc.stdout is not None
     wall = math.nan
@@ -121,41 +123,58 @@ def _measure(argv: list[str], stdin_line: str | None, scratch: Path) -> Run:
     return Run(wall, float(user) + float(system), int(rss))
 
 
-def commands() -> dict[str, tuple[list[str], str | None]]:
-    """name -> (argv, line to send or None)."""
-    git = shutil.which("git")
-    found: dict[str, tuple[list[str], str | None]] = {
-        "python -c pass": ([sys.executable, "-c", "pass"], None)
+Command = tuple[list[str], str | None, dict[str, str] | None]
+
+
+def _baseline(tree: Path) -> dict[str, Command]:
+    """The two targets' commands on an earlier checkout ``tree`` (its packages first on the path)."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+
+    def script(module: str) -> list[str]:
+        # -P: not the working directory (this checkout) first on the path, the baseline tree
+        return [sys.executable, "-P", "-c", f"import sys; from {module} import main; sys.exit(main())"]
+
+    return {
+        "rollouts --help (baseline)": ([*script("rollouts.cli"), "--help"], None, env),
+        "analyzer judge (first answer) (baseline)": ([*script("analyzer.cli"), "judge"], WINDOW, env),
     }
+
+
+def commands(baseline: Path | None = None) -> dict[str, Command]:
+    """name -> (argv, line to send or None, environment or None)."""
+    git = shutil.which("git")
+    found: dict[str, Command] = {"python -c pass": ([sys.executable, "-c", "pass"], None, None)}
     if git is not None:
-        found["git --version"] = ([git, "--version"], None)
+        found["git --version"] = ([git, "--version"], None, None)
     rollouts, analyzer, loadtest = (_script(n) for n in ("rollouts", "analyzer", "loadtest"))
     found.update(
         {
-            "rollouts --help": ([rollouts, "--help"], None),
-            "rollouts status --help": ([rollouts, "status", "--help"], None),
-            "rollouts set-weight --help": ([rollouts, "set-weight", "--help"], None),
-            "rollouts run --help": ([rollouts, "run", "--help"], None),
-            "analyzer --help": ([analyzer, "--help"], None),
-            "analyzer judge (first answer)": ([analyzer, "judge"], WINDOW),
-            "loadtest --help": ([loadtest, "--help"], None),
-            "loadtest serve --help": ([loadtest, "serve", "--help"], None),
+            "rollouts --help": ([rollouts, "--help"], None, None),
+            "rollouts status --help": ([rollouts, "status", "--help"], None, None),
+            "rollouts set-weight --help": ([rollouts, "set-weight", "--help"], None, None),
+            "rollouts run --help": ([rollouts, "run", "--help"], None, None),
+            "analyzer --help": ([analyzer, "--help"], None, None),
+            "analyzer judge (first answer)": ([analyzer, "judge"], WINDOW, None),
+            "loadtest --help": ([loadtest, "--help"], None, None),
+            "loadtest serve --help": ([loadtest, "serve", "--help"], None, None),
         }
     )
+    if baseline is not None:
+        found.update(_baseline(baseline))
     return found
 
 
-def run(runs: int) -> list[Figures]:
+def run(runs: int, baseline: Path | None = None) -> list[Figures]:
     """Every command ``runs`` times, interleaved; their figures."""
-    todo = commands()
+    todo = commands(baseline)
     measured: dict[str, list[Run]] = {name: [] for name in todo}
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
         scratch = Path(tmp)
-        for argv, line in todo.values():  # a warm-up each: a warm page cache is what is measured
-            _measure(argv, line, scratch)
+        for argv, line, env in todo.values():  # a warm-up each: a warm page cache is what is measured
+            _measure(argv, line, scratch, env)
         for _ in range(runs):
-            for name, (argv, line) in todo.items():
-                measured[name].append(_measure(argv, line, scratch))
+            for name, (argv, line, env) in todo.items():
+                measured[name].append(_measure(argv, line, scratch, env))
     floor = statistics.median(r.wall for r in measured["python -c pass"])
     return [
         Figures(
@@ -193,12 +212,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench.startup")
     parser.add_argument("--runs", type=int, default=15, help="runs per command (median)")
     parser.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        metavar="TREE",
+        help="also time the two targets on this checkout of an earlier revision (e.g. `git archive`)",
+    )
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
     if not os.access(TIME, os.X_OK):
         raise SystemExit(f"{TIME} is missing: install the Debian package `time` (`make system` does)")
-    figures = run(args.runs)
+    if args.baseline is not None and not (args.baseline / "rollouts" / "cli.py").is_file():
+        parser.error(f"--baseline {args.baseline}: not a checkout of this repository")
+    figures = run(args.runs, args.baseline)
     if args.json:
         for f in figures:
             print(json.dumps(asdict(f)))
