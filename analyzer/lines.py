@@ -32,6 +32,8 @@ __all__ = ["MAX_EXACT_INTEGER", "MAX_LINE_CHARS", "InputError", "SubsetLine", "W
 MAX_LINE_CHARS = 1 << 20
 #: Integers beyond this lose digits as floats (IEEE 754 doubles are exact up to 2**53).
 MAX_EXACT_INTEGER = 2**53
+#: Problems named per line; the rest are counted (a list of a million bad numbers is one answer).
+MAX_ERRORS = 5
 _INTEGER = re.compile(r"^\s*[+-]?\d+\s*$")
 _SUBSET_KEYS = "le, buckets, requests, errors"
 
@@ -184,7 +186,7 @@ def _rollout_of(data: dict[str, Any]) -> str | None:
 
 def parse_window(line: str) -> tuple[str, Window]:
     """Parse one input line into (rollout id, Window); raises :class:`InputError` naming the field."""
-    if len(line) > MAX_LINE_CHARS:
+    if len(line) - line.endswith("\n") > MAX_LINE_CHARS:
         raise InputError(f"line longer than {MAX_LINE_CHARS} characters")
     try:
         data = json.loads(line)
@@ -200,7 +202,10 @@ def parse_window(line: str) -> tuple[str, Window]:
     try:
         parsed = WindowLine.model_validate(data)
     except ValidationError as exc:
-        raise InputError("; ".join(_describe(e) for e in exc.errors()), rollout) from None
+        problems = [_describe(e) for e in exc.errors()[: MAX_ERRORS + 1]]
+        more = exc.error_count() - MAX_ERRORS
+        text = "; ".join(problems[:MAX_ERRORS]) + (f"; and {more} more" if more > 0 else "")
+        raise InputError(text, rollout) from None
     except RecursionError:  # pragma: no cover - json.loads refuses such depth first
         raise InputError("nested too deeply", rollout) from None
     try:

@@ -11,10 +11,10 @@ import importlib
 import json
 import re
 import sys
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from rollouts.gitops import CommitResult, RecordResult, RolloutState, Workspace
@@ -169,7 +169,7 @@ def _schema(args: argparse.Namespace) -> int:
 # Kubernetes client and the statistics; the demo the whole local stack; the report matplotlib):
 # name -> (help line, module, function that adds the parser). Their module is imported only when
 # that subcommand is asked for; the help line is the real parser's (a test compares them).
-HEAVY_COMMANDS: dict[str, tuple[str, str, str]] = {
+HEAVY_COMMANDS: Final[Mapping[str, tuple[str, str, str]]] = {
     "run": ("run the controller: every rollout, hands off", "rollouts.controller.run", "add_run_parser"),
     "demo": (
         "the guide's story on one machine: good canary, then regressions",

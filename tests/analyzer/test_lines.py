@@ -114,8 +114,15 @@ def test_an_overlong_line_is_refused_without_being_kept_whole() -> None:
 def test_lines_of_exactly_the_limit_are_read_whole() -> None:
     line = " " * (MAX_LINE_CHARS - len(_line("a"))) + _line("a")
     assert len(line) == MAX_LINE_CHARS
-    assert list(bounded_lines(io.StringIO(line + "\n"))) == [line + "\n"]
-    assert "action" in _judge([line])[0]
+    lines = list(bounded_lines(io.StringIO(line + "\n" + line)))
+    assert lines == [line + "\n", line]
+    assert all("action" in answer for answer in _judge(lines))
+
+
+def test_a_line_of_many_bad_numbers_names_the_first_few() -> None:
+    message = _error(_line("a", canary__buckets=["x"] * 50_000))
+    assert message.startswith('canary.buckets[0] is not a number: "x"; canary.buckets[1]')
+    assert message.endswith("; and 49995 more") and len(message) < 500
 
 
 _SCALARS = (
