@@ -211,6 +211,21 @@ def _has_content(node: Node) -> bool:
     return bool(getattr(node, "value", None)) or bool(getattr(node, "flow_style", False))
 
 
+def copy_keys(text: str, mapping: MappingNode, skip: frozenset[str]) -> list[str]:
+    """The lines of every ``key: value`` of block mapping ``mapping`` whose key is not in ``skip``,
+    as written (comments inside included), each starting at the key's column."""
+    lines: list[str] = []
+    for key, value in mapping.value:
+        if not isinstance(key, ScalarNode) or key.value in skip:
+            continue
+        end = line_end(text, content_end(value) if _has_content(value) else key.end_mark.index)
+        segment = " " * key.start_mark.column + text[key.start_mark.index : end]
+        if not segment.endswith("\n"):
+            segment += newline_of(text)
+        lines.extend(segment.splitlines(keepends=True))
+    return lines
+
+
 def remove(text: str, span: tuple[int, int]) -> str:
     """``text`` without ``span``."""
     return text[: span[0]] + text[span[1] :]
@@ -226,6 +241,7 @@ __all__ = [
     "MATCH_MARKER",
     "Style",
     "block_start",
+    "copy_keys",
     "dash_column",
     "detect",
     "first_key_column",

@@ -58,6 +58,14 @@ class StrategyEditor(SplitEditor):
     def check_others(self, text: str, group: Group, ours: tuple[RequestMatch, ...], skip: set[int]) -> None:
         """Refuse when a route a person wrote would be shadowed by (or shadow) ours."""
 
+    #: Keys of the default route that are about choosing requests and destinations; every other key
+    #: (timeouts, retries, rewrites, CORS, header edits, filters) is copied into our routes, as Flagger
+    #: copies them, so the canary's requests are handled like the default route's.
+    routing_keys: frozenset[str] = frozenset()
+
+    def check_copy(self, group: Group) -> None:
+        """Refuse a default route whose other keys cannot be copied into ours as they are."""
+
     def read_mirror(self, item: MappingNode, label: str) -> tuple[str, float] | None:
         """(target name, percent) of the default route's mirror, or None."""
         raise NotImplementedError
@@ -244,10 +252,17 @@ class StrategyEditor(SplitEditor):
         ours = tuple(a.merged(d, where) for a in alternatives for d in defaults)
         self.check_others(text, group, ours, {group.index})
         route = self.render_route(ours, self.canary_destination(group, stable))
-        style = blocks.detect(text, group.routes, group.item)
         column = blocks.dash_column(text, group.item)
+        if group.item.flow_style:
+            raise RouteError(f"{where}: is in flow style; cannot place a route before it")
+        # Our keys line up with the default route's, so its other keys are copied as they are written.
+        gap = blocks.first_key_column(group.item) - column
+        detected = blocks.detect(text, group.routes, group.item)
+        style = blocks.Style(step=detected.step, seq_indent=detected.seq_indent, dash_gap=max(1, gap))
         nl = newline_of(text)
-        lines = [" " * column + "# " + marker + nl, *blocks.render_items([route], column, style, nl)]
+        self.check_copy(group)
+        copied = blocks.copy_keys(text, group.item, self.routing_keys)
+        lines = [" " * column + "# " + marker + nl, *blocks.render_items([route], column, style, nl), *copied]
         floor = (
             line_end(text, content_end(group.routes.value[group.index - 1]))
             if group.index > 0

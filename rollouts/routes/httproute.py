@@ -76,6 +76,17 @@ class HTTPRouteEditor(StrategyEditor):
 
     # -- strategies -------------------------------------------------------------------------------
 
+    routing_keys = frozenset({"name", "matches", "backendRefs"})
+
+    def check_copy(self, group: Group) -> None:
+        """The default rule's filters are copied into ours: not when they mirror."""
+        assert group.item is not None
+        if any(get_str(f, "type") == "RequestMirror" for f in items(get(group.item, "filters"))):
+            raise RouteError(
+                f"{self.source}: {group.label}: has a RequestMirror filter; remove the mirror before "
+                "adding a match or session affinity rule (it would be copied into it)"
+            )
+
     def read_matches(self, item: MappingNode, label: str) -> tuple[RequestMatch, ...]:
         """The ``matches`` of a rule; a ``PathPrefix`` of ``/`` is no condition."""
         out: list[RequestMatch] = []

@@ -154,6 +154,8 @@ class VirtualServiceEditor(StrategyEditor):
 
     # -- strategies -------------------------------------------------------------------------------
 
+    routing_keys = frozenset({"name", "match", "route", "mirror", "mirrorPercentage", "mirrors"})
+
     def read_matches(self, item: MappingNode, label: str) -> tuple[RequestMatch, ...]:
         """The ``match`` alternatives of an ``http`` route."""
         match = get(item, "match")

@@ -422,3 +422,71 @@ def _satisfying(match: RequestMatch, path: str) -> Request:
             headers.append((name, condition.value))
     query = tuple((name, condition.value) for name, condition in match.query)
     return Request(path=path, headers=tuple(headers), query=query)
+
+
+# -- the default route's other settings come along; damaged files ---------------------------------------
+
+
+def test_the_default_routes_retries_cors_and_rewrites_are_copied_into_ours():
+    from tests.routes.test_realworld import FLAGGER_STYLE
+
+    editor = editor_for("VirtualService", stable="podinfo-primary", canary="podinfo-canary", source="f")
+    out = editor.set_match(FLAGGER_STYLE, BETA)
+    added = "".join(inserted_block(FLAGGER_STYLE, out))
+    assert '    corsPolicy:\n      allowOrigins:\n      - exact: "https://app.example.com"\n' in added
+    assert "    retries:\n      attempts: 3\n" in added
+    assert "mirror" not in added and "name: main" not in added  # routing keys stay the default's
+    assert editor.set_match(out, None) == FLAGGER_STYLE
+    with pytest.raises(RouteError, match=r"http\[1\] \(main\): mirrors to 'podinfo-shadow' already"):
+        editor.set_mirror(FLAGGER_STYLE, 10)
+
+
+def test_httproute_filters_of_the_default_rule_are_copied_but_not_a_mirror():
+    text = HTTPROUTE_DEFAULT_ONLY.replace(
+        "      weight: 20   # canary\n",
+        "      weight: 20   # canary\n    filters:\n    - type: URLRewrite\n      urlRewrite:\n"
+        "        path: {type: ReplacePrefixMatch, replacePrefixMatch: /v2}\n",
+    )
+    editor = hr()
+    out = editor.set_match(text, BETA)
+    assert "    filters:\n    - type: URLRewrite\n" in "".join(inserted_block(text, out))
+    assert editor.set_match(out, None) == text
+    mirrored = editor.set_mirror(text, 50)
+    with pytest.raises(RouteError, match=r"rules\[0\]: has a RequestMirror filter"):
+        editor.set_match(mirrored, BETA)
+
+
+@st.composite
+def damaged(draw):
+    """A strategy-bearing file with a random slice replaced by random text."""
+    base = draw(st.sampled_from([GUIDE, FLAGGER, HTTPROUTE]))
+    kind = "HTTPRoute" if "HTTPRoute" in base else "VirtualService"
+    editor = (
+        hr()
+        if kind == "HTTPRoute"
+        else vs()
+        if base is GUIDE
+        else editor_for("VirtualService", stable="podinfo-primary", canary="podinfo-canary", source="f")
+    )
+    text = draw(st.sampled_from([base, editor.set_mirror(base, 50)]))
+    start = draw(st.integers(0, len(text)))
+    end = draw(st.integers(start, min(len(text), start + 30)))
+    junk = draw(st.text(alphabet=st.sampled_from(list(" -:#\n[]{}'\"0123456789abcmatchroute")), max_size=10))
+    return editor, text[:start] + junk + text[end:]
+
+
+@settings(max_examples=150, deadline=None)
+@given(damaged(), matches)
+def test_property_damaged_files_fail_only_with_route_errors(case, match):
+    editor, text = case
+    for edit in (
+        lambda t: editor.set_match(t, match),
+        lambda t: editor.set_mirror(t, 25),
+        lambda t: editor.set_mirror(t, None),
+        lambda t: editor.set_affinity(t, SessionAffinity("s", "v")),
+        editor.table,
+    ):
+        try:
+            edit(text)
+        except RouteError:
+            continue
