@@ -240,8 +240,10 @@ class HTTPRouteEditor(StrategyEditor):
             if k in ("name", "namespace", "port", "kind", "group")
         }
         mirror: dict[str, object] = {"backendRef": backend}
-        if percent < 100:
-            mirror["percent"] = int(percent) if float(percent).is_integer() else percent
+        if percent < 100 and float(percent).is_integer():
+            mirror["percent"] = int(percent)
+        elif percent < 100:  # ``percent`` is an integer; finer shares are a fraction
+            mirror["fraction"] = {"numerator": round(percent * 100), "denominator": 10000}
         return self._add_filter(text, group, group.item, {"type": "RequestMirror", "requestMirror": mirror})
 
     def cookie_of(self, entry: Entry, label: str) -> str | None:

@@ -237,6 +237,9 @@ def test_httproute_request_mirror_filter():
         "          name: podinfo-canary\n          port: 9898\n        percent: 10\n"
     )
     assert editor.table(out).default.mirror == 10.0
+    fine = editor.set_mirror(out, 12.5)
+    assert "fraction:\n          numerator: 1250\n          denominator: 10000\n" in fine
+    assert editor.table(fine).default.mirror == 12.5
     full = editor.set_mirror(out, 100)
     assert "percent" not in full
     assert editor.set_mirror(full, None) == HTTPROUTE
