@@ -20,10 +20,11 @@ The names and shapes are Flagger's (``analysis.iterations``, ``match`` as Istio'
 (:func:`plan`):
 
 - no ``iterations``: a weighted canary, one stage per step (``sessionAffinity`` adds the cookie);
-- ``iterations`` with ``match``: A/B testing, ``iterations`` windows with the match route at weight
-  0, then the steps (``[100]``: promotion routes everyone) with the match route removed;
-- ``iterations`` with ``mirror``: ``iterations`` windows mirroring ``mirrorWeight`` percent at weight
-  0, then the steps with the mirror removed (a step may mirror, then shift weight);
+- ``iterations`` with ``match``: A/B testing, at least ``iterations`` windows (until the judge
+  promotes) with the match route at weight 0, then the steps (``[100]``: promotion routes
+  everyone) with the match route removed;
+- ``iterations`` with ``mirror``: at least ``iterations`` windows mirroring ``mirrorWeight``
+  percent at weight 0, then the steps with the mirror removed (a step may mirror, then shift);
 - ``iterations`` alone: the preview is judged at weight 0 on load sent to its own service;
 - ``steps: [100]`` after iterations is blue/green: one commit switches 0 -> 100.
 
@@ -126,8 +127,9 @@ class StrategySpec(_Model):
         default=None,
         ge=1,
         le=10_000,
-        description="Windows judged at weight 0 (with `match`, `mirror`, or load to the preview's own "
-        "service) before the first step; with `steps: [100]` this is blue/green.",
+        description="The stage before the first step, at weight 0 (with `match`, `mirror`, or load to "
+        "the preview's own service), lasts at least this many windows and ends when the judge "
+        "promotes (or rolls back); with `steps: [100]` this is blue/green.",
     )
     match: list[MatchSpec] = Field(
         default_factory=list,
@@ -203,7 +205,7 @@ class Stage:
 
     name: str
     state: RouteState
-    windows: int | None = None  # None: judged until the judge promotes
+    windows: int | None = None  # the iterations: at least this many windows (None: no minimum)
 
 
 def plan(

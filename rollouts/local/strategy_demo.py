@@ -39,9 +39,9 @@ from rollouts.spec_strategy import (
 
 SCENARIOS: dict[str, tuple[dict[str, Any], tuple[int, ...]]] = {
     # name: (spec.analysis strategy fields, spec.steps)
-    "ab": ({"iterations": 30, "match": [{"headers": {"x-user": {"exact": "beta"}}}]}, (100,)),
-    "mirror": ({"iterations": 30, "mirror": True}, (50, 100)),
-    "bluegreen": ({"iterations": 30, "mirror": True}, (100,)),
+    "ab": ({"iterations": 3, "match": [{"headers": {"x-user": {"exact": "beta"}}}]}, (100,)),
+    "mirror": ({"iterations": 3, "mirror": True}, (50, 100)),
+    "bluegreen": ({"iterations": 3, "mirror": True}, (100,)),
 }
 #: The header the A/B load carries.
 SEGMENT = {"x-user": "beta"}
@@ -188,9 +188,10 @@ class Walkthrough:
         self.out(line)
 
     def _judge_stage(self, judge: Judge, stage: Stage, outcome: Outcome) -> str:
-        limit = min(stage.windows or self.max_windows, self.max_windows)
+        """Windows until the judge rolls back, or promotes after at least ``stage.windows``
+        (the iterations) windows; a hold after ``max_windows``."""
         time.sleep(self.stack.config.scrape_interval * 2)  # the new revision's first requests scraped
-        for number in range(1, limit + 1):
+        for number in range(1, self.max_windows + 1):
             time.sleep(self.window)
             window = self._read(stage.state.weights.canary)
             if window is None:
@@ -198,6 +199,9 @@ class Walkthrough:
             else:
                 verdict = judge.judge(window)
                 verdict_action, reasons = verdict.action, list(verdict.reasons)
+            if verdict_action == "promote" and number < (stage.windows or 0):
+                verdict_action = "hold"
+                reasons = [f"iteration {number} of {stage.windows}", *reasons]
             outcome.verdicts.append(verdict_action)
             line = f"  window {number} ({stage.name}): {verdict_action}: {'; '.join(reasons)[:160]}"
             outcome.lines.append(line)
