@@ -221,3 +221,33 @@ def test_httproute_ab_match_and_mirror_end_to_end(gateway_stack):
     assert send(stack, 20)[0] == {"canary": 20}
     stack.wait_for_revision(stack.set_canary_weight(0, "podinfo: back to blue"))
     assert send(stack, 20)[0] == {"ga": 20}
+
+
+def test_loadtest_sessions_stick_to_the_canary_through_the_mesh(clean):
+    import subprocess
+    import sys
+
+    stack = clean
+    affinity = SessionAffinity("rollouts-podinfo", "5e55")
+    stack.wait_for_revision(stack.set_canary_weight(30, "podinfo: canary 30%"))
+    stack.wait_for_revision(
+        stack.edit_route(lambda e, text: e.set_affinity(text, affinity), "podinfo: affinity")
+    )
+    query_ga = 'sum(istio_requests_total{reporter="destination",destination_workload="podinfo-ga"})'
+
+    def share(sessions: str) -> float:
+        ga, canary = settled_count(stack, query_ga), settled_count(stack, CANARY_REQUESTS)
+        result = subprocess.run(
+            [sys.executable, "-m", "loadtest", "-n", "400", "-c", "10", "--sessions", sessions,
+             stack.mesh_url + "/version"],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        ga, canary = settled_count(stack, query_ga) - ga, settled_count(stack, CANARY_REQUESTS) - canary
+        assert ga + canary == 400
+        return canary / 400
+
+    # Without sessions every request is new: the step's 30 %. With every worker keeping its cookie,
+    # a worker the canary served once stays there: most of the 40 requests per worker are canary's.
+    assert 0.2 <= share("0") <= 0.4
+    assert share("1") >= 0.6
