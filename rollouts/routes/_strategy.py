@@ -263,11 +263,8 @@ class StrategyEditor(SplitEditor):
         self.check_copy(group)
         copied = blocks.copy_keys(text, group.item, self.routing_keys)
         lines = [" " * column + "# " + marker + nl, *blocks.render_items([route], column, style, nl), *copied]
-        floor = (
-            line_end(text, content_end(group.routes.value[group.index - 1]))
-            if group.index > 0
-            else blocks.item_span(text, group.item, with_marker=False)[0]
-        )
+        # Above the comment lines right above the default route: they are about it.
+        floor = line_end(text, content_end(group.routes.value[group.index - 1])) if group.index > 0 else 0
         return blocks.insert_before(text, group.item, floor, lines)
 
     # -- helpers for the hooks -------------------------------------------------------------------------

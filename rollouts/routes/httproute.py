@@ -205,13 +205,19 @@ class HTTPRouteEditor(StrategyEditor):
             name = get_str(get(mirror, "backendRef"), "name")
             if name is None:
                 raise RouteError(f"{self.source}: {label}: RequestMirror has no backendRef.name")
+            where = f"{self.source}: {label}: RequestMirror"
             percent = 100.0
-            if get_str(mirror, "percent") is not None:
-                percent = float(get_str(mirror, "percent") or 0)
+            if get(mirror, "percent") is not None:
+                percent = _number(get_str(mirror, "percent"), f"{where}.percent")
             elif get(mirror, "fraction") is not None:
                 fraction = get(mirror, "fraction")
-                numerator = float(get_str(fraction, "numerator") or 0)
-                percent = 100.0 * numerator / float(get_str(fraction, "denominator") or 100)
+                numerator = _number(get_str(fraction, "numerator"), f"{where}.fraction.numerator")
+                denominator = _number(
+                    get_str(fraction, "denominator") or "100", f"{where}.fraction.denominator"
+                )
+                if denominator <= 0:
+                    raise RouteError(f"{where}.fraction.denominator: must be positive")
+                percent = 100.0 * numerator / denominator
             out.append((filter_, name, percent))
         return out
 
@@ -305,6 +311,16 @@ class HTTPRouteEditor(StrategyEditor):
 
 _PATH_KINDS = {"PathPrefix": "prefix", "Exact": "exact", "RegularExpression": "regex"}
 _VALUE_KINDS = {"Exact": "exact", "RegularExpression": "regex"}
+
+
+def _number(text: str | None, where: str) -> float:
+    try:
+        value = float(text or "")
+    except ValueError:
+        raise RouteError(f"{where}: must be a number, got {text!r}") from None
+    if not 0 <= value <= 1e9:
+        raise RouteError(f"{where}: out of range: {text!r}")
+    return value
 
 
 def _match(kind: str, value: str, where: str) -> StringMatch:

@@ -266,6 +266,10 @@ class VirtualServiceEditor(StrategyEditor):
                 percent = float(str(percentage.value))
             except ValueError:
                 raise RouteError(f"{self.source}: {label}: mirrorPercentage.value must be a number") from None
+            if not 0 <= percent <= 100:
+                raise RouteError(
+                    f"{self.source}: {label}: mirrorPercentage.value must be 0-100, got {percent:g}"
+                )
         return target, percent
 
     def write_mirror(self, text: str, group: Group, stable: Entry, percent: float | None) -> str:

@@ -98,6 +98,17 @@ def test_match_route_goes_right_before_the_default_route_and_comes_out_byte_for_
     assert table.route(Request()) is table.rules[1]
 
 
+def test_comments_above_the_default_route_stay_with_it():
+    text = GUIDE.replace("  http:\n  - route:", "  http:\n  # the only route, edited by people\n  - route:")
+    out = vs().set_match(text, BETA)
+    assert (
+        out.index("canary match route")
+        < out.index("# the only route")
+        < out.index("  - route:\n    - destination")
+    )
+    assert vs().set_match(out, None) == text
+
+
 def test_weights_still_change_only_their_scalars_with_a_match_route_in_place():
     editor = vs()
     with_match = editor.set_match(GUIDE, BETA)
