@@ -148,9 +148,15 @@ def _tail_counts(window: Window, bound: float) -> CountWindow:
 
 SAFETY_TESTS = ("errors", "latency", "tail")
 _Pair = tuple[float, float]
+_Dispersion = tuple[float, _Pair, dict[float, _Pair]]
 _SAFETY_NAMES = {"errors": "error rate", "latency": "latency", "tail": "tail"}
 #: Plug-in alternatives of the count safety tests stay inside this range (multiples of the margin).
 _PLUGIN_RANGE = (0.02, 0.95)
+#: Share of the count safety tests' mixture on the plug-in track "the canary is as good as GA has
+#: been" (the rest on the grid of fixed alternatives, for canaries better or worse than GA).
+SAFETY_PLUGIN_WEIGHT = 0.8
+#: Prior scale of the latency safety mixture, as a share of latency_margin (centred at the margin).
+SAFETY_LATENCY_TAU = 0.5
 
 
 class Judge:
@@ -181,14 +187,23 @@ class Judge:
         p = self.policy
         return _Step(
             safety_errors=CountEProcess(
-                "safety", ratio=p.error_margin_ratio, offset=p.error_margin_abs, plugin_weight=0.5
+                "safety",
+                ratio=p.error_margin_ratio,
+                offset=p.error_margin_abs,
+                plugin_weight=SAFETY_PLUGIN_WEIGHT,
             ),
             safety_tail=CountEProcess(
-                "safety", ratio=p.tail_margin_ratio, offset=p.tail_margin_abs, plugin_weight=0.5
+                "safety",
+                ratio=p.tail_margin_ratio,
+                offset=p.tail_margin_abs,
+                plugin_weight=SAFETY_PLUGIN_WEIGHT,
             ),
             # Centred where an identical canary is (``latency_margin`` inside the null).
             safety_latency=OrderEProcess(
-                "safety", null=0.5 + p.latency_margin, tau=p.latency_margin, center=p.latency_margin
+                "safety",
+                null=0.5 + p.latency_margin,
+                tau=SAFETY_LATENCY_TAU * p.latency_margin,
+                center=p.latency_margin,
             ),
         )
 
@@ -226,32 +241,34 @@ class Judge:
             return True
         return not any(weight < x < 100 for x in self.steps)
 
-    def _dispersion(
-        self, window: Window
-    ) -> tuple[float, tuple[float, float], dict[float, tuple[float, float]]]:
-        """For this window, from earlier ones: τ² of θ; (canary, GA) c² of the error rates; the same
-        for the rate above each fixed tail bound.
+    def _floors(self, window: Window) -> tuple[float, float, dict[float, float]]:
+        """The policy's prior variation in the units of each test: τ² of θ, c² of the error rate,
+        c² of the rate above each fixed tail bound (per subset).
 
-        The prior floors come from the policy; the latency floor is turned into θ units (and into the
-        tail rates' variation) with GA's pooled histogram of earlier windows (GA's shape only; this
-        window's GA at the first one).
+        The latency log-sd is turned into θ units (and into the tail rates' variation) with GA's
+        pooled histogram of earlier windows (GA's shape only; this window's GA at the first one).
         """
         p = self.policy
         shape = self._var_baseline.pooled or window.baseline.histogram
         log_sd = p.window_latency_log_sd
-        vb, vc = self._var_baseline, self._var_canary
-        lat_floor = (scale_sensitivity(shape, None).theta * log_sd) ** 2
-        err_floor = p.window_error_cv**2
-        tails: dict[float, tuple[float, float]] = {}
-        for bound in self._tail_bounds():
+        tails = {
             # The bucket model overstates the tail's sensitivity where GA has almost nothing above the
             # bound; a count's prior variation is never taken above the error rate's.
-            floor = min(scale_sensitivity(shape, bound).tail * log_sd, p.window_error_cv) ** 2
-            tails[bound] = (vc.tail_cv2(bound, floor), vb.tail_cv2(bound, floor))
+            bound: min(scale_sensitivity(shape, bound).tail * log_sd, p.window_error_cv) ** 2
+            for bound in self._tail_bounds()
+        }
+        return (scale_sensitivity(shape, None).theta * log_sd) ** 2, p.window_error_cv**2, tails
+
+    def _dispersion(self, floors: tuple[float, float, dict[float, float]], strict: bool) -> _Dispersion:
+        """For this window, from earlier ones: τ² of θ (canary + GA); (canary, GA) c² of the error
+        rates; the same for the rate above each fixed tail bound. ``strict`` (harm): never below the
+        prior floors; otherwise (safety) the measured variation shrunk towards them."""
+        lat, err, tails = floors
+        vb, vc = self._var_baseline, self._var_canary
         return (
-            vb.latency_variance(lat_floor) + vc.latency_variance(lat_floor),
-            (vc.error_cv2(err_floor), vb.error_cv2(err_floor)),
-            tails,
+            vb.latency_variance(lat, strict) + vc.latency_variance(lat, strict),
+            (vc.error_cv2(err, strict), vb.error_cv2(err, strict)),
+            {b: (vc.tail_cv2(b, f, strict), vb.tail_cv2(b, f, strict)) for b, f in tails.items()},
         )
 
     def _tail_bounds(self) -> tuple[float, ...]:
@@ -267,26 +284,26 @@ class Judge:
             return None
         return min(max(value, _PLUGIN_RANGE[0]), _PLUGIN_RANGE[1])
 
-    def _update_counts(self, window: Window, error_cv2: _Pair, tail_cv2: dict[float, _Pair]) -> None:
+    def _update_counts(self, window: Window, harm: _Dispersion, safety: _Dispersion) -> None:
         """Errors and, once the tail bounds are fixed, requests above them: count e-processes, each
         window's likelihood ratio divided by its dispersion."""
         p, s, vb = self.policy, self._step, self._var_baseline
         can, base = window.canary, window.baseline
         counts = CountWindow(can.errors, can.requests, base.errors, base.requests)
-        self._harm_errors = self._harm_errors.update(counts, cv2=error_cv2)
+        self._harm_errors = self._harm_errors.update(counts, cv2=harm[1])
         s.safety_errors = s.safety_errors.update(
             counts,
-            cv2=error_cv2,
+            cv2=safety[1],
             plugin=self._plugin(vb.errors, vb.requests, p.error_margin_ratio, p.error_margin_abs),
         )
         if self._harm_tail_bound is not None:
             hb = self._harm_tail_bound
-            self._harm_tail = self._harm_tail.update(_tail_counts(window, hb), cv2=tail_cv2[hb])
+            self._harm_tail = self._harm_tail.update(_tail_counts(window, hb), cv2=harm[2][hb])
         if self._tail_bound is not None:
             above, total = vb.tail_rate(self._tail_bound)
             s.safety_tail = s.safety_tail.update(
                 _tail_counts(window, self._tail_bound),
-                cv2=tail_cv2[self._tail_bound],
+                cv2=safety[2][self._tail_bound],
                 plugin=self._plugin(above, total, p.tail_margin_ratio, p.tail_margin_abs),
             )
         if base.histogram.total >= p.tail_min_baseline:
@@ -296,7 +313,7 @@ class Judge:
             if self._harm_tail_bound is None:
                 self._harm_tail_bound = tail_bound(base.histogram, p.harm_tail_quantile)
 
-    def _update_latency(self, window: Window, tau2: float) -> None:
+    def _update_latency(self, window: Window, tau2: float, safety_tau2: float) -> None:
         """Latency order: batch small windows until both sides have enough requests; the variance of
         each batch's θ̂ is the sampling variance plus the between-window variance τ²."""
         p, s = self.policy, self._step
@@ -307,7 +324,7 @@ class Judge:
             null_var = null_effect_variance(s.pending_canary, s.pending_baseline)
             self._harm_latency = self._harm_latency.update(mw.effect, null_var + tau2)
             delong = effect_variance(s.pending_canary, s.pending_baseline)
-            s.safety_latency = s.safety_latency.update(mw.effect, max(delong, 0.25 * null_var) + tau2)
+            s.safety_latency = s.safety_latency.update(mw.effect, max(delong, 0.25 * null_var) + safety_tau2)
             s.pending_canary = s.pending_baseline = None
 
     def judge(self, window: Window) -> Verdict:
@@ -328,9 +345,10 @@ class Judge:
         self._windows += 1
         s.windows += 1
         has_data = can.requests > 0 and base.requests > 0
-        tau2, error_cv2, tail_cv2 = self._dispersion(window)
-        self._update_counts(window, error_cv2, tail_cv2)
-        self._update_latency(window, tau2)
+        floors = self._floors(window)
+        harm, safety = self._dispersion(floors, strict=True), self._dispersion(floors, strict=False)
+        self._update_counts(window, harm, safety)
+        self._update_latency(window, harm[0], safety[0])
         # Each subset's own variation, for the next window's dispersion.
         fixed = self._tail_bounds()
         self._var_baseline = self._var_baseline.update(base.histogram, base.requests, base.errors, fixed)
@@ -347,11 +365,9 @@ class Judge:
 
         evidence = self._evidence(window)
         evidence.update(
-            window_latency_tau=math.sqrt(tau2),
-            window_error_cv=math.sqrt(sum(error_cv2)),
-            window_tail_cv=math.sqrt(sum(tail_cv2[self._tail_bound]))
-            if self._tail_bound in tail_cv2
-            else 0.0,
+            window_latency_tau=math.sqrt(harm[0]),
+            window_error_cv=math.sqrt(sum(harm[1])),
+            window_tail_cv=math.sqrt(sum(harm[2].get(self._tail_bound or math.nan, (0.0, 0.0)))),
         )
         return self._decide(window, has_data, evidence)
 

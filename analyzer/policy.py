@@ -77,7 +77,7 @@ class Policy(BaseModel):
     )
     harm_weights: HarmWeights = Field(default_factory=HarmWeights)
     harm_error_ratio: float = Field(
-        1.5,
+        1.25,
         ge=1,
         description="Harm null: canary error rate <= this × GA's + harm_error_abs; "
         "a smaller increase is never a reason to roll back.",

@@ -99,12 +99,14 @@ def scale_sensitivity(histogram: Histogram, tail_bound: float | None) -> ScaleSe
     return ScaleSensitivity(max(theta, 0.0), max(tail, 0.0))
 
 
-def floored(floor: float, excess: float, windows: int) -> float:
-    """The measured variation shrunk towards ``floor`` (worth PRIOR_WINDOWS) and never below it."""
+def floored(floor: float, excess: float, windows: int, strict: bool = True) -> float:
+    """The measured variation shrunk towards ``floor`` (worth PRIOR_WINDOWS windows) and, when
+    ``strict``, never below it (``strict=False``: the shrunk estimate itself, which falls below the
+    prior on traffic that varies less)."""
     if windows <= 0:
         return floor
-    shrunk = (PRIOR_WINDOWS * floor + excess) / (PRIOR_WINDOWS + windows)
-    return max(floor, shrunk)
+    shrunk = max((PRIOR_WINDOWS * floor + excess) / (PRIOR_WINDOWS + windows), 0.0)
+    return max(floor, shrunk) if strict else shrunk
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,7 @@ class _Moments:
             self.windows + 1,
         )
 
-    def cv2(self, floor: float) -> float:
+    def cv2(self, floor: float, strict: bool = True) -> float:
         """Squared coefficient of variation: the estimate floored and shrunk (see :func:`floored`)."""
         if self.windows < 2 or self.events <= 0:
             return floor
@@ -146,7 +148,7 @@ class _Moments:
             return floor
         estimate = max((squares - poisson) / norm, 0.0)
         # One degree of freedom is spent on r̂: the estimate rests on windows - 1 of them.
-        return floored(floor, estimate * (self.windows - 1), self.windows - 1)
+        return floored(floor, estimate * (self.windows - 1), self.windows - 1, strict)
 
 
 @dataclass(frozen=True)
@@ -192,17 +194,18 @@ class SubsetVariation:
             tails=tails,
         )
 
-    def latency_variance(self, floor: float) -> float:
-        """τ² of this subset in θ units for the next window: measured, shrunk to ``floor``, floored."""
-        return floored(floor, self.latency_excess, self.latency_windows)
+    def latency_variance(self, floor: float, strict: bool = True) -> float:
+        """τ² of this subset in θ units for the next window: measured, shrunk to ``floor`` (and,
+        when ``strict``, floored by it)."""
+        return floored(floor, self.latency_excess, self.latency_windows, strict)
 
-    def error_cv2(self, floor: float) -> float:
+    def error_cv2(self, floor: float, strict: bool = True) -> float:
         """c² of this subset's error rate for the next window."""
-        return self.error_moments.cv2(floor)
+        return self.error_moments.cv2(floor, strict)
 
-    def tail_cv2(self, bound: float, floor: float) -> float:
+    def tail_cv2(self, bound: float, floor: float, strict: bool = True) -> float:
         """c² of this subset's rate of requests above ``bound`` for the next window."""
-        return dict(self.tails).get(bound, _Moments()).cv2(floor)
+        return dict(self.tails).get(bound, _Moments()).cv2(floor, strict)
 
     def tail_rate(self, bound: float) -> tuple[float, float]:
         """(requests above ``bound``, requests) since the bound was fixed."""
