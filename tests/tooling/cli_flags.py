@@ -56,6 +56,10 @@ def _full_rollouts_parser() -> object:
     return importlib.import_module("rollouts.cli").build_parser().parse_args(["--help"])
 
 
+def _full_analyzer_parser() -> object:
+    return importlib.import_module("analyzer.cli").build_parser().parse_args(["--help"])
+
+
 def _podinfo() -> object:
     return importlib.import_module("rollouts.local.podinfo").parser().parse_args([])
 
@@ -77,10 +81,11 @@ GROUPS: dict[str, dict[str, Callable[[], object]]] = {
     "main": {
         # The full parser: main() builds the heavy subcommands' parsers only when they are asked for.
         "rollouts": _full_rollouts_parser,
-        "analyzer": _entry("analyzer.cli", "main", ["--help"]),
+        "analyzer": _full_analyzer_parser,
         "python -m rollouts.local.stack": _entry("rollouts.local.stack", "parse_args", []),
         "python -m rollouts.local.mesh": _entry("rollouts.local.mesh", "main", []),
         "python -m rollouts.local.podinfo": _podinfo,
+        "python -m rollouts.local.strategy_demo": _entry("rollouts.local.strategy_demo", "main", []),
         "python -m rollouts.docs": _entry("rollouts.docs", "main", []),
         "python -m tests.bench": _entry("tests.bench.__main__", "main", []),
         **{f"python -m tests.bench.{name}": _bench(name) for name in BENCHMARKS},

@@ -258,6 +258,16 @@ def parsers() -> dict[str, dict[str, dict[str, Any]]]:
     return found
 
 
+def test_every_command_line_of_ours_is_checked(parsers: Parsers) -> None:
+    """A new entry point (an ``ArgumentParser(prog=...)`` in the code) must be in cli_flags.GROUPS."""
+    progs = set()
+    for path in [*(ROOT / p for p in PACKAGES), ROOT / "tests" / "bench"]:
+        for source in path.rglob("*.py"):
+            progs.update(re.findall(r'prog="([^"]+)"', source.read_text(encoding="utf-8")))
+    assert {"rollouts", "loadtest serve", "python -m rollouts.local.stack"} <= progs
+    assert sorted(progs - set(parsers)) == []
+
+
 def _page(path: Path) -> str:
     return str(path.relative_to(ROOT))
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from rollouts.cli import HEAVY_COMMANDS, build_parser
+from tests.analyzer.test_cli import _line
 from tests.gitrepo import GUIDE_CANARY, GUIDE_ROUTE, bare_remote, git, guide_rollout
 from tests.support import require_binary
 
@@ -137,6 +138,38 @@ def test_the_stub_of_a_heavy_command_carries_its_real_help_line() -> None:
 @pytest.mark.parametrize("argv", [["--help"], ["judge", "--help"], ["simulate", "--help"]])
 def test_analyzer_help_imports_no_statistics(argv: list[str]) -> None:
     assert heavy_modules("analyzer.cli", argv) == (0, [])
+
+
+def test_analyzer_judge_answers_without_scipy() -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            PROBE,
+            "analyzer.cli",
+            json.dumps(["judge"]),
+            json.dumps(["scipy", "analyzer.replay"]),
+        ],
+        cwd=ROOT,
+        input=_line("test/podinfo") + "\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert json.loads(done.stdout)["action"] == "hold"
+    assert json.loads(done.stderr.strip().splitlines()[-1]) == {"code": 0, "heavy": []}
+
+
+def test_the_replay_stub_carries_its_real_help_line() -> None:
+    from analyzer.cli import build_parser as analyzer_parser
+
+    def helps(parser: object) -> dict[str, str]:
+        sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")  # type: ignore[attr-defined]
+        return {choice.dest: choice.help for choice in sub._choices_actions}
+
+    assert helps(analyzer_parser()) == helps(analyzer_parser(load=()))
+    assert "replay" in helps(analyzer_parser())
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["serve", "--help"]])
