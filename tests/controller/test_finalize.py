@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from rollouts.controller.demo import decision_line
 from rollouts.controller.machine import TickResult, position
-from rollouts.controller.run import VersionProbe
 from rollouts.gitops import RolloutState, Workspace
+from rollouts.local.demo import decision_line
+from rollouts.local.probe import VersionProbe
 from rollouts.metrics import ControllerMetrics
 from rollouts.notify import Kind, Notice
 from rollouts.spec import Rollout
