@@ -7,7 +7,7 @@ removed in Git take effect without a restart. An invalid spec is reported (the e
 and field) and the other rollouts keep running.
 
 The cluster view is the local mesh (``--mesh URL``, one machine; GA's ``/version`` probe is
-:mod:`rollouts.local.probe`) or the Kubernetes API (``--kubernetes``: in-cluster or ``--kubeconfig``;
+:class:`rollouts.sync.VersionProbe`) or the Kubernetes API (``--kubernetes``: in-cluster or ``--kubeconfig``;
 the gate is :class:`rollouts.sync.KubernetesSpecGate`), which also enables Events and, with
 ``--leader-elect``, a Lease so that only one replica commits. This module decides nothing about a
 rollout: that is the machine's.
@@ -47,7 +47,7 @@ from rollouts.metrics import ControllerMetrics, Liveness, MetricsServer
 from rollouts.notify import Kind, Notice, Notifier, read_url_files
 from rollouts.spec import Rollout, SpecError, load_spec
 from rollouts.spec_controller import UrlFile
-from rollouts.sync import FluxKustomization, KubernetesSpecGate, LocalMeshGate, SyncGate
+from rollouts.sync import FluxKustomization, KubernetesSpecGate, LocalMeshGate, SyncGate, VersionProbe
 
 log = logging.getLogger("rollouts.controller")
 
@@ -180,8 +180,6 @@ class Controller:
             # applied the GA commit.
             ga_readiness = kube_gate if self.options.kubernetes else None
             if self.options.ga_url:
-                from rollouts.local.probe import VersionProbe
-
                 ga_readiness = VersionProbe(self.options.ga_url)
         return Machine(
             rollout,

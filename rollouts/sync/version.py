@@ -1,8 +1,10 @@
 """GA's readiness on one machine: the GA service's ``/version`` names the tag of its manifest.
 
 ``finalize: promote-ga`` waits until GA runs the canary's images before routing the traffic back.
-In a cluster the Deployment says so (``rollouts.sync.rollout``); on the local stack the service
-itself does: podinfo's ``/version``. It must never send anything but one GET to the given URL.
+In a cluster the Deployment says so (``rollouts.sync.rollout``); on the local stack (beside the
+local mesh's gate, :mod:`rollouts.sync.localmesh`) the service itself does: podinfo's ``/version``.
+Here and not in ``rollouts.local``: the controller uses it, and the local stack's package sits above
+the controller (it holds the demo). It must never send anything but one GET to the given URL.
 """
 
 from __future__ import annotations
