@@ -52,6 +52,7 @@ from rollouts.spec import Rollout
 from rollouts.state import (
     Action,
     CommitVerdict,
+    FinalizeStage,
     Phase,
     Position,
     WeightChange,
@@ -254,9 +255,14 @@ class Machine:
         now = self.clock()
         if now < self.memory.git_retry_at:
             return TickResult(Phase.UNKNOWN, Action.WAIT, ("Git backoff: retrying later",))
-        state = self._read(now)
-        if isinstance(state, TickResult):
-            return state
+        try:
+            state = self.workspace.read_state(self.rollout)
+        except RouteError as exc:
+            # (Before GitopsError: the workspace's RouteFileError is both.)
+            return self._unreadable(exc)
+        except GitopsError as exc:
+            return self._git_failed(now, f"cannot read Git: {exc}")
+        self.memory.git_failures = 0
         where = state.position
         self.metrics.set_weight(self.key, where.weight)
         self._phase(where.phase)
@@ -265,24 +271,15 @@ class Machine:
         progress, windows = self._observe(state, now)
         return self.act(state, decide(self.rollout, state, progress, windows))
 
-    def _read(self, now: float) -> RolloutState | TickResult:
-        try:
-            state = self.workspace.read_state(self.rollout)
-        except RouteError as exc:
-            # A route file or canary manifest we cannot read: retrying does not help, a person must
-            # fix it. (Before GitopsError: the workspace's RouteFileError is both.)
-            message = f"cannot read the rollout's files in Git: {exc}"
-            decision(log, self.key, "error", [message], level=logging.ERROR)
-            if message not in self.memory.said:
-                self.memory.said.add(message)
-                self._tell(
-                    Kind.ERROR, "the rollout's files in Git are unreadable; nothing is done", (str(exc),)
-                )
-            return TickResult(Phase.UNKNOWN, Action.ERROR, (message,))
-        except GitopsError as exc:
-            return self._git_failed(now, f"cannot read Git: {exc}")
-        self.memory.git_failures = 0
-        return state
+    def _unreadable(self, exc: RouteError) -> TickResult:
+        """A route file or canary manifest we cannot read: retrying does not help, a person must fix
+        it. Told once per message."""
+        message = f"cannot read the rollout's files in Git: {exc}"
+        decision(log, self.key, "error", [message], level=logging.ERROR)
+        if message not in self.memory.said:
+            self.memory.said.add(message)
+            self._tell(Kind.ERROR, "the rollout's files in Git are unreadable; nothing is done", (str(exc),))
+        return TickResult(Phase.UNKNOWN, Action.ERROR, (message,))
 
     # -- observing: what the phase needs to be decided -----------------------------------------------------
 
@@ -292,7 +289,7 @@ class Machine:
             return Progress(now, pending=m.pending), ()
         if where.phase == Phase.FINALIZING:
             self._stop_load()
-            if where.finalize is None or where.finalize.value != "route-ga":
+            if where.finalize != FinalizeStage.ROUTE_GA:
                 return Progress(now), ()
             # From the GA commit, or from when this process first saw it if that is later (the
             # clocks of Git's committer and ours may disagree; a restart only waits longer).
