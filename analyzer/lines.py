@@ -60,8 +60,13 @@ def _number(value: Any) -> Any:
     if isinstance(value, int):
         return _exact(value)
     if isinstance(value, str):
-        if _INTEGER.match(value) and len(value) < 40:
-            return float(_exact(int(value)))
+        if _INTEGER.match(value):
+            try:
+                number = int(value)
+            except ValueError:  # past Python's digit limit for int(str): far beyond 2**53
+                digits = len(value.strip().lstrip("+-"))
+                raise ValueError(f"is too large: an integer of {digits} digits > 2**53") from None
+            return float(_exact(number))
         try:
             return float(value)
         except ValueError:

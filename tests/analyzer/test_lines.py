@@ -57,6 +57,8 @@ def test_a_3000_deep_line_is_answered_and_the_process_goes_on() -> None:
         ({"weight": 2**53 + 1}, "weight is too large: 9007199254740993 > 2**53"),
         ({"canary__requests": -(2**60)}, "canary.requests is too large: -1152921504606846976 > 2**53"),
         ({"canary__errors": "9007199254740993"}, "canary.errors is too large: 9007199254740993 > 2**53"),
+        ({"canary__errors": "1" * 60}, "canary.errors is too large: an integer of 60 digits > 2**53"),
+        ({"canary__errors": "9" * 5000}, "canary.errors is too large: an integer of 5000 digits > 2**53"),
         ({"baseline__buckets": [0] * 4 + [2**54] + [0] * 7}, "baseline.buckets[4] is too large"),
         ({"weight": True}, "weight must be a number, got true"),
         ({"weight": "ten"}, 'weight is not a number: "ten"'),

@@ -9,6 +9,7 @@ not a timing test: the figures are in docs/benchmarks/startup.md, from tests/ben
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -117,11 +118,13 @@ def test_status_and_set_weight_run_against_real_git_without_heavy_imports(tmp_pa
     assert "weight: 60" in git(remote.bare, "show", f"master:{GUIDE_ROUTE['path']}")
 
 
-def test_the_stub_of_a_heavy_command_carries_its_real_help_line() -> None:
-    def helps(parser: object) -> dict[str, str]:
-        sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")  # type: ignore[attr-defined]
-        return {choice.dest: choice.help for choice in sub._choices_actions}
+def helps(parser: argparse.ArgumentParser) -> dict[str, str | None]:
+    """Subcommand -> its help line, as ``--help`` lists them."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {choice.dest: choice.help for choice in sub._choices_actions}
 
+
+def test_the_stub_of_a_heavy_command_carries_its_real_help_line() -> None:
     full, light = helps(build_parser()), helps(build_parser(load=()))
     assert set(HEAVY_COMMANDS) <= set(full) and full == light
     run = subprocess.run(
@@ -163,10 +166,6 @@ def test_analyzer_judge_answers_without_scipy() -> None:
 
 def test_the_replay_stub_carries_its_real_help_line() -> None:
     from analyzer.cli import build_parser as analyzer_parser
-
-    def helps(parser: object) -> dict[str, str]:
-        sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")  # type: ignore[attr-defined]
-        return {choice.dest: choice.help for choice in sub._choices_actions}
 
     assert helps(analyzer_parser()) == helps(analyzer_parser(load=()))
     assert "replay" in helps(analyzer_parser())
