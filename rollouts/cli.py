@@ -24,10 +24,12 @@ _AUTHOR = re.compile(r"^\s*(?P<name>[^<>]+?)\s*<(?P<email>[^<>\s]+)>\s*$")
 
 
 def _weight(value: str) -> int:
-    try:
-        weight = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"WEIGHT must be an integer 0-100, got {value!r}") from None
+    # Plain ASCII digits only: int() also takes ' 10', '+5', '1_0' and other scripts' digits ('١٠').
+    if not re.fullmatch(r"[0-9]{1,3}", value):
+        raise argparse.ArgumentTypeError(
+            f"WEIGHT must be an integer 0-100, got {value[:20]!r} (plain ASCII digits only)"
+        )
+    weight = int(value)
     if not 0 <= weight <= 100:
         raise argparse.ArgumentTypeError(f"WEIGHT must be between 0 and 100, got {weight}")
     return weight

@@ -11,7 +11,10 @@ from pathlib import Path
 
 import apprise
 
+from analyzer.redaction import RedactingFilter, redact, url_secrets
+
 log = logging.getLogger(__name__)
+APPRISE_LOGGER = "apprise"  # the one logger apprise writes to
 
 
 class NotifyConfigError(ValueError):
@@ -83,7 +86,9 @@ def _number(value: float) -> str:
 def _redact(url: str) -> str:
     # Webhook URLs carry their secret in the path or query: name the service only.
     scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.split('/', 1)[0].split('@')[-1]}/..." if rest else url
+    host = rest.split("/", 1)[0].split("?", 1)[0].rpartition("@")[2]
+    shown = f"{scheme}://{host}/..." if rest else "(not a URL)"
+    return redact(shown, url_secrets(url))
 
 
 def read_url_files(paths: Iterable[str | Path]) -> list[str]:
@@ -108,10 +113,20 @@ class Notifier:
         self._apprise = apprise.Apprise()
         self.targets = 0
         self.failures = 0
+        urls = list(urls)
+        # apprise logs its targets' URLs (the secret is their path) at DEBUG, and their transport
+        # errors at WARNING: its records pass through a filter that knows our targets' secrets.
+        self._filter = RedactingFilter(s for url in urls for s in url_secrets(url))
+        logging.getLogger(APPRISE_LOGGER).addFilter(self._filter)
         for url in urls:
             if not self._apprise.add(url):
+                self.close()
                 raise NotifyConfigError(f"notify target {_redact(url)} is not a URL apprise supports")
             self.targets += 1
+
+    def close(self) -> None:
+        """Detach this notifier's log filter from apprise's logger."""
+        logging.getLogger(APPRISE_LOGGER).removeFilter(self._filter)
 
     def send(self, notice: Notice) -> bool:
         """Deliver ``notice`` to every target; False (logged) when any delivery failed."""

@@ -49,7 +49,7 @@ from rollouts.logs import configured
 from rollouts.metrics import ControllerMetrics, Liveness, MetricsServer
 from rollouts.notify import Kind, Notice, Notifier, read_url_files
 from rollouts.routes import Weights
-from rollouts.spec import Rollout, SpecError, is_local_path, load_spec, parse_spec
+from rollouts.spec import Rollout, SpecError, is_local_path, load_spec, scan_specs
 from rollouts.spec_controller import UrlFile
 from rollouts.sync import (
     FluxKustomization,
@@ -95,8 +95,12 @@ def discover(
     """
     import git
 
-    from rollouts.gitops import redact
+    from rollouts.gitops import RemoteUrlError, check_remote_url, redact
 
+    try:
+        check_remote_url(url, "--repo")  # before Git sees it: no token in .git/config, no ext::
+    except RemoteUrlError as exc:
+        raise RunError(str(exc)) from None
     credentials = credentials or Credentials()
     clone = cache_dir / "discovery" / hashlib.sha256(f"{url}\0{branch}".encode()).hexdigest()[:16]
     aux = clone.parent / "aux"  # the askpass script, outside the clone
@@ -112,35 +116,19 @@ def discover(
     except git.GitCommandError as exc:
         reason = redact(str(exc.stderr).strip() or str(exc), credentials.secrets())
         raise RunError(f"cannot read {redact(url)} ({branch}): {reason}") from None
+    except (git.exc.UnsafeProtocolError, git.exc.UnsafeOptionError) as exc:  # belt and braces
+        raise RunError(f"--repo {redact(url)}: refused by GitPython: {redact(str(exc))}") from None
     root = (clone / path).resolve()
     if not root.is_dir() or clone.resolve() not in (root, *root.parents):
         raise RunError(f"--path {path!r} is not a directory of {url}")
     rollouts: list[Rollout] = []
-    errors: list[str] = []
-    yaml = YAML(typ="safe", pure=True)
-    for file in sorted([*root.rglob("*.yaml"), *root.rglob("*.yml")]):
-        rel = file.relative_to(clone).as_posix()
-        try:
-            documents = [d for d in yaml.load_all(file.read_text(encoding="utf-8")) if isinstance(d, dict)]
-        except Exception as exc:  # malformed YAML in an unrelated manifest is not our business...
-            if "kind: Rollout" in file.read_text(encoding="utf-8", errors="replace"):
-                errors.append(f"{rel}: malformed YAML: {' '.join(str(exc).split())}")  # ...unless it is ours
-            continue
-        for doc in documents:
-            if doc.get("kind") != "Rollout":
-                continue
-            try:
-                rollout = parse_spec(doc, source=rel)
-            except SpecError as exc:
-                errors.append(str(exc))
-                continue
-            spec_url = rollout.spec.git.url
-            if is_local_path(spec_url) and not Path(spec_url).is_absolute():
-                git_spec = rollout.spec.git.model_copy(update={"url": url})
-                rollout = rollout.model_copy(
-                    update={"spec": rollout.spec.model_copy(update={"git": git_spec})}
-                )
-            rollouts.append(rollout)
+    found, errors = scan_specs(root, clone.resolve())
+    for found_rollout in found:
+        rollout, spec_url = found_rollout, found_rollout.spec.git.url
+        if is_local_path(spec_url) and not Path(spec_url).is_absolute():
+            git_spec = rollout.spec.git.model_copy(update={"url": url})
+            rollout = rollout.model_copy(update={"spec": rollout.spec.model_copy(update={"git": git_spec})})
+        rollouts.append(rollout)
     return rollouts, errors
 
 

@@ -7,7 +7,9 @@ only needs :mod:`rollouts.routes`.
 from rollouts.gitops.credentials import (
     CredentialError,
     Credentials,
+    RemoteUrlError,
     add_credential_arguments,
+    check_remote_url,
     credentials_from_arguments,
     redact,
 )
@@ -40,11 +42,13 @@ __all__ = [
     "PushRejectedError",
     "Record",
     "RecordResult",
+    "RemoteUrlError",
     "RolloutState",
     "RouteFileError",
     "Workspace",
     "add_credential_arguments",
     "canary_images",
+    "check_remote_url",
     "copy_images",
     "credentials_from_arguments",
     "default_cache_dir",

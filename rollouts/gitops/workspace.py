@@ -31,11 +31,12 @@ from typing import Any
 import git
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from rollouts.gitops.credentials import Credentials, redact, url_has_secret
+from rollouts.gitops.credentials import Credentials, RemoteUrlError, check_remote_url, redact
 from rollouts.gitops.manifest import canary_images, copy_images, revision_of
 from rollouts.routes import RouteEditor, RouteError, Weights, editor_for
 from rollouts.routes._engine import compose
 from rollouts.spec import Author, Rollout
+from rollouts.yamlsafe import REPO_FILE, YamlLimitError, read_text
 
 log = logging.getLogger("rollouts.gitops")
 
@@ -209,9 +210,12 @@ class Workspace:
         max_attempts: int = 8,
         backoff: float = 1.0,
     ) -> None:
-        if url_has_secret(url):
-            # Git would store it in .git/config and GitPython log it: tokens go through askpass.
-            raise GitopsError(f"{redact(url)}: credentials in the URL are refused; use tokenFile or tokenEnv")
+        try:
+            # Git would store credentials in .git/config and GitPython log them: tokens go through
+            # askpass. ext:: and other remote helpers would run commands.
+            check_remote_url(url)
+        except RemoteUrlError as exc:
+            raise GitopsError(str(exc)) from None
         self.url = url
         self.branch = branch
         self.author = author or Author()
@@ -746,15 +750,15 @@ class Workspace:
         return path
 
     def _read(self, rel: str) -> str:
+        path = self._file(rel)
+        if not path.exists():
+            raise RouteError(f"{rel}: no such file on branch {self.branch} of {self.remote}")
         try:
-            path = self._file(rel)
-            # newline="": CRLF stays CRLF, so _write puts back exactly the file's own line endings.
-            with path.open(encoding="utf-8", newline="") as handle:
-                return handle.read()
-        except FileNotFoundError:
-            raise RouteError(f"{rel}: no such file on branch {self.branch} of {self.remote}") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise RouteError(f"{rel}: cannot read: {exc}") from None
+            # Size checked before reading; bytes decoded as they are (CRLF stays CRLF, so _write
+            # puts back exactly the file's own line endings); a bad byte is named by line.
+            return read_text(path, REPO_FILE, source=rel)
+        except YamlLimitError as exc:
+            raise RouteError(str(exc)) from None
 
     def _show(self, sha: str, rel: str) -> str:
         return self._git("show", f"{sha}:{rel}")
