@@ -30,14 +30,12 @@ MASK = "***"
 _SCHEME_USERINFO = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)(?P<userinfo>[^/?#\s]*)@", re.IGNORECASE)
 # scp-like user:secret@host:path (no scheme). Git's own scp syntax has no password, but people
 # write one; ``git@host:path`` (no ':' before the '@') carries no secret and is left alone.
-_SCP_USERINFO = re.compile(
-    r"(?<![\w.+%~/:@-])(?P<user>[\w.+%~-]+):(?P<secret>[^\s/@]*(?:@[^\s/@]*)*?)@(?P<host>[\w.-]+:)"
-)
+_SCP_USERINFO = re.compile(r"(?<![\w.+%~/:@-])(?P<user>[\w.+%~-]+):(?P<secret>[^\s/]*)@(?P<host>[\w.-]+:)")
 # Query parameters whose names say they carry a secret (access_token, private_token, X-Amz-Signature,
 # api_key, password, sig, ...); their values become ***.
 _SECRET_PARAM = re.compile(
     r"(?P<name>[?&;](?:[^=&?#;\s]*(?:token|secret|passw|pwd|signature|credential|api_?key|access_?key|auth)"
-    r"[^=&?#;\s]*|key|sig|code|session|sessionid)=)(?P<value>[^&#;\s'\"<>)]*)",
+    r"[^=&?#;\s]*|key|sig|code|session|sessionid)=)(?P<value>[^&#;\s'\"<>]*)",
     re.IGNORECASE,
 )
 # Webhook URLs whose path is the secret (Slack, Discord, Teams, generic ``/hooks/``): the path goes.
