@@ -112,15 +112,19 @@ def _abort(args: argparse.Namespace, rollout: Rollout) -> int:
 
 
 def _status(args: argparse.Namespace, rollout: Rollout) -> int:
-    state = _workspace(args, rollout).read_state(rollout)
+    from rollouts.workloads import series_of
+
+    workspace = _workspace(args, rollout)
+    state = workspace.read_state(rollout)
+    series = series_of(rollout, workspace.path)  # the files of the head just read
     if args.json:
-        print(json.dumps(state.to_dict(), indent=2, sort_keys=True))
+        print(json.dumps({**state.to_dict(), "series": series}, indent=2, sort_keys=True))
     else:
-        print(format_status(rollout, state))
+        print(format_status(rollout, state, series))
     return 0
 
 
-def format_status(rollout: Rollout, state: RolloutState) -> str:
+def format_status(rollout: Rollout, state: RolloutState, series: list[str] | None = None) -> str:
     """The state of a rollout for people."""
     route = rollout.spec.route
 
@@ -150,6 +154,8 @@ def format_status(rollout: Rollout, state: RolloutState) -> str:
     lines.append(
         f"new revision  {'yes: analysis restarts from the first step' if state.new_revision else 'no'}"
     )
+    for i, line in enumerate(series or ()):
+        lines.append(f"{'series' if i == 0 else '':<14}{line}")
     return "\n".join(lines)
 
 

@@ -86,7 +86,7 @@ class PrometheusClient:
         self.attempts = attempts
         self.backoff = backoff
         self.requests_sent = 0
-        self._headers = dict(headers or {})
+        self.headers = dict(headers or {})  # also for build_version and probes
         self._connect = PrometheusConnect(
             url=self.url,
             disable_ssl=True,
@@ -137,7 +137,7 @@ class PrometheusClient:
         try:
             answer = requests.get(
                 f"{self.url}/api/v1/status/buildinfo",
-                headers=self._headers,
+                headers=self.headers,
                 timeout=self.timeout,
                 verify=False,
             )

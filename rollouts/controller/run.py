@@ -60,6 +60,7 @@ from rollouts.sync import (
     RouteTarget,
     SyncGate,
 )
+from rollouts.workloads import for_metrics
 
 log = logging.getLogger("rollouts.controller")
 
@@ -309,8 +310,10 @@ class Controller:
         source = self.sources.get(source_key)
         if source is None:
             source = self.sources[source_key] = PrometheusSource.for_spec(prom)
-        source.register(rollout)
         workspace = CachedWorkspace(Workspace.for_spec(rollout, cache_dir=self.options.cache_dir), self.heads)
+        # The workloads the route really points at, and a warning now when Prometheus has no series.
+        rollout = for_metrics(rollout, workspace.workspace, source.reader.client)
+        source.register(rollout)
         gate: SyncGate
         events: EventRecorder | None = None
         canary: Callable[[], ObjectRef] | None = None
