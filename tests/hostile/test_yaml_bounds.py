@@ -256,3 +256,17 @@ def test_any_depth_is_an_error_naming_the_line_not_a_recursion_error(depth, open
         check(text, "d.yaml", ROUTE)
     except YamlLimitError as exc:
         assert str(exc).startswith("d.yaml: ")
+
+
+def test_rollouts_run_reports_a_deep_route_file_by_name_without_a_traceback(
+    capsys, remote, spec_file, cache, pushed
+):
+    pushed({VS: VIRTUAL_SERVICE + "x-" + deep()}, "human: deep")
+    before = refs(remote)
+    argv = ["run", str(spec_file), "--once", "--cache-dir", str(cache), "--metrics-address", "off"]
+    code = main([*argv, "--mesh", "http://127.0.0.1:1"])
+    out, err = capsys.readouterr()
+    assert code == 0  # the controller goes on: the rollout reports its error every tick
+    assert out.startswith("test/podinfo: ") and f"{VS}: line 23: nested more than 64 levels deep" in out
+    assert "Traceback" not in err and "RecursionError" not in err
+    assert refs(remote) == before
