@@ -30,6 +30,7 @@ from kubernetes import client as k8s
 from ruamel.yaml import YAML
 
 from analyzer import Judge, Policy
+from analyzer.redaction import redact
 from rollouts.controller.gitcache import CachedWorkspace, HeadCache
 from rollouts.controller.machine import GaReadiness, Leadership, Machine, TickResult
 from rollouts.controller.scheduler import Scheduler
@@ -96,7 +97,7 @@ def discover(
     """
     import git
 
-    from rollouts.gitops import RemoteUrlError, check_remote_url, redact
+    from rollouts.gitops import RemoteUrlError, check_remote_url
 
     try:
         check_remote_url(url, "--repo")  # before Git sees it: no token in .git/config, no ext::
@@ -121,7 +122,7 @@ def discover(
         raise RunError(f"--repo {redact(url)}: refused by GitPython: {redact(str(exc))}") from None
     root = (clone / path).resolve()
     if not root.is_dir() or clone.resolve() not in (root, *root.parents):
-        raise RunError(f"--path {path!r} is not a directory of {url}")
+        raise RunError(f"--path {path!r} is not a directory of {redact(url)}")
     rollouts: list[Rollout] = []
     found, errors = scan_specs(root, clone.resolve())
     for found_rollout in found:
@@ -233,7 +234,7 @@ class VersionProbe:
             answer.raise_for_status()
             version = str(answer.json().get("version"))
         except (requests.RequestException, ValueError, AttributeError) as exc:
-            return False, f"GA {self.url} unreadable: {exc}"
+            return False, redact(f"GA {self.url} unreadable: {exc}")
         return version == wanted, f"GA {self.url} answers version {version}"
 
 
