@@ -4,7 +4,8 @@ configured target, through apprise (Slack, Teams, Discord, e-mail, webhooks, ...
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -115,24 +116,33 @@ class Notifier:
         self.failures = 0
         urls = list(urls)
         # apprise logs its targets' URLs (the secret is their path) at DEBUG, and their transport
-        # errors at WARNING: its records pass through a filter that knows our targets' secrets.
+        # errors at WARNING: while it works for us, its records pass a filter that knows our secrets.
         self._filter = RedactingFilter(s for url in urls for s in url_secrets(url))
-        logging.getLogger(APPRISE_LOGGER).addFilter(self._filter)
-        for url in urls:
-            if not self._apprise.add(url):
-                self.close()
-                raise NotifyConfigError(f"notify target {_redact(url)} is not a URL apprise supports")
-            self.targets += 1
+        with self._scrubbed():
+            for url in urls:
+                if not self._apprise.add(url):
+                    raise NotifyConfigError(f"notify target {_redact(url)} is not a URL apprise supports")
+                self.targets += 1
 
-    def close(self) -> None:
-        """Detach this notifier's log filter from apprise's logger."""
-        logging.getLogger(APPRISE_LOGGER).removeFilter(self._filter)
+    @contextmanager
+    def _scrubbed(self) -> Iterator[None]:
+        """This notifier's secrets are masked in apprise's log records for the duration (apprise
+        notifies synchronously: its worker threads are done when ``notify`` returns)."""
+        logger = logging.getLogger(APPRISE_LOGGER)
+        logger.addFilter(self._filter)
+        try:
+            yield
+        finally:
+            logger.removeFilter(self._filter)
 
     def send(self, notice: Notice) -> bool:
         """Deliver ``notice`` to every target; False (logged) when any delivery failed."""
         if self.targets == 0:
             return True
-        ok = bool(self._apprise.notify(body=notice.body, title=notice.title, notify_type=_TYPES[notice.kind]))
+        with self._scrubbed():
+            ok = bool(
+                self._apprise.notify(body=notice.body, title=notice.title, notify_type=_TYPES[notice.kind])
+            )
         if not ok:
             self.failures += 1
             log.warning("notification %r could not be delivered to every target", notice.title)

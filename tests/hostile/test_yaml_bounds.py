@@ -167,7 +167,7 @@ def test_set_weight_on_a_deeply_nested_route_file_names_the_file(capsys, remote,
 def test_set_weight_on_a_route_file_over_the_limit_is_refused_before_reading(
     capsys, remote, spec_file, cache, pushed
 ):
-    huge = VIRTUAL_SERVICE + ("#" + "x" * 1022 + "\n") * (6 * 1024)  # 6 MiB; the limit is 1 MiB
+    huge = VIRTUAL_SERVICE + ("#" + "x" * 1022 + "\n") * (6 * 1024)  # 6 MiB; the limit is 256 KiB
     pushed({VS: huge}, "human: huge")
     before = refs(remote)
     result = []
@@ -175,7 +175,7 @@ def test_set_weight_on_a_route_file_over_the_limit_is_refused_before_reading(
     assert raised is None
     code, out, err = result[0]
     assert (code, out) == (1, "")
-    assert err == f"rollouts: error: {VS}: file is {len(huge)} bytes, more than the limit of 1.0 MiB\n"
+    assert err == f"rollouts: error: {VS}: file is {len(huge)} bytes, more than the limit of 256 KiB\n"
     assert peak < 8, peak  # the file is never read into memory
     assert seconds < 10
     assert refs(remote) == before
@@ -202,7 +202,7 @@ def test_the_local_mesh_names_the_route_file_for_deep_and_huge_revisions(remote,
     pushed({VS: VIRTUAL_SERVICE + "#" + "x" * ROUTE.max_bytes + "\n"}, "human: huge")
     status = watcher.poll()
     assert status.error is not None and status.error.startswith(f"{VS}: ")
-    assert "more than the 1024 KiB a route file may have" in status.error
+    assert "more than the 256 KiB a route file may have" in status.error
     pushed({VS: VIRTUAL_SERVICE.encode() + b"# \xfe\n"}, "human: bytes")
     status = watcher.poll()
     line, offset = VIRTUAL_SERVICE.count("\n") + 1, len(VIRTUAL_SERVICE) + 2
@@ -220,7 +220,7 @@ def test_manifests_are_bounded_too():
         canary_images("x-" + deep(), "canary.yaml")
     with pytest.raises(ManifestError, match=r"^ga\.yaml: line \d+: duplicate key 'image'"):
         copy_images(manifest + "        image: evil:1\n", {"podinfod": "podinfo:0.3.0"}, "ga.yaml")
-    with pytest.raises(ManifestError, match=r"manifest is \d+ bytes, more than the limit of 1\.0 MiB"):
+    with pytest.raises(ManifestError, match=r"manifest is \d+ bytes, more than the limit of 256 KiB"):
         canary_images(manifest + "#" * MANIFEST.max_bytes, "canary.yaml")
 
 
