@@ -27,7 +27,6 @@ from typing import Any
 
 import requests
 from kubernetes import client as k8s
-from ruamel.yaml import YAML
 
 from analyzer import Judge, Policy
 from analyzer.redaction import redact
@@ -62,6 +61,7 @@ from rollouts.sync import (
     SyncGate,
 )
 from rollouts.workloads import for_metrics
+from rollouts.yamlsafe import MANIFEST, REPO_FILE, load_all, read_text
 
 log = logging.getLogger("rollouts.controller")
 
@@ -168,8 +168,8 @@ class KubernetesSpecGate:
         self._flux = flux
 
     def _meta(self, rel: str) -> tuple[str, str]:
-        text = (self._workspace.path / rel).read_text(encoding="utf-8")
-        doc = next(d for d in YAML(typ="safe", pure=True).load_all(text) if isinstance(d, dict))
+        text = read_text(self._workspace.path / rel, REPO_FILE, source=rel)  # bounded, named errors
+        doc = next(d for d in load_all(text, rel, MANIFEST) if isinstance(d, dict))
         meta = doc.get("metadata") or {}
         return str(meta.get("namespace") or self._rollout.metadata.namespace), str(meta["name"])
 
