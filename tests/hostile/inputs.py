@@ -15,6 +15,7 @@ spec:
   route: {kind: VirtualService, path: workloads/podinfo/virtual-service.yaml, stable: ga, canary: canary}
   canary: {path: workloads/podinfo/canary-deployment.yaml}
   steps: [10, 60, 100]
+  analysis: {prometheus: {url: "http://127.0.0.1:9"}}  # loopback, nothing listens: no lookups elsewhere
 """
 
 

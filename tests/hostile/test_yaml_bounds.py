@@ -81,7 +81,7 @@ def test_a_spec_over_the_size_limit_is_refused_before_it_is_parsed(tmp_path):
 def test_a_deeply_nested_spec_names_file_and_line(tmp_path):
     path = tmp_path / "deep.yaml"
     path.write_text(GOOD_SPEC + "x-" + deep())
-    with pytest.raises(SpecError, match=rf"^{path}: line 9: nested more than 64 levels deep$"):
+    with pytest.raises(SpecError, match=rf"^{path}: line 10: nested more than 64 levels deep$"):
         load_spec(path)
 
 
@@ -100,7 +100,7 @@ def test_a_spec_that_is_not_utf8_names_line_column_and_byte(tmp_path):
 def test_duplicate_keys_in_a_spec_name_both_lines(tmp_path):
     path = tmp_path / "dup.yaml"
     path.write_text(GOOD_SPEC + "  steps: [50]\n")
-    with pytest.raises(SpecError, match=r"line 9: duplicate key 'steps' \(first at line 8\)"):
+    with pytest.raises(SpecError, match=r"line 10: duplicate key 'steps' \(first at line 8\)"):
         load_spec(path)
 
 
