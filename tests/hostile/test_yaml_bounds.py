@@ -270,3 +270,23 @@ def test_rollouts_run_reports_a_deep_route_file_by_name_without_a_traceback(
     assert out.startswith("test/podinfo: ") and f"{VS}: line 23: nested more than 64 levels deep" in out
     assert "Traceback" not in err and "RecursionError" not in err
     assert refs(remote) == before
+
+
+SPEC_PIECES = st.sampled_from(
+    [GOOD_SPEC, "spec:\n", "  steps: ", "[", "]", "&a ", "*a", "{", "}", "\n", "x: ", "- ", "\xff",
+     "\x00", "\ufeff", "'", "!!binary ", "%YAML 1.2\n", "---\n", "...\n", "<<: *a\n", "  ", "\t"]
+)  # fmt: skip
+
+
+@settings(max_examples=100, deadline=None)
+@given(pieces=st.lists(SPEC_PIECES, max_size=60), raw=st.binary(max_size=64))
+def test_any_spec_file_loads_or_is_a_spec_error_naming_it(pieces, raw, tmp_path_factory):
+    path = tmp_path_factory.mktemp("fuzz") / "rollout.yaml"
+    path.write_bytes("".join(pieces).encode("utf-8", errors="surrogatepass") + raw)
+    start = time.perf_counter()
+    try:
+        load_spec(path)
+    except SpecError as exc:
+        assert str(exc).startswith(f"{path}: ")
+        assert len(str(exc)) < 20_000
+    assert time.perf_counter() - start < 2.0
