@@ -130,7 +130,8 @@ class PrometheusClient:
 
     def build_version(self) -> str | None:
         """The server's version from ``/api/v1/status/buildinfo`` (``"2.42.0+ds"``), None when it
-        does not say (an older server, or a Prometheus-compatible one without that endpoint).
+        does not say (an older server, or a Prometheus-compatible one without that endpoint);
+        :class:`PrometheusUnavailableError` when it cannot be reached.
 
         One attempt, not counted in :attr:`requests_sent` (which counts queries).
         """
@@ -141,10 +142,13 @@ class PrometheusClient:
                 timeout=self.timeout,
                 verify=False,
             )
-            if answer.status_code != 200:
-                return None
-            version = answer.json().get("data", {}).get("version")
-        except (requests.exceptions.RequestException, ValueError, AttributeError):
+        except requests.exceptions.RequestException as exc:
+            raise PrometheusUnavailableError(
+                self._redact(f"Prometheus at {self.url} did not answer: {_short(str(exc))}")
+            ) from exc
+        try:
+            version = answer.json().get("data", {}).get("version") if answer.status_code == 200 else None
+        except (ValueError, AttributeError):
             return None
         return str(version) if isinstance(version, str) and version else None
 

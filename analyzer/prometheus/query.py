@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from analyzer.histogram import Histogram, Monotonicity
-from analyzer.prometheus.client import PrometheusClient, Sample
+from analyzer.prometheus.client import PrometheusClient, PrometheusUnavailableError, Sample
 from analyzer.prometheus.templates import QueryTemplate, Subset, TemplateError
 
 if TYPE_CHECKING:
@@ -95,9 +95,13 @@ class MetricsReader:
 
     @property
     def monotonicity(self) -> Monotonicity:
-        """The monotonicity fix-up of the server (its build info, read once)."""
+        """The monotonicity fix-up of the server (its build info, read once it answers; while it
+        cannot be reached, the current behaviour, asked again next time)."""
         if self._monotonicity is None:
-            self._monotonicity = Monotonicity.for_version(self.client.build_version())
+            try:
+                self._monotonicity = Monotonicity.for_version(self.client.build_version())
+            except PrometheusUnavailableError:
+                return Monotonicity.SMALL_DELTAS
         return self._monotonicity
 
     def read(self, requests: Sequence[WindowRequest]) -> list[Result]:

@@ -251,3 +251,33 @@ def test_the_query_layer_merges_what_a_real_prometheus_stores_apart():
     assert metrics.histogram.cumulative == (1.0, 3.0, 4.0)
     assert metrics.histogram.quantile(0.5) == server_p50[0].value  # bit for bit (0.15000000000000002)
     assert math.isclose(server_p50[0].value, 0.15)
+
+
+def test_the_build_version_is_asked_until_the_server_answers():
+    import json
+
+    from tests.support import free_port
+
+    port = free_port()
+    reader = MetricsReader(PrometheusClient(f"http://127.0.0.1:{port}", timeout=1))
+    assert reader.monotonicity is Monotonicity.SMALL_DELTAS  # nothing answers: asked again next time
+
+    class BuildInfo(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"status": "success", "data": {"version": "2.48.1"}}).encode()
+            self.send_response(200 if self.path == "/api/v1/status/buildinfo" else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), BuildInfo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        assert reader.monotonicity is Monotonicity.ENVELOPE
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert reader.monotonicity is Monotonicity.ENVELOPE  # read once, kept
