@@ -66,6 +66,11 @@ def _short(host: str) -> str:
     return host.split(".", 1)[0]
 
 
+def _list(value: Any) -> list[Any]:
+    """``value`` when it is a list, else none (a malformed file is the editors' to report)."""
+    return value if isinstance(value, list) else []
+
+
 def _documents(reader: Reader, rel: str, notes: list[str], limits: Any) -> list[dict[str, Any]]:
     text = reader(rel)
     if text is None:
@@ -93,8 +98,8 @@ def _vs_destinations(docs: list[dict[str, Any]]) -> list[dict[str, str]]:
         if doc.get("kind") != "VirtualService" or not isinstance(doc.get("spec"), dict):
             continue
         for section in ("http", "tcp", "tls"):
-            for rule in doc["spec"].get(section) or []:
-                for route in (rule.get("route") or []) if isinstance(rule, dict) else []:
+            for rule in _list(doc["spec"].get(section)):
+                for route in _list(rule.get("route")) if isinstance(rule, dict) else []:
                     dest = route.get("destination") if isinstance(route, dict) else None
                     if isinstance(dest, dict):
                         out.append({k: str(v) for k, v in dest.items() if isinstance(v, str | int)})
@@ -110,7 +115,7 @@ def _rule_versions(docs: Iterable[dict[str, Any]], host: str) -> dict[str, str]:
             continue
         if _short(str(spec.get("host") or "")) != _short(host):
             continue
-        for subset in spec.get("subsets") or []:
+        for subset in _list(spec.get("subsets")):
             if not isinstance(subset, dict):
                 continue
             labels = subset.get("labels")
@@ -260,6 +265,8 @@ def for_metrics(rollout: Rollout, workspace: Workspace, client: PrometheusClient
         rollout = resolved_for_checkout(rollout, workspace.path)
     except (GitopsError, OSError) as exc:
         log.warning("%s: metrics names not resolved from the repo (%s); using the spec's", rollout.key, exc)
+    except Exception:  # a file shaped in a way nobody foresaw must not keep the rollout from running
+        log.exception("%s: metrics names not resolved from the repo; using the spec's", rollout.key)
     template = template_of(rollout)
     stable, canary = subsets_of(rollout)
     probe = PrometheusClient(client.url, timeout=min(client.timeout, 3.0), attempts=1, headers=client.headers)

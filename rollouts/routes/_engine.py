@@ -39,10 +39,6 @@ def compose(text: str, source: str) -> list[Node]:
         raise RouteError(str(exc)) from None
 
 
-def _one_line(message: str) -> str:
-    return " ".join(part.strip() for part in message.splitlines() if part.strip())
-
-
 def get(node: Node | None, key: str) -> Node | None:
     """The value of ``key`` in a mapping node, or None."""
     if not isinstance(node, MappingNode):

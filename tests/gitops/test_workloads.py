@@ -12,6 +12,7 @@ from rollouts.cli import main
 from rollouts.controller.source import subsets_of
 from rollouts.gitops import Workspace
 from rollouts.spec import parse_spec
+from rollouts.spec_controller import SubsetSpec
 from rollouts.workloads import for_metrics, resolve, with_resolved_subsets
 from tests.gitops.conftest import deployment
 from tests.gitrepo import guide_rollout
@@ -211,3 +212,19 @@ def test_an_unreachable_prometheus_at_start_is_not_an_error(spec, cache, caplog)
         resolved = for_metrics(spec, workspace, PrometheusClient(f"http://127.0.0.1:{free_port()}"))
     assert subsets_of(resolved)[1].workload == "podinfo-canary"
     assert "could not check for series at start" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "route_text",
+    [
+        "apiVersion: networking.istio.io/v1beta1\nkind: VirtualService\nspec: {http: 5}\n",
+        "kind: VirtualService\nspec: {http: [{route: 7}, 3, {route: [{destination: 1}]}]}\n",
+        "kind: DestinationRule\nspec: {host: podinfo, subsets: 9}\n",
+        "[1, 2",
+        "kind: VirtualService\nspec: [1]\n",
+    ],
+)
+def test_malformed_route_files_keep_the_defaults(spec, route_text):
+    files = {"workloads/podinfo/virtual-service.yaml": route_text}
+    resolved = resolve(spec, reader(files), siblings=[])
+    assert resolved.subsets.stable == SubsetSpec(workload="podinfo-ga", version="ga", service="podinfo")
