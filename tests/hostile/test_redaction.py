@@ -155,3 +155,20 @@ def test_the_workspace_refuses_secret_urls_with_the_secret_masked(tmp_path):
             Workspace(url, "main", cache_dir=tmp_path)
         assert "must not contain credentials" in str(info.value)
         assert "abcdef123" not in str(info.value) and "hunter22" not in str(info.value)
+
+
+def test_loadtest_names_a_failing_target_without_its_token():
+    import subprocess
+    import sys
+
+    url = f"http://127.0.0.1:{free_port()}/api?access_token=s3cretLoadToken"
+    done = subprocess.run(
+        [sys.executable, "-m", "loadtest", "-n", "3", "-c", "1", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "s3cretLoadToken" not in done.stdout + done.stderr
+    assert "access_token=***" in done.stderr
