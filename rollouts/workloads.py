@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from rollouts.spec import Rollout
 from rollouts.spec_controller import SubsetSpec, SubsetsSpec
-from rollouts.yamlsafe import MANIFEST, ROUTE, YamlLimitError, load_all, read_text
+from rollouts.yamlsafe import MANIFEST, ROUTE, YamlLimitError, load_all
 
 if TYPE_CHECKING:
     from analyzer.prometheus import PrometheusClient, QueryTemplate, Subset
@@ -185,36 +185,35 @@ def with_resolved_subsets(rollout: Rollout, reader: Reader, siblings: Iterable[s
     return rollout.model_copy(update={"spec": rollout.spec.model_copy(update={"analysis": analysis})})
 
 
-def tree_reader(root: Path) -> tuple[Reader, Callable[[str], list[str]]]:
-    """A :data:`Reader` of the checkout at ``root`` (bounded, no symbolic links, nothing outside
-    ``root``), and a function listing the YAML files beside a repo-relative path."""
-    base = root.resolve()
+def workspace_reader(workspace: Workspace, head: str = "HEAD") -> Reader:
+    """A :data:`Reader` of the files at ``head`` of ``workspace`` (through ``Workspace.show``:
+    bounded, no symbolic links)."""
+    from rollouts.routes import RouteError
 
     def read(rel: str) -> str | None:
-        path = root / rel
-        if path.is_symlink() or not path.is_file() or not path.resolve().is_relative_to(base):
-            return None
         try:
-            return read_text(path, MANIFEST, source=rel)
-        except YamlLimitError as exc:
-            log.warning("metrics names: %s", exc)
+            return workspace.show(head, rel)
+        except RouteError as exc:  # missing, a link, too big, not UTF-8: the defaults stay
+            log.debug("metrics names: %s", exc)
             return None
 
-    def siblings(rel: str) -> list[str]:
-        parent = PurePosixPath(rel).parent
-        directory = root / parent
-        if directory.is_symlink() or not directory.is_dir():
-            return []
-        names = sorted(p.name for p in directory.iterdir() if p.suffix in (".yaml", ".yml"))
-        return [(parent / n).as_posix() for n in names if (parent / n).as_posix() != rel]
-
-    return read, siblings
+    return read
 
 
-def resolved_for_checkout(rollout: Rollout, root: Path) -> Rollout:
-    """:func:`with_resolved_subsets` on the files of the checkout at ``root``."""
-    read, siblings = tree_reader(root)
-    return with_resolved_subsets(rollout, read, siblings(rollout.spec.route.path))
+def _siblings(root: Path, rel: str) -> list[str]:
+    """The ``*.yaml``/``*.yml`` files beside ``rel`` in the checkout at ``root`` (names only)."""
+    parent = PurePosixPath(rel).parent
+    directory = root / parent
+    if directory.is_symlink() or not directory.is_dir():
+        return []
+    names = sorted(p.name for p in directory.iterdir() if p.suffix in (".yaml", ".yml"))
+    return [(parent / n).as_posix() for n in names if (parent / n).as_posix() != rel]
+
+
+def resolved_for_workspace(rollout: Rollout, workspace: Workspace) -> Rollout:
+    """:func:`with_resolved_subsets` on the files of ``workspace``'s head (already fetched)."""
+    siblings = _siblings(workspace.path, rollout.spec.route.path)
+    return with_resolved_subsets(rollout, workspace_reader(workspace), siblings)
 
 
 def describe(template: QueryTemplate, stable: Subset, canary: Subset) -> list[str]:
@@ -262,7 +261,7 @@ def for_metrics(rollout: Rollout, workspace: Workspace, client: PrometheusClient
 
     try:
         workspace.fetch()
-        rollout = resolved_for_checkout(rollout, workspace.path)
+        rollout = resolved_for_workspace(rollout, workspace)
     except (GitopsError, OSError) as exc:
         log.warning("%s: metrics names not resolved from the repo (%s); using the spec's", rollout.key, exc)
     except Exception:  # a file shaped in a way nobody foresaw must not keep the rollout from running
@@ -290,10 +289,10 @@ def for_metrics(rollout: Rollout, workspace: Workspace, client: PrometheusClient
     return rollout
 
 
-def series_of(rollout: Rollout, root: Path) -> list[str]:
+def series_of(rollout: Rollout, workspace: Workspace) -> list[str]:
     """What ``rollouts status`` shows: the series GA and canary will be read from (names resolved
-    from the checkout at ``root``)."""
+    from the files of ``workspace``'s head)."""
     from rollouts.controller.source import subsets_of, template_of
 
-    resolved = resolved_for_checkout(rollout, root)
+    resolved = resolved_for_workspace(rollout, workspace)
     return describe(template_of(resolved), *subsets_of(resolved))

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from rollouts.cli import main
-from rollouts.controller.run import RunError, discover
+from rollouts.gitops import DiscoveryError, discover
 from rollouts.spec import SpecError, parse_spec
 from tests.gitrepo import git, guide_rollout
 from tests.hostile.conftest import refs
@@ -118,7 +118,7 @@ def test_ext_transport_is_a_clear_error_and_runs_nothing(cache, tmp_path, capsys
     )
     assert "Traceback" not in err
     assert not marker.exists()
-    with pytest.raises(RunError, match="remote helper fd:: is refused"):
+    with pytest.raises(DiscoveryError, match="remote helper fd:: is refused"):
         discover("fd::3", "master", "rollouts", cache)
 
 
