@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from analyzer.redaction import redact
 from loadtest.options import PROFILES, RunPlan, parse_duration, parse_header
 
 if TYPE_CHECKING:
@@ -286,7 +287,7 @@ def _verdict(report: Report) -> int:
     if results.responses == 0:
         top = max(results.errors.items(), key=lambda kv: kv[1])[0] if results.errors else "unknown"
         sys.stderr.write(
-            f"loadtest: error: all {results.requests} requests to {report.url} failed; "
+            f"loadtest: error: all {results.requests} requests to {redact(report.url)} failed; "
             f"most frequent error: {top}\n"
         )
         return EXIT_ALL_FAILED

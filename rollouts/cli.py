@@ -24,10 +24,12 @@ _AUTHOR = re.compile(r"^\s*(?P<name>[^<>]+?)\s*<(?P<email>[^<>\s]+)>\s*$")
 
 
 def _weight(value: str) -> int:
-    try:
-        weight = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"WEIGHT must be an integer 0-100, got {value!r}") from None
+    # Plain ASCII digits only: int() also takes ' 10', '+5', '1_0' and other scripts' digits ('١٠').
+    if not re.fullmatch(r"[0-9]{1,3}", value):
+        raise argparse.ArgumentTypeError(
+            f"WEIGHT must be an integer 0-100, got {value[:20]!r} (plain ASCII digits only)"
+        )
+    weight = int(value)
     if not 0 <= weight <= 100:
         raise argparse.ArgumentTypeError(f"WEIGHT must be between 0 and 100, got {weight}")
     return weight
@@ -115,15 +117,19 @@ def _abort(args: argparse.Namespace, rollout: Rollout) -> int:
 
 
 def _status(args: argparse.Namespace, rollout: Rollout) -> int:
-    state = _workspace(args, rollout).read_state(rollout)
+    from rollouts.workloads import series_of
+
+    workspace = _workspace(args, rollout)
+    state = workspace.read_state(rollout)
+    series = series_of(rollout, workspace)  # the files of the head just read
     if args.json:
-        print(json.dumps(state.to_dict(), indent=2, sort_keys=True))
+        print(json.dumps({**state.to_dict(), "series": series}, indent=2, sort_keys=True))
     else:
-        print(format_status(rollout, state))
+        print(format_status(rollout, state, series))
     return 0
 
 
-def format_status(rollout: Rollout, state: RolloutState) -> str:
+def format_status(rollout: Rollout, state: RolloutState, series: list[str] | None = None) -> str:
     """The state of a rollout for people."""
     route = rollout.spec.route
 
@@ -153,6 +159,8 @@ def format_status(rollout: Rollout, state: RolloutState) -> str:
     lines.append(
         f"new revision  {'yes: analysis restarts from the first step' if state.new_revision else 'no'}"
     )
+    for i, line in enumerate(series or ()):
+        lines.append(f"{'series' if i == 0 else '':<14}{line}")
     return "\n".join(lines)
 
 

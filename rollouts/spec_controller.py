@@ -122,14 +122,24 @@ class PrometheusSpec(_Model):
 
 class SubsetSpec(_Model):
     """How the metrics name one side (the query template's selector fields; namespace is the rollout's).
-    Empty fields default to ``<name>-<route subset>`` (workload), the route subset (version) and
-    ``<name>`` (service)."""
+    Empty fields are derived from the files the route points at (``rollouts/workloads.py``): the
+    canary and GA manifests' names, the destination's host or backend, the DestinationRule's
+    ``version`` label; else ``<name>-<route subset>``, the route subset and ``<name>``."""
 
     workload: str = Field(
-        default="", description="Workload (Deployment) name; empty: `<name>-<route subset>`."
+        default="",
+        description="Workload (Deployment) name; empty: the canary (or GA, `gaPath`) manifest's name, a "
+        "host's or backend's service name, else `<name>-<route subset>`.",
     )
-    version: str = Field(default="", description="The pods' `version` label; empty: the route's subset name.")
-    service: str = Field(default="", description="Service name; empty: the rollout's name.")
+    version: str = Field(
+        default="",
+        description="The pods' `version` label; empty: the DestinationRule subset's `version` label, else "
+        "the route's subset name.",
+    )
+    service: str = Field(
+        default="",
+        description="Service name; empty: the destination's host or backend, else the rollout's name.",
+    )
 
 
 class SubsetsSpec(_Model):

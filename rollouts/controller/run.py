@@ -48,6 +48,7 @@ from rollouts.notify import Kind, Notice, Notifier, read_url_files
 from rollouts.spec import Rollout, SpecError, load_spec
 from rollouts.spec_controller import UrlFile
 from rollouts.sync import FluxKustomization, KubernetesSpecGate, LocalMeshGate, SyncGate, VersionProbe
+from rollouts.workloads import for_metrics
 
 log = logging.getLogger("rollouts.controller")
 
@@ -160,8 +161,10 @@ class Controller:
         source = self.sources.get(source_key)
         if source is None:
             source = self.sources[source_key] = PrometheusSource.for_spec(prom)
-        source.register(rollout)
         workspace = CachedWorkspace(Workspace.for_spec(rollout, cache_dir=self.options.cache_dir), self.heads)
+        # The workloads the route really points at, and a warning now when Prometheus has no series.
+        rollout = for_metrics(rollout, workspace.workspace, source.reader.client)
+        source.register(rollout)
         gate: SyncGate
         events: EventRecorder | None = None
         canary: Callable[[], ObjectRef] | None = None

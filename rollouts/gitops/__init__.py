@@ -8,7 +8,9 @@ say and what the history means is :mod:`rollouts.state`'s. The local mesh only n
 from rollouts.gitops.credentials import (
     CredentialError,
     Credentials,
+    RemoteUrlError,
     add_credential_arguments,
+    check_remote_url,
     credentials_from_arguments,
     redact,
 )
@@ -37,11 +39,13 @@ __all__ = [
     "PushRejectedError",
     "Record",
     "RecordResult",
+    "RemoteUrlError",
     "RolloutState",
     "RouteFileError",
     "Workspace",
     "add_credential_arguments",
     "canary_images",
+    "check_remote_url",
     "copy_images",
     "credentials_from_arguments",
     "default_cache_dir",

@@ -35,7 +35,7 @@ from typing import Any
 import git
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from rollouts.gitops.credentials import Credentials, redact, url_has_secret
+from rollouts.gitops.credentials import Credentials, RemoteUrlError, check_remote_url, redact
 from rollouts.gitops.errors import GitopsError, HumanOverrideError, PushRejectedError, RouteFileError
 from rollouts.gitops.manifest import canary_images, copy_images, revision_of
 from rollouts.routes import RouteEditor, RouteError, Weights, editor_for
@@ -59,6 +59,7 @@ from rollouts.state import (
     record_of,
     record_subject,
 )
+from rollouts.yamlsafe import REPO_FILE, YamlLimitError, decode, read_text
 
 log = logging.getLogger("rollouts.gitops")
 
@@ -154,9 +155,12 @@ class Workspace:
         max_attempts: int = 8,
         backoff: float = 1.0,
     ) -> None:
-        if url_has_secret(url):
-            # Git would store it in .git/config and GitPython log it: tokens go through askpass.
-            raise GitopsError(f"{redact(url)}: credentials in the URL are refused; use tokenFile or tokenEnv")
+        try:
+            # Git would store credentials in .git/config and GitPython log them: tokens go through
+            # askpass. ext:: and other remote helpers would run commands.
+            check_remote_url(url)
+        except RemoteUrlError as exc:
+            raise GitopsError(str(exc)) from None
         self.url = url
         self.branch = branch
         self.author = author or Author()
@@ -710,15 +714,15 @@ class Workspace:
         return path
 
     def _read(self, rel: str) -> str:
+        path = self._file(rel)
+        if not path.exists():
+            raise RouteError(f"{rel}: no such file on branch {self.branch} of {self.remote}")
         try:
-            path = self._file(rel)
-            # newline="": CRLF stays CRLF, so _write puts back exactly the file's own line endings.
-            with path.open(encoding="utf-8", newline="") as handle:
-                return handle.read()
-        except FileNotFoundError:
-            raise RouteError(f"{rel}: no such file on branch {self.branch} of {self.remote}") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise RouteError(f"{rel}: cannot read: {exc}") from None
+            # Size checked before reading; bytes decoded as they are (CRLF stays CRLF, so _write
+            # puts back exactly the file's own line endings); a bad byte is named by line.
+            return read_text(path, REPO_FILE, source=rel)
+        except YamlLimitError as exc:
+            raise RouteError(str(exc)) from None
 
     def _show(self, sha: str, rel: str) -> str:
         """``rel`` at commit ``sha``, from the object database (no worktree, no process)."""
@@ -738,11 +742,13 @@ class Workspace:
             )
         if blob.type != "blob":
             raise RouteError(f"{rel}: is not a file in {where} of {self.remote}")
+        if blob.size > REPO_FILE.max_bytes:  # before reading it: the size is in the object header
+            limit = REPO_FILE.max_bytes // 1024
+            raise RouteError(f"{rel}: {blob.size} bytes in {where}, more than the limit of {limit} KiB")
         try:
-            text: str = blob.data_stream.read().decode("utf-8")
-        except UnicodeDecodeError:
-            raise RouteError(f"{rel}: not UTF-8 in {where} of {self.remote}") from None
-        return text
+            return decode(blob.data_stream.read(), rel)
+        except YamlLimitError as exc:
+            raise RouteError(f"{exc} (in {where} of {self.remote})") from None
 
     def _read_or_none(self, rel: str) -> str | None:
         try:
