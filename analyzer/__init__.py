@@ -2,11 +2,17 @@
 
 Numbers in, verdicts with their evidence out: no Git, no Kubernetes, no Locust. The data flows
 ``prometheus`` (fetch) -> ``histogram`` (model) -> tests -> sequential evidence -> ``judge``.
+
+The public names below are loaded on first use (PEP 562 ``__getattr__``), so that importing one
+light module (``analyzer.policy``, which the Rollout spec embeds) never pays for numpy and scipy.
+This module must never import a submodule at import time.
 """
 
-# Names are imported on first use (PEP 562): ``import analyzer.redaction`` (the CLIs' start-up)
-# must not pull in numpy and scipy.
-from typing import TYPE_CHECKING, Any
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from analyzer._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from analyzer.histogram import Histogram
@@ -25,7 +31,9 @@ if TYPE_CHECKING:
     from analyzer.policy import Policy, PolicyError
     from analyzer.sequential import CountEProcess, CountWindow, OrderEProcess
 
-_WHERE = {
+# Public name -> the module that defines it. Written out rather than through a lazy-loading library:
+# it is one mapping, and mypy reads the real imports above.
+_EXPORTS = {
     "CountEProcess": "analyzer.sequential",
     "CountWindow": "analyzer.sequential",
     "Histogram": "analyzer.histogram",
@@ -72,12 +80,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'analyzer' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals)

@@ -170,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the ``loadtest`` command; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["serve"]:
+        from loadtest.serve_args import build_parser as serve_parser
+
+        serve_parser().parse_args(argv[1:])  # --help and usage errors before Locust is imported
         from loadtest.serve import main as serve_main
 
         return serve_main(argv[1:])

@@ -7,12 +7,14 @@ remote's weights were changed by someone else; nothing pushed).
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import re
 import sys
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from rollouts.gitops import CommitResult, RecordResult, RolloutState, Workspace
@@ -176,8 +178,33 @@ def _schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``rollouts`` argument parser with every subcommand."""
+# Subcommands whose parsers live beside heavy code (the controller imports the scheduler, the
+# Kubernetes client and the statistics; the demo the whole local stack; the report matplotlib):
+# name -> (help line, module, function that adds the parser). Their module is imported only when
+# that subcommand is asked for; the help line is the real parser's (a test compares them).
+HEAVY_COMMANDS: Final[Mapping[str, tuple[str, str, str]]] = {
+    "run": ("run the controller: every rollout, hands off", "rollouts.controller.run", "add_run_parser"),
+    "demo": (
+        "the guide's story on one machine: good canary, then regressions",
+        "rollouts.local.demo",
+        "add_demo_parser",
+    ),
+    # rollouts.report.cli is light, but importing it runs the package's __init__ (matplotlib).
+    "report": (
+        "HTML report (and PNG charts) of a rollout from Git history and Prometheus",
+        "rollouts.report.cli",
+        "add_parser",
+    ),
+}
+
+
+def build_parser(load: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """The ``rollouts`` argument parser with every subcommand.
+
+    ``load``: the :data:`HEAVY_COMMANDS` whose full parsers are built (default: all); the others are
+    listed by name and help line only, so that ``rollouts --help`` and ``rollouts status`` start
+    without importing them.
+    """
     parser = argparse.ArgumentParser(prog="rollouts", description="GitOps progressive delivery")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     common = argparse.ArgumentParser(add_help=False)
@@ -210,19 +237,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--markdown", action="store_true", help="the configuration reference instead (docs/reference.md)"
     )
     cmd.set_defaults(func=_schema)
-    from rollouts.controller.run import add_run_parser
-    from rollouts.local.demo import add_demo_parser
-    from rollouts.report.cli import add_parser as add_report_parser
-
-    add_run_parser(sub)
-    add_demo_parser(sub)
-    add_report_parser(sub)
+    for name, (text, module, function) in HEAVY_COMMANDS.items():
+        if load is None or name in load:
+            getattr(importlib.import_module(module), function)(sub)
+        else:  # listed in `rollouts --help` without importing the controller or the demo
+            sub.add_parser(name, help=text, add_help=False)
     return parser
+
+
+def _command(argv: list[str]) -> str | None:
+    """The subcommand named in ``argv`` (the first word that is not an option), if any."""
+    return next((word for word in argv if not word.startswith("-")), None)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the ``rollouts`` command; returns the process exit code."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(load={_command(argv) or ""})
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
     if func is None:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from analyzer import Judge, Policy
+from analyzer import Judge
 from rollouts.controller.gitcache import CachedWorkspace, HeadCache
 from rollouts.controller.machine import GaReadiness, Leadership, Machine, TickResult
 from rollouts.controller.scheduler import Scheduler
@@ -155,7 +155,7 @@ class Controller:
     def machine(self, rollout: Rollout) -> Machine:
         """A state machine for ``rollout``; ``RunError``/``ValueError`` naming what is wrong."""
         analysis = rollout.spec.analysis
-        policy = Policy.from_mapping(analysis.policy, source=f"{rollout.key}: spec.analysis.policy")
+        policy = analysis.policy
         prom = analysis.prometheus
         source_key = (prom.url, prom.bearer_token_file, prom.username)
         source = self.sources.get(source_key)

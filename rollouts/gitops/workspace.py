@@ -19,13 +19,11 @@ Rules (see docs/gitops.md):
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import git
+from filelock import FileLock, Timeout
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from rollouts.gitops.credentials import Credentials, RemoteUrlError, check_remote_url, redact
@@ -814,18 +813,13 @@ class Workspace:
     def _locked(self) -> Iterator[None]:
         """One process at a time per workspace (two controllers may share a cache dir)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock_path = self.path.parent / f"{self.path.name}.lock"
-        deadline = time.monotonic() + LOCK_TIMEOUT_S
-        with lock_path.open("a") as handle:
-            while True:
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise GitopsError(f"{self.path}: workspace is locked by another process") from None
-                    time.sleep(0.05)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        # A fresh FileLock per call: threads of one process exclude each other as processes do.
+        lock = FileLock(self.path.parent / f"{self.path.name}.lock", timeout=LOCK_TIMEOUT_S)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise GitopsError(f"{self.path}: workspace is locked by another process") from None
+        try:
+            yield
+        finally:
+            lock.release()
