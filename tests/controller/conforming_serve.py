@@ -80,6 +80,7 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--allow", action="append", default=[])
+    parser.add_argument("--parent-pid", type=int, required=True)  # LocalLoad always ties us to it
     args = parser.parse_args()
     app = ConformingServe(token=os.environ["LOADTEST_TOKEN"], allow=tuple(args.allow))
     ThreadingHTTPServer((args.host, args.port), make_handler(app, [])).serve_forever()
