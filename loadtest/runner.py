@@ -103,14 +103,19 @@ def load_user_classes(path: str) -> list[type[User]]:
     return list(classes.values())
 
 
+def _users(plan: RunPlan, recorder: Recorder) -> tuple[list[type[User]], str]:
+    """The plan's user classes and host: the lean user, or the locustfile's users."""
+    if plan.locustfile is not None:
+        return load_user_classes(plan.locustfile), plan.url.rstrip("/")
+    return [make_user_class(plan, recorder)], plan.url
+
+
 def build_environment(plan: RunPlan, recorder: Recorder) -> Environment:
     """A Locust Environment running the lean user, or the locustfile's users with a request listener."""
+    user_classes, host = _users(plan, recorder)
+    environment = Environment(user_classes=user_classes, host=host)
     if plan.locustfile is not None:
-        user_classes = load_user_classes(plan.locustfile)
-        environment = Environment(user_classes=user_classes, host=plan.url.rstrip("/"))
         attach_request_listener(environment, recorder)
-    else:
-        environment = Environment(user_classes=[make_user_class(plan, recorder)], host=plan.url)
     return environment
 
 
@@ -324,7 +329,6 @@ class _MasterHandshake:
     def _refuse(self, worker: str, reason: str) -> None:
         self.refused[worker] = reason
         self.runner.send_message(REFUSED, {"reason": reason}, client_id=worker)
-        log.error("refused worker %s: %s", worker, reason)
         sys.stderr.write(f"loadtest: error: refused worker {worker}: {reason}\n")
         sys.stderr.flush()
 
@@ -419,24 +423,10 @@ def run_worker(claims: dict[str, Any], master_host: str, master_port: int) -> No
         holder.settled.set()
 
     def on_plan(environment: Environment, msg: Any, **_: Any) -> None:
-        try:
-            plan = RunPlan.model_validate(msg.data["plan"])
-        except (ValueError, KeyError, TypeError) as exc:
-            reason = f"the master's plan does not validate here: {exc}"
-            runner.send_message(REFUSED, {"reason": reason})
-            refuse(reason)
-            return
-        disagree = contradictions(claims, plan)
-        if disagree:
-            reason = "its flags contradict the master's: " + "; ".join(disagree) + f"; {ADVICE}"
-            runner.send_message(REFUSED, {"reason": reason})
-            refuse(reason)
-            return
-        try:
-            _adopt(environment, plan, recorder)
-        except RunError as exc:
-            runner.send_message(REFUSED, {"reason": str(exc)})
-            refuse(str(exc))
+        plan = _accept(msg.data, claims, environment, recorder)
+        if isinstance(plan, str):
+            runner.send_message(REFUSED, {"reason": plan})
+            refuse(plan)
             return
         holder.plan = plan
         holder.settled.set()
@@ -459,12 +449,26 @@ def run_worker(claims: dict[str, Any], master_host: str, master_port: int) -> No
 def _adopt(environment: Environment, plan: RunPlan, recorder: Recorder) -> None:
     """Put the plan's users in place of the placeholder (before the master's first spawn)."""
     recorder.name, recorder.method = plan.url, plan.method
+    environment.user_classes[:], environment.host = _users(plan, recorder)
     if plan.locustfile is not None:
-        environment.user_classes[:] = load_user_classes(plan.locustfile)
         attach_request_listener(environment, recorder)
-    else:
-        environment.user_classes[:] = [make_user_class(plan, recorder)]
-    environment.host = plan.url.rstrip("/") if plan.locustfile is not None else plan.url
+
+
+def _accept(data: Any, claims: dict[str, Any], environment: Environment, recorder: Recorder) -> RunPlan | str:
+    """The master's plan, adopted, or why this worker refuses it (its flags contradict it, it does
+    not validate here, its locustfile does not load)."""
+    try:
+        plan = RunPlan.model_validate(data["plan"])
+    except (ValueError, KeyError, TypeError) as exc:
+        return f"the master's plan does not validate here: {exc}"
+    disagree = contradictions(claims, plan)
+    if disagree:
+        return "its flags contradict the master's: " + "; ".join(disagree) + f"; {ADVICE}"
+    try:
+        _adopt(environment, plan, recorder)
+    except RunError as exc:
+        return str(exc)
+    return plan
 
 
 def _run_worker_plan(

@@ -538,11 +538,9 @@ class _GoFlagParser(argparse.ArgumentParser):
             arg = "-" + given if single else given
             name, sep, value = arg.partition("=")
             if sep and name.startswith("--") and name[2:] in _BOOL_FLAGS:
-                if value in _GO_FALSE:
-                    if name[2:] in IGNORED_BOOL_FLAGS:
-                        out.append(f"--{name[2:]}-ignored")  # still warned about, as given
-                    continue  # every boolean defaults to false
-                if value not in _GO_TRUE:
+                if value in _GO_FALSE and name[2:] not in IGNORED_BOOL_FLAGS:
+                    continue  # every boolean defaults to false (an ignored one is still warned about)
+                if value not in (*_GO_TRUE, *_GO_FALSE):
                     self.error(f"invalid boolean value {value!r} for {name}: use true or false")
                 arg = name
             out.append(arg)
@@ -615,9 +613,6 @@ def parser() -> argparse.ArgumentParser:
         ignored.add_argument(f"--{flag}", dest=f"ignored_{flag}", default=None, help=argparse.SUPPRESS)
     for flag in IGNORED_BOOL_FLAGS:
         ignored.add_argument(f"--{flag}", dest=f"ignored_{flag}", action="store_true", help=argparse.SUPPRESS)
-        ignored.add_argument(
-            f"--{flag}-ignored", dest=f"ignored_{flag}", action="store_true", help=argparse.SUPPRESS
-        )
     return p
 
 
