@@ -325,6 +325,20 @@ class _MasterHandshake:
         runner.register_message(HELLO, self._hello)
         runner.register_message(READY, self._ready)
         runner.register_message(REFUSED, self._refused)
+        # Locust hands users to any worker that connects while a test runs, in its own handling of
+        # "client_ready" (MasterRunner.handle_message), before a custom message can say whether
+        # the worker has the plan; the lost users leave the rate short. Once the run has started, a
+        # newcomer gets only the "ack" it waits for (so it can say hello and hear the refusal) and is
+        # never counted as a worker. No Locust hook runs before that dispatch, hence the wrapper.
+        original = runner.handle_message
+
+        def handle_message(client_id: str, msg: Any) -> None:
+            if self.started and msg.type == "client_ready" and client_id not in runner.clients:
+                runner.send_message("ack", client_id=client_id, data={"index": -1})
+                return
+            original(client_id, msg)
+
+        runner.handle_message = handle_message
 
     def _refuse(self, worker: str, reason: str) -> None:
         self.refused[worker] = reason

@@ -6,6 +6,7 @@ import argparse
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -128,3 +129,28 @@ def test_a_contradicting_worker_is_refused_on_both_sides_and_the_run_goes_on(tar
         assert good.wait(timeout=20) == 0
     finally:
         _reap(master, bad, *([good] if good else []))
+
+
+@pytest.mark.integration
+def test_a_worker_joining_a_running_test_is_refused_and_takes_no_users(target: Target) -> None:
+    """Locust hands users to a newcomer mid-run; they would be lost and the rate fall short."""
+    port = str(free_port())
+    url = f"http://127.0.0.1:{target.port}/"
+    master = _popen("--json", "--master", "--master-bind-port", port, "--expect-workers", "1",
+                    "--rate", "50", "-z", "3s", "-c", "4", url)  # fmt: skip
+    first = _popen("--worker", "--master-port", port)
+    late = None
+    try:
+        deadline = time.monotonic() + 30
+        while target.requests == 0:  # the run has started
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        late = _popen("--worker", "--master-port", port)
+        _, late_err = late.communicate(timeout=30)
+        assert late.returncode == 2 and "the run has already started" in late_err
+        out, err = master.communicate(timeout=60)
+        assert master.returncode == 0, err
+        assert 145 <= json.loads(out)["requests"] <= 152  # 50 req/s for 3 s, none lost
+        assert first.wait(timeout=20) == 0
+    finally:
+        _reap(master, first, *([late] if late else []))
