@@ -154,3 +154,11 @@ def test_a_worker_joining_a_running_test_is_refused_and_takes_no_users(target: T
         assert first.wait(timeout=20) == 0
     finally:
         _reap(master, first, *([late] if late else []))
+
+
+def test_a_workers_sessions_share_is_checked_too() -> None:
+    plan = _plan("-z", "2s", "--sessions", "0.5", "http://a.test/")
+    assert contradictions(_claims("--worker", "--sessions", "0.5"), plan) == []
+    assert contradictions(_claims("--worker", "--sessions", "0.25"), plan) == [
+        "--sessions 0.25 (the master's: 0.5)"
+    ]
