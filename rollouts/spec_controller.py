@@ -170,8 +170,9 @@ class AnalysisSpec(_Model):
     )
     metrics: str | dict[str, Any] = Field(
         default="istio",
-        description="A built-in query template (`istio`, `istio-version`, `podinfo`) or a template of "
-        "your own (`selector`, `histogram`, `requests`, `errors`).",
+        description="A built-in query template (`istio`, `istio-version`, `istio-ambient`, "
+        "`istio-source`... with `-grpc` and `-4xx` variants, `podinfo`; see docs/prometheus.md) or a "
+        "template of your own (`selector`, `histogram`, `requests`, `errors`).",
     )
     subsets: SubsetsSpec = Field(default=SubsetsSpec(), description="How the metrics name GA and canary.")
     prometheus: PrometheusSpec = Field(default=PrometheusSpec(), description="Where the metrics are.")
