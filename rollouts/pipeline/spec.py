@@ -215,6 +215,17 @@ def parse_pipeline(data: Any, *, source: str = "<pipeline>") -> Pipeline:
         raise PipelineSpecError(format_errors(source, exc)) from None
 
 
+def is_pipeline_file(path: str | Path) -> bool:
+    """True when the file at ``path`` holds a ``kind: Pipeline`` document (read errors: False, so the
+    caller's own loader reports them)."""
+    try:
+        with Path(path).open(encoding="utf-8") as handle:
+            head = handle.read(64 * 1024)
+    except (OSError, UnicodeDecodeError):
+        return False
+    return any(line.strip() == "kind: Pipeline" for line in head.splitlines())
+
+
 def rollout_paths(pipeline: Pipeline, source: str | Path) -> list[Path]:
     """The Rollout spec files of the environments, in order, resolved against the pipeline file."""
     base = Path(source).parent

@@ -231,3 +231,55 @@ def test_bad_environment_rollout_is_named(world, tmp_path):
     (specs / "production.yaml").write_text("kind: Rollout\n")
     with pytest.raises(PipelineSpecError, match=r"spec\.environments\[1\]\.rollout: .*production\.yaml"):
         load_pipeline(specs / "pipeline.yaml")
+
+
+def test_status_and_approve_commands(world, capsys):
+    from rollouts.cli import main
+
+    loaded, workspaces, _staging, production, specs = world
+    text = (specs / "pipeline.yaml").read_text().replace("soak: 10m", "approval: command")
+    (specs / "pipeline.yaml").write_text(text)
+    walk(workspaces["staging"], loaded.stages[0].rollout)
+    cache = ["--cache-dir", str(specs.parent / "cli-cache")]
+    assert main(["status", str(specs / "pipeline.yaml"), *cache]) == 0
+    out = capsys.readouterr().out
+    assert "pipeline      test/podinfo" in out
+    assert "staging       0.2.0       finalized since" in out
+    assert "staging -> production: awaiting-approval: 0.2.0 awaits approval" in out
+    before = production.count()
+    args = ["approve", str(specs / "pipeline.yaml"), "--environment", "production", "--revision", "0.2.0"]
+    assert main([*args, *cache, "--reason", "change ticket 42"]) == 0
+    assert "pushed" in capsys.readouterr().out
+    assert production.count() == before + 1 and "- change ticket 42" in production.message("master")
+    assert main([*args, *cache]) == 0
+    assert "approved already" in capsys.readouterr().out
+    assert production.count() == before + 1
+    assert (
+        main(["approve", str(specs / "pipeline.yaml"), "--environment", "qa", "--revision", "1", *cache]) == 1
+    )
+    assert "no environment 'qa'" in capsys.readouterr().err
+
+
+def test_rollouts_run_ticks_the_pipeline_beside_its_rollouts(world, capsys):
+    from rollouts.cli import main
+
+    loaded, workspaces, _staging, production, specs = world
+    text = (specs / "pipeline.yaml").read_text().replace("soak: 10m", "soak: 1s")
+    (specs / "pipeline.yaml").write_text(text)
+    walk(workspaces["staging"], loaded.stages[0].rollout)
+    time.sleep(1.1)  # the soak
+    closed = "http://127.0.0.1:9"  # no mesh answers: the rollouts wait at their sync gate
+    args = [
+        "run",
+        "--once",
+        "--mesh",
+        closed,
+        str(specs / "pipeline.yaml"),
+        "--cache-dir",
+        str(specs.parent / "run"),
+    ]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "pipeline:test/podinfo: progressing promote" in out, out
+    assert "test/podinfo:" in out and "test/podinfo-prod:" in out  # both environments' rollouts ran
+    assert "(handover from staging)" in production.message("master")
