@@ -332,7 +332,7 @@ def _add_pipelines(controller: Controller, pipelines: list[LoadedPipeline], cach
 
     for loaded in pipelines:
         workspaces = {s.name: Workspace.for_spec(s.rollout, cache_dir=cache_dir) for s in loaded.stages}
-        job = PipelineJob(PipelineRunner(loaded, workspaces))
+        job = PipelineJob(PipelineRunner(loaded, workspaces), controller.metrics)
         controller.scheduler.add(job)
         log.info("%s: pipeline running (%s)", job.key, " -> ".join(s.name for s in loaded.stages))
 

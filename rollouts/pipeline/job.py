@@ -13,6 +13,7 @@ import logging
 from datetime import UTC, datetime
 
 from rollouts.controller.machine import TickResult
+from rollouts.metrics import ControllerMetrics
 from rollouts.pipeline.plan import EnvironmentFacts, TransitionState
 from rollouts.pipeline.runner import PipelineRunner, PipelineTick
 from rollouts.state import Action, Phase
@@ -26,8 +27,9 @@ JOB_PREFIX = "pipeline:"
 class PipelineJob:
     """One scheduler job per Pipeline; ticks at the shortest analysis interval of its environments."""
 
-    def __init__(self, runner: PipelineRunner) -> None:
+    def __init__(self, runner: PipelineRunner, metrics: ControllerMetrics | None = None) -> None:
         self.runner = runner
+        self.metrics = metrics
         self.key = JOB_PREFIX + runner.key
         self.last: PipelineTick | None = None
 
@@ -40,6 +42,13 @@ class PipelineJob:
         """Read, plan and hand over; the result names what was pushed or what is awaited."""
         tick = self.runner.tick()
         self.last = tick
+        if self.metrics is not None:
+            states = {t.target: str(t.state) for t in tick.plan.transitions}
+            for facts in tick.facts:
+                state = states.get(facts.name, "source")
+                self.metrics.set_pipeline_environment(
+                    self.runner.key, facts.name, facts.canary_revision, state
+                )
         pushed = [h for h in tick.handovers if h.outcome == "pushed"]
         reasons = tuple(
             f"{t.source} -> {t.target}: {t.state}: {t.reason}" for t in tick.plan.transitions

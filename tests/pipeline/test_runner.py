@@ -283,3 +283,29 @@ def test_rollouts_run_ticks_the_pipeline_beside_its_rollouts(world, capsys):
     assert "pipeline:test/podinfo: progressing promote" in out, out
     assert "test/podinfo:" in out and "test/podinfo-prod:" in out  # both environments' rollouts ran
     assert "(handover from staging)" in production.message("master")
+
+
+def test_the_job_sets_where_each_environment_stands(world):
+    from rollouts.metrics import ControllerMetrics
+    from rollouts.pipeline.job import PipelineJob
+
+    loaded, workspaces, _staging, _production, _ = world
+    metrics = ControllerMetrics()
+    job = PipelineJob(runner_at(loaded, workspaces, datetime.now(UTC)), metrics)
+    result = job.tick()
+    assert result.action == "none"  # staging finalized nothing yet
+    value = metrics.registry.get_sample_value
+    labels = {"pipeline": "test/podinfo", "environment": "production", "revision": "0.1.0", "state": "idle"}
+    assert value("rollouts_pipeline_revision", labels) == 1
+    walk(workspaces["staging"], loaded.stages[0].rollout)
+    job.runner.clock = lambda: datetime.now(UTC) + timedelta(minutes=5)
+    assert job.tick().action == "wait"  # soaking
+    assert value("rollouts_pipeline_revision", labels) is None  # the old series is gone
+    assert value("rollouts_pipeline_revision", {**labels, "state": "soaking"}) == 1
+    assert (
+        value(
+            "rollouts_pipeline_revision",
+            {**labels, "environment": "staging", "revision": "0.2.0", "state": "source"},
+        )
+        == 1
+    )
