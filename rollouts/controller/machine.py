@@ -243,6 +243,11 @@ class Machine:
         self.ga_readiness = ga_readiness
         self.memory = Memory()
 
+    @property
+    def interval(self) -> float:
+        """Seconds between ticks: the rollout's analysis interval (the scheduler's job period)."""
+        return self.rollout.spec.analysis.interval
+
     def close(self) -> None:
         """Stop this rollout's load job and release the load driver."""
         self._stop_load()

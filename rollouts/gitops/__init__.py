@@ -23,7 +23,14 @@ from rollouts.gitops.errors import (
     RouteFileError,
 )
 from rollouts.gitops.manifest import ManifestError, canary_images, copy_images, image_tag, revision_of
-from rollouts.gitops.workspace import CommitResult, RecordResult, Workspace, default_cache_dir
+from rollouts.gitops.workspace import (
+    CommitResult,
+    FileEdit,
+    LogEntry,
+    RecordResult,
+    Workspace,
+    default_cache_dir,
+)
 from rollouts.state import RECORD_VERDICTS, WEIGHT_VERDICTS, Record, RolloutState, format_message
 
 __all__ = [
@@ -33,8 +40,10 @@ __all__ = [
     "CredentialError",
     "Credentials",
     "DiscoveryError",
+    "FileEdit",
     "GitopsError",
     "HumanOverrideError",
+    "LogEntry",
     "ManifestError",
     "PushRejectedError",
     "Record",

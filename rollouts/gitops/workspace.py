@@ -120,6 +120,25 @@ class _Edit:
 
 
 @dataclass(frozen=True)
+class FileEdit:
+    """One attempt of a caller's change (:meth:`Workspace.commit_edit`): the message and the files'
+    new text (path -> text; empty: an empty commit)."""
+
+    message: str
+    files: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One commit of the branch's history: sha, commit time (epoch seconds), author, full message."""
+
+    sha: str
+    timestamp: int
+    author: str
+    message: str
+
+
+@dataclass(frozen=True)
 class _Pushed:
     """What :meth:`Workspace._push_change` did: ``sha`` None when nothing had to change."""
 
@@ -248,6 +267,58 @@ class Workspace:
         with self._locked():
             self._sync()
             return self._head()
+
+    def records(self, rollout: Rollout) -> list[Record]:
+        """Fetch, then our commits for ``rollout``, newest first (at most :data:`MAX_RECORDS`), of
+        every revision: what a pipeline plans on (``read_state`` keeps only the current rollout's)."""
+        with self._locked():
+            self._sync()
+            return list(self._records(rollout))
+
+    def log(
+        self, *, grep: str | None = None, path: str | None = None, max_count: int = MAX_RECORDS
+    ) -> list[LogEntry]:
+        """The branch's commits at the clone's head, newest first: those whose message contains
+        ``grep`` (a fixed string), or that touched ``path``; at most ``max_count``. No fetch: call
+        :meth:`fetch` (or another reading method) first."""
+        sep, end = "\x1f", "\x1e"
+        args = ["log", f"--max-count={max_count}", f"--format=%H{sep}%ct{sep}%an <%ae>{sep}%B{end}"]
+        if grep is not None:
+            args += ["--fixed-strings", f"--grep={grep}"]
+        args.append("HEAD")
+        if path is not None:
+            args += ["--", path]
+        with self._locked():
+            out = self._git(*args)
+        entries: list[LogEntry] = []
+        for raw in out.split(end):
+            chunk = raw.strip("\n")
+            if chunk:
+                sha, at, author, message = chunk.split(sep, 3)
+                entries.append(LogEntry(sha=sha, timestamp=int(at), author=author, message=message))
+        return entries
+
+    def commit_edit(self, plan: Callable[[Callable[[str], str | None]], FileEdit | None]) -> CommitResult:
+        """A caller's change through the one change loop: on each attempt (the freshly fetched head),
+        ``plan(read)`` decides, with ``read(path)`` giving a file's text there (None when missing),
+        and returns the :class:`FileEdit` to commit, or None when nothing has to change (then ``sha``
+        is None). A rejected push runs ``plan`` again on the new head, so a plan that re-checks its
+        conditions there never overwrites a concurrent change it should yield to."""
+
+        def edit() -> _Edit | None:
+            planned = plan(self._read_or_none)
+            return None if planned is None else _Edit(planned.message, dict(planned.files))
+
+        pushed = self._push_change(edit)
+        none = Weights.for_canary(0)
+        return CommitResult(
+            sha=pushed.sha,
+            head=pushed.head,
+            previous=none,
+            weights=none,
+            attempts=pushed.attempts,
+            message=pushed.message,
+        )
 
     def read_weights(self, rollout: Rollout) -> Weights:
         """Fetch, then the current weights of the rollout's route."""
@@ -416,15 +487,11 @@ class Workspace:
         author, and push; a no-op when they already have that text. Not the controller's path (its
         commits go through :meth:`commit_weights`): for a person's or an automation's commit (the demo's)."""
 
-        def edit() -> _Edit | None:
-            changed = {rel: text for rel, text in files.items() if self._read_or_none(rel) != text}
-            return _Edit(message, changed) if changed else None
+        def plan(read: Callable[[str], str | None]) -> FileEdit | None:
+            changed = {rel: text for rel, text in files.items() if read(rel) != text}
+            return FileEdit(message, changed) if changed else None
 
-        pushed = self._push_change(edit)
-        none = Weights.for_canary(0)
-        return CommitResult(
-            sha=pushed.sha, head=pushed.head, previous=none, weights=none, attempts=pushed.attempts
-        )
+        return self.commit_edit(plan)
 
     # -- the one change loop --------------------------------------------------------------------------
 

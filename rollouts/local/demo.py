@@ -85,16 +85,24 @@ spec:
 """
 
 
-def rollout_spec(stack: LocalStack, interval: float, rate: float) -> str:
-    """The demo's Rollout spec (it lives in the repo; ``git.url: .`` means that repo)."""
+def rollout_spec(
+    stack: LocalStack,
+    interval: float,
+    rate: float,
+    *,
+    url: str = ".",
+    finalize: str = f"{{action: promote-ga, gaPath: {GA}}}",
+) -> str:
+    """The demo's Rollout spec (in the repo, ``git.url: .`` means that repo); its namespace is the
+    stack's."""
     return f"""apiVersion: rollouts.dev/v1alpha1
 kind: Rollout
 metadata:
   name: podinfo
-  namespace: test
+  namespace: {stack.config.namespace}
 spec:
   git:
-    url: .
+    url: {url}
     branch: master
     author: {{name: rollouts-controller, email: rollouts@demo.invalid}}
   route: {{kind: VirtualService, path: {ROUTE}, stable: ga, canary: canary}}
@@ -109,7 +117,7 @@ spec:
     prometheus: {{url: "{stack.prometheus_url}"}}
     policy: {{min_windows: 2, min_canary_requests: 60, max_windows_per_step: 40}}
   load: {{mode: local, target: "{stack.mesh_url}/", rate: {rate:g}}}
-  finalize: {{action: promote-ga, gaPath: {GA}}}
+  finalize: {finalize}
 """
 
 
@@ -178,6 +186,7 @@ class Story:
     """What the controller did, as the display and the report tell it."""
 
     ticks: list[tuple[float, TickResult]] = field(default_factory=list)
+    by_key: list[tuple[str, TickResult]] = field(default_factory=list)  # the same ticks, with their rollout
     started: float = field(default_factory=time.time)
     lock: threading.Lock = field(default_factory=threading.Lock)
     echo: Callable[[str], None] | None = None  # without a terminal: one line per decision
@@ -187,6 +196,7 @@ class Story:
         now = time.time()
         with self.lock:
             self.ticks.append((now, result))
+            self.by_key.append((key, result))
         if self.echo is not None and _is_decision(result):
             self.echo(decision_line(now, key, result))
 
@@ -194,6 +204,11 @@ class Story:
         """Ticks that changed something or judged windows."""
         with self.lock:
             return [(t, r) for t, r in self.ticks if _is_decision(r)]
+
+    def keyed(self) -> list[tuple[str, TickResult]]:
+        """Every tick with the key of its rollout (or pipeline job), oldest first."""
+        with self.lock:
+            return list(self.by_key)
 
     def last(self) -> TickResult | None:
         """The newest tick."""
@@ -430,13 +445,19 @@ def _report(scenario: str, story: Story, log_text: str, ok: bool) -> str:
 def add_demo_parser(sub: Any) -> None:
     """Register ``rollouts demo``."""
     cmd = sub.add_parser("demo", help="the guide's story on one machine: good canary, then regressions")
-    cmd.add_argument("--scenario", choices=sorted(STORY), default="all")
+    cmd.add_argument("--scenario", choices=[*sorted(STORY), "pipeline"], default="all")
     cmd.add_argument("--interval", type=float, default=5.0, help="analysis interval in seconds (default 5)")
     cmd.add_argument("--rate", type=float, default=200.0, help="load in requests per second (default 200)")
     cmd.add_argument("--out", type=Path, default=Path("demo-output"), help="where the report and repo go")
     cmd.add_argument("--timeout", type=float, default=150.0, help="seconds each act may take")
-    cmd.set_defaults(
-        func=lambda args: Demo(
-            args.scenario, interval=args.interval, rate=args.rate, out=args.out, timeout=args.timeout
-        ).run()
-    )
+    cmd.set_defaults(func=_demo)
+
+
+def _demo(args: Any) -> int:
+    if args.scenario == "pipeline":
+        from rollouts.local.pipeline_demo import PipelineDemo
+
+        return PipelineDemo(interval=args.interval, rate=args.rate, out=args.out, timeout=args.timeout).run()
+    return Demo(
+        args.scenario, interval=args.interval, rate=args.rate, out=args.out, timeout=args.timeout
+    ).run()
