@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from analyzer.prometheus.templates import BUILTIN, QueryTemplate, Subset, TemplateError, template_from_mapping
 from rollouts.spec import Rollout
 from rollouts.spec_controller import SubsetSpec, SubsetsSpec
 from rollouts.yamlsafe import MANIFEST, ROUTE, YamlLimitError, load_all
@@ -256,7 +257,6 @@ def for_metrics(rollout: Rollout, workspace: Workspace, client: PrometheusClient
     one attempt, with a short timeout.
     """
     from analyzer.prometheus import PrometheusClient, PrometheusError
-    from rollouts.controller.source import subsets_of, template_of
     from rollouts.gitops import GitopsError
 
     try:
@@ -292,7 +292,45 @@ def for_metrics(rollout: Rollout, workspace: Workspace, client: PrometheusClient
 def series_of(rollout: Rollout, workspace: Workspace) -> list[str]:
     """What ``rollouts status`` shows: the series GA and canary will be read from (names resolved
     from the files of ``workspace``'s head)."""
-    from rollouts.controller.source import subsets_of, template_of
 
     resolved = resolved_for_workspace(rollout, workspace)
     return describe(template_of(resolved), *subsets_of(resolved))
+
+
+# -- what the metrics call the rollout's two sides (light: the CLI's status needs no controller) --
+
+
+def template_of(rollout: Rollout) -> QueryTemplate:
+    """The rollout's query template: a built-in by name, or its own (named after the rollout)."""
+    metrics = rollout.spec.analysis.metrics
+    if isinstance(metrics, str):
+        if metrics not in BUILTIN:
+            raise TemplateError(
+                f"{rollout.key}: unknown template {metrics!r}; built-in: {', '.join(BUILTIN)}"
+            )
+        return BUILTIN[metrics]
+    return template_from_mapping(
+        {"name": f"rollout:{rollout.key}", **metrics}, source=f"{rollout.key} metrics"
+    )
+
+
+def subsets_of(rollout: Rollout) -> tuple[Subset, Subset]:
+    """GA and canary as the metrics name them: namespace from the rollout; workload, version and
+    service from ``spec.analysis.subsets``, defaulting to ``<name>-<route subset>``, the route's
+    subset name and ``<name>`` (the guide's and the local stack's naming)."""
+    name, namespace = rollout.metadata.name, rollout.metadata.namespace
+    sides = rollout.spec.analysis.subsets
+    out = []
+    for spec, route_name in (
+        (sides.stable, rollout.spec.route.stable),
+        (sides.canary, rollout.spec.route.canary),
+    ):
+        out.append(
+            Subset(
+                namespace=namespace,
+                workload=spec.workload or f"{name}-{route_name}",
+                version=spec.version or route_name,
+                service=spec.service or name,
+            )
+        )
+    return out[0], out[1]
