@@ -654,7 +654,7 @@ class Workspace:
             if rel == route_path:
                 continue  # the editor checks the route file's own documents
             try:
-                text = self._file(rel).read_text(encoding="utf-8", errors="replace")
+                text = self._read(rel)  # bounded before it is read (a huge file is skipped, unread)
                 compose(text, rel)
             except RouteError as exc:
                 log.warning("%s: skipping %s", self.remote, exc)

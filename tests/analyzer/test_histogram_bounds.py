@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from analyzer.histogram import Histogram, Monotonicity
 from analyzer.prometheus import MetricsReader, PrometheusClient, QueryTemplate, Subset
 from analyzer.prometheus.query import SubsetMetrics
+from tests.analyzer.promtool import write_series_test
 from tests.support import require_binary
 
 INF = math.inf
@@ -57,25 +58,7 @@ def test_equal_bounds_are_one_bucket_with_the_counts_added():
 
 def write_spelled_rule_test(cases: list[tuple[list[tuple[str, float]], float]], path: Path) -> None:
     """A promtool rule test asserting our quantile of every (series, q) case."""
-    lines = ["rule_files: []", "evaluation_interval: 1m", "tests:", "  - interval: 1m", "    input_series:"]
-    for i, (series, _q) in enumerate(cases):
-        for le, count in series:
-            lines += [f'      - series: \'h_bucket{{case="{i}",le="{le}"}}\'', f"        values: '{count!r}'"]
-    lines.append("    promql_expr_test:")
-    for i, (series, q) in enumerate(cases):
-        expected = from_spelled(series).quantile(q)
-        expr = f'histogram_quantile({q!r}, h_bucket{{case="{i}"}})'
-        value = "1" if math.isnan(expected) else repr(expected)
-        if math.isnan(expected):
-            expr = f"{expr} != bool {expr}"
-        lines += [
-            f"      - expr: '{expr}'",
-            "        eval_time: 0m",
-            "        exp_samples:",
-            f"          - labels: '{{case=\"{i}\"}}'",
-            f"            value: {value}",
-        ]
-    path.write_text("\n".join(lines) + "\n")
+    write_series_test([(series, q, from_spelled(series).quantile(q)) for series, q in cases], path)
 
 
 def promtool_agrees(cases, directory: Path) -> subprocess.CompletedProcess[str]:
