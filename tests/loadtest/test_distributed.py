@@ -79,6 +79,15 @@ def _popen(*argv: str) -> subprocess.Popen[str]:
     )
 
 
+def _master(target: Target, expect: int, *flags: str) -> tuple[str, str, subprocess.Popen[str]]:
+    """A ``--json`` master on a free port for ``expect`` workers, loading ``target``: (port, url, process)."""
+    port, url = str(free_port()), f"http://127.0.0.1:{target.port}/"
+    master = _popen(
+        "--json", "--master", "--master-bind-port", port, "--expect-workers", str(expect), *flags, url
+    )
+    return port, url, master
+
+
 def _reap(*procs: subprocess.Popen[str]) -> None:
     for proc in procs:
         if proc.poll() is None:
@@ -89,10 +98,7 @@ def _reap(*procs: subprocess.Popen[str]) -> None:
 @pytest.mark.integration
 def test_workers_with_only_the_master_host_run_the_masters_plan(target: Target) -> None:
     """Regression: such workers each ran their own default plan (80 responses in 0.016 s)."""
-    port = str(free_port())
-    url = f"http://127.0.0.1:{target.port}/"
-    master = _popen("--json", "--master", "--master-bind-port", port, "--expect-workers", "2",
-                    "--rate", "150", "-z", "2s", "-c", "6", url)  # fmt: skip
+    port, _url, master = _master(target, 2, "--rate", "150", "-z", "2s", "-c", "6")
     workers = [_popen("--worker", "--master-host", "127.0.0.1", "--master-port", port) for _ in range(2)]
     try:
         out, err = master.communicate(timeout=60)
@@ -109,10 +115,7 @@ def test_workers_with_only_the_master_host_run_the_masters_plan(target: Target) 
 
 @pytest.mark.integration
 def test_a_contradicting_worker_is_refused_on_both_sides_and_the_run_goes_on(target: Target) -> None:
-    port = str(free_port())
-    url = f"http://127.0.0.1:{target.port}/"
-    master = _popen("--json", "--master", "--master-bind-port", port, "--expect-workers", "1",
-                    "--rate", "50", "-z", "1s", "-c", "4", url)  # fmt: skip
+    port, url, master = _master(target, 1, "--rate", "50", "-z", "1s", "-c", "4")
     bad = _popen("--worker", "--master-port", port, "-c", "10", url)
     good = None
     try:
@@ -134,10 +137,7 @@ def test_a_contradicting_worker_is_refused_on_both_sides_and_the_run_goes_on(tar
 @pytest.mark.integration
 def test_a_worker_joining_a_running_test_is_refused_and_takes_no_users(target: Target) -> None:
     """Locust hands users to a newcomer mid-run; they would be lost and the rate fall short."""
-    port = str(free_port())
-    url = f"http://127.0.0.1:{target.port}/"
-    master = _popen("--json", "--master", "--master-bind-port", port, "--expect-workers", "1",
-                    "--rate", "50", "-z", "3s", "-c", "4", url)  # fmt: skip
+    port, _url, master = _master(target, 1, "--rate", "50", "-z", "3s", "-c", "4")
     first = _popen("--worker", "--master-port", port)
     late = None
     try:
