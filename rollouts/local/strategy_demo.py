@@ -235,6 +235,23 @@ def stack_config(slow: bool) -> StackConfig:
     )
 
 
+def demo(
+    scenario: str,
+    *,
+    slow: bool = False,
+    window: float = 3.0,
+    rate: float = 100.0,
+    out: Callable[[str], None] = print,
+) -> Outcome:
+    """Start the stack, walk ``scenario``, print the repo's log; the outcome."""
+    with LocalStack(stack_config(slow)) as stack:
+        outcome = Walkthrough(stack, scenario, window=window, rate=rate, out=out).run()
+        out(f"{scenario}: {outcome.ended}")
+        log = ["git", "--git-dir", str(stack.repo_path), "log", "--oneline", stack.config.branch]
+        out(subprocess.run(log, capture_output=True, text=True, check=False, timeout=30).stdout.rstrip())
+    return outcome
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m rollouts.local.strategy_demo --scenario ab|mirror|bluegreen [--slow]``."""
     parser = argparse.ArgumentParser(
@@ -245,11 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--window", type=float, default=3.0, help="seconds per analysis window (default 3)")
     parser.add_argument("--rate", type=float, default=100.0, help="load in requests/s (default 100)")
     args = parser.parse_args(argv)
-    with LocalStack(stack_config(args.slow)) as stack:
-        outcome = Walkthrough(stack, args.scenario, window=args.window, rate=args.rate).run()
-        print(f"{args.scenario}: {outcome.ended}")
-        log = ["git", "--git-dir", str(stack.repo_path), "log", "--oneline", stack.config.branch]
-        print(subprocess.run(log, capture_output=True, text=True, check=False, timeout=30).stdout)
+    outcome = demo(args.scenario, slow=args.slow, window=args.window, rate=args.rate)
     return 0 if outcome.ended != "held" else 1
 
 
