@@ -25,7 +25,6 @@ from rollouts.routes._engine import (
     SplitEditor,
     _int,
     content_end,
-    get,
     items,
     line_end,
     newline_of,
@@ -38,8 +37,6 @@ class StrategyEditor(SplitEditor):
     """A :class:`SplitEditor` that also writes match routes, mirrors and session affinity."""
 
     # -- hooks, per API ---------------------------------------------------------------------------
-
-    routes_word = "route"  # "http" route or "rules" rule, for messages
 
     def read_matches(self, item: MappingNode, label: str) -> tuple[RequestMatch, ...]:
         """The match alternatives of route ``item`` (empty: it takes every request)."""
@@ -291,4 +288,4 @@ def mapping_items(node: Node | None) -> list[tuple[str, Node]]:
     return [(str(k.value), v) for k, v in node.value if hasattr(k, "value") and isinstance(k.value, str)]
 
 
-__all__ = ["StrategyEditor", "get", "mapping_items"]
+__all__ = ["StrategyEditor", "mapping_items"]
