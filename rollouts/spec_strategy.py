@@ -11,7 +11,7 @@ spec:
     - queryParams: {variant: {exact: b}}
     mirror: true                  # or: mirror GA's requests to the canary during the iterations
     mirrorWeight: 100             # percent of the requests mirrored
-    sessionAffinity: {cookieName: rollouts-podinfo, maxAge: 86400}
+    sessionAffinity: {cookieName: rollouts-podinfo, maxAge: 86400, primaryCookieName: rollouts-ga}
 ```
 
 The names and shapes are Flagger's (``analysis.iterations``, ``match`` as Istio's
@@ -118,6 +118,12 @@ class SessionAffinitySpec(_Model):
     max_age: int = Field(
         default=86400, alias="maxAge", ge=1, le=400 * 86400, description="Cookie lifetime in seconds."
     )
+    primary_cookie_name: str | None = Field(
+        default=None,
+        alias="primaryCookieName",
+        description="GA's answers set this cookie (lifetime: the analysis interval) and its holders stay "
+        "on GA until it expires, as Flagger's; unset: GA's users are not pinned.",
+    )
 
 
 class StrategySpec(_Model):
@@ -209,16 +215,22 @@ class Stage:
 
 
 def plan(
-    strategy: StrategySpec, steps: Sequence[int], *, affinity_value: str | None = None
+    strategy: StrategySpec, steps: Sequence[int], *, affinity_value: str | None = None, interval: float = 60.0
 ) -> tuple[Stage, ...]:
     """The stages of a rollout, in order (pure). ``affinity_value`` is the session cookie's value for
-    this canary revision (:func:`rollouts.routes.strategies.affinity_value`)."""
+    this canary revision (:func:`rollouts.routes.strategies.affinity_value`); ``interval`` (seconds)
+    is the lifetime of the primary cookie."""
     affinity = None
     if strategy.session_affinity is not None:
         if affinity_value is None:
             raise ValueError("sessionAffinity needs the cookie value of this canary revision")
+        spec = strategy.session_affinity
         affinity = SessionAffinity(
-            strategy.session_affinity.cookie_name, affinity_value, strategy.session_affinity.max_age
+            spec.cookie_name,
+            affinity_value,
+            spec.max_age,
+            primary_cookie_name=spec.primary_cookie_name,
+            primary_max_age=max(1, round(interval)),
         )
     stages: list[Stage] = []
     if strategy.iterations is not None:

@@ -251,3 +251,20 @@ def test_loadtest_sessions_stick_to_the_canary_through_the_mesh(clean):
     # a worker the canary served once stays there: most of the 40 requests per worker are canary's.
     assert 0.2 <= share("0") <= 0.4
     assert share("1") >= 0.6
+
+
+def test_a_primary_cookie_keeps_gas_users_on_ga_as_the_weights_grow(clean):
+    stack = clean
+    affinity = SessionAffinity(
+        "rollouts-canary", "ab12", primary_cookie_name="rollouts-ga", primary_max_age=60
+    )
+    stack.wait_for_revision(stack.set_canary_weight(20, "podinfo: canary 20%"))
+    stack.wait_for_revision(
+        stack.edit_route(lambda e, text: e.set_affinity(text, affinity), "podinfo: affinity")
+    )
+    _, answers = send(stack, 100)
+    cookies = {subset: {c for s, c in answers if s == subset} for subset in ("ga", "canary")}
+    assert cookies == {"ga": {affinity.primary_set_cookie}, "canary": {affinity.set_cookie}}
+    stack.wait_for_revision(stack.set_canary_weight(90, "podinfo: canary 90%"))
+    assert send(stack, 30, headers={"Cookie": "rollouts-ga=ab12"})[0] == {"ga": 30}
+    assert send(stack, 30, headers={"Cookie": "rollouts-canary=ab12"})[0] == {"canary": 30}

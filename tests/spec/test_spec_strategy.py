@@ -66,6 +66,9 @@ def test_mirror_then_shift_and_session_affinity_follow_the_steps():
         ("step 100%", 100, None),
     ]
     assert stages[1].state.affinity == SessionAffinity("sess", "abc", 86400)
+    pinned = StrategySpec.model_validate({"sessionAffinity": {"cookieName": "s", "primaryCookieName": "g"}})
+    affinity = plan(pinned, [10], affinity_value="abc", interval=30)[0].state.affinity
+    assert affinity is not None and affinity.primary_set_cookie == "g=abc; Max-Age=30; Path=/"
     assert stages[3].state.affinity is None
     with pytest.raises(ValueError, match="cookie value"):
         plan(strategy, [10])
