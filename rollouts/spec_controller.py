@@ -43,6 +43,8 @@ from pydantic import (
     model_validator,
 )
 
+from rollouts.spec_strategy import StrategySpec
+
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+)ms)?$")
 
 
@@ -148,8 +150,10 @@ def _analyzer(module: str, name: str) -> Any:
         return None
 
 
-class AnalysisSpec(_Model):
-    """How each step is judged (names as in Flagger's ``analysis`` where the meaning is the same)."""
+class AnalysisSpec(StrategySpec):
+    """How each step is judged (names as in Flagger's ``analysis`` where the meaning is the same,
+    the strategies' ``iterations``, ``match``, ``mirror``, ``mirrorWeight`` and ``sessionAffinity``
+    included; see docs/strategies.md)."""
 
     interval: Duration = Field(default=60.0, description="One analysis window per interval (duration).")
     threshold: int = Field(

@@ -135,15 +135,18 @@ class StrategySpec(_Model):
         le=10_000,
         description="The stage before the first step, at weight 0 (with `match`, `mirror`, or load to "
         "the preview's own service), lasts at least this many windows and ends when the judge "
-        "promotes (or rolls back); with `steps: [100]` this is blue/green.",
+        "promotes (or rolls back); with `steps: [100]` this is blue/green. Not run by `rollouts run` "
+        "yet (an error names it).",
     )
     match: list[MatchSpec] = Field(
         default_factory=list,
         description="A/B testing: during the iterations only requests matching one of these go to the "
-        "canary.",
+        "canary. Not run by `rollouts run` yet (an error names it).",
     )
     mirror: bool = Field(
-        default=False, description="During the iterations, mirror GA's requests to the canary."
+        default=False,
+        description="During the iterations, mirror GA's requests to the canary. Not run by `rollouts "
+        "run` yet (an error names it).",
     )
     mirror_weight: int = Field(
         default=100, alias="mirrorWeight", ge=1, le=100, description="Percent of the requests mirrored."
@@ -178,6 +181,22 @@ class StrategySpec(_Model):
     def to_match(self) -> Match | None:
         """``match`` as a :class:`Match` (None when empty)."""
         return Match(tuple(m.request_match() for m in self.match)) if self.match else None
+
+
+#: The strategy fields ``rollouts run`` does not drive yet; a spec that sets one is refused.
+NOT_RUN_YET = ("match", "mirror", "iterations")
+
+
+def check_runnable(strategy: StrategySpec) -> None:
+    """``ValueError`` naming the field when the spec asks for a strategy the controller does not run
+    yet (session affinity is run; A/B matches, mirroring and the iterations before the first step
+    are written by the route editors and walked by ``python -m rollouts.local.strategy_demo``)."""
+    for field in NOT_RUN_YET:
+        if getattr(strategy, field) not in (None, False, []):
+            raise ValueError(
+                f"analysis.{field}: not run by `rollouts run` yet (the route editors write it; "
+                "see docs/strategies.md)"
+            )
 
 
 def check_route_kind(strategy: StrategySpec, kind: str) -> None:
@@ -305,6 +324,7 @@ def load_misses_match(match: Match, target: str, headers: dict[str, str]) -> str
 
 
 __all__ = [
+    "NOT_RUN_YET",
     "MatchSpec",
     "RouteState",
     "SessionAffinitySpec",
@@ -313,6 +333,7 @@ __all__ = [
     "StringMatchSpec",
     "apply_state",
     "check_route_kind",
+    "check_runnable",
     "is_blue_green",
     "load_misses_match",
     "plan",
