@@ -107,6 +107,7 @@ class Walkthrough:
         self._warm_up()
         loads = self._start_load(target)
         try:
+            self._wait_for_load()
             for index, stage in enumerate(self.stages):
                 self._commit(stage.state, f"{self.scenario}: {stage.name}", outcome)
                 if index:
@@ -174,6 +175,18 @@ class Walkthrough:
                 )
             )
         return processes
+
+    def _wait_for_load(self, timeout: float = 90.0) -> None:
+        """Until GA's requests show in Prometheus (``loadtest`` takes seconds to start on a busy
+        machine): windows before that would be empty."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            end = time.time()
+            ga = self.reader.read([WindowRequest(self.subsets["ga"], ISTIO, self.window, end)])[0]
+            if not isinstance(ga, NoData) and ga.requests > 0:
+                return
+            time.sleep(0.5)
+        raise RuntimeError(f"no load reached GA within {timeout:.0f}s")
 
     def _commit(self, state: RouteState, message: str, outcome: Outcome) -> None:
         sha = self.stack.edit_route(lambda editor, text: apply_state(editor, text, state), message)
