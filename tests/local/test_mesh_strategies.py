@@ -5,7 +5,6 @@ session affinity, end to end against real services and a real Prometheus."""
 from __future__ import annotations
 
 import collections
-import json
 import time
 import urllib.error
 import urllib.parse
@@ -15,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from analyzer.prometheus import PrometheusClient
 from rollouts.local.mesh import SUBSET_HEADER
 from rollouts.local.stack import LocalStack, StackConfig, guide_virtual_service
 from rollouts.routes import Weights
@@ -59,10 +59,8 @@ def send(
 
 
 def prometheus_count(stack: LocalStack, query: str) -> float:
-    url = stack.prometheus_url + "/api/v1/query?" + urllib.parse.urlencode({"query": query})
-    with urllib.request.urlopen(url, timeout=5) as response:
-        result = json.load(response)["data"]["result"]
-    return sum(float(sample["value"][1]) for sample in result)
+    """The sum of ``query``'s samples now (the analyzer's Prometheus client)."""
+    return sum(sample.value for sample in PrometheusClient(stack.prometheus_url).query(query, time.time()))
 
 
 def wait_for_count(stack: LocalStack, query: str, expected: float, timeout: float = 20.0) -> float:
