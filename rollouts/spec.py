@@ -25,9 +25,18 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from rollouts.spec_controller import AnalysisSpec, FinalizeSpec, LoadSpec, UrlFile
+from rollouts.spec_strategy import check_route_kind, check_runnable
 from rollouts.yamlsafe import SPEC, YamlLimitError, excerpt, load_all, read_text
 
 API_VERSION = "rollouts.dev/v1alpha1"
@@ -226,6 +235,12 @@ class RolloutSpec(_Model):
             if steps[i] <= steps[i - 1]:
                 raise ValueError(f"must be strictly ascending ({steps[i]} after {steps[i - 1]})")
         return steps
+
+    @model_validator(mode="after")
+    def _strategy(self) -> RolloutSpec:
+        check_route_kind(self.analysis, self.route.kind)
+        check_runnable(self.analysis)
+        return self
 
 
 class Rollout(_Model):

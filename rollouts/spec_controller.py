@@ -45,6 +45,7 @@ from pydantic import (
 
 from analyzer.policy import Policy
 from analyzer.prometheus.templates import BUILTIN, template_from_mapping
+from rollouts.spec_strategy import StrategySpec
 
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+)ms)?$")
 
@@ -152,8 +153,10 @@ class SubsetsSpec(_Model):
     canary: SubsetSpec = Field(default=SubsetSpec(), description="How the metrics name the canary.")
 
 
-class AnalysisSpec(_Model):
-    """How each step is judged (names as in Flagger's ``analysis`` where the meaning is the same)."""
+class AnalysisSpec(StrategySpec):
+    """How each step is judged (names as in Flagger's ``analysis`` where the meaning is the same,
+    the strategies' ``iterations``, ``match``, ``mirror``, ``mirrorWeight`` and ``sessionAffinity``
+    included; see docs/strategies.md)."""
 
     interval: Duration = Field(default=60.0, description="One analysis window per interval (duration).")
     threshold: int = Field(

@@ -39,6 +39,7 @@ from rollouts.gitops.errors import GitopsError, HumanOverrideError, PushRejected
 from rollouts.gitops.manifest import canary_images, copy_images, revision_of
 from rollouts.routes import RouteEditor, RouteError, Weights, editor_for
 from rollouts.routes._engine import compose
+from rollouts.routes.strategies import SessionAffinity, affinity_value
 from rollouts.spec import Author, Rollout
 from rollouts.state import (
     RECORD_VERDICTS,
@@ -146,6 +147,27 @@ class _Pushed:
     head: str
     attempts: int
     message: str = ""
+
+
+def _with_strategy(
+    editor: RouteEditor, rollout: Rollout, text: str, weights: Weights, revision: str | None
+) -> str:
+    """The route ``text`` with the strategy blocks a step at ``weights`` has: the session-affinity
+    cookie route while the canary has some but not all of the traffic, none otherwise (so a
+    rollback, the last step and the route back to GA remove it in the same commit)."""
+    spec = rollout.spec.analysis.session_affinity
+    if spec is None:
+        return text  # no strategy: the commit changes the weights only
+    if not 0 < weights.canary < 100:
+        return editor.set_affinity(text, None)
+    affinity = SessionAffinity(
+        spec.cookie_name,
+        affinity_value(rollout.key, revision or ""),
+        spec.max_age,
+        primary_cookie_name=spec.primary_cookie_name,
+        primary_max_age=max(1, round(rollout.spec.analysis.interval)),
+    )
+    return editor.set_affinity(text, affinity)
 
 
 def default_cache_dir() -> Path:
@@ -391,10 +413,10 @@ class Workspace:
                     raise self._override(rollout, change.expected, current)
             elif current != base:
                 raise self._override(rollout, base, current)
-            message = change.message(
-                rollout.key, rollout.metadata.name, base, self._revision_or_none(rollout)
-            )
-            return _Edit(message, {path: editor.write(text, weights)})
+            revision = self._revision_or_none(rollout)
+            message = change.message(rollout.key, rollout.metadata.name, base, revision)
+            new = _with_strategy(editor, rollout, editor.write(text, weights), weights, revision)
+            return _Edit(message, {path: new})
 
         pushed = self._push_change(edit)
         assert base is not None

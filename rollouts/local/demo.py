@@ -11,6 +11,10 @@ the traffic goes back to GA), ``slow`` (0.2.1, three times slower: rolled back),
 8 % errors: rolled back), ``all`` (good, then image automation commits 0.2.1, then 0.2.2). At the
 end it prints the repo's ``git log`` and writes a report. Without a terminal it prints one line per
 decision instead of the live view, so ``make demo > log`` tells the story too.
+
+``ab``, ``mirror`` and ``bluegreen`` walk a strategy instead (:mod:`rollouts.local.strategy_demo`):
+its route states committed stage by stage and judged from Prometheus, without the controller, which
+does not drive them yet.
 """
 
 from __future__ import annotations
@@ -52,6 +56,8 @@ BEHAVIOUR: dict[str, tuple[str, ...]] = {
     "0.2.1": (*BASE, "--latency-factor=3"),
     "0.2.2": (*BASE, "--error-rate=0.08"),
 }
+#: Scenarios walked by :mod:`rollouts.local.strategy_demo` (the strategies, judged; not the controller).
+STRATEGY_SCENARIOS = ("ab", "bluegreen", "mirror")
 STORY: dict[str, tuple[str, list[tuple[str | None, Action]]]] = {
     # scenario: (first canary version, [(version image automation commits or None, expected end)])
     "good": ("0.2.0", [(None, Action.FINALIZE)]),
@@ -445,15 +451,28 @@ def _report(scenario: str, story: Story, log_text: str, ok: bool) -> str:
 def add_demo_parser(sub: Any) -> None:
     """Register ``rollouts demo``."""
     cmd = sub.add_parser("demo", help="the guide's story on one machine: good canary, then regressions")
-    cmd.add_argument("--scenario", choices=[*sorted(STORY), "pipeline"], default="all")
+    cmd.add_argument(
+        "--scenario",
+        choices=[*sorted(STORY), *sorted(STRATEGY_SCENARIOS), "pipeline"],
+        default="all",
+        help="the controller's story (all, good, slow, errors), a strategy walked with the judge "
+        "(ab, mirror, bluegreen; see docs/strategies.md), or a pipeline through two environments "
+        "(pipeline; see docs/pipeline.md)",
+    )
+    cmd.add_argument("--slow", action="store_true", help="strategy scenarios: a canary three times slower")
     cmd.add_argument("--interval", type=float, default=5.0, help="analysis interval in seconds (default 5)")
     cmd.add_argument("--rate", type=float, default=200.0, help="load in requests per second (default 200)")
     cmd.add_argument("--out", type=Path, default=Path("demo-output"), help="where the report and repo go")
     cmd.add_argument("--timeout", type=float, default=150.0, help="seconds each act may take")
-    cmd.set_defaults(func=_demo)
+    cmd.set_defaults(func=_run_demo)
 
 
-def _demo(args: Any) -> int:
+def _run_demo(args: Any) -> int:
+    if args.scenario in STRATEGY_SCENARIOS:
+        from rollouts.local.strategy_demo import demo
+
+        outcome = demo(args.scenario, slow=args.slow, rate=min(args.rate, 100.0))
+        return 0 if outcome.ended != "held" else 1
     if args.scenario == "pipeline":
         from rollouts.local.pipeline_demo import PipelineDemo
 
