@@ -23,9 +23,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, Protocol
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
-
 from rollouts.gitops.manifest import ManifestError, canary_images, copy_images, revision_of
 from rollouts.gitops.workspace import CommitResult, FileEdit, LogEntry
 from rollouts.pipeline.plan import EnvironmentFacts, Event, Pin, PipelinePlan, Transition, plan
@@ -42,6 +39,7 @@ from rollouts.state.pipeline import (
     handover_subject,
     pipeline_record_of,
 )
+from rollouts.yamlsafe import SPEC, YamlLimitError, load_all, read_text
 
 log = logging.getLogger("rollouts.pipeline")
 
@@ -84,14 +82,10 @@ def load_pipeline(path: str | Path) -> LoadedPipeline:
     with the environment (``pipeline.yaml: spec.environments[1].rollout: prod.yaml: ...``).
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-        documents = [d for d in YAML(typ="safe", pure=True).load_all(text) if d is not None]
-    except OSError as exc:
-        raise PipelineSpecError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except (YAMLError, UnicodeDecodeError) as exc:
-        detail = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-        raise PipelineSpecError(f"{path}: malformed YAML: {detail[:300]}") from None
+    try:  # the spec's bounds: size, depth, aliases, duplicate keys, UTF-8 (docs/limits.md)
+        documents = [d for d in load_all(read_text(path, SPEC), str(path), SPEC) if d is not None]
+    except YamlLimitError as exc:
+        raise PipelineSpecError(str(exc)) from None
     if len(documents) != 1:
         raise PipelineSpecError(f"{path}: must hold exactly one Pipeline document, found {len(documents)}")
     pipeline = parse_pipeline(documents[0], source=str(path))

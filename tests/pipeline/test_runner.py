@@ -309,3 +309,29 @@ def test_the_job_sets_where_each_environment_stands(world):
         )
         == 1
     )
+
+
+# Nine levels of nine-element aliases: a few hundred bytes that expand to 9**9 nodes.
+ALIAS_BOMB = (
+    "a0: &a0 [x, x, x, x, x, x, x, x, x]\n"
+    + "".join(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 9))
+    + "kind: Pipeline\nspec: {environments: *a8}\n"
+).encode()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (ALIAS_BOMB, "pipeline.yaml"),
+        (b"kind: Pipeline\nkind: Pipeline\n", "duplicate"),
+        (b"kind: Pipeline\nx: \xff\n", "not UTF-8"),
+        (b"[" * 3000, "pipeline.yaml"),
+    ],
+)
+def test_hostile_pipeline_files_are_named_errors(tmp_path, text, message):
+    path = tmp_path / "pipeline.yaml"
+    path.write_bytes(text)
+    with pytest.raises(PipelineSpecError) as err:
+        load_pipeline(path)
+    assert message in str(err.value) and str(path) in str(err.value)
+    assert len(str(err.value)) < 2000  # never the whole input
