@@ -45,6 +45,7 @@ from pydantic import (
 
 from analyzer.policy import Policy
 from analyzer.prometheus.templates import BUILTIN, template_from_mapping
+from rollouts.spec_strategy import StrategySpec
 
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+)ms)?$")
 
@@ -125,14 +126,24 @@ class PrometheusSpec(_Model):
 
 class SubsetSpec(_Model):
     """How the metrics name one side (the query template's selector fields; namespace is the rollout's).
-    Empty fields default to ``<name>-<route subset>`` (workload), the route subset (version) and
-    ``<name>`` (service)."""
+    Empty fields are derived from the files the route points at (``rollouts/workloads.py``): the
+    canary and GA manifests' names, the destination's host or backend, the DestinationRule's
+    ``version`` label; else ``<name>-<route subset>``, the route subset and ``<name>``."""
 
     workload: str = Field(
-        default="", description="Workload (Deployment) name; empty: `<name>-<route subset>`."
+        default="",
+        description="Workload (Deployment) name; empty: the canary (or GA, `gaPath`) manifest's name, a "
+        "host's or backend's service name, else `<name>-<route subset>`.",
     )
-    version: str = Field(default="", description="The pods' `version` label; empty: the route's subset name.")
-    service: str = Field(default="", description="Service name; empty: the rollout's name.")
+    version: str = Field(
+        default="",
+        description="The pods' `version` label; empty: the DestinationRule subset's `version` label, else "
+        "the route's subset name.",
+    )
+    service: str = Field(
+        default="",
+        description="Service name; empty: the destination's host or backend, else the rollout's name.",
+    )
 
 
 class SubsetsSpec(_Model):
@@ -142,8 +153,10 @@ class SubsetsSpec(_Model):
     canary: SubsetSpec = Field(default=SubsetSpec(), description="How the metrics name the canary.")
 
 
-class AnalysisSpec(_Model):
-    """How each step is judged (names as in Flagger's ``analysis`` where the meaning is the same)."""
+class AnalysisSpec(StrategySpec):
+    """How each step is judged (names as in Flagger's ``analysis`` where the meaning is the same,
+    the strategies' ``iterations``, ``match``, ``mirror``, ``mirrorWeight`` and ``sessionAffinity``
+    included; see docs/strategies.md)."""
 
     interval: Duration = Field(default=60.0, description="One analysis window per interval (duration).")
     threshold: int = Field(
@@ -160,8 +173,9 @@ class AnalysisSpec(_Model):
     )
     metrics: str | dict[str, Any] = Field(
         default="istio",
-        description="A built-in query template (`istio`, `istio-version`, `podinfo`) or a template of "
-        "your own (`selector`, `histogram`, `requests`, `errors`).",
+        description="A built-in query template (`istio`, `istio-version`, `istio-ambient`, "
+        "`istio-source`... with `-grpc` and `-4xx` variants, `podinfo`; see docs/prometheus.md) or a "
+        "template of your own (`selector`, `histogram`, `requests`, `errors`).",
     )
     subsets: SubsetsSpec = Field(default=SubsetsSpec(), description="How the metrics name GA and canary.")
     prometheus: PrometheusSpec = Field(default=PrometheusSpec(), description="Where the metrics are.")
