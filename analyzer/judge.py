@@ -140,6 +140,11 @@ def _add(a: Histogram | None, b: Histogram) -> Histogram:
     return b if a is None else a + b
 
 
+def _window_cap(alpha_share: float) -> float:
+    """No single window may carry more than 70 % of the (log) evidence a rollback on this share needs."""
+    return 0.7 * math.log(1.0 / alpha_share) if alpha_share > 0 else math.inf
+
+
 def _tail_counts(window: Window, bound: float) -> CountWindow:
     """Requests above ``bound`` against all requests, canary and GA."""
     can, base = window.canary.histogram, window.baseline.histogram
@@ -290,7 +295,10 @@ class Judge:
         p, s, vb = self.policy, self._step, self._var_baseline
         can, base = window.canary, window.baseline
         counts = CountWindow(can.errors, can.requests, base.errors, base.requests)
-        self._harm_errors = self._harm_errors.update(counts, cv2=harm[1])
+        weights = p.harm_weights
+        self._harm_errors = self._harm_errors.update(
+            counts, cv2=harm[1], max_log=_window_cap(p.alpha * weights.errors)
+        )
         s.safety_errors = s.safety_errors.update(
             counts,
             cv2=safety[1],
@@ -298,7 +306,9 @@ class Judge:
         )
         if self._harm_tail_bound is not None:
             hb = self._harm_tail_bound
-            self._harm_tail = self._harm_tail.update(_tail_counts(window, hb), cv2=harm[2][hb])
+            self._harm_tail = self._harm_tail.update(
+                _tail_counts(window, hb), cv2=harm[2][hb], max_log=_window_cap(p.alpha * weights.tail)
+            )
         if self._tail_bound is not None:
             above, total = vb.tail_rate(self._tail_bound)
             s.safety_tail = s.safety_tail.update(
