@@ -19,6 +19,7 @@ from analyzer.noninferiority import (
 )
 from analyzer.policy import Policy, PolicyError
 from analyzer.sequential import CountEProcess, CountWindow, OrderEProcess
+from analyzer.variation import SubsetVariation, scale_sensitivity
 
 __all__ = [
     "CountEProcess",
@@ -31,6 +32,7 @@ __all__ = [
     "Policy",
     "PolicyError",
     "RateNonInferiorityResult",
+    "SubsetVariation",
     "SubsetWindow",
     "TailNonInferiorityResult",
     "Verdict",
@@ -39,6 +41,7 @@ __all__ = [
     "latency_noninferiority",
     "mann_whitney",
     "rate_noninferiority",
+    "scale_sensitivity",
     "tail_bound",
     "tail_noninferiority",
 ]
