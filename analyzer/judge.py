@@ -281,10 +281,9 @@ class Judge:
         return tuple(sorted({b for b in (self._tail_bound, self._harm_tail_bound) if b is not None}))
 
     def _plugin(self, events: float, total: float, ratio: float, offset: float) -> float | None:
-        """The count safety tests' plug-in alternative: the canary as good as GA has been so far."""
-        if total <= 0:
-            return None
-        rate = events / total
+        """The count safety tests' plug-in alternative: the canary as good as GA has been so far;
+        before GA has a past, as good as a GA whose rate is the margin's absolute part."""
+        rate = offset if total <= 0 else events / total
         value = rate / (ratio * rate + offset) if ratio * rate + offset > 0 else math.nan
         if not math.isfinite(value):
             return None
