@@ -257,13 +257,14 @@ class Judge:
         p = self.policy
         shape = self._var_baseline.pooled or window.baseline.histogram
         log_sd = p.window_latency_log_sd
+        sens = scale_sensitivity(shape, self._tail_bounds())
         tails = {
             # The bucket model overstates the tail's sensitivity where GA has almost nothing above the
             # bound; a count's prior variation is never taken above the error rate's.
-            bound: min(scale_sensitivity(shape, bound).tail * log_sd, p.window_error_cv) ** 2
+            bound: min(sens.tail(bound) * log_sd, p.window_error_cv) ** 2
             for bound in self._tail_bounds()
         }
-        return (scale_sensitivity(shape, None).theta * log_sd) ** 2, p.window_error_cv**2, tails
+        return (sens.theta * log_sd) ** 2, p.window_error_cv**2, tails
 
     def _dispersion(self, floors: tuple[float, float, dict[float, float]], strict: bool) -> _Dispersion:
         """For this window, from earlier ones: τ² of θ (canary + GA); (canary, GA) c² of the error

@@ -218,9 +218,11 @@ def replay(
             source.template, [source.baseline, source.canary], source.interval, end
         )
         base, can = got[source.baseline], got[source.canary]
-        if isinstance(base, NoData) or isinstance(can, NoData):
-            reason = base.reason if isinstance(base, NoData) else can.reason  # type: ignore[union-attr]
-            windows.append(ReplayedWindow(end, math.nan, None, reason))
+        if isinstance(base, NoData):
+            windows.append(ReplayedWindow(end, math.nan, None, base.reason))
+            continue
+        if isinstance(can, NoData):
+            windows.append(ReplayedWindow(end, math.nan, None, can.reason))
             continue
         w = _snap(_weight(can, base, weight), steps)
         try:

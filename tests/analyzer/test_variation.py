@@ -10,6 +10,7 @@ import pytest
 from analyzer.histogram import Histogram
 from analyzer.variation import (
     PRIOR_WINDOWS,
+    ScaleSensitivity,
     SubsetVariation,
     floored,
     scale_sensitivity,
@@ -43,7 +44,7 @@ def test_error_cv_is_recovered_from_the_windows() -> None:
 def test_latency_variation_is_recovered_in_theta_units() -> None:
     rng = np.random.default_rng(3)
     drifting, still = _windows(rng, 60, log_sd=0.1, cv=0.0), _windows(rng, 60, log_sd=0.0, cv=0.0)
-    sens = scale_sensitivity(drifting.pooled, None).theta  # type: ignore[arg-type]
+    sens = scale_sensitivity(drifting.pooled).theta  # type: ignore[arg-type]
     assert math.sqrt(drifting.latency_variance(0.0)) == pytest.approx(sens * 0.1, rel=0.35)
     assert still.latency_variance(0.0) < (sens * 0.02) ** 2
     assert drifting.tail_cv2(0.1, 0.0) > still.tail_cv2(0.1, 0.0)
@@ -60,9 +61,9 @@ def test_scale_sensitivity_and_scaled_probabilities() -> None:
     hist = Histogram.from_counts(PODINFO, bucket_probabilities(0.04, 0.5) * 1e9)
     wide = Histogram.from_counts(PODINFO, bucket_probabilities(0.04, 1.0) * 1e9)
     # dθ/dδ ≈ φ(0)/(σ√2) for a lognormal: larger for a narrow distribution.
-    assert scale_sensitivity(hist, None).theta > scale_sensitivity(wide, None).theta > 0
-    assert scale_sensitivity(hist, 0.1).tail > 0
-    assert scale_sensitivity(Histogram.empty(PODINFO), 0.1) == scale_sensitivity(
-        Histogram.empty(PODINFO), None
-    )
+    assert scale_sensitivity(hist).theta > scale_sensitivity(wide).theta > 0
+    both = scale_sensitivity(hist, (0.1, 0.25))
+    assert both.tail(0.1) > 0 and both.tail(0.25) > 0 and both.tail(0.5) == 0.0
+    assert both.theta == scale_sensitivity(hist).theta
+    assert scale_sensitivity(Histogram.empty(PODINFO), (0.1,)) == ScaleSensitivity(0.0, ((0.1, 0.0),))
     assert scaled_probabilities(hist, 1.0) == pytest.approx(hist.counts_array() / hist.total)
