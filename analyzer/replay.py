@@ -45,10 +45,12 @@ __all__ = [
     "ReplayError",
     "ReplayedWindow",
     "Source",
+    "StepSpan",
     "aa_test",
     "parse_subset",
     "parse_time",
     "replay",
+    "replay_steps",
     "split_template",
     "window_ends",
 ]
@@ -427,3 +429,51 @@ def _print_aa(result: AATest, as_json: bool, out: TextIO) -> None:
         f"A/A: {k} false rollback(s) in {n} pseudo-rollouts "
         f"(rate {k / n if n else math.nan:.1%}, 95 % upper bound {upper:.1%})\n"
     )
+
+
+@dataclass(frozen=True)
+class StepSpan:
+    """One step of a rollout as it ran: from ``start`` to ``end`` (unix seconds) at ``weight``."""
+
+    start: float
+    end: float
+    weight: float
+
+
+def replay_steps(
+    source: Source,
+    steps: Sequence[StepSpan],
+    *,
+    policy: Policy | None = None,
+    rollout_steps: Sequence[float] | None = None,
+    max_windows: int = MAX_WINDOWS,
+) -> list[ReplayedWindow]:
+    """The judge over a rollout's steps as the controller ran them: one judge, ``new_step()`` at each
+    boundary, the windows of each step on its grid (from its start), each step ending at its first
+    decision. Windows without data are kept with the reason; at most ``max_windows`` are read."""
+    judge = Judge(policy, steps=tuple(rollout_steps) if rollout_steps else None)
+    out: list[ReplayedWindow] = []
+    for index, step in enumerate(steps):
+        if index:
+            judge.new_step()
+        end = step.start + source.interval
+        while end <= step.end and len(out) < max_windows:
+            got = source.reader.read_window(
+                source.template, [source.baseline, source.canary], source.interval, end
+            )
+            base, can = got[source.baseline], got[source.canary]
+            missing = base if isinstance(base, NoData) else can if isinstance(can, NoData) else None
+            if missing is not None:
+                out.append(ReplayedWindow(end, step.weight, None, missing.reason))
+            elif isinstance(base, SubsetMetrics) and isinstance(can, SubsetMetrics):
+                try:
+                    window = Window(base.to_subset_window(), can.to_subset_window(), step.weight)
+                    verdict = judge.judge(window)
+                except ValueError as exc:
+                    out.append(ReplayedWindow(end, step.weight, None, str(exc)))
+                else:
+                    out.append(ReplayedWindow(end, step.weight, verdict))
+                    if verdict.action != "hold":
+                        break
+            end += source.interval
+    return out
