@@ -273,6 +273,8 @@ def errors_chart(metrics: StepMetricsReport) -> Chart | None:
 #: The e-processes of the evidence chart: (evidence key, label) per panel.
 HARM_LINES = (("e_harm", "combined"), ("e_harm_errors", "errors"), ("e_harm_latency", "latency"),
               ("e_harm_tail", "tail"))  # fmt: skip
+#: One colour per test in both panels.
+TEST_COLORS = {"combined": "#333333", "errors": "#d62728", "latency": "#1f77b4", "tail": "#9467bd"}
 SAFETY_LINES = (("e_safety_errors", "errors"), ("e_safety_latency", "latency"), ("e_safety_tail", "tail"))
 
 
@@ -291,7 +293,8 @@ def evidence_chart(trace: EvidenceTrace | None) -> Chart | None:
         ax = figure.add_subplot(2, 1, row + 1)
         for key, label in lines:
             values = [_clip(w.verdict.evidence.get(key)) for w in judged if w.verdict is not None]
-            ax.plot(times, values, marker=".", label=label, linewidth=2 if label == "combined" else 1)
+            ax.plot(times, values, marker=".", label=label, color=TEST_COLORS[label],
+                    linewidth=2 if label == "combined" else 1)  # fmt: skip
         levels = [_clip(w.verdict.evidence.get(threshold)) for w in judged if w.verdict is not None]
         ax.step(times, levels, where="post", color="black", linestyle="--", label="threshold")
         for t, w in zip(times, judged, strict=True):
