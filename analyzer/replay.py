@@ -184,6 +184,17 @@ def window_ends(start: float, end: float, interval: float) -> list[float]:
     return [start + (k + 1) * interval for k in range(count)]
 
 
+def _read(source: Source, end: float) -> tuple[SubsetMetrics, SubsetMetrics] | str:
+    """GA's and the canary's window ending at ``end``, or why one of them has no data."""
+    got = source.reader.read_window(source.template, [source.baseline, source.canary], source.interval, end)
+    base, can = got[source.baseline], got[source.canary]
+    if isinstance(base, NoData):
+        return base.reason
+    if isinstance(can, NoData):
+        return can.reason
+    return base, can
+
+
 def _weight(canary: SubsetMetrics, baseline: SubsetMetrics, fixed: float | None) -> float:
     if fixed is not None:
         return fixed
@@ -216,16 +227,11 @@ def replay(
     decision: ReplayedWindow | None = None
     last_weight: float | None = None
     for end in ends:
-        got = source.reader.read_window(
-            source.template, [source.baseline, source.canary], source.interval, end
-        )
-        base, can = got[source.baseline], got[source.canary]
-        if isinstance(base, NoData):
-            windows.append(ReplayedWindow(end, math.nan, None, base.reason))
+        got = _read(source, end)
+        if isinstance(got, str):
+            windows.append(ReplayedWindow(end, math.nan, None, got))
             continue
-        if isinstance(can, NoData):
-            windows.append(ReplayedWindow(end, math.nan, None, can.reason))
-            continue
+        base, can = got
         w = _snap(_weight(can, base, weight), steps)
         try:
             window = Window(baseline=base.to_subset_window(), canary=can.to_subset_window(), weight=w)
@@ -456,24 +462,20 @@ def replay_steps(
     for index, step in enumerate(steps):
         if index:
             judge.new_step()
-        end = step.start + source.interval
-        while end <= step.end and len(out) < max_windows:
-            got = source.reader.read_window(
-                source.template, [source.baseline, source.canary], source.interval, end
-            )
-            base, can = got[source.baseline], got[source.canary]
-            missing = base if isinstance(base, NoData) else can if isinstance(can, NoData) else None
-            if missing is not None:
-                out.append(ReplayedWindow(end, step.weight, None, missing.reason))
-            elif isinstance(base, SubsetMetrics) and isinstance(can, SubsetMetrics):
-                try:
-                    window = Window(base.to_subset_window(), can.to_subset_window(), step.weight)
-                    verdict = judge.judge(window)
-                except ValueError as exc:
-                    out.append(ReplayedWindow(end, step.weight, None, str(exc)))
-                else:
-                    out.append(ReplayedWindow(end, step.weight, verdict))
-                    if verdict.action != "hold":
-                        break
-            end += source.interval
+        count = int((step.end - step.start) // source.interval)
+        ends = [step.start + (k + 1) * source.interval for k in range(count)]
+        for end in ends[: max(max_windows - len(out), 0)]:
+            got = _read(source, end)
+            if isinstance(got, str):
+                out.append(ReplayedWindow(end, step.weight, None, got))
+                continue
+            base, can = got
+            try:
+                verdict = judge.judge(Window(base.to_subset_window(), can.to_subset_window(), step.weight))
+            except ValueError as exc:
+                out.append(ReplayedWindow(end, step.weight, None, str(exc)))
+                continue
+            out.append(ReplayedWindow(end, step.weight, verdict))
+            if verdict.action != "hold":
+                break
     return out
