@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     )
     from analyzer.policy import Policy, PolicyError
     from analyzer.sequential import CountEProcess, CountWindow, OrderEProcess
+    from analyzer.variation import SubsetVariation, scale_sensitivity
 
 # Public name -> the module that defines it. Written out rather than through a lazy-loading library:
 # it is one mapping, and mypy reads the real imports above.
@@ -44,6 +45,7 @@ _EXPORTS = {
     "Policy": "analyzer.policy",
     "PolicyError": "analyzer.policy",
     "RateNonInferiorityResult": "analyzer.noninferiority",
+    "SubsetVariation": "analyzer.variation",
     "SubsetWindow": "analyzer.judge",
     "TailNonInferiorityResult": "analyzer.noninferiority",
     "Verdict": "analyzer.judge",
@@ -52,6 +54,7 @@ _EXPORTS = {
     "latency_noninferiority": "analyzer.noninferiority",
     "mann_whitney": "analyzer.mannwhitney",
     "rate_noninferiority": "analyzer.noninferiority",
+    "scale_sensitivity": "analyzer.variation",
     "tail_bound": "analyzer.noninferiority",
     "tail_noninferiority": "analyzer.noninferiority",
 }
@@ -67,6 +70,7 @@ __all__ = [
     "Policy",
     "PolicyError",
     "RateNonInferiorityResult",
+    "SubsetVariation",
     "SubsetWindow",
     "TailNonInferiorityResult",
     "Verdict",
@@ -75,6 +79,7 @@ __all__ = [
     "latency_noninferiority",
     "mann_whitney",
     "rate_noninferiority",
+    "scale_sensitivity",
     "tail_bound",
     "tail_noninferiority",
 ]

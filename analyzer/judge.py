@@ -141,6 +141,11 @@ def _add(a: Histogram | None, b: Histogram) -> Histogram:
     return b if a is None else a + b
 
 
+def _window_cap(alpha_share: float) -> float:
+    """No single window may carry more than 70 % of the (log) evidence a rollback on this share needs."""
+    return 0.7 * math.log(1.0 / alpha_share) if alpha_share > 0 else math.inf
+
+
 def _tail_counts(window: Window, bound: float) -> CountWindow:
     """Requests above ``bound`` against all requests, canary and GA."""
     can, base = window.canary.histogram, window.baseline.histogram
@@ -252,13 +257,14 @@ class Judge:
         p = self.policy
         shape = self._var_baseline.pooled or window.baseline.histogram
         log_sd = p.window_latency_log_sd
+        sens = scale_sensitivity(shape, self._tail_bounds())
         tails = {
             # The bucket model overstates the tail's sensitivity where GA has almost nothing above the
             # bound; a count's prior variation is never taken above the error rate's.
-            bound: min(scale_sensitivity(shape, bound).tail * log_sd, p.window_error_cv) ** 2
+            bound: min(sens.tail(bound) * log_sd, p.window_error_cv) ** 2
             for bound in self._tail_bounds()
         }
-        return (scale_sensitivity(shape, None).theta * log_sd) ** 2, p.window_error_cv**2, tails
+        return (sens.theta * log_sd) ** 2, p.window_error_cv**2, tails
 
     def _dispersion(self, floors: tuple[float, float, dict[float, float]], strict: bool) -> _Dispersion:
         """For this window, from earlier ones: τ² of θ (canary + GA); (canary, GA) c² of the error
@@ -276,10 +282,9 @@ class Judge:
         return tuple(sorted({b for b in (self._tail_bound, self._harm_tail_bound) if b is not None}))
 
     def _plugin(self, events: float, total: float, ratio: float, offset: float) -> float | None:
-        """The count safety tests' plug-in alternative: the canary as good as GA has been so far."""
-        if total <= 0:
-            return None
-        rate = events / total
+        """The count safety tests' plug-in alternative: the canary as good as GA has been so far;
+        before GA has a past, as good as a GA whose rate is the margin's absolute part."""
+        rate = offset if total <= 0 else events / total
         value = rate / (ratio * rate + offset) if ratio * rate + offset > 0 else math.nan
         if not math.isfinite(value):
             return None
@@ -291,7 +296,10 @@ class Judge:
         p, s, vb = self.policy, self._step, self._var_baseline
         can, base = window.canary, window.baseline
         counts = CountWindow(can.errors, can.requests, base.errors, base.requests)
-        self._harm_errors = self._harm_errors.update(counts, cv2=harm[1])
+        weights = p.harm_weights
+        self._harm_errors = self._harm_errors.update(
+            counts, cv2=harm[1], max_log=_window_cap(p.alpha * weights.errors)
+        )
         s.safety_errors = s.safety_errors.update(
             counts,
             cv2=safety[1],
@@ -299,7 +307,9 @@ class Judge:
         )
         if self._harm_tail_bound is not None:
             hb = self._harm_tail_bound
-            self._harm_tail = self._harm_tail.update(_tail_counts(window, hb), cv2=harm[2][hb])
+            self._harm_tail = self._harm_tail.update(
+                _tail_counts(window, hb), cv2=harm[2][hb], max_log=_window_cap(p.alpha * weights.tail)
+            )
         if self._tail_bound is not None:
             above, total = vb.tail_rate(self._tail_bound)
             s.safety_tail = s.safety_tail.update(

@@ -45,10 +45,12 @@ __all__ = [
     "ReplayError",
     "ReplayedWindow",
     "Source",
+    "StepSpan",
     "aa_test",
     "parse_subset",
     "parse_time",
     "replay",
+    "replay_steps",
     "split_template",
     "window_ends",
 ]
@@ -182,6 +184,17 @@ def window_ends(start: float, end: float, interval: float) -> list[float]:
     return [start + (k + 1) * interval for k in range(count)]
 
 
+def _read(source: Source, end: float) -> tuple[SubsetMetrics, SubsetMetrics] | str:
+    """GA's and the canary's window ending at ``end``, or why one of them has no data."""
+    got = source.reader.read_window(source.template, [source.baseline, source.canary], source.interval, end)
+    base, can = got[source.baseline], got[source.canary]
+    if isinstance(base, NoData):
+        return base.reason
+    if isinstance(can, NoData):
+        return can.reason
+    return base, can
+
+
 def _weight(canary: SubsetMetrics, baseline: SubsetMetrics, fixed: float | None) -> float:
     if fixed is not None:
         return fixed
@@ -214,14 +227,11 @@ def replay(
     decision: ReplayedWindow | None = None
     last_weight: float | None = None
     for end in ends:
-        got = source.reader.read_window(
-            source.template, [source.baseline, source.canary], source.interval, end
-        )
-        base, can = got[source.baseline], got[source.canary]
-        if isinstance(base, NoData) or isinstance(can, NoData):
-            reason = base.reason if isinstance(base, NoData) else can.reason  # type: ignore[union-attr]
-            windows.append(ReplayedWindow(end, math.nan, None, reason))
+        got = _read(source, end)
+        if isinstance(got, str):
+            windows.append(ReplayedWindow(end, math.nan, None, got))
             continue
+        base, can = got
         w = _snap(_weight(can, base, weight), steps)
         try:
             window = Window(baseline=base.to_subset_window(), canary=can.to_subset_window(), weight=w)
@@ -425,3 +435,47 @@ def _print_aa(result: AATest, as_json: bool, out: TextIO) -> None:
         f"A/A: {k} false rollback(s) in {n} pseudo-rollouts "
         f"(rate {k / n if n else math.nan:.1%}, 95 % upper bound {upper:.1%})\n"
     )
+
+
+@dataclass(frozen=True)
+class StepSpan:
+    """One step of a rollout as it ran: from ``start`` to ``end`` (unix seconds) at ``weight``."""
+
+    start: float
+    end: float
+    weight: float
+
+
+def replay_steps(
+    source: Source,
+    steps: Sequence[StepSpan],
+    *,
+    policy: Policy | None = None,
+    rollout_steps: Sequence[float] | None = None,
+    max_windows: int = MAX_WINDOWS,
+) -> list[ReplayedWindow]:
+    """The judge over a rollout's steps as the controller ran them: one judge, ``new_step()`` at each
+    boundary, the windows of each step on its grid (from its start), each step ending at its first
+    decision. Windows without data are kept with the reason; at most ``max_windows`` are read."""
+    judge = Judge(policy, steps=tuple(rollout_steps) if rollout_steps else None)
+    out: list[ReplayedWindow] = []
+    for index, step in enumerate(steps):
+        if index:
+            judge.new_step()
+        count = int((step.end - step.start) // source.interval)
+        ends = [step.start + (k + 1) * source.interval for k in range(count)]
+        for end in ends[: max(max_windows - len(out), 0)]:
+            got = _read(source, end)
+            if isinstance(got, str):
+                out.append(ReplayedWindow(end, step.weight, None, got))
+                continue
+            base, can = got
+            try:
+                verdict = judge.judge(Window(base.to_subset_window(), can.to_subset_window(), step.weight))
+            except ValueError as exc:
+                out.append(ReplayedWindow(end, step.weight, None, str(exc)))
+                continue
+            out.append(ReplayedWindow(end, step.weight, verdict))
+            if verdict.action != "hold":
+                break
+    return out

@@ -46,6 +46,7 @@ from typing import Literal
 from analyzer import special  # the standard library's, not scipy's: see analyzer/special.py
 
 __all__ = [
+    "CAP_DISPERSION",
     "HARM_ALTERNATIVES",
     "HARM_WEIGHTS",
     "SAFETY_ALTERNATIVES",
@@ -63,6 +64,9 @@ Direction = Literal["harm", "safety"]
 #: small increases cannot be told from noise at a few errors per window anyway.
 HARM_ALTERNATIVES: tuple[float, ...] = (1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)
 HARM_WEIGHTS: tuple[float, ...] = (1.0, 1.0, 2.0, 3.0, 3.0, 3.0, 2.0, 1.0)
+#: Above this dispersion (variation between windows at least as large as within), a window's
+#: contribution to a count e-process may be capped (``max_log`` of :meth:`CountEProcess.update`).
+CAP_DISPERSION = 2.0
 #: Safety alternatives: fractions of the margin ratio (the canary well inside the margin).
 SAFETY_ALTERNATIVES: tuple[float, ...] = (0.9, 0.75, 0.6, 0.45, 0.3, 0.2, 0.1)
 
@@ -185,24 +189,31 @@ class CountEProcess:
         window: CountWindow,
         cv2: tuple[float, float] = (0.0, 0.0),
         plugin: float | None = None,
+        max_log: float = math.inf,
     ) -> CountEProcess:
         """The e-process after one more window (pure: ``self`` is unchanged).
 
         ``cv2``: (c_c², c_g²), the window-to-window variation of the canary's and GA's rates known
         before this window ((0, 0): Poisson counts); each log likelihood ratio is divided by
         :meth:`dispersion`. ``plugin``: this window's plug-in alternative, a multiple of ``ratio``
-        like the grid's.
+        like the grid's. ``max_log``: when the window's dispersion exceeds :data:`CAP_DISPERSION`
+        (most of its variance is window-to-window variation), no window adds more than this to any
+        track's log e-value (a cap only lowers a likelihood ratio, so it keeps what validity there
+        is; it guards against the gamma mixture's right tail, heavier than the normal tempering
+        assumes, where that mixture dominates).
         """
         phi = self.dispersion(window, *cv2)
+        if phi <= CAP_DISPERSION:
+            max_log = math.inf
         alts = [a * self.ratio for a in self.alternatives]
         step = count_log_evalues(window, alts, ratio=self.ratio, offset=self.offset)
-        logs = tuple(a + b / phi for a, b in zip(self.log_products, step, strict=True))
+        logs = tuple(a + min(b / phi, max_log) for a, b in zip(self.log_products, step, strict=True))
         plugin_log = self.plugin_log
         if self.plugin_weight > 0 and plugin is not None:
             harm = self.direction == "harm"
             if (plugin > 1 if harm else 0 < plugin < 1) and math.isfinite(plugin):
                 one = count_log_evalues(window, [plugin * self.ratio], ratio=self.ratio, offset=self.offset)
-                plugin_log += one[0] / phi
+                plugin_log += min(one[0] / phi, max_log)
         return replace(self, log_products=logs, plugin_log=plugin_log, windows=self.windows + 1)
 
     @property

@@ -36,7 +36,7 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy import special, stats
+from scipy import special
 
 from analyzer.histogram import Histogram
 from analyzer.judge import Judge, SubsetWindow, Window
@@ -65,14 +65,10 @@ def lognormal_probabilities(bounds: Sequence[float], median: float, sigma: float
     if not (0 < median < math.inf and 0 < sigma < math.inf):
         raise ValueError(f"lognormal median and sigma must be > 0, got {median!r}, {sigma!r}")
     finite = np.asarray([b for b in bounds if math.isfinite(b)], dtype=np.float64)
-    cdf = stats.lognorm.cdf(finite, s=sigma, scale=median)
-    return np.asarray(np.diff(np.concatenate([[0.0], cdf, [1.0]])), dtype=np.float64)
-
-
-def _lognormal_fast(bounds: Sequence[float], median: float, sigma: float) -> npt.NDArray[np.float64]:
-    # lognormal_probabilities without scipy.stats' per-call overhead (called per simulated window)
-    finite = np.asarray(bounds[:-1], dtype=np.float64)
-    cdf = special.ndtr(np.log(finite / median) / sigma)
+    # The lognormal CDF as Φ(log(x/median)/σ), without scipy.stats' per-call overhead: it is
+    # evaluated for every simulated window when latencies drift.
+    with np.errstate(divide="ignore"):
+        cdf = special.ndtr(np.log(finite / median) / sigma)
     return np.asarray(np.diff(np.concatenate([[0.0], cdf, [1.0]])), dtype=np.float64)
 
 
@@ -139,7 +135,7 @@ class Traffic:
         if slowdown == 1.0:
             return np.asarray(self.ga_probabilities)
         if self.ga_lognormal is not None:
-            return _lognormal_fast(self.bounds, self.ga_lognormal[0] * slowdown, self.ga_lognormal[1])
+            return lognormal_probabilities(self.bounds, self.ga_lognormal[0] * slowdown, self.ga_lognormal[1])
         return scaled_probabilities(self._base_histogram(), slowdown)
 
     def _base_histogram(self) -> Histogram:

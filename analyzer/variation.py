@@ -28,6 +28,7 @@ This module must never look at the window being judged when it estimates that wi
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,28 +76,36 @@ class ScaleSensitivity:
     """How the judge's statistics move when a subset's latency scale moves by ``exp(δ)``.
 
     ``theta``: dθ/dδ, θ the binned Mann–Whitney effect against the unscaled histogram;
-    ``tail``: d log P(X > bound)/dδ for the tail bound (0 when there is none or no mass above it).
+    ``tails``: (bound, d log P(X > bound)/dδ) per tail bound asked for (0 where no mass is above).
     """
 
     theta: float
-    tail: float
+    tails: tuple[tuple[float, float], ...] = ()
+
+    def tail(self, bound: float) -> float:
+        """d log P(X > bound)/dδ (0 for a bound that was not asked for)."""
+        return dict(self.tails).get(bound, 0.0)
 
 
-def scale_sensitivity(histogram: Histogram, tail_bound: float | None) -> ScaleSensitivity:
-    """Central differences at δ = ±0.05 of the binned statistics, latencies uniform inside buckets."""
+def scale_sensitivity(histogram: Histogram, tail_bounds: Sequence[float] = ()) -> ScaleSensitivity:
+    """Central differences at δ = ±0.05 of the binned statistics, latencies uniform inside buckets
+    (one pair of scaled histograms for θ and every bound)."""
     if histogram.total <= 0 or len(histogram.bounds) < 2:
-        return ScaleSensitivity(0.0, 0.0)
+        return ScaleSensitivity(0.0, tuple((b, 0.0) for b in tail_bounds))
     p = histogram.counts_array() / histogram.total
     up = scaled_probabilities(histogram, math.exp(_H))
     down = scaled_probabilities(histogram, math.exp(-_H))
     theta = (mann_whitney(up, p).effect - mann_whitney(down, p).effect) / (2 * _H)
-    tail = 0.0
-    if tail_bound is not None and tail_bound in histogram.bounds:
-        i = histogram.bounds.index(tail_bound)
-        above_up, above_down = float(up[i + 1 :].sum()), float(down[i + 1 :].sum())
-        if above_up > 0 and above_down > 0:
-            tail = (math.log(above_up) - math.log(above_down)) / (2 * _H)
-    return ScaleSensitivity(max(theta, 0.0), max(tail, 0.0))
+    tails = []
+    for bound in tail_bounds:
+        tail = 0.0
+        if bound in histogram.bounds:
+            i = histogram.bounds.index(bound)
+            above_up, above_down = float(up[i + 1 :].sum()), float(down[i + 1 :].sum())
+            if above_up > 0 and above_down > 0:
+                tail = (math.log(above_up) - math.log(above_down)) / (2 * _H)
+        tails.append((bound, max(tail, 0.0)))
+    return ScaleSensitivity(max(theta, 0.0), tuple(tails))
 
 
 def floored(floor: float, excess: float, windows: int, strict: bool = True) -> float:

@@ -193,8 +193,9 @@ def canary_dashboard() -> dash_b.Dashboard:
         .with_panel(
             _timeseries(
                 "Evidence",
-                "The judge's anytime-valid evidence per test (e-values): harm crossing its threshold "
-                "means rollback, safety crossing its threshold means promote.",
+                "The judge's anytime-valid evidence per test (e-values), window by window, against its "
+                "threshold: combined harm crossing the harm threshold (1/alpha) means rollback; every "
+                "safety e-value above the safety threshold (this step's) means promote.",
                 "short",
                 16,
             )
@@ -202,6 +203,7 @@ def canary_dashboard() -> dash_b.Dashboard:
                 common_b.ScaleDistributionConfig().type(common_m.ScaleDistribution.LOG).log(10)
             )
             .with_target(_target(q.EVIDENCE, "{{test}} {{kind}}"))
+            .with_target(_target(q.EVIDENCE_THRESHOLD, "{{kind}} threshold", "B"))
         )
         .with_panel(
             _stat("Phase", "The rollout's current phase.")

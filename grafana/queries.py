@@ -41,6 +41,7 @@ ROLLOUT = 'rollout="$rollout"'
 CANARY_WEIGHT = f"rollouts_canary_weight{{{ROLLOUT}}}"
 VERDICTS = f"sum by (action) (increase(rollouts_verdicts_total{{{ROLLOUT}}}[{RATE}]))"
 EVIDENCE = f"rollouts_evidence{{{ROLLOUT}}}"
+EVIDENCE_THRESHOLD = f"rollouts_evidence_threshold{{{ROLLOUT}}}"
 PHASE = f"rollouts_phase{{{ROLLOUT}}} == 1"
 # One annotation per commit the controller made (step, rollback, finalize): the commit counter
 # went up in the interval. The verdict label says which kind of commit it was.

@@ -20,7 +20,9 @@ from rollouts.state import GAUGE_PHASES, Phase
 PHASES = GAUGE_PHASES
 #: ``rollouts_verdicts``' ``action`` labels: the judge's verdict actions.
 ACTIONS = ("promote", "hold", "rollback", "pause")
-TESTS = ("latency", "errors", "tail")
+#: ``rollouts_evidence``' ``test`` labels: one per judge test, and ``combined`` (the weighted harm
+#: average the rollback rule compares with 1/α).
+TESTS = ("latency", "errors", "tail", "combined")
 EVIDENCE_KINDS = ("harm", "safety")
 COMMIT_VERDICTS = ("promote", "rollback", "abort", "manual", "finalize", "pause")
 
@@ -49,6 +51,12 @@ class ControllerMetrics:
         )
         self.evidence = Gauge(
             "rollouts_evidence", "Current evidence figure (e-value)", ["rollout", "test", "kind"], registry=r
+        )
+        self.evidence_threshold = Gauge(
+            "rollouts_evidence_threshold",
+            "The level the evidence must reach: harm (rollback at 1/alpha), safety (promotion of this step)",
+            ["rollout", "kind"],
+            registry=r,
         )
         self.git_push_retries = Counter(
             "rollouts_git_push_retries", "Pushes retried after a rejection", ["rollout"], registry=r
@@ -116,6 +124,12 @@ class ControllerMetrics:
             raise ValueError(f"evidence must be one of {TESTS} x {EVIDENCE_KINDS}, got {test!r}/{kind!r}")
         self.evidence.labels(rollout=rollout, test=test, kind=kind).set(value)
 
+    def set_threshold(self, rollout: str, kind: str, value: float) -> None:
+        """The level ``kind`` (harm|safety) evidence must reach now."""
+        if kind not in EVIDENCE_KINDS:
+            raise ValueError(f"threshold kind must be one of {EVIDENCE_KINDS}, got {kind!r}")
+        self.evidence_threshold.labels(rollout=rollout, kind=kind).set(value)
+
     def set_pipeline_environment(self, pipeline: str, environment: str, revision: str, state: str) -> None:
         """Where a pipeline's environment stands: its canary ``revision`` and the ``state`` of the
         transition into it (``source`` for the first environment); the previous series goes."""
@@ -145,6 +159,8 @@ class ControllerMetrics:
         for test in TESTS:
             for kind in EVIDENCE_KINDS:
                 _remove(self.evidence, (rollout, test, kind))
+        for kind in EVIDENCE_KINDS:
+            _remove(self.evidence_threshold, (rollout, kind))
         for verdict in COMMIT_VERDICTS:
             _remove(self.commits, (rollout, verdict))
 

@@ -190,6 +190,7 @@ class TickResult:
 
 
 EVIDENCE_GAUGES = {
+    ("combined", "harm"): "e_harm",
     ("latency", "harm"): "e_harm_latency",
     ("errors", "harm"): "e_harm_errors",
     ("tail", "harm"): "e_harm_tail",
@@ -627,6 +628,9 @@ class Machine:
         for (test, kind), key in EVIDENCE_GAUGES.items():
             if key in verdict.evidence:
                 self.metrics.set_evidence(self.key, test, kind, verdict.evidence[key])
+        for kind in ("harm", "safety"):
+            if f"{kind}_threshold" in verdict.evidence:
+                self.metrics.set_threshold(self.key, kind, verdict.evidence[f"{kind}_threshold"])
         decision(
             log,
             self.key,

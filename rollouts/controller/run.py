@@ -192,7 +192,7 @@ class Controller:
             workspace=workspace,
             gate=gate,
             metrics_source=source,
-            judge_factory=lambda: Judge(policy),
+            judge_factory=lambda: Judge(policy, steps=tuple(float(s) for s in rollout.spec.steps)),
             load=load_driver(rollout),
             notify=notifier_for(rollout, events, canary, self.options.notify),
             metrics=self.metrics,

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import git
 
+from rollouts.report.evidence import EvidenceTrace, read_evidence
 from rollouts.report.history import Event, HistoryError, Show, Step, Timeline, parse_message, read_timeline
 from rollouts.report.metrics import (
     MetricsConfigError,
@@ -36,6 +37,7 @@ from rollouts.spec import Rollout
 __all__ = [
     "Chart",
     "Event",
+    "EvidenceTrace",
     "HistoryError",
     "MetricsConfigError",
     "RenderedReport",
@@ -49,6 +51,7 @@ __all__ = [
     "Timeline",
     "build_report",
     "parse_message",
+    "read_evidence",
     "read_step_metrics",
     "read_timeline",
     "render",
@@ -98,7 +101,13 @@ def build_report(
         metrics = StepMetricsReport(url=prometheus_url, steps=(), selection=None, error=str(exc))
     else:
         metrics = read_step_metrics(prometheus_url, timeline.steps(end), selection, timeout=timeout)
-    return Report(timeline, metrics, render(timeline, metrics, generated=generated, end=end))
+    evidence = None
+    if metrics.available and metrics.selection is not None:
+        evidence = read_evidence(
+            prometheus_url, timeline.steps(end), metrics.selection, rollout, timeout=timeout
+        )
+    rendered = render(timeline, metrics, generated=generated, end=end, evidence=evidence)
+    return Report(timeline, metrics, rendered)
 
 
 def report_name(rollout: Rollout) -> str:

@@ -29,6 +29,7 @@ from matplotlib.figure import Figure
 
 from analyzer import Histogram
 from analyzer.prometheus import redact_url
+from rollouts.report.evidence import EvidenceTrace
 from rollouts.report.history import Timeline
 from rollouts.report.metrics import StepMetricsReport
 from rollouts.routes import Weights
@@ -269,6 +270,55 @@ def errors_chart(metrics: StepMetricsReport) -> Chart | None:
     return Chart("errors.png", "error rates of GA and canary per step", png, width_px, height_px)
 
 
+#: The e-processes of the evidence chart: (evidence key, label) per panel.
+HARM_LINES = (("e_harm", "combined"), ("e_harm_errors", "errors"), ("e_harm_latency", "latency"),
+              ("e_harm_tail", "tail"))  # fmt: skip
+#: One colour per test in both panels.
+TEST_COLORS = {"combined": "#333333", "errors": "#d62728", "latency": "#1f77b4", "tail": "#9467bd"}
+SAFETY_LINES = (("e_safety_errors", "errors"), ("e_safety_latency", "latency"), ("e_safety_tail", "tail"))
+
+
+def evidence_chart(trace: EvidenceTrace | None) -> Chart | None:
+    """Each harm and non-inferiority e-value window by window (log scale) against its threshold."""
+    judged = trace.judged if trace is not None else ()
+    if not judged:
+        return None
+    figure = Figure(figsize=(11, 5.2), layout="constrained")
+    times = list(date2num([datetime.fromtimestamp(w.end, UTC) for w in judged]))  # type: ignore[no-untyped-call]
+    panels = (
+        ("harm (rollback when combined >= threshold)", HARM_LINES, "harm_threshold"),
+        ("non-inferiority (promote when all >= threshold)", SAFETY_LINES, "safety_threshold"),
+    )
+    for row, (title, lines, threshold) in enumerate(panels):
+        ax = figure.add_subplot(2, 1, row + 1)
+        for key, label in lines:
+            values = [_clip(w.verdict.evidence.get(key)) for w in judged if w.verdict is not None]
+            ax.plot(times, values, marker=".", label=label, color=TEST_COLORS[label],
+                    linewidth=2 if label == "combined" else 1)  # fmt: skip
+        levels = [_clip(w.verdict.evidence.get(threshold)) for w in judged if w.verdict is not None]
+        ax.step(times, levels, where="post", color="black", linestyle="--", label="threshold")
+        for t, w in zip(times, judged, strict=True):
+            if w.verdict is not None and w.verdict.action != "hold":
+                ax.axvline(t, color=VERDICT_COLORS.get(w.verdict.action, "#555555"), alpha=0.5)
+        ax.set_yscale("log")
+        ax.set_title(title, fontsize=9)
+        ax.set_ylabel("e-value")
+        ax.xaxis_date()
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="x-small", ncol=5)
+    png, width_px, height_px = _png(figure)
+    return Chart(
+        "evidence.png", "the judge's e-values per window against their thresholds", png, width_px, height_px
+    )
+
+
+def _clip(value: float | None) -> float:
+    """An e-value drawable on a log axis (missing: NaN, a gap)."""
+    if value is None or not math.isfinite(value):
+        return math.nan
+    return min(max(value, 1e-6), 1e12)
+
+
 def _canary(weights: Weights | None) -> str:
     return "–" if weights is None else f"{weights.canary}%"
 
@@ -319,12 +369,21 @@ def _range(timeline: Timeline) -> str:
     return since + until + (" UTC" if since or until else "")
 
 
-def render(timeline: Timeline, metrics: StepMetricsReport, *, generated: int, end: int) -> RenderedReport:
-    """The page for ``timeline`` and ``metrics``; ``generated`` and ``end`` are unix seconds."""
+def render(
+    timeline: Timeline,
+    metrics: StepMetricsReport,
+    *,
+    generated: int,
+    end: int,
+    evidence: EvidenceTrace | None = None,
+) -> RenderedReport:
+    """The page for ``timeline`` and ``metrics`` (and the judge's ``evidence`` per window, when read);
+    ``generated`` and ``end`` are unix seconds."""
     weights = weights_chart(timeline, end)
     latency = latency_chart(metrics) if metrics.available else None
     errors = errors_chart(metrics) if metrics.available else None
-    charts = [chart for chart in (weights, latency, errors) if chart is not None]
+    trace = evidence_chart(evidence) if metrics.available else None
+    charts = [chart for chart in (weights, latency, errors, trace) if chart is not None]
     page = (
         _environment()
         .get_template(TEMPLATE)
@@ -338,7 +397,8 @@ def render(timeline: Timeline, metrics: StepMetricsReport, *, generated: int, en
             notes=(*timeline.notes, *metrics.notes),
             span=_range(timeline),
             generated=generated,
-            charts={"weights": weights, "latency": latency, "errors": errors},
+            charts={"weights": weights, "latency": latency, "errors": errors, "evidence": trace},
+            evidence_error=evidence.error if evidence is not None and evidence.error else "",
             quantiles=QUANTILES,
             colors=VERDICT_COLORS,
         )

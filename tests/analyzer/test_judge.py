@@ -198,3 +198,56 @@ def test_missing_latency_data_is_never_promoted() -> None:
         )
         assert v.action == "hold"
     assert any("latency non-inferiority not yet established" in r for r in v.reasons)
+
+
+def test_knowing_the_steps_promotes_intermediate_steps_at_the_step_level() -> None:
+    """With steps known, 10 % needs e >= 1/step_promote_alpha; the step to 100 % needs 1/promote_alpha."""
+    rng = np.random.default_rng(21)
+    judge = Judge(steps=(10, 60, 100))
+    first = next(v for v in (judge.judge(make_window(rng, 10)) for _ in range(30)) if v.action != "hold")
+    assert first.action == "promote"
+    assert first.evidence["safety_threshold"] == pytest.approx(2.0)
+    judge.new_step()
+    last = next(v for v in (judge.judge(make_window(rng, 60)) for _ in range(30)) if v.action != "hold")
+    assert last.action == "promote"
+    assert last.evidence["safety_threshold"] == pytest.approx(20.0)
+    assert min(last.evidence[f"e_safety_{t}"] for t in ("errors", "latency", "tail")) >= 20.0
+    # Without the steps every step is the last: the strict level from the first one.
+    assert Judge().judge(make_window(rng, 10)).evidence["safety_threshold"] == pytest.approx(20.0)
+
+
+def test_safety_evidence_is_carried_into_the_next_step_discounted() -> None:
+    rng = np.random.default_rng(22)
+    judge = Judge(Policy(safety_carry=0.5))
+    for _ in range(4):
+        before = judge.judge(make_window(rng, 10))
+    judge.new_step()
+    carried = judge._carried  # the carried log e-values
+    for test in ("errors", "latency", "tail"):
+        log_e = math.log(before.evidence[f"e_safety_{test}"])
+        assert carried[test] == pytest.approx(0.5 * log_e if log_e > 0 else log_e)
+    fresh = Judge(Policy(safety_carry=0.0))
+    for _ in range(4):
+        fresh.judge(make_window(rng, 10))
+    fresh.new_step()
+    assert all(v <= 0 for v in fresh._carried.values())
+
+
+def test_a_hold_says_how_much_more_traffic_a_promotion_needs() -> None:
+    """Low traffic: after a few windows the hold names the missing test and projects windows and
+    requests at this step's pace."""
+    rng = np.random.default_rng(23)
+    judge = Judge()
+    for _ in range(3):
+        v = judge.judge(make_window(rng, 10, requests=150))
+    assert v.action == "hold"
+    text = " ".join(v.reasons)
+    assert "not yet established" in text
+    assert "more window(s)" in text and "more canary requests" in text
+    assert v.evidence["more_windows"] >= 1 and v.evidence["more_canary_requests"] > 0
+
+
+def test_window_drift_is_reported_in_the_evidence() -> None:
+    v = Judge().judge(make_window(np.random.default_rng(24), 10))
+    assert v.evidence["window_error_cv"] == pytest.approx(math.sqrt(0.5))  # two subsets at the 0.5 floor
+    assert v.evidence["window_latency_tau"] > 0

@@ -57,3 +57,33 @@ def test_from_file_yaml_and_json(tmp_path: Path) -> None:
     empty = tmp_path / "empty.yaml"
     empty.write_text("")
     assert Policy.from_file(empty) == Policy()
+
+
+def test_round_one_policy_files_keep_working(tmp_path: Path) -> None:
+    """Every key of the round-1 policy is still a key; their values are read as before."""
+    old = {
+        "alpha": 0.02, "promote_alpha": 0.1, "harm_weights": {"errors": 0.6, "latency": 0.2, "tail": 0.2},
+        "harm_error_ratio": 1.0, "harm_latency_margin": 0.0, "error_margin_ratio": 2.0,
+        "error_margin_abs": 0.005, "latency_margin": 0.05, "tail_quantile": 0.95, "tail_bound": 0.25,
+        "tail_margin_ratio": 2.0, "tail_margin_abs": 0.005, "tail_min_baseline": 50, "slo_p99": 0.5,
+        "slo_error_rate": 0.05, "slo_min_requests": 20, "min_windows": 3, "min_canary_requests": 50,
+        "max_windows_per_step": 20, "on_max_windows": "rollback", "latency_min_batch": 10, "latency_tau": 0.2,
+    }  # fmt: skip
+    p = Policy.from_mapping(old)
+    assert {k: getattr(p, k) for k in old if k != "harm_weights"} == {
+        k: v for k, v in old.items() if k != "harm_weights"
+    }
+    assert p.harm_error_ratio == 1.0 and p.harm_latency_margin == 0.0  # an explicit old value wins
+
+
+def test_new_keys_and_their_bounds() -> None:
+    p = Policy()
+    assert p.harm_error_ratio == 1.25 and p.harm_latency_margin == 0.02 and p.harm_tail_ratio == 1.5
+    assert p.window_latency_log_sd == 0.05 and p.window_error_cv == 0.5
+    assert p.step_safety_threshold == pytest.approx(2.0) and p.safety_threshold == pytest.approx(20.0)
+    with pytest.raises(PolicyError, match="'safety_carry'"):
+        Policy.from_mapping({"safety_carry": 1.5})
+    with pytest.raises(PolicyError, match="'window_error_cv'"):
+        Policy.from_mapping({"window_error_cv": -1})
+    # An intermediate step never needs more evidence than the last one.
+    assert Policy(step_promote_alpha=0.01).step_safety_threshold == pytest.approx(20.0)

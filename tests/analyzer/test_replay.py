@@ -84,6 +84,16 @@ def test_aa_test_on_two_ga_workloads_counts_no_false_rollback(
     assert summary["false_rollbacks"] == 0
     assert 0 < summary["rate_upper_95"] < 1
     assert all(r["judged"] >= 1 for r in rows[:-1] if "pseudo_rollout" in r)
+    # The same as text: one line per pseudo-rollout and the summary.
+    code, text, _ = _run(
+        capsys,
+        "--prometheus", stack.prometheus_url, "--baseline", BASELINE, "--canary", CANARY,
+        "--start", f"{start:.3f}", "--end", f"{end:.3f}", "--interval", str(INTERVAL),
+        "--aa", "--rollout-windows", "3",
+    )  # fmt: skip
+    assert code == 0
+    assert text[-1].startswith(f"A/A: 0 false rollback(s) in {summary['pseudo_rollouts']} pseudo-rollouts")
+    assert text[0].startswith("pseudo-rollout 0: ")
 
 
 def test_replay_of_a_slow_failing_canary_would_have_rolled_back(
@@ -109,6 +119,13 @@ def test_replay_of_a_slow_failing_canary_would_have_rolled_back(
     weights = sorted(r["weight"] for r in judged)
     assert 30 <= weights[len(weights) // 2] <= 70, weights
     assert rows[-1]["summary"].startswith("would have answered rollback")
+    code, text, _ = _run(
+        capsys,
+        "--prometheus", stack.prometheus_url, "--baseline", BASELINE, "--canary", CANARY,
+        "--start", f"{start:.3f}", "--end", f"{end:.3f}", "--interval", str(INTERVAL),
+    )  # fmt: skip
+    assert code == 0 and "would have answered rollback" in text[-1]
+    assert " rollback " in text[-2] and "evidence of harm" in text[-2]  # the window that decided
 
 
 def test_unreachable_prometheus_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:

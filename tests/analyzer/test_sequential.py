@@ -128,3 +128,78 @@ def test_combine_average() -> None:
     assert math.exp(got) == pytest.approx(100.5)
     with pytest.raises(ValueError, match="sum to 1"):
         combine_average([0.0], [0.5])
+
+
+def test_centred_prior_closed_form_matches_the_mixture_integral() -> None:
+    """center c > 0: the truncated N(c, τ²) mixture; c -> 0 is the half-normal case."""
+    e = OrderEProcess("safety", null=0.56, tau=0.03, center=0.06).update(0.51, 0.002).update(0.5, 0.003)
+    s, v = e.s, e.v
+
+    def integrand(mu: float) -> float:
+        return (
+            math.exp(mu * s - mu * mu * v / 2) * stats.norm.pdf(mu, 0.06, 0.03) / stats.norm.sf(0, 0.06, 0.03)
+        )
+
+    assert e.log_evalue == pytest.approx(math.log(integrate.quad(integrand, 0, 2)[0]), rel=1e-9)
+    half = OrderEProcess("harm").update(0.56, 0.002)
+    assert OrderEProcess("harm", center=1e-9).update(0.56, 0.002).log_evalue == pytest.approx(half.log_evalue)
+    with pytest.raises(ValueError, match="center"):
+        OrderEProcess("harm", center=-0.1)
+
+
+def _gamma_poisson_window(rng: np.random.Generator, pc: float, pg: float, cv: float) -> CountWindow:
+    """One window whose two rates vary independently (gamma, mean 1, this CV): over-dispersed counts."""
+    shape = 1 / cv**2
+    n = rng.poisson(12000)
+    nc = rng.binomial(n, 0.1)
+    gc, gg = rng.gamma(shape, 1 / shape, 2)
+    return CountWindow(rng.poisson(nc * pc * gc), nc, rng.poisson((n - nc) * pg * gg), n - nc)
+
+
+def test_dispersion_keeps_the_harm_count_eprocess_valid_when_rates_vary() -> None:
+    """Rates varying with CV 0.5 per window (200 req/s at 10 %): the Poisson e-process crosses 1/α
+    far too often; divided by the dispersion (capped per window as the judge does) it stays <= α."""
+    cv, reps, threshold = 0.5, 400, 10.0
+
+    def plain(rng, e):
+        return e.update(_gamma_poisson_window(rng, 0.005, 0.005, cv))
+
+    def widened(rng, e):
+        return e.update(
+            _gamma_poisson_window(rng, 0.005, 0.005, cv),
+            cv2=(cv**2, cv**2),
+            max_log=0.7 * math.log(threshold),
+        )
+
+    naive = _crossing_rate(
+        lambda: CountEProcess("harm"), plain, windows=20, reps=reps, threshold=threshold, seed=5
+    )
+    robust = _crossing_rate(
+        lambda: CountEProcess("harm"), widened, windows=20, reps=reps, threshold=threshold, seed=5
+    )
+    bar = 1 / threshold + 3 * math.sqrt(0.1 * 0.9 / reps)
+    assert naive > bar  # the check can fail: per-request evidence reads the variation as harm
+    assert robust <= bar
+
+
+def test_dispersion_is_one_without_variation_and_grows_with_events() -> None:
+    e = CountEProcess("harm", ratio=1.25)
+    w = CountWindow(6, 1200, 54, 10800)
+    assert e.dispersion(w, 0.0, 0.0) == 1.0
+    small, large = e.dispersion(w, 0.25, 0.25), e.dispersion(CountWindow(60, 12000, 540, 108000), 0.25, 0.25)
+    assert 1 < small < large
+    assert e.dispersion(CountWindow(0, 0, 5, 100), 0.25, 0.25) == 1.0
+
+
+def test_plugin_track_is_predictable_and_mixed_in() -> None:
+    """The plug-in track moves the e-value only through its weight; a wrong-way plug-in is ignored."""
+    w = CountWindow(0, 300, 4, 900)
+    grid = CountEProcess("safety", ratio=1.5, offset=0.01).update(w)
+    mixed = CountEProcess("safety", ratio=1.5, offset=0.01, plugin_weight=0.8).update(w, plugin=0.3)
+    alone = count_log_evalues(w, [0.3 * 1.5], ratio=1.5, offset=0.01)[0]
+    expected = math.log(0.2 * math.exp(grid.log_evalue) + 0.8 * math.exp(alone))
+    assert mixed.log_evalue == pytest.approx(expected)
+    ignored = CountEProcess("safety", ratio=1.5, offset=0.01, plugin_weight=0.8).update(w, plugin=2.0)
+    assert ignored.plugin_log == 0.0
+    with pytest.raises(ValueError, match="plugin_weight"):
+        CountEProcess("harm", plugin_weight=1.0)

@@ -139,3 +139,36 @@ def test_scenario_parsing_and_traffic_validation() -> None:
         Traffic(steps=(60.0, 10.0))
     assert Traffic().analysed_steps == (10.0, 60.0)
     assert math.isclose(sum(Traffic().ga_probabilities), 1.0)
+
+
+def test_real_traffic_options_parse_and_validate() -> None:
+    s = Scenario.parse("tail:tail=0.03,tailx=8")
+    assert (s.tail_share, s.tail_factor, s.is_regression) == (0.03, 8.0, True)
+    with pytest.raises(ValueError, match="tail must be in"):
+        Scenario.parse("x:tail=2")
+    with pytest.raises(ValueError, match="latency_drift"):
+        Traffic(latency_drift=-0.1)
+    with pytest.raises(ValueError, match="load"):
+        Traffic(load=(1.0, -1.0))
+    t = Traffic(rate=10, load=(1.0, 3.0))
+    assert [t.rate_at(k) for k in range(3)] == [10.0, 30.0, 30.0]
+    lognormal = Traffic(ga_lognormal=(0.04, 1.0))
+    assert lognormal.ga_probabilities == pytest.approx(
+        tuple(lognormal_probabilities(PODINFO_BOUNDS, 0.04, 1.0))
+    )
+
+
+def test_drift_is_the_same_for_every_rule_and_weight_and_moves_both_subsets() -> None:
+    """The variation of a window depends on (seed, rollout, window) only; GA and canary differ."""
+    from analyzer.simulate import _Rollout
+
+    traffic = Traffic(rate=200, latency_drift=0.05, error_cv=0.5, ga_lognormal=(0.04, 0.5))
+    a, b = _Rollout(traffic, Scenario("x"), 3, 1), _Rollout(traffic, Scenario("y", slowdown=2.0), 3, 1)
+    assert a.variation(4) == b.variation(4)
+    ga_scale, canary_scale, ga_errors, canary_errors = a.variation(4)
+    assert ga_scale != canary_scale and ga_errors != canary_errors
+    assert a.variation(5) != a.variation(4)
+    quiet = _Rollout(Traffic(), Scenario("x"), 3, 1).variation(4)
+    assert quiet == (1.0, 1.0, 1.0, 1.0)
+    tail = _Rollout(traffic, Scenario("t", tail_share=0.03, tail_factor=10.0), 3, 1)
+    assert tail.canary_p[-4:].sum() > a.canary_p[-4:].sum()  # more requests in the slowest buckets

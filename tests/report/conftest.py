@@ -39,6 +39,7 @@ spec:
   route: {{kind: VirtualService, path: {route}, stable: ga, canary: canary}}
   canary: {{path: {canary}}}
   steps: [10, 60, 100]
+  analysis: {{interval: 1s}}
 """
 HUMAN_SUBJECT = 'Roll back <script>alert("pwned")</script> & stop'
 GA_FAST = Traffic(requests=9, median_ms=12)

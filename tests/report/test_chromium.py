@@ -111,7 +111,7 @@ def test_page_loads_without_errors_and_keeps_the_message_as_text(browser):
 
 def test_every_chart_decodes_at_its_size(browser):
     assert browser.probe_console == []
-    assert sorted(browser.images) == ["chart-errors", "chart-latency", "chart-weights"]
+    assert sorted(browser.images) == ["chart-errors", "chart-evidence", "chart-latency", "chart-weights"]
     for name, image in browser.images.items():
         png = Image.open(browser.probe / f"{name.removeprefix('chart-')}.png")
         assert image["complete"] and (image["naturalWidth"], image["naturalHeight"]) == png.size, name

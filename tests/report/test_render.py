@@ -85,12 +85,13 @@ def test_commit_messages_are_escaped(built):
 
 def test_charts_are_embedded_and_written_beside(built):
     embedded = dict(re.findall(r'<img id="chart-(\w+)"[^>]*src="data:image/png;base64,([^"]+)"', built.html))
-    assert sorted(embedded) == ["errors", "latency", "weights"]
+    assert sorted(embedded) == ["errors", "evidence", "latency", "weights"]
     for name, data in embedded.items():
         png = (built.directory / f"{name}.png").read_bytes()
         assert png.startswith(b"\x89PNG") and base64.b64decode(data) == png
     assert sorted(p.name for p in built.directory.iterdir()) == [
         "errors.png",
+        "evidence.png",
         "index.html",
         "latency.png",
         "weights.png",
@@ -194,3 +195,36 @@ def test_a_chart_with_nothing_to_draw_is_said_under_its_heading(available):
     errors = '<h2>Error rate per step</h2>\n<p class="meta">No request data for any step.</p>'
     assert (latency in rendered.html) is available
     assert (errors in rendered.html) is available
+
+
+def test_the_evidence_of_each_window_is_plotted_against_its_threshold(scenario, built):
+    """The report replays the steps' windows (1 s here) through the rollout's judge."""
+    import git as gitpython
+
+    from rollouts.gitops import Workspace
+    from rollouts.report import read_evidence, read_timeline, select_subsets
+
+    assert "<h2>Evidence per window</h2>" in built.html
+    workspace = Workspace.for_spec(scenario.rollout, cache_dir=scenario.cache)
+    timeline = read_timeline(gitpython.Repo(workspace.path), scenario.rollout)
+    trace = read_evidence(
+        scenario.prometheus, timeline.steps(scenario.end), select_subsets(scenario.rollout), scenario.rollout
+    )
+    assert trace.error is None and trace.judged
+    weights = {w.weight for w in trace.judged}
+    assert weights <= {10.0, 60.0}
+    for w in trace.judged:
+        assert w.verdict is not None
+        assert w.verdict.evidence["harm_threshold"] == 100.0
+        assert "e_harm" in w.verdict.evidence and "e_safety_errors" in w.verdict.evidence
+    # The 60 % canary is 25x slower and fails a quarter of its requests: its windows end in a rollback.
+    at_60 = [w for w in trace.judged if w.weight == 60.0]
+    assert at_60 and at_60[-1].verdict is not None and at_60[-1].verdict.action == "rollback"
+
+
+def test_no_judged_window_is_no_evidence_chart() -> None:
+    from rollouts.report.evidence import EvidenceTrace
+    from rollouts.report.render import evidence_chart
+
+    assert evidence_chart(None) is None
+    assert evidence_chart(EvidenceTrace(error="Prometheus at x did not answer")) is None
