@@ -7,9 +7,11 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # What the real parts need, as command:Debian-package pairs. The tests run Prometheus (and promtool),
-# Git, Chromium (headless, for the rollout report's page) and hey (loadtest's output is checked against
-# it side by side); the demo needs only Prometheus and Git.
-TEST_NEEDS ?= prometheus:prometheus promtool:prometheus git:git chromium:chromium hey:hey
+# Git, Chromium (headless, for the rollout report's page), hey (loadtest's output is checked against
+# it side by side), OpenSSH's server and client (the SSH transport and SSH-signed commits are tested
+# against a real sshd on loopback) and GnuPG (GPG-signed commits); the demo needs only Prometheus and Git.
+TEST_NEEDS ?= prometheus:prometheus promtool:prometheus git:git chromium:chromium hey:hey \
+	sshd:openssh-server ssh-keygen:openssh-client gpg:gnupg
 DEMO_NEEDS ?= prometheus:prometheus git:git
 
 # Install the Debian packages whose commands are missing; only possible as root with apt-get.
@@ -17,7 +19,7 @@ define install_missing
 	@missing=""; \
 	for pair in $(1); do \
 	  cmd=$${pair%%:*}; pkg=$${pair##*:}; \
-	  command -v $$cmd >/dev/null 2>&1 && continue; \
+	  { command -v $$cmd || [ -x /usr/sbin/$$cmd ]; } >/dev/null 2>&1 && continue; \
 	  case " $$missing " in *" $$pkg "*) ;; *) missing="$$missing $$pkg";; esac; \
 	done; \
 	if [ -n "$$missing" ]; then \

@@ -33,6 +33,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from rollouts.gitops.credentials import Credentials, redact, url_has_secret
 from rollouts.gitops.manifest import canary_images, copy_images, revision_of
+from rollouts.gitops.ssh import explain, is_ssh_url
 from rollouts.routes import RouteEditor, RouteError, Weights, editor_for
 from rollouts.routes._engine import compose
 from rollouts.spec import Author, Rollout
@@ -665,6 +666,8 @@ class Workspace:
             line.strip() for line in f"{exc.stderr or ''}\n{exc.stdout or ''}".splitlines() if line.strip()
         )
         detail = detail.replace("stderr: ", "").replace("stdout: ", "").strip("' ")
+        if is_ssh_url(self.url):
+            detail = explain(detail, self.credentials)
         text = f"{self.remote} ({self.branch}): git {what} failed: {detail or exc.status}"
         cls = PushRejectedError if what == "push" and any(m in detail for m in _RETRYABLE) else GitopsError
         return cls(self._redact(text))
