@@ -29,6 +29,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from rollouts.spec_controller import AnalysisSpec, FinalizeSpec, LoadSpec, UrlFile
+from rollouts.spec_gates import FluxSpec, SigningSpec, WebhookSpec
 
 API_VERSION = "rollouts.dev/v1alpha1"
 SCHEMA_ID = "https://rollouts.dev/schema/v1alpha1/rollout.schema.json"
@@ -133,6 +134,11 @@ class GitSpec(_Model):
     token_env: str | None = Field(
         default=None, alias="tokenEnv", description="Environment variable holding an HTTPS access token."
     )
+    signing: SigningSpec | None = Field(
+        default=None,
+        description="Sign our commits (default `$ROLLOUTS_SIGNING_KEY` and `$ROLLOUTS_SIGNING_FORMAT`, "
+        "else unsigned).",
+    )
 
     @field_validator("branch")
     @classmethod
@@ -209,6 +215,11 @@ class RolloutSpec(_Model):
         "stay out of the spec).",
     )
     finalize: FinalizeSpec = FinalizeSpec()
+    # The gates' sections (rollouts/spec_gates.py).
+    flux: FluxSpec = FluxSpec()
+    webhooks: list[WebhookSpec] = Field(
+        default_factory=list, description="Flagger-compatible webhooks (same types and payload)."
+    )
 
     @field_validator("steps")
     @classmethod

@@ -122,7 +122,7 @@ def run(args: argparse.Namespace, rollout: Rollout) -> int:
     _check_writable(Path(args.out))  # before minutes of Git and Prometheus work, not after
     # Only fetch: the report reads history, so a route file deleted or broken at the head is an
     # event on the page, not a reason to write no page at all.
-    with Workspace.for_spec(rollout, cache_dir=args.cache_dir) as workspace:
+    with Workspace.for_spec(rollout, cache_dir=args.cache_dir, signing=None) as workspace:  # reads only
         workspace.fetch()
     with git.Repo(workspace.path) as repo:
         report = build_report(
