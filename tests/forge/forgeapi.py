@@ -18,6 +18,7 @@ token answer 401. Every request is kept (method, path, headers, body).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import re
@@ -90,10 +91,8 @@ class ForgeApi:
             and method == "GET"
             and (path.endswith("/pulls") or path.endswith("/merge_requests"))
         ):
-            try:
+            with contextlib.suppress(threading.BrokenBarrierError):
                 self.race.wait(timeout=5)
-            except threading.BrokenBarrierError:
-                pass
         with self.lock:
             self.requests.append((method, path, headers, copy.deepcopy(body)))
             if self.fail:
@@ -142,10 +141,11 @@ class ForgeApi:
             return 200, [copy.deepcopy(p) for p in sorted(found, key=lambda p: -p["number"])]
         if method == "POST":
             branch = body["head"].split(":", 1)[-1]
+            exists = f"A pull request already exists for org:{branch}."
             if any(p["head"]["ref"] == branch and p["state"] == "open" for p in self.pulls.values()):
                 return 422, {
                     "message": "Validation Failed",
-                    "errors": [{"resource": "PullRequest", "code": "custom", "message": f"A pull request already exists for org:{branch}."}],
+                    "errors": [{"resource": "PullRequest", "code": "custom", "message": exists}],
                     "documentation_url": "https://docs.github.com/rest/pulls/pulls#create-a-pull-request",
                 }  # fmt: skip
             number = max([*self.pulls, *self.mrs, 0]) + 1
@@ -190,7 +190,7 @@ class ForgeApi:
             if existing is not None:
                 return 409, {
                     "message": [
-                        f"Another open merge request already exists for this source branch: !{existing['iid']}"
+                        f"Another open merge request already exists for this source branch: !{existing['iid']}"  # noqa: E501
                     ]
                 }
             iid = max([*self.pulls, *self.mrs, 0]) + 1
