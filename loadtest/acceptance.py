@@ -38,7 +38,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
-from loadtest.options import validate_method, validate_url
+from loadtest.allow import check_header, check_target
+from loadtest.options import validate_method
 
 MAX_FILE_BYTES = 256 * 1024
 MAX_REQUESTS = 1000
@@ -68,7 +69,14 @@ class Check(_Model):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        return validate_url(value)
+        return check_target(value)
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name, value in headers.items():
+            check_header(name, value)  # the same rules as a job's headers (loadtest/allow.py)
+        return headers
 
     @field_validator("method")
     @classmethod
@@ -109,8 +117,9 @@ class AcceptanceFile(_Model):
     jobs: dict[str, Job] = Field(min_length=1, max_length=50)
 
 
-def load(path: Path, allows: Callable[[str], bool]) -> dict[str, Job]:
-    """The jobs of ``path``; every URL must pass ``allows`` (the server's allowlist)."""
+def load(path: Path, refusal: Callable[[str, dict[str, str]], str | None]) -> dict[str, Job]:
+    """The jobs of ``path``; every URL and its headers must pass ``refusal`` (the server's
+    allowlist: None, or why not)."""
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
             raise AcceptanceError(f"{path}: larger than {MAX_FILE_BYTES} bytes")
@@ -131,10 +140,9 @@ def load(path: Path, allows: Callable[[str], bool]) -> dict[str, Job]:
         raise AcceptanceError("\n".join(lines)) from None
     for name, job in parsed.jobs.items():
         for i, check in enumerate(job.checks):
-            if not allows(check.url):
-                raise AcceptanceError(
-                    f"{path}: jobs.{name}.checks.{i}.url: {check.url} is not in the allowlist"
-                )
+            why = refusal(check.url, check.headers)
+            if why is not None:
+                raise AcceptanceError(f"{path}: jobs.{name}.checks.{i}.url: {why}")
     return dict(parsed.jobs)
 
 

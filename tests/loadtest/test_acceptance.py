@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from loadtest.acceptance import AcceptanceError, Job, load, run
+from loadtest.allow import Allowlist
 from rollouts.gates.webhooks import Payload, call
 from rollouts.spec_gates import WebhookSpec
 from tests.loadtest.target import Target
@@ -119,11 +120,18 @@ def test_bad_calls(hook) -> None:
 
 
 def test_the_file_is_checked_before_anything_runs(tmp_path: Path) -> None:
-    allow_all = lambda url: True  # noqa: E731
+    def allow_all(url: str, headers: dict[str, str]) -> None:
+        return None
+
     with pytest.raises(
-        AcceptanceError, match=r"jobs\.smoke\.checks\.0\.url: http://127\.0\.0\.1:9/ is not in the allowlist"
+        AcceptanceError,
+        match=r"jobs\.smoke\.checks\.0\.url: target http://127\.0\.0\.1:9/ is not in the allowlist",
     ):
-        load(jobs_file(tmp_path / "a.yaml", "http://127.0.0.1:9"), lambda url: False)
+        load(jobs_file(tmp_path / "a.yaml", "http://127.0.0.1:9"), Allowlist(["http://10.0.0.1/"]).refusal)
+    hop = tmp_path / "hop.yaml"
+    hop.write_text("jobs: {x: {checks: [{url: 'http://a/', headers: {Connection: close}}]}}\n")
+    with pytest.raises(AcceptanceError, match=r"jobs\.x\.checks\.0\.headers: .*'Connection' is hop-by-hop"):
+        load(hop, allow_all)
     bad = tmp_path / "bad.yaml"
     bad.write_text("jobs:\n  x:\n    checks:\n    - {url: 'http://a/', expect: [700]}\n")
     with pytest.raises(
