@@ -24,12 +24,20 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from rollouts.spec_controller import AnalysisSpec, FinalizeSpec, LoadSpec, UrlFile
-from rollouts.spec_gates import FluxSpec, SigningSpec, WebhookSpec
+from rollouts.spec_gates import ApprovalSpec, FluxSpec, SigningSpec, WebhookSpec
 
 API_VERSION = "rollouts.dev/v1alpha1"
 SCHEMA_ID = "https://rollouts.dev/schema/v1alpha1/rollout.schema.json"
@@ -217,9 +225,17 @@ class RolloutSpec(_Model):
     finalize: FinalizeSpec = FinalizeSpec()
     # The gates' sections (rollouts/spec_gates.py).
     flux: FluxSpec = FluxSpec()
+    approval: ApprovalSpec = ApprovalSpec()
     webhooks: list[WebhookSpec] = Field(
         default_factory=list, description="Flagger-compatible webhooks (same types and payload)."
     )
+
+    @model_validator(mode="after")
+    def _approval_steps(self) -> RolloutSpec:
+        gated = self.approval.confirm_traffic_increase
+        if isinstance(gated, list) and (missing := [w for w in gated if w not in self.steps]):
+            raise ValueError(f"approval.confirmTrafficIncrease: {missing} are not in steps {self.steps}")
+        return self
 
     @field_validator("steps")
     @classmethod

@@ -9,6 +9,10 @@ spec:
     gitRepository: {namespace: flux-system, name: flux-system}
     reconcile: annotate            # annotate | receiver | none: ask Flux to fetch now after each push
     receiver: {urlFile: /var/run/secrets/flux/receiver-url}            # reconcile: receiver
+  approval:                        # Git-native gates: the step's commit goes on a branch of ours
+    confirmTrafficIncrease: [60]   # weights whose step waits for that branch to be merged
+    confirmPromotion: true         # the promotion (last step, finalize) waits for a merge
+    forge: {kind: github, repository: org/cluster, tokenFile: /var/run/secrets/forge/token}
   webhooks:                        # Flagger's analysis.webhooks: same types and payload
   - {name: acceptance, type: pre-rollout, url: http://loadtester.test/hooks/acceptance, timeout: 30s}
   - {name: gate, type: confirm-promotion, url: http://loadtester.test/gate/check}
@@ -176,4 +180,96 @@ class WebhookSpec(_Model):
             raise ValueError("must be an http:// or https:// URL")
         if re.match(r"^https?://[^/@]*@", value):
             raise ValueError("must not contain credentials")
+        return value
+
+
+class ForgeSpec(_Model):
+    """Where pull or merge requests are opened for approval branches (optional: any Git server
+    works without one; a merge is the approval)."""
+
+    kind: Literal["github", "gitlab"] = Field(description="`github` (PyGithub) or `gitlab` (python-gitlab).")
+    repository: NonEmpty = Field(
+        description="`owner/name` (GitHub) or `group/project` (GitLab) of the repository Flux applies."
+    )
+    url: NonEmpty | None = Field(
+        default=None,
+        description="API base URL (default `https://api.github.com`, `https://gitlab.com`; GitHub "
+        "Enterprise: `https://HOST/api/v3`).",
+    )
+    token_file: NonEmpty | None = Field(
+        default=None, alias="tokenFile", description="File holding the API token."
+    )
+    token_env: NonEmpty | None = Field(
+        default=None, alias="tokenEnv", description="Environment variable holding the API token."
+    )
+    auto_merge: bool = Field(
+        default=False,
+        alias="autoMerge",
+        description="Ask the forge to merge the request once its required checks pass.",
+    )
+    merge_method: Literal["merge", "squash", "rebase"] = Field(
+        default="merge", alias="mergeMethod", description="Merge method for `autoMerge`."
+    )
+
+    @model_validator(mode="after")
+    def _token(self) -> ForgeSpec:
+        if self.token_file is None and self.token_env is None:
+            raise ValueError("needs tokenFile or tokenEnv (the API token)")
+        return self
+
+
+class ApprovalSpec(_Model):
+    """Approval as a merge: which steps wait for a merge of our branch (Flagger's gate names).
+
+    A gated step's commit goes to ``<branchPrefix>/<namespace>/<name>/<revision>/step-<n>``; the step
+    begins once that change is reachable from the watched branch (any merge strategy), and a request
+    closed unmerged or a branch deleted is a rollback.
+    """
+
+    confirm_rollout: bool = Field(
+        default=False, alias="confirmRollout", description="The first step (the start) waits for a merge."
+    )
+    confirm_traffic_increase: bool | list[int] = Field(
+        default=False,
+        alias="confirmTrafficIncrease",
+        description="The steps (weights, e.g. `[60]`) that wait for a merge; `true`: every step "
+        "after the first.",
+    )
+    confirm_promotion: bool = Field(
+        default=False,
+        alias="confirmPromotion",
+        description="The promotion (the last step, and `finalize: promote-ga`) waits for a merge.",
+    )
+    branch_prefix: NonEmpty = Field(
+        default="rollouts", alias="branchPrefix", description="First part of our approval branches' names."
+    )
+    protected_branch: bool = Field(
+        default=False,
+        alias="protectedBranch",
+        description="The watched branch refuses direct pushes: every commit of ours goes by a branch "
+        "(and a request), and waits for its merge.",
+    )
+    direct_rollback: bool = Field(
+        default=True,
+        alias="directRollback",
+        description="Push rollbacks directly even with `protectedBranch` (allow the controller to; "
+        "see docs/gitops.md), so a rollback never waits for a review.",
+    )
+    forge: ForgeSpec | None = Field(default=None, description="Open pull or merge requests there.")
+
+    @field_validator("branch_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if (
+            not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*", value)
+            or ".." in value
+        ):
+            raise ValueError("must be a plain branch-name prefix (letters, digits, '.', '_', '-', '/')")
+        return value
+
+    @field_validator("confirm_traffic_increase")
+    @classmethod
+    def _weights(cls, value: bool | list[int]) -> bool | list[int]:
+        if isinstance(value, list) and any(not 1 <= w <= 100 for w in value):
+            raise ValueError("weights are between 1 and 100")
         return value

@@ -679,6 +679,12 @@ class Workspace:
             detail = explain(detail, self.credentials)
         text = f"{self.remote} ({self.branch}): git {what} failed: {detail or exc.status}"
         cls = PushRejectedError if what == "push" and any(m in detail for m in _RETRYABLE) else GitopsError
+        if what == "push":
+            # Lazy: rollouts.gitops.protected subclasses GitopsError from this module.
+            from rollouts.gitops.protected import BranchProtectedError, is_protected_refusal
+
+            if is_protected_refusal(detail):
+                cls = BranchProtectedError
         return cls(self._redact(text))
 
     def _open(self) -> git.Repo:

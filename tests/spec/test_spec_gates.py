@@ -58,6 +58,17 @@ def test_flagger_webhooks_and_flux_parse() -> None:
             [{"name": "x", "type": "event", "url": "http://u:p@a"}],
             r"spec\.webhooks\[0\]\.url: must not contain credentials",
         ),
+        (
+            "approval",
+            {"confirmTrafficIncrease": [50]},
+            r"spec: .*confirmTrafficIncrease: \[50\] are not in steps",
+        ),
+        ("approval", {"branchPrefix": "../x"}, r"spec\.approval\.branchPrefix: must be a plain"),
+        (
+            "approval",
+            {"forge": {"kind": "github", "repository": "o/r"}},
+            r"spec\.approval\.forge: .*tokenFile or tokenEnv",
+        ),
         ("flux", {"reconcile": "receiver"}, r"spec\.flux: .*reconcile receiver needs receiver"),
         ("flux", {"kustomization": {"name": "Apps"}}, r"spec\.flux\.kustomization\.name: must be a DNS-1123"),
         (
