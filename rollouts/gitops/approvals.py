@@ -45,8 +45,21 @@ def _remote_branch_sha(ws: Workspace, branch: str) -> str | None:
     return out.split(maxsplit=1)[0] if out.strip() else None
 
 
+def _seen_ref(branch: str) -> str:
+    return f"refs/rollouts/approvals/{branch}"
+
+
+def was_proposed(ws: Workspace, branch: str) -> bool:
+    """True when this cache has seen ``branch`` on the remote before (a local ref survives the
+    branch's deletion on the remote: a deleted approval branch is a rejection, not a new start)."""
+    with ws._locked():
+        if not (ws.path / ".git").is_dir():
+            return False
+        return ws._rev(_seen_ref(branch)) is not None
+
+
 def _fetch_branch(ws: Workspace, branch: str) -> str:
-    ref = f"refs/rollouts/approvals/{branch}"
+    ref = _seen_ref(branch)
     ws._git("fetch", "--no-tags", "--quiet", "origin", f"+refs/heads/{branch}:{ref}")
     return ref
 
