@@ -21,11 +21,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import requests
@@ -35,6 +36,8 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from rollouts.kube.flux import FluxObject, request_reconcile
 from rollouts.spec import Rollout
 from rollouts.spec_gates import ReceiverSpec
+
+log = logging.getLogger("rollouts.sync")
 
 RECEIVER_TIMEOUT_S = 5.0
 RECEIVER_ATTEMPTS = 3
@@ -256,3 +259,43 @@ def reconciler_for(
     if api is None or not objects:
         return None
     return FluxAnnotations(api, objects)
+
+
+class ReconcilingWorkspace:
+    """A workspace that asks ``reconciler`` to reconcile right after each commit it pushed.
+
+    Every method of the wrapped workspace is available as it is; a call whose result says it
+    ``changed`` the remote (a pushed commit) is followed by one reconcile request, whose outcome is
+    logged (a failed request never fails the commit: it only means waiting for Flux's own poll).
+    """
+
+    def __init__(self, inner: Any, reconciler: Reconciler, *, key: str = "") -> None:
+        self._inner = inner
+        self.reconciler = reconciler
+        self._key = key
+        self.last: ReconcileOutcome | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if not callable(attr) or name.startswith("_"):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            result = attr(*args, **kwargs)
+            if getattr(result, "changed", False) is True:
+                self.last = self.reconciler.reconcile_now()
+                level = logging.INFO if self.last.ok else logging.WARNING
+                log.log(
+                    level, "%s: reconcile now: %s (%.3fs)", self._key, self.last.detail, self.last.seconds
+                )
+            return result
+
+        return call
+
+    def __enter__(self) -> ReconcilingWorkspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        close = getattr(self._inner, "close", None)
+        if callable(close):
+            close()

@@ -27,3 +27,30 @@ def test_reconcile_applies_a_push_before_the_next_poll(tmp_path):
     # A mesh that is gone is reported, not raised.
     down = LocalMeshReconcile(mesh.admin_url, timeout=0.5).reconcile_now()
     assert not down.ok and "ConnectionError" in down.detail
+
+
+def test_a_reconciling_workspace_pokes_the_mesh_after_each_push(tmp_path):
+    from rollouts.gitops import Workspace
+    from rollouts.routes import Weights
+    from rollouts.spec import parse_spec
+    from rollouts.sync.reconcile import ReconcilingWorkspace
+    from tests.gitrepo import guide_rollout
+    from tests.local.lonemesh import ROUTE
+
+    require_binary("git")
+    with lone_mesh(tmp_path, poll_interval=3600) as mesh:
+        spec = parse_spec(
+            guide_rollout(
+                str(mesh.remote.bare),
+                route={"kind": "VirtualService", "path": ROUTE, "stable": "ga", "canary": "canary"},
+            )
+        )
+        inner = Workspace(str(mesh.remote.bare), "master", cache_dir=tmp_path / "cache")
+        with ReconcilingWorkspace(inner, LocalMeshReconcile(mesh.admin_url), key=spec.key) as ws:
+            result = ws.set_weights(spec, Weights(60, 40), verdict="manual")
+            assert result.changed and ws.last is not None and ws.last.ok
+            assert mesh.status()["revision"] == result.sha  # applied at once, not after an hour
+            ws.last = None
+            assert not ws.set_weights(spec, Weights(60, 40), verdict="manual").changed
+            assert ws.last is None  # nothing pushed: nothing to reconcile
+            assert ws.remote == inner.remote  # everything else passes through
