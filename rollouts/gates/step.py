@@ -115,6 +115,39 @@ class StepGates:
             return PROCEED
         return self._approval(index, weights, revision, reasons)
 
+    def during_analysis(self, revision: str) -> GateVerdict:
+        """Flagger's ``rollout`` hooks, once per analysis interval: failures count like
+        ``pre-rollout``'s, and roll back at the threshold."""
+        decision = self.webhooks.run("rollout", self._payload(revision, "Progressing"))
+        if decision.outcome != "fail":
+            return PROCEED
+        failed = self._failed.get(revision, FailedChecks()).after(decision)
+        self._failed[revision] = failed
+        text = webhook_text(self.rollout.key, decision)
+        if failed.exhausted(self.threshold):
+            return GateVerdict(
+                "rollback", f"{text} ({failed.count} failed checks, threshold {self.threshold})"
+            )
+        return GateVerdict("wait", f"{text} (failed check {failed.count} of {self.threshold})")
+
+    def finished(self, revision: str, *, succeeded: bool) -> None:
+        """Flagger's ``post-rollout`` hooks (phase ``Succeeded`` or ``Failed``); informational."""
+        phase: Phase = "Succeeded" if succeeded else "Failed"
+        decision = self.webhooks.run("post-rollout", self._payload(revision, phase))
+        for reason in decision.reasons:
+            log.warning("%s: %s", self.rollout.key, reason)
+        self._failed.pop(revision, None)
+
+    def event(self, revision: str, message: str, *, warning: bool = False) -> None:
+        """Flagger's ``event`` hooks: every notice, as Flagger sends its events; informational."""
+        if not self.webhooks.of("event"):
+            return
+        decision = self.webhooks.event(
+            self._payload(revision, "Progressing"), message, "Warning" if warning else "Normal"
+        )
+        for reason in decision.reasons:
+            log.warning("%s: %s", self.rollout.key, reason)
+
     def _approval(self, index: int, weights: Weights, revision: str, reasons: tuple[str, ...]) -> GateVerdict:
         spec = self.rollout.spec
         meta = self.rollout.metadata
@@ -122,6 +155,9 @@ class StepGates:
         branch = approval_branch(spec.approval.branch_prefix, meta.namespace, meta.name, revision, index + 1)
         facts = read_facts(self.workspace, self.rollout, branch=branch, expected=weights)
         proposed = branch in self._proposed or was_proposed(self.workspace, branch)
+        if facts.landed_commit is None and not proposed and facts.current == weights:
+            # Someone set these weights on the watched branch already: a person's change wins.
+            return GateVerdict("proceed", f"{self.rollout.key}: step {step}: the weights are already there")
         if facts.landed_commit is None and not facts.branch_exists and not proposed:
             # Never proposed (a branch we proposed and that is gone was deleted: a rejection).
             proposal = propose(

@@ -151,3 +151,36 @@ def test_the_forge_down_does_not_block_the_git_approval(remote, cache, forge_api
     git(remote.human, "merge", "--quiet", "--no-ff", "-m", "merge", "FETCH_HEAD")
     git(remote.human, "push", "--quiet", "origin", "master")
     assert g.check(1, Weights(40, 60), "0.2.0").action == "proceed"
+
+
+def test_rollout_hooks_count_during_analysis_and_post_rollout_is_told(remote, cache, hooks) -> None:
+    g = gates(
+        rollout(remote),
+        cache,
+        hooks=[
+            hook(hooks, "/forbidden", "rollout"),
+            hook(hooks, "/ok", "post-rollout"),
+            hook(hooks, "/ok", "event"),
+        ],
+        threshold=2,
+    )
+    assert g.during_analysis("0.2.0").action == "wait"
+    assert g.during_analysis("0.2.0").action == "rollback"
+    g.finished("0.2.0", succeeded=False)
+    g.event("0.2.0", "rolled back: webhook forbidden failed", warning=True)
+    bodies = [body for path, body in hooks.calls if path == "/ok"]
+    assert bodies[0]["phase"] == "Failed"
+    assert (
+        bodies[1]["metadata"]["eventType"] == "Warning"
+        and "rolled back" in bodies[1]["metadata"]["eventMessage"]
+    )
+
+
+def test_weights_a_person_already_set_need_no_approval(remote, cache) -> None:
+    spec = rollout(remote, approval={"confirmTrafficIncrease": [60]})
+    from tests.gitops.conftest import vs_with
+
+    remote.commit_file("workloads/podinfo/virtual-service.yaml", vs_with(40, 60), "a person sets 60%")
+    verdict = gates(spec, cache).check(1, Weights(40, 60), "0.2.0")
+    assert verdict.action == "proceed" and "already there" in verdict.reason
+    assert git(remote.bare, "branch", "--list", "rollouts/*").strip() == ""
