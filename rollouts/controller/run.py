@@ -34,6 +34,7 @@ from rollouts.controller.gitcache import CachedWorkspace, HeadCache
 from rollouts.controller.machine import GaReadiness, Leadership, Machine, TickResult
 from rollouts.controller.scheduler import Scheduler
 from rollouts.controller.source import PrometheusSource
+from rollouts.gates.support import not_yet_honoured
 from rollouts.gitops import (
     Credentials,
     RolloutState,
@@ -60,6 +61,7 @@ from rollouts.sync import (
     RouteTarget,
     SyncGate,
 )
+from rollouts.sync.reconcile import ReconcilingWorkspace, reconciler_for, watched_kustomization
 
 log = logging.getLogger("rollouts.controller")
 
@@ -322,14 +324,30 @@ class Controller:
         if source is None:
             source = self.sources[source_key] = PrometheusSource.for_spec(prom)
         source.register(rollout)
-        workspace = CachedWorkspace(Workspace.for_spec(rollout, cache_dir=self.options.cache_dir), self.heads)
+        if unhonoured := not_yet_honoured(rollout):
+            raise RunError(
+                f"{', '.join(unhonoured)}: not acted on by `rollouts run` yet; refusing to run without it"
+            )
+        workspace: Any = CachedWorkspace(
+            Workspace.for_spec(rollout, cache_dir=self.options.cache_dir), self.heads
+        )
+        # The Kustomization the sync gate watches: spec.flux.kustomization, else --flux-kustomization.
+        default = (self.options.flux.namespace, self.options.flux.name) if self.options.flux else None
+        watched = watched_kustomization(rollout, default)
+        flux = FluxKustomization(*watched) if watched else None
+        reconciler = reconciler_for(
+            rollout,
+            api=self.api,
+            default_kustomization=watched,
+            local_mesh=None if self.api else self.options.mesh,
+        )
+        if reconciler is not None:  # reconcile now after each push (spec.flux.reconcile)
+            workspace = ReconcilingWorkspace(workspace, reconciler, key=rollout.key)
         gate: SyncGate
         events: EventRecorder | None = None
         canary: Callable[[], ObjectRef] | None = None
         if self.options.kubernetes:
-            kube_gate = KubernetesSpecGate(
-                self.api, workspace, rollout, self.options.gate_interval, self.options.flux
-            )
+            kube_gate = KubernetesSpecGate(self.api, workspace, rollout, self.options.gate_interval, flux)
             gate, events = kube_gate, EventRecorder(self.api, host=socket.gethostname())
             canary = lambda: kube_gate.target()[1]  # noqa: E731 (resolved from Git when an Event is sent)
         else:
