@@ -110,11 +110,20 @@ def _abort(args: argparse.Namespace, rollout: Rollout) -> int:
 
 
 def _status(args: argparse.Namespace, rollout: Rollout) -> int:
-    state = _workspace(args, rollout).read_state(rollout)
+    from rollouts.gates.status import approval_fields, approval_text
+    from rollouts.gates.view import pending_approval
+
+    workspace = _workspace(args, rollout)
+    state = workspace.read_state(rollout)
+    approval = pending_approval(workspace, rollout, state.weights, state.revision)
     if args.json:
-        print(json.dumps(state.to_dict(), indent=2, sort_keys=True))
+        out = state.to_dict()
+        out["approval"] = approval_fields(approval) if approval is not None else None
+        print(json.dumps(out, indent=2, sort_keys=True))
     else:
         print(format_status(rollout, state))
+        if approval is not None:
+            print(f"approval      {approval_text(rollout.key, None, approval)}")
     return 0
 
 

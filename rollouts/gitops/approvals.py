@@ -45,6 +45,14 @@ def _remote_branch_sha(ws: Workspace, branch: str) -> str | None:
     return out.split(maxsplit=1)[0] if out.strip() else None
 
 
+def remote_branch_exists(ws: Workspace, branch: str) -> bool:
+    """True when ``branch`` is on the remote now (one ``ls-remote``)."""
+    with ws._locked():
+        if not (ws.path / ".git").is_dir():
+            ws._sync()
+        return _remote_branch_sha(ws, branch) is not None
+
+
 def _seen_ref(branch: str) -> str:
     return f"refs/rollouts/approvals/{branch}"
 
