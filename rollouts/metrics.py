@@ -14,8 +14,12 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 
-PHASES = ("idle", "progressing", "paused", "promoted", "rolledback", "failed")
-ACTIONS = ("promote", "hold", "rollback")
+from rollouts.state import GAUGE_PHASES, Phase
+
+#: ``rollouts_phase``'s ``phase`` labels: the gauge phases of :class:`rollouts.state.Phase`.
+PHASES = GAUGE_PHASES
+#: ``rollouts_verdicts``' ``action`` labels: the judge's verdict actions.
+ACTIONS = ("promote", "hold", "rollback", "pause")
 TESTS = ("latency", "errors", "tail")
 EVIDENCE_KINDS = ("harm", "safety")
 COMMIT_VERDICTS = ("promote", "rollback", "abort", "manual", "finalize", "pause")
@@ -61,6 +65,12 @@ class ControllerMetrics:
         self.commits = Counter(
             "rollouts_commits", "Commits made, by verdict", ["rollout", "verdict"], registry=r
         )
+        self.waiting = Gauge(
+            "rollouts_gate_waiting_seconds",
+            "How long a gate (an approval merge or a webhook) has held the next step; 0 when none does",
+            ["rollout"],
+            registry=r,
+        )
 
     def track(self, rollout: str) -> None:
         """Create the rollout's counters and its duration histogram at zero.
@@ -68,7 +78,8 @@ class ControllerMetrics:
         A labelled series only exists once it is touched: without this, a healthy rollout has no
         ``rollouts_git_errors_total`` series at all (the dashboards show "No data", not 0), and the
         first increment of a counter is invisible to ``increase()``, which needs a sample before it.
-        Gauges are left alone: an evidence or weight of 0 would be a claim, not a default.
+        Gauges are left alone (an evidence or weight of 0 would be a claim, not a default), but for
+        ``rollouts_gate_waiting_seconds``: no gate holds a new rollout, so its 0 is a fact.
         """
         for counter in (self.git_push_retries, self.git_errors, self.prometheus_errors):
             counter.labels(rollout=rollout)
@@ -77,13 +88,19 @@ class ControllerMetrics:
         for verdict in COMMIT_VERDICTS:
             self.commits.labels(rollout=rollout, verdict=verdict)
         self.analysis_duration.labels(rollout=rollout)
+        self.waiting.labels(rollout=rollout).set(0)  # true until a gate holds a step
 
-    def set_phase(self, rollout: str, phase: str) -> None:
-        """Set ``phase`` to 1 and every other phase of the rollout to 0."""
+    def set_phase(self, rollout: str, phase: Phase | str) -> None:
+        """Set ``phase`` (as its gauge phase) to 1 and every other phase of the rollout to 0."""
+        phase = Phase(phase).gauge if phase in tuple(Phase) else phase
         if phase not in PHASES:
             raise ValueError(f"unknown phase {phase!r}; expected one of {', '.join(PHASES)}")
         for name in PHASES:
             self.phase.labels(rollout=rollout, phase=name).set(1 if name == phase else 0)
+
+    def set_waiting(self, rollout: str, seconds: float) -> None:
+        """How long a gate has held the rollout's next step (0: no gate holds it)."""
+        self.waiting.labels(rollout=rollout).set(seconds)
 
     def set_weight(self, rollout: str, weight: int) -> None:
         """The canary weight now routed."""
@@ -107,6 +124,7 @@ class ControllerMetrics:
         """Drop every series of a rollout that no longer exists (its spec was removed)."""
         for metric in (
             self.canary_weight,
+            self.waiting,
             self.analysis_duration,
             self.git_push_retries,
             self.git_errors,

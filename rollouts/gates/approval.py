@@ -40,6 +40,8 @@ _REF_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 def gated(spec: ApprovalSpec, steps: Sequence[int], index: int) -> bool:
     """True when step ``index`` (0-based into ``steps``) waits for a merge."""
     last = index == len(steps) - 1
+    if spec.protected_branch:
+        return True  # no direct push to the branch: every step goes by a branch of ours
     if index == 0 and spec.confirm_rollout:
         return True
     if last and spec.confirm_promotion:

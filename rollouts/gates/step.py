@@ -206,3 +206,29 @@ class StepGates:
     def forge_auto_merge(self) -> bool:
         forge = self.rollout.spec.approval.forge
         return bool(forge and forge.auto_merge)
+
+
+def step_gates_for(rollout: Rollout, workspace: Workspace) -> StepGates | None:
+    """The gates of ``rollout`` (None when it has no webhooks and gates no step); its forge client
+    from ``spec.approval.forge`` (the token read now: a missing one is an error at start-up)."""
+    spec = rollout.spec
+    any_gate = any(gated(spec.approval, spec.steps, i) for i in range(len(spec.steps)))
+    if not spec.webhooks and not any_gate:
+        return None
+    forge: Forge | None = None
+    if spec.approval.forge is not None and any_gate:
+        from rollouts.forge import ForgeConfig, forge_for
+
+        f = spec.approval.forge
+        token = ForgeConfig.read_token(f.token_file, f.token_env)
+        forge = forge_for(
+            ForgeConfig(
+                kind=f.kind,
+                repository=f.repository,
+                token=token,
+                url=f.url,
+                auto_merge=f.auto_merge,
+                merge_method=f.merge_method,
+            )
+        )
+    return StepGates(rollout, workspace=workspace, forge=forge)

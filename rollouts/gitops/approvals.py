@@ -21,9 +21,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rollouts.gates.approval import APPROVAL, ApprovalFacts, approval_line, carries, landed
-from rollouts.gitops.workspace import GitopsError, Workspace, _file_errors, format_message
+from rollouts.gitops.errors import GitopsError
+from rollouts.gitops.workspace import Workspace, _file_errors
 from rollouts.routes import Weights
 from rollouts.spec import Rollout
+from rollouts.state.message import format_message
 
 MAX_SCAN = 200  # commits of the watched branch searched for our line (newest first)
 
@@ -102,7 +104,7 @@ def propose(
         ws._write(path, editor.write(text, weights))
         subject = f"{rollout.metadata.name}: canary {base.canary}% -> {weights.canary}% (approval)"
         message = format_message(
-            rollout,
+            rollout.key,
             subject,
             verdict=verdict,
             reasons=reasons,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from rollouts.gitops.workspace import GitopsError
+from rollouts.gitops.errors import GitopsError
 
 _REFUSALS = re.compile(
     r"GH006|GH013|protected branch|pre-receive hook declined|not allowed to push code to protected|"

@@ -8,6 +8,7 @@ from pathlib import Path
 from rollouts.controller.run import Controller, Options
 from rollouts.kube.flux import ANNOTATION
 from rollouts.routes import Weights
+from rollouts.state import WeightChange
 from rollouts.sync import FluxKustomization
 from rollouts.sync.reconcile import FluxAnnotations, LocalMeshReconcile, ReconcilingWorkspace
 from tests.controller.machinery import rollout_spec
@@ -52,7 +53,7 @@ def test_the_rollouts_kustomization_is_watched_and_told_to_reconcile(remote: Rem
         assert isinstance(workspace, ReconcilingWorkspace) and isinstance(
             workspace.reconciler, FluxAnnotations
         )
-        result = workspace.set_weights(spec, Weights(40, 60), verdict="manual")
+        result = workspace.commit_weights(spec, WeightChange(Weights(40, 60), "manual"))
         assert result.changed and workspace.last is not None and workspace.last.ok
         assert ANNOTATION in running.state.objects[KUSTOMIZATION]["metadata"]["annotations"]
         # Without the spec's, the flag's Kustomization is watched.
