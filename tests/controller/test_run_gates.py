@@ -20,16 +20,20 @@ KUSTOMIZATION = "/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/flux-system/kus
 
 def test_gates_not_acted_on_yet_are_refused_naming_the_field(remote: Remote, tmp_path: Path) -> None:
     controller = Controller(Options(mesh="http://127.0.0.1:9", cache_dir=tmp_path / "cache"))
-    hooked = rollout_spec(
-        str(remote.bare), webhooks=[{"name": "g", "type": "confirm-promotion", "url": "http://h/"}]
+    hooked = rollout_spec(str(remote.bare), webhooks=[{"name": "e", "type": "event", "url": "http://h/"}])
+    (error,) = controller.apply([hooked])
+    assert error.startswith("test/podinfo: spec.webhooks[0] (type event): not acted on by `rollouts run` yet")
+    by_request = rollout_spec(str(remote.bare), approval={"protectedBranch": True, "directRollback": False})
+    assert "spec.approval.directRollback: false" in controller.apply([by_request])[0]
+    # What the state machine does act on runs, with its gates.
+    gated = rollout_spec(
+        str(remote.bare),
+        approval={"confirmPromotion": True},
+        webhooks=[{"name": "g", "type": "confirm-promotion", "url": "http://h/"}],
     )
-    gated = rollout_spec(str(remote.bare), approval={"confirmPromotion": True})
-    errors = controller.apply([hooked])
-    assert errors == [
-        "test/podinfo: spec.webhooks: not acted on by `rollouts run` yet; refusing to run without it"
-    ]
-    assert "spec.approval (confirm*)" in controller.apply([gated])[0]
-    assert controller.apply([rollout_spec(str(remote.bare))]) == []
+    assert controller.apply([gated]) == []
+    assert controller.machine(gated).gates is not None
+    assert controller.machine(rollout_spec(str(remote.bare))).gates is None
 
 
 def test_the_rollouts_kustomization_is_watched_and_told_to_reconcile(remote: Remote, tmp_path: Path) -> None:
