@@ -512,6 +512,10 @@ class Machine:
             self.metrics.set_waiting(self.key, 0.0)
         if verdict.action == "proceed":
             return chosen
+        if verdict.action == "rollback" and where.weight == 0:
+            # Nothing to roll back (e.g. pre-rollout failed before the first step): a pause records
+            # why the rollout did not start, until a person resumes it.
+            return self._record_pause(state, Pause((verdict.reason,), where.weight, state.revision))
         if verdict.action == "rollback":
             decision(log, self.key, "rollback", [verdict.reason], weight=where.weight)
             return rollback_commit(self.rollout, state, (verdict.reason,))

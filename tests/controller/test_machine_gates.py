@@ -18,12 +18,19 @@ from rollouts.notify import Notice
 from rollouts.spec_gates import WebhookSpec
 from rollouts.sync import LocalMeshGate
 from tests.controller.machinery import Clock, Rig, ServiceModel, build, mesh_status, rollout_spec
-from tests.controller.test_machine import ROUTE, our_commits
+from tests.controller.test_machine import ROUTE, trailers
 from tests.gates.hookserver import HookServer
 from tests.gates.hookserver import serve as serve_hooks
 from tests.gitops.conftest import Remote, git, vs_with
 
 BRANCH = "rollouts/test/podinfo/0.2.0/step-2"
+
+
+def our_commits(remote: Remote) -> list[dict[str, str]]:
+    """Trailers of the controller's commits, oldest first (in topological order: a merged approval
+    branch's commit has the same second as its neighbours)."""
+    shas = git(remote.bare, "log", "--topo-order", "--format=%H", "--grep=Rollout-Verdict", "master").split()
+    return [trailers(remote, sha) for sha in reversed(shas)]
 
 
 @pytest.fixture
@@ -105,12 +112,33 @@ def test_a_deleted_approval_branch_rolls_back(remote: Remote, tmp_path: Path) ->
 
 
 def test_a_passing_rollback_webhook_rolls_back(remote: Remote, tmp_path: Path, hooks: HookServer) -> None:
-    spec_hook = WebhookSpec(name="manual", type="rollback", url=hooks.url + "/ok")
+    hooks.flaky = 1  # not asking at the start (503), asking at the next step (200)
+    spec_hook = WebhookSpec(name="manual", type="rollback", url=hooks.url + "/flaky")
     rig_gen = _rig(remote, tmp_path, hooks=[spec_hook])
     rig = next(rig_gen)
     try:
         results = rig.run(30, until="rollback")
+        assert results[0].action == "start"
         assert results[-1].action == "rollback"
         assert results[-1].reasons == ("webhook manual (rollback) asked for a rollback",)
+        assert "weight: 100   # GA" in remote.show(ROUTE)
+    finally:
+        rig_gen.close()
+
+
+def test_a_failing_pre_rollout_holds_then_stops_the_start(
+    remote: Remote, tmp_path: Path, hooks: HookServer
+) -> None:
+    spec_hook = WebhookSpec(name="acceptance", type="pre-rollout", url=hooks.url + "/forbidden")
+    rig_gen = _rig(remote, tmp_path, hooks=[spec_hook], analysis={"threshold": 3})
+    rig = next(rig_gen)
+    try:
+        results = rig.run(3)
+        assert [r.action for r in results[:2]] == ["wait", "wait"]
+        assert "(failed check 2 of 3)" in results[1].reasons[0]
+        assert results[2].action == "pause" and "(3 failed checks, threshold 3)" in results[2].reasons[0]
+        assert "weight: 100   # GA" in remote.show(ROUTE)  # never started: no traffic to the canary
+        assert our_commits(remote)[-1]["Rollout-Verdict"] == "pause"
+        assert {r.action for r in rig.run(3)} <= {"none"}  # paused: no more calls, no more commits
     finally:
         rig_gen.close()
