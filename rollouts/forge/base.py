@@ -18,7 +18,6 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal, Protocol, TypeVar
 
 log = logging.getLogger("rollouts.forge")
@@ -74,22 +73,22 @@ class ForgeConfig:
     def read_token(
         token_file: str | None, token_env: str | None, env: Mapping[str, str] | None = None
     ) -> str:
-        """The token from ``token_file`` or the variable ``token_env``; errors never quote it."""
-        env = os.environ if env is None else env
-        if token_file:
-            try:
-                token = Path(token_file).read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ForgeError(f"forge tokenFile: cannot read {token_file}: {exc.strerror}") from None
-            if not token:
-                raise ForgeError(f"forge tokenFile: {token_file} is empty")
-            return token
-        if token_env:
-            token = env.get(token_env, "").strip()
-            if not token:
-                raise ForgeError(f"forge tokenEnv: environment variable {token_env} is not set")
-            return token
-        raise ForgeError("forge: a token is needed (tokenFile or tokenEnv)")
+        """The token from ``token_file`` or the variable ``token_env``, read as the Git token is
+        (:meth:`rollouts.gitops.credentials.Credentials.resolve`); errors never quote it."""
+        from rollouts.gitops.credentials import KNOWN_HOSTS_ENV, CredentialError, Credentials
+
+        source = dict(os.environ if env is None else env)
+        source.pop(KNOWN_HOSTS_ENV, None)  # an SSH setting: not the forge's to check
+        names = {"tokenFile": "spec.approval.forge.tokenFile", "tokenEnv": "spec.approval.forge.tokenEnv"}
+        try:
+            token = Credentials.resolve(
+                token_file=token_file, token_env=token_env, env=source, names=names
+            ).token
+        except CredentialError as exc:
+            raise ForgeError(str(exc)) from None
+        if not token:
+            raise ForgeError("spec.approval.forge: a token is needed (tokenFile or tokenEnv)")
+        return token
 
 
 class Forge(Protocol):

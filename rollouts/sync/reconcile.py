@@ -147,14 +147,13 @@ class FluxReceiver:
     @classmethod
     def from_spec(cls, spec: ReceiverSpec) -> FluxReceiver:
         """The Receiver of ``spec.flux.receiver`` (URL and token read from their files)."""
-        token = None
-        if spec.token_file:
-            try:
-                token = Path(spec.token_file).read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise ReconcileConfigError(
-                    f"spec.flux.receiver.tokenFile: cannot read {spec.token_file}: {exc.strerror}"
-                ) from None
+        from rollouts.gitops.credentials import CredentialError, Credentials
+
+        try:  # the token is read as the Git token is
+            names = {"tokenFile": "spec.flux.receiver.tokenFile"}
+            token = Credentials.resolve(token_file=spec.token_file, names=names, env={}).token
+        except CredentialError as exc:
+            raise ReconcileConfigError(str(exc)) from None
         return cls(read_receiver_url(spec.url_file), kind=spec.type, token=token)
 
     def _post(self, body: bytes, headers: dict[str, str]) -> int:

@@ -14,10 +14,10 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from tests.controller.httpjson import Request, json_server
 from tests.controller.kubeapi import TOKEN, status_body, write_kubeconfig
 
 RECORDED = Path(__file__).parent / "recorded"
@@ -78,32 +78,6 @@ class FluxApi:
             return 405, status_body(405, "MethodNotAllowed", "method not allowed")
 
 
-def _handler(state: FluxApi) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-                status, answer = 401, status_body(401, "Unauthorized", "Unauthorized")
-            else:
-                kind = (self.headers.get("Content-Type") or "").split(";")[0].strip()
-                body = json.loads(raw) if raw else None
-                status, answer = state.handle(self.command, self.path.split("?", 1)[0], kind, body)
-            payload = json.dumps(answer).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        do_GET = do_PATCH = do_PUT = do_POST = _serve  # noqa: N815 (http.server's names)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    return Handler
-
-
 @dataclass
 class RunningFluxApi:
     state: FluxApi
@@ -115,13 +89,13 @@ def serve(tmp_path: Path) -> Iterator[RunningFluxApi]:
     """Start the server on 127.0.0.1 (a free port), yield it, stop it."""
     state = FluxApi()
     state.load()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    try:
-        yield RunningFluxApi(state, url, write_kubeconfig(tmp_path / "kubeconfig", url))
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
+
+    def answer(request: Request) -> tuple[int, Any]:
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        if headers.get("authorization") != f"Bearer {TOKEN}":
+            return 401, status_body(401, "Unauthorized", "Unauthorized")
+        kind = (headers.get("content-type") or "").split(";")[0].strip()
+        return state.handle(request.method, request.path.split("?", 1)[0], kind, request.body)
+
+    with json_server(answer) as server:
+        yield RunningFluxApi(state, server.url, write_kubeconfig(tmp_path / "kubeconfig", server.url))
