@@ -20,6 +20,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypeVar
 
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
 log = logging.getLogger("rollouts.forge")
 
 ReviewState = Literal["open", "merged", "closed"]
@@ -124,16 +126,20 @@ class Retry:
 
     def call(self, what: str, fn: Callable[[], T]) -> T:
         """``fn()``, retried on :class:`TransientError`; :class:`ForgeUnavailableError` at the end."""
-        for attempt in range(1, self.attempts + 1):
-            try:
-                return fn()
-            except TransientError as exc:
-                if attempt == self.attempts:
-                    raise ForgeUnavailableError(f"{what}: {exc} (after {attempt} attempts)") from None
-                delay = min(self.max_backoff, self.backoff * 2 ** (attempt - 1))
-                log.info("%s: %s; retrying in %.2fs", what, exc, delay)
-                self.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
+        retrying = Retrying(
+            stop=stop_after_attempt(self.attempts),
+            wait=wait_exponential(multiplier=self.backoff, max=self.max_backoff),
+            retry=retry_if_exception_type(TransientError),
+            sleep=self.sleep,
+            reraise=True,
+            before_sleep=lambda state: log.info(
+                "%s: %s; retrying", what, state.outcome and state.outcome.exception()
+            ),
+        )
+        try:
+            return retrying(fn)
+        except TransientError as exc:
+            raise ForgeUnavailableError(f"{what}: {exc} (after {self.attempts} attempts)") from None
 
 
 def find_or_create(
