@@ -92,7 +92,7 @@ class ForgeApi:
             and (path.endswith("/pulls") or path.endswith("/merge_requests"))
         ):
             with contextlib.suppress(threading.BrokenBarrierError):
-                self.race.wait(timeout=5)
+                self.race.wait(timeout=20)  # generous: a loaded machine starts threads slowly
         with self.lock:
             self.requests.append((method, path, headers, copy.deepcopy(body)))
             if self.fail:
