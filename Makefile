@@ -9,8 +9,10 @@ STAMP  := $(VENV)/.installed
 # What the real parts need, as command:Debian-package pairs. The tests run Prometheus (and promtool),
 # Git, Chromium (headless, for the rollout report's page), hey (loadtest's output is checked against
 # it side by side), OpenSSH's server and client (the SSH transport and SSH-signed commits are tested
-# against a real sshd on loopback) and GnuPG (GPG-signed commits); the demo needs only Prometheus and Git.
-TEST_NEEDS ?= prometheus:prometheus promtool:prometheus git:git chromium:chromium hey:hey \
+# against a real sshd on loopback), GnuPG (GPG-signed commits), and for `make bench` GNU time
+# (tests/bench/startup.py reads each command's CPU and max RSS from it); the demo needs only
+# Prometheus and Git.
+TEST_NEEDS ?= prometheus:prometheus promtool:prometheus git:git chromium:chromium hey:hey /usr/bin/time:time \
 	sshd:openssh-server ssh-keygen:openssh-client gpg:gnupg
 DEMO_NEEDS ?= prometheus:prometheus git:git
 
