@@ -142,6 +142,17 @@ class Retry:
             raise ForgeUnavailableError(f"{what}: {exc} (after {self.attempts} attempts)") from None
 
 
+def choose(reviews: list[Review], branch: str) -> Review | None:
+    """The request of ``branch`` among ``reviews`` (newest first): the open one, else the newest."""
+    mine = [r for r in reviews if r.branch == branch]
+    return next((r for r in mine if r.state == "open"), mine[0] if mine else None)
+
+
+def open_only(found: Review | None) -> Review | None:
+    """``found`` when it is open (a closed or merged request is not one to reuse for a new ask)."""
+    return found if found is not None and found.state == "open" else None
+
+
 def find_or_create(
     what: str,
     retry: Retry,

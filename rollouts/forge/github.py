@@ -25,7 +25,9 @@ from rollouts.forge.base import (
     ReviewState,
     TransientError,
     body_text,
+    choose,
     find_or_create,
+    open_only,
 )
 
 T = TypeVar("T")
@@ -106,8 +108,7 @@ class GitHubForge:
             return [self._review(p) for p in itertools.islice(pulls, 20)]
 
         reviews = self._call(f"list pulls of {branch}", listed)
-        reviews = [r for r in reviews if r.branch == branch]
-        return next((r for r in reviews if r.state == "open"), reviews[0] if reviews else None)
+        return choose(reviews, branch)
 
     def open(self, branch: str, base: str, title: str, body: str) -> Review:
         def create() -> Review:
@@ -120,8 +121,7 @@ class GitHubForge:
             return self._review(pull)
 
         def find() -> Review | None:
-            found = self._find(branch)
-            return found if found is not None and found.state == "open" else None
+            return open_only(self._find(branch))
 
         return find_or_create(
             f"GitHub {self.config.repository}: pull request for {branch}", self.retry, find, create

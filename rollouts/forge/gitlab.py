@@ -25,7 +25,9 @@ from rollouts.forge.base import (
     ReviewState,
     TransientError,
     body_text,
+    choose,
     find_or_create,
+    open_only,
 )
 
 T = TypeVar("T")
@@ -92,8 +94,7 @@ class GitLabForge:
             return [self._review(mr) for mr in found]
 
         reviews = self._call(f"list merge requests of {branch}", listed)
-        reviews = [r for r in reviews if r.branch == branch]
-        return next((r for r in reviews if r.state == "open"), reviews[0] if reviews else None)
+        return choose(reviews, branch)
 
     def open(self, branch: str, base: str, title: str, body: str) -> Review:
         def create() -> Review:
@@ -110,8 +111,7 @@ class GitLabForge:
             )
 
         def find() -> Review | None:
-            found = self._find(branch)
-            return found if found is not None and found.state == "open" else None
+            return open_only(self._find(branch))
 
         return find_or_create(
             f"GitLab {self.config.repository}: merge request for {branch}", self.retry, find, create
