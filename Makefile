@@ -7,10 +7,13 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # What the real parts need, as command:Debian-package pairs. The tests run Prometheus (and promtool),
-# Git, Chromium (headless, for the rollout report's page) and hey (loadtest's output is checked against
-# it side by side), and `make bench` GNU time (tests/bench/startup.py reads each command's CPU and
-# max RSS from it); the demo needs only Prometheus and Git.
-TEST_NEEDS ?= prometheus:prometheus promtool:prometheus git:git chromium:chromium hey:hey /usr/bin/time:time
+# Git, Chromium (headless, for the rollout report's page), hey (loadtest's output is checked against
+# it side by side), OpenSSH's server and client (the SSH transport and SSH-signed commits are tested
+# against a real sshd on loopback), GnuPG (GPG-signed commits), and for `make bench` GNU time
+# (tests/bench/startup.py reads each command's CPU and max RSS from it); the demo needs only
+# Prometheus and Git.
+TEST_NEEDS ?= prometheus:prometheus promtool:prometheus git:git chromium:chromium hey:hey /usr/bin/time:time \
+	sshd:openssh-server ssh-keygen:openssh-client gpg:gnupg
 DEMO_NEEDS ?= prometheus:prometheus git:git
 
 # Install the Debian packages whose commands are missing; only possible as root with apt-get.
@@ -18,7 +21,7 @@ define install_missing
 	@missing=""; \
 	for pair in $(1); do \
 	  cmd=$${pair%%:*}; pkg=$${pair##*:}; \
-	  command -v $$cmd >/dev/null 2>&1 && continue; \
+	  { command -v $$cmd || [ -x /usr/sbin/$$cmd ]; } >/dev/null 2>&1 && continue; \
 	  case " $$missing " in *" $$pkg "*) ;; *) missing="$$missing $$pkg";; esac; \
 	done; \
 	if [ -n "$$missing" ]; then \

@@ -245,6 +245,14 @@ def controller_dashboard() -> dash_b.Dashboard:
                 _target(q.COMMITS_BY_VERDICT, "{{verdict}}")
             )
         )
+        .with_panel(
+            _timeseries(
+                "Waiting for a gate",
+                "How long an approval merge or a webhook has held each rollout's next step (0: none).",
+                "s",
+                24,
+            ).with_target(_target(q.GATE_WAITING, "{{rollout}}"))
+        )
         .with_row(dash_b.Row("Errors and timing"))
         .with_panel(
             _timeseries(

@@ -56,6 +56,7 @@ GIT_ERRORS = f"sum by (rollout) (increase(rollouts_git_errors_total{{{ROLLOUTS}}
 GIT_PUSH_RETRIES = f"sum by (rollout) (increase(rollouts_git_push_retries_total{{{ROLLOUTS}}}[{RATE}]))"
 PROMETHEUS_ERRORS = f"sum by (rollout) (increase(rollouts_prometheus_errors_total{{{ROLLOUTS}}}[{RATE}]))"
 CANARY_WEIGHTS = f"rollouts_canary_weight{{{ROLLOUTS}}}"
+GATE_WAITING = f"rollouts_gate_waiting_seconds{{{ROLLOUTS}}}"
 
 
 def analysis_duration_quantile(quantile: float) -> str:

@@ -41,6 +41,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from loadtest.acceptance import Runner as AcceptanceRunner
+from loadtest.acceptance import load as load_acceptance
 from loadtest.allow import Allowlist, check_header, check_target
 from loadtest.engine import Recorder
 from loadtest.histogram import bucket_value
@@ -210,6 +212,7 @@ class Server:
     token: bytes
     allowlist: Allowlist
     max_jobs: int = 4
+    acceptance: AcceptanceRunner | None = None  # --acceptance: the jobs of POST /hooks/acceptance
     jobs: OrderedDict[str, Job] = field(default_factory=OrderedDict)
     _ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -273,7 +276,9 @@ class Server:
 
         @app.before_request
         def authenticate() -> tuple[Response, int] | None:
-            if request.path in ("/healthz", "/metrics"):
+            if request.path in ("/healthz", "/metrics", "/hooks/acceptance"):
+                # The hook runs only the jobs configured at start-up (Flagger's webhooks send no
+                # credentials); a caller can pick which, nothing else.
                 return None
             if not self.authorized(request.headers.get("Authorization")):
                 return error(401, "missing or wrong bearer token")
@@ -321,6 +326,13 @@ class Server:
                 return error(429, f"{self.max_jobs} jobs are running already")
             job = self.start(spec)
             return jsonify(job.status()), 201
+
+        @app.post("/hooks/acceptance")
+        def acceptance() -> tuple[Response, int]:
+            if self.acceptance is None:
+                return error(404, "no acceptance jobs configured (loadtest serve --acceptance FILE)")
+            status, text = self.acceptance.handle(request.get_data())
+            return Response(text, mimetype="text/plain"), status
 
         @app.get("/jobs")
         def index() -> Response:
@@ -396,6 +408,9 @@ def main(argv: list[str]) -> int:
         token = _token(args)
         patterns = [*args.allow, *os.environ.get(ALLOW_ENV, "").split(",")]
         allowlist = Allowlist(patterns)
+        acceptance = (
+            AcceptanceRunner(load_acceptance(args.acceptance, allowlist.refusal)) if args.acceptance else None
+        )
     except ValueError as exc:
         sys.stderr.write(f"loadtest serve: error: {exc}\n")
         return 2
@@ -409,7 +424,7 @@ def main(argv: list[str]) -> int:
             return 2
     if not allowlist:
         log.warning("the allowlist is empty: every job will be refused (403); pass --allow")
-    server = Server(token=token, allowlist=allowlist, max_jobs=args.max_jobs)
+    server = Server(token=token, allowlist=allowlist, max_jobs=args.max_jobs, acceptance=acceptance)
     try:
         http = WSGIServer((args.host, args.port), server.app(), log=None)
         http.start()

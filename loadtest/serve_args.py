@@ -8,6 +8,7 @@ module must never import Locust, gevent or Flask.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 TOKEN_ENV = "LOADTEST_TOKEN"
 ALLOW_ENV = "LOADTEST_ALLOW"
@@ -36,5 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="PID",
         help="exit when process PID (our parent) dies: the controller's local load server",
+    )
+    parser.add_argument(
+        "--acceptance",
+        metavar="FILE",
+        type=Path,
+        help="acceptance jobs run by POST /hooks/acceptance (a Flagger pre-rollout webhook)",
     )
     return parser

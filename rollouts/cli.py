@@ -119,15 +119,22 @@ def _abort(args: argparse.Namespace, rollout: Rollout) -> int:
 
 
 def _status(args: argparse.Namespace, rollout: Rollout) -> int:
+    from rollouts.gates.status import approval_fields, approval_text
+    from rollouts.gates.view import pending_approval
     from rollouts.workloads import series_of
 
     workspace = _workspace(args, rollout)
     state = workspace.read_state(rollout)
     series = series_of(rollout, workspace)  # the files of the head just read
+    approval = pending_approval(workspace, rollout, state.weights, state.revision)
     if args.json:
-        print(json.dumps({**state.to_dict(), "series": series}, indent=2, sort_keys=True))
+        out = {**state.to_dict(), "series": series}
+        out["approval"] = approval_fields(approval) if approval is not None else None
+        print(json.dumps(out, indent=2, sort_keys=True))
     else:
         print(format_status(rollout, state, series))
+        if approval is not None:
+            print(f"approval      {approval_text(rollout.key, None, approval)}")
     return 0
 
 

@@ -73,6 +73,12 @@ class ControllerMetrics:
         self.commits = Counter(
             "rollouts_commits", "Commits made, by verdict", ["rollout", "verdict"], registry=r
         )
+        self.waiting = Gauge(
+            "rollouts_gate_waiting_seconds",
+            "How long a gate (an approval merge or a webhook) has held the next step; 0 when none does",
+            ["rollout"],
+            registry=r,
+        )
         self.pipeline_revision = Gauge(
             "rollouts_pipeline_revision",
             "1 for the canary revision of each pipeline environment; state: where its way in stands",
@@ -88,7 +94,8 @@ class ControllerMetrics:
         A labelled series only exists once it is touched: without this, a healthy rollout has no
         ``rollouts_git_errors_total`` series at all (the dashboards show "No data", not 0), and the
         first increment of a counter is invisible to ``increase()``, which needs a sample before it.
-        Gauges are left alone: an evidence or weight of 0 would be a claim, not a default.
+        Gauges are left alone (an evidence or weight of 0 would be a claim, not a default), but for
+        ``rollouts_gate_waiting_seconds``: no gate holds a new rollout, so its 0 is a fact.
         """
         for counter in (self.git_push_retries, self.git_errors, self.prometheus_errors):
             counter.labels(rollout=rollout)
@@ -97,6 +104,7 @@ class ControllerMetrics:
         for verdict in COMMIT_VERDICTS:
             self.commits.labels(rollout=rollout, verdict=verdict)
         self.analysis_duration.labels(rollout=rollout)
+        self.waiting.labels(rollout=rollout).set(0)  # true until a gate holds a step
 
     def set_phase(self, rollout: str, phase: Phase | str) -> None:
         """Set ``phase`` (as its gauge phase) to 1 and every other phase of the rollout to 0."""
@@ -105,6 +113,10 @@ class ControllerMetrics:
             raise ValueError(f"unknown phase {phase!r}; expected one of {', '.join(PHASES)}")
         for name in PHASES:
             self.phase.labels(rollout=rollout, phase=name).set(1 if name == phase else 0)
+
+    def set_waiting(self, rollout: str, seconds: float) -> None:
+        """How long a gate has held the rollout's next step (0: no gate holds it)."""
+        self.waiting.labels(rollout=rollout).set(seconds)
 
     def set_weight(self, rollout: str, weight: int) -> None:
         """The canary weight now routed."""
@@ -146,6 +158,7 @@ class ControllerMetrics:
         """Drop every series of a rollout that no longer exists (its spec was removed)."""
         for metric in (
             self.canary_weight,
+            self.waiting,
             self.analysis_duration,
             self.git_push_retries,
             self.git_errors,

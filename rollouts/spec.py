@@ -36,6 +36,7 @@ from pydantic import (
 )
 
 from rollouts.spec_controller import AnalysisSpec, FinalizeSpec, LoadSpec, UrlFile
+from rollouts.spec_gates import ApprovalSpec, FluxSpec, SigningSpec, WebhookSpec
 from rollouts.spec_strategy import check_route_kind, check_runnable
 from rollouts.yamlsafe import SPEC, YamlLimitError, excerpt, load_all, read_text
 
@@ -150,6 +151,11 @@ class GitSpec(_Model):
     token_env: str | None = Field(
         default=None, alias="tokenEnv", description="Environment variable holding an HTTPS access token."
     )
+    signing: SigningSpec | None = Field(
+        default=None,
+        description="Sign our commits (default `$ROLLOUTS_SIGNING_KEY` and `$ROLLOUTS_SIGNING_FORMAT`, "
+        "else unsigned).",
+    )
 
     @field_validator("branch")
     @classmethod
@@ -227,6 +233,19 @@ class RolloutSpec(_Model):
         "stay out of the spec).",
     )
     finalize: FinalizeSpec = FinalizeSpec()
+    # The gates' sections (rollouts/spec_gates.py).
+    flux: FluxSpec = FluxSpec()
+    approval: ApprovalSpec = ApprovalSpec()
+    webhooks: list[WebhookSpec] = Field(
+        default_factory=list, description="Flagger-compatible webhooks (same types and payload)."
+    )
+
+    @model_validator(mode="after")
+    def _approval_steps(self) -> RolloutSpec:
+        gated = self.approval.confirm_traffic_increase
+        if isinstance(gated, list) and (missing := [w for w in gated if w not in self.steps]):
+            raise ValueError(f"approval.confirmTrafficIncrease: {missing} are not in steps {self.steps}")
+        return self
 
     @field_validator("steps")
     @classmethod

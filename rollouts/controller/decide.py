@@ -295,6 +295,12 @@ def _verdict(
     )
 
 
+def rollback_commit(rollout: Rollout, state: RolloutState, reasons: tuple[str, ...]) -> Commit:
+    """The rollback commit of a decision taken outside the judge (a gate: a rejected approval, a
+    failed pre-rollout check, a rollback webhook), like the judge's rollback."""
+    return _verdict(rollout, state, CommitVerdict.ROLLBACK, reasons, {})
+
+
 def grid_start(moment: float, interval: float) -> float:
     """The first window boundary at or after ``moment``. Windows lie on one grid (multiples of the
     interval since the epoch) for every rollout, so that rollouts with the same interval ask

@@ -26,7 +26,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from analyzer import Judge, Verdict, Window
 from rollouts.controller.decide import (
@@ -41,6 +41,7 @@ from rollouts.controller.decide import (
     grid_start,
     ran_committed_split,
     retries,
+    rollback_commit,
 )
 from rollouts.gitops import CommitResult, GitopsError, HumanOverrideError, RecordResult, RolloutState
 from rollouts.load import LoadDriver, LoadRejectedError, LoadRequest, LoadUnavailableError, NoLoad
@@ -63,6 +64,9 @@ from rollouts.state import (
     with_evidence,
 )
 from rollouts.sync import SyncGate
+
+if TYPE_CHECKING:
+    from rollouts.gates.step import StepGates
 
 __all__ = [
     "EVIDENCE_GAUGES",
@@ -169,6 +173,7 @@ class Memory:
     pending: Pending | None = None
     git_failures: int = 0
     git_retry_at: float = 0.0
+    waiting_since: float | None = None  # a gate (webhook or approval) holds the next step since then
 
     def seen(self, anchor: str, now: float) -> float:
         """When ``anchor`` was first seen (now, if it is new); forgets every other anchor."""
@@ -225,6 +230,7 @@ class Machine:
         max_git_backoff: float = 300.0,
         settle: float = 0.0,
         ga_readiness: GaReadiness | None = None,
+        gates: StepGates | None = None,
     ) -> None:
         self.rollout = rollout
         self.key = rollout.key
@@ -244,6 +250,8 @@ class Machine:
         self.settle = settle  # seconds after a window's end before its data is complete (scrape lag)
         # promote-ga: the sync gate shows the GA commit applied; this says GA runs it and is ready.
         self.ga_readiness = ga_readiness
+        # Webhooks and approvals asked before a step's commit (rollouts/gates/step.py).
+        self.gates = gates
         self.memory = Memory()
 
     @property
@@ -489,7 +497,51 @@ class Machine:
             return self._record_pause(state, chosen)
         if isinstance(chosen, PromoteImages):
             return self._promote_images(state, chosen)
-        return self._commit(state, chosen)
+        gated = self._gated(state, chosen)
+        if isinstance(gated, TickResult):
+            return gated
+        return self._commit(state, gated)
+
+    def _gated(self, state: RolloutState, chosen: Commit) -> Commit | TickResult:
+        """Ask the gates before a step's commit (a promote or the last step, not a rollback): go on
+        with ``chosen``, hold (waiting for a webhook or a merge), or roll back instead."""
+        change, steps = chosen.change, self.rollout.spec.steps
+        stepping = (
+            change.verdict in (CommitVerdict.PROMOTE, CommitVerdict.FINALIZE) and change.finalize is None
+        )
+        if self.gates is None or not stepping or change.weights.canary not in steps:
+            return chosen
+        index = steps.index(change.weights.canary)
+        try:
+            verdict = self.gates.check(index, change.weights, chosen.revision, reasons=chosen.reasons)
+        except (GitopsError, RouteError) as exc:  # a broken file or Git: retried with backoff
+            return self._git_failed(self.clock(), f"cannot read the approval of step {index + 1}: {exc}")
+        where, now = state.position, self.clock()
+        if verdict.action != "wait":
+            self.memory.waiting_since = None
+            self.metrics.set_waiting(self.key, 0.0)
+        if verdict.action == "proceed":
+            return chosen
+        if verdict.action == "rollback" and where.weight == 0:
+            # Nothing to roll back (e.g. pre-rollout failed before the first step): a pause records
+            # why the rollout did not start, until a person resumes it.
+            return self._record_pause(state, Pause((verdict.reason,), where.weight, state.revision))
+        if verdict.action == "rollback":
+            decision(log, self.key, "rollback", [verdict.reason], weight=where.weight)
+            return rollback_commit(self.rollout, state, (verdict.reason,))
+        if verdict.action == "override":
+            decision(log, self.key, "adopt", [verdict.reason])
+            return TickResult(Phase.PROGRESSING, Action.NONE, (verdict.reason,), weight=where.weight)
+        decision(log, self.key, "wait", [verdict.reason], weight=where.weight)
+        awaited = verdict.reason.split(", since ")[0]  # the thing awaited, without the clock
+        if awaited not in self.memory.said:  # told once per thing awaited
+            self.memory.said.add(awaited)
+            self._tell(Kind.STEP, verdict.reason, (verdict.reason,), state=state)
+        if self.memory.waiting_since is None:
+            since = verdict.approval.since if verdict.approval and verdict.approval.since else now
+            self.memory.waiting_since = min(since, now)
+        self.metrics.set_waiting(self.key, now - self.memory.waiting_since)
+        return TickResult(Phase.PROGRESSING, Action.WAIT, (verdict.reason,), weight=where.weight)
 
     def _commit(self, state: RolloutState, chosen: Commit) -> TickResult:
         change, verdict = chosen.change, chosen.change.verdict

@@ -33,6 +33,8 @@ from rollouts.controller.gitcache import CachedWorkspace, HeadCache
 from rollouts.controller.machine import GaReadiness, Leadership, Machine, TickResult
 from rollouts.controller.scheduler import Scheduler
 from rollouts.controller.source import PrometheusSource
+from rollouts.gates.step import step_gates_for
+from rollouts.gates.support import not_yet_honoured
 from rollouts.gitops import (
     DiscoveryError,
     Workspace,
@@ -48,6 +50,7 @@ from rollouts.notify import Kind, Notice, Notifier, read_url_files
 from rollouts.spec import Rollout, SpecError, load_spec
 from rollouts.spec_controller import UrlFile
 from rollouts.sync import FluxKustomization, KubernetesSpecGate, LocalMeshGate, SyncGate, VersionProbe
+from rollouts.sync.reconcile import ReconcilingWorkspace, reconciler_for, watched_kustomization
 from rollouts.workloads import for_metrics
 
 if TYPE_CHECKING:
@@ -164,17 +167,33 @@ class Controller:
         source = self.sources.get(source_key)
         if source is None:
             source = self.sources[source_key] = PrometheusSource.for_spec(prom)
-        workspace = CachedWorkspace(Workspace.for_spec(rollout, cache_dir=self.options.cache_dir), self.heads)
+        if unhonoured := not_yet_honoured(rollout):
+            raise RunError(
+                f"{', '.join(unhonoured)}: not acted on by `rollouts run` yet; refusing to run without it"
+            )
+        plain = Workspace.for_spec(rollout, cache_dir=self.options.cache_dir)
+        cached = CachedWorkspace(plain, self.heads)
         # The workloads the route really points at, and a warning now when Prometheus has no series.
-        rollout = for_metrics(rollout, workspace.workspace, source.reader.client)
+        rollout = for_metrics(rollout, cached.workspace, source.reader.client)
         source.register(rollout)
+        workspace: Any = cached
+        # The Kustomization the sync gate watches: spec.flux.kustomization, else --flux-kustomization.
+        default = (self.options.flux.namespace, self.options.flux.name) if self.options.flux else None
+        watched = watched_kustomization(rollout, default)
+        flux = FluxKustomization(*watched) if watched else None
+        reconciler = reconciler_for(
+            rollout,
+            api=self.api,
+            default_kustomization=watched,
+            local_mesh=None if self.api else self.options.mesh,
+        )
+        if reconciler is not None:  # reconcile now after each push (spec.flux.reconcile)
+            workspace = ReconcilingWorkspace(workspace, reconciler, key=rollout.key)
         gate: SyncGate
         events: EventRecorder | None = None
         canary: Callable[[], ObjectRef] | None = None
         if self.options.kubernetes:
-            kube_gate = KubernetesSpecGate(
-                self.api, workspace, rollout, self.options.gate_interval, self.options.flux
-            )
+            kube_gate = KubernetesSpecGate(self.api, workspace, rollout, self.options.gate_interval, flux)
             gate, events = kube_gate, EventRecorder(self.api, host=socket.gethostname())
             canary = lambda: kube_gate.target()[1]  # noqa: E731 (resolved from Git when an Event is sent)
         else:
@@ -199,6 +218,7 @@ class Controller:
             leadership=self.leadership,
             settle=self.options.settle,
             ga_readiness=ga_readiness,
+            gates=step_gates_for(rollout, plain),
         )
 
     def apply(self, rollouts: Iterable[Rollout]) -> list[str]:

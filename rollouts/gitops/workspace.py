@@ -37,6 +37,9 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from rollouts.gitops.credentials import Credentials, RemoteUrlError, check_remote_url, redact
 from rollouts.gitops.errors import GitopsError, HumanOverrideError, PushRejectedError, RouteFileError
 from rollouts.gitops.manifest import canary_images, copy_images, revision_of
+from rollouts.gitops.protected import BranchProtectedError, is_protected_refusal
+from rollouts.gitops.signing import Signing, with_config
+from rollouts.gitops.ssh import explain, is_ssh_url
 from rollouts.routes import RouteEditor, RouteError, Weights, editor_for
 from rollouts.routes._engine import compose
 from rollouts.routes.strategies import SessionAffinity, affinity_value
@@ -192,6 +195,7 @@ class Workspace:
         cache_dir: Path | None = None,
         author: Author | None = None,
         credentials: Credentials | None = None,
+        signing: Signing | None = None,
         max_attempts: int = 8,
         backoff: float = 1.0,
     ) -> None:
@@ -205,6 +209,7 @@ class Workspace:
         self.branch = branch
         self.author = author or Author()
         self.credentials = credentials or Credentials()
+        self.signing = signing  # None: unsigned commits
         self.max_attempts = max_attempts
         self.backoff = backoff
         # Absolute: git runs inside the clone, and paths we hand it must not depend on our cwd.
@@ -225,9 +230,13 @@ class Workspace:
         env: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> Workspace:
-        """The workspace of a rollout's ``spec.git`` (author and credentials from the spec unless
-        given in ``kwargs``)."""
+        """The workspace of a rollout's ``spec.git`` (author, credentials and signing key from the spec
+        unless given in ``kwargs``). A signing key that cannot sign raises ``SigningError`` here."""
         spec = rollout.spec.git
+        if "signing" not in kwargs:
+            kwargs["signing"] = Signing.resolve(spec.signing, env)
+            if kwargs["signing"] is not None:
+                kwargs["signing"].check()
         if "credentials" not in kwargs:
             kwargs["credentials"] = Credentials.resolve(
                 ssh_key_file=spec.ssh_key_file,
@@ -705,6 +714,8 @@ class Workspace:
             GIT_COMMITTER_NAME=self.author.name,
             GIT_COMMITTER_EMAIL=self.author.email,
         )
+        if self.signing is not None:
+            with_config(env, self.signing.config())
         return env
 
     def _git(self, *args: str) -> str:
@@ -721,8 +732,12 @@ class Workspace:
             line.strip() for line in f"{exc.stderr or ''}\n{exc.stdout or ''}".splitlines() if line.strip()
         )
         detail = detail.replace("stderr: ", "").replace("stdout: ", "").strip("' ")
+        if is_ssh_url(self.url):
+            detail = explain(detail, self.credentials)
         text = f"{self.remote} ({self.branch}): git {what} failed: {detail or exc.status}"
         cls = PushRejectedError if what == "push" and any(m in detail for m in _RETRYABLE) else GitopsError
+        if what == "push" and is_protected_refusal(detail):
+            cls = BranchProtectedError
         return cls(self._redact(text))
 
     def _open(self) -> git.Repo:

@@ -39,6 +39,7 @@ from analyzer.prometheus.templates import ISTIO, Subset, error_ratio_query, quan
 from rollouts.controller.machine import TickResult
 from rollouts.controller.run import Controller, Options
 from rollouts.gitops import Workspace, discover
+from rollouts.local.reviewer import Reviewer
 from rollouts.local.stack import LocalStack, ServiceOptions, StackConfig
 from rollouts.spec import Author
 from rollouts.state import Action, Phase
@@ -64,7 +65,11 @@ STORY: dict[str, tuple[str, list[tuple[str | None, Action]]]] = {
     "slow": ("0.2.1", [(None, Action.ROLLBACK)]),
     "errors": ("0.2.2", [(None, Action.ROLLBACK)]),
     "all": ("0.2.0", [(None, Action.FINALIZE), ("0.2.1", Action.ROLLBACK), ("0.2.2", Action.ROLLBACK)]),
+    # The 60 % step waits for the merge of its approval branch; the demo's reviewer merges it.
+    "approval": ("0.2.0", [(None, Action.FINALIZE)]),
 }
+# approval: how many analysis intervals the reviewer lets the 60 % step wait before merging.
+REVIEW_INTERVALS = 4
 
 
 def deployment(name: str, version: str, tag: str) -> str:
@@ -98,9 +103,11 @@ def rollout_spec(
     *,
     url: str = ".",
     finalize: str = f"{{action: promote-ga, gaPath: {GA}}}",
+    approval: bool = False,
 ) -> str:
     """The demo's Rollout spec (in the repo, ``git.url: .`` means that repo); its namespace is the
-    stack's."""
+    stack's. With ``approval`` the 60 % step waits for the merge of its approval branch."""
+    gate = "  approval: {confirmTrafficIncrease: [60]}\n" if approval else ""
     return f"""apiVersion: rollouts.dev/v1alpha1
 kind: Rollout
 metadata:
@@ -124,7 +131,7 @@ spec:
     policy: {{min_windows: 2, min_canary_requests: 60, max_windows_per_step: 40}}
   load: {{mode: local, target: "{stack.mesh_url}/", rate: {rate:g}}}
   finalize: {finalize}
-"""
+{gate}"""
 
 
 def commit(
@@ -196,6 +203,7 @@ class Story:
     started: float = field(default_factory=time.time)
     lock: threading.Lock = field(default_factory=threading.Lock)
     echo: Callable[[str], None] | None = None  # without a terminal: one line per decision
+    waiting: bool = False  # the last tick waited for an approval (told once per wait)
 
     def record(self, key: str, result: TickResult) -> None:
         """``on_tick`` of the scheduler."""
@@ -203,7 +211,12 @@ class Story:
         with self.lock:
             self.ticks.append((now, result))
             self.by_key.append((key, result))
-        if self.echo is not None and _is_decision(result):
+            awaited = result.action == Action.WAIT and any(
+                "waiting for approval" in r for r in result.reasons
+            )
+            first_wait = awaited and not self.waiting
+            self.waiting = awaited
+        if self.echo is not None and (_is_decision(result) or first_wait):
             self.echo(decision_line(now, key, result))
 
     def decisions(self) -> list[tuple[float, TickResult]]:
@@ -356,7 +369,7 @@ class Demo:
             files = {
                 GA: deployment("podinfo-ga", "ga", "0.1.0"),
                 CANARY: deployment("podinfo-canary", "canary", first),
-                SPEC: rollout_spec(stack, self.interval, self.rate),
+                SPEC: rollout_spec(stack, self.interval, self.rate, approval=self.scenario == "approval"),
             }
             commit(
                 stack,
@@ -383,6 +396,17 @@ class Demo:
             for line in errors:
                 console.print(f"[red]error:[/] {line}")
             controller.scheduler.start()
+            reviewer = None
+            if self.scenario == "approval":
+                # Plays the person who reviews the step's branch: merges it a few intervals later.
+                reviewer = Reviewer(
+                    stack.repo_path,
+                    work / "reviewer",
+                    delay=REVIEW_INTERVALS * self.interval,
+                    on_merge=lambda branch, waited: console.print(
+                        f"reviewer merged {branch} after {waited:.0f}s", markup=False, highlight=False
+                    ),
+                ).start()
             try:
                 with Live(
                     view(stack, story, self.scenario, kubelet),
@@ -413,6 +437,8 @@ class Demo:
                             console.print(f"[red]{expected} did not happen within {self.timeout:.0f}s[/]")
                             break
             finally:
+                if reviewer is not None:
+                    reviewer.stop()
                 controller.scheduler.stop()
                 kubelet.stop()
             log_text = git.Repo(stack.repo_path).git.log(

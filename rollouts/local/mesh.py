@@ -25,7 +25,8 @@ source side never sees a shadow request, so Istio has no ``reporter="source"`` s
 mesh's own ``rollouts_mesh_mirrored_requests_total`` counts the copies separately, for people.
 
 A second, admin port (like Envoy's admin and Istio's agent ports) serves ``/status`` (the sync
-gate's view, see docs/architecture.md), ``/metrics``, ``/healthz`` and ``/readyz``; keeping them off
+gate's view, see docs/architecture.md), ``/metrics``, ``/healthz``, ``/readyz`` and ``POST /reconcile``
+(poll the remote now, as Flux's reconcile annotation asks Flux); keeping them off
 the traffic port means the services' own ``/status/{code}`` and ``/metrics`` stay reachable through
 the mesh.
 
@@ -287,6 +288,7 @@ class Mesh:
         self._random = random.Random(config.seed)
         self._upstreams = {d.name: Upstream(*d.address) for d in (config.stable, config.canary)}
         self._children: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
+        self._poll_lock = asyncio.Lock()  # one poll at a time: the periodic one or a /reconcile
 
     @property
     def weights(self) -> Weights:
@@ -374,11 +376,21 @@ class Mesh:
             )
         return web.json_response({"status": "OK"})
 
+    async def reconcile(self, request: web.Request) -> web.Response:
+        """``POST /reconcile``: poll the remote now, then answer the status (Flux's ``requestedAt``
+        annotation, on one machine)."""
+        await self._poll_once()
+        return web.json_response(self.watcher.status.to_json())
+
     # -- lifecycle -----------------------------------------------------------------------------
+
+    async def _poll_once(self) -> None:
+        async with self._poll_lock:
+            await asyncio.to_thread(self.watcher.poll)
 
     async def _poll_forever(self) -> None:
         while True:
-            await asyncio.to_thread(self.watcher.poll)
+            await self._poll_once()
             await asyncio.sleep(self.config.poll_interval)
 
     async def _lifecycle(self, app: web.Application) -> AsyncIterator[None]:
@@ -405,6 +417,7 @@ class Mesh:
                 web.get("/metrics", self.metrics),
                 web.get("/healthz", self.healthz),
                 web.get("/readyz", self.readyz),
+                web.post("/reconcile", self.reconcile),
             ]
         )
         return app

@@ -123,8 +123,8 @@ def run(args: argparse.Namespace, rollout: Rollout) -> int:
     # Only fetch: the report reads history, so a route file deleted or broken at the head is an
     # event on the page, not a reason to write no page at all.
     # Every file is read through the workspace (locked, no symbolic links); the log walk reads
-    # only Git's objects.
-    with Workspace.for_spec(rollout, cache_dir=args.cache_dir) as workspace:
+    # only Git's objects. It commits nothing, so no signing key is needed (signing=None).
+    with Workspace.for_spec(rollout, cache_dir=args.cache_dir, signing=None) as workspace:
         workspace.fetch()
         with git.Repo(workspace.path) as repo:
             report = build_report(

@@ -59,7 +59,7 @@ def make_handler(handler: Handler, log: list[Request]) -> type[BaseHTTPRequestHa
             self.end_headers()
             self.wfile.write(payload)
 
-        do_GET = do_POST = do_PUT = do_DELETE = _serve  # noqa: N815 (http.server's names)
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve  # noqa: N815 (http.server's names)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

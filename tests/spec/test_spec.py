@@ -144,7 +144,8 @@ def test_schema_describes_the_issue_keys():
     spec = schema["$defs"]["RolloutSpec"]
     assert spec["additionalProperties"] is False
     controller = {"analysis", "load", "notify", "finalize"}  # rollouts/spec_controller.py
-    assert set(spec["properties"]) == {"git", "route", "canary", "steps"} | controller
+    gates = {"flux", "approval", "webhooks"}  # rollouts/spec_gates.py
+    assert set(spec["properties"]) == {"git", "route", "canary", "steps"} | controller | gates
     assert "sshKeyFile" in schema["$defs"]["GitSpec"]["properties"]
 
 

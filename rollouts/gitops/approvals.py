@@ -1,0 +1,152 @@
+"""Approval branches in Git: propose a step's change on a branch of ours, and read what became of it.
+
+:func:`propose` makes the same commit a step would push to the watched branch (same file edit, same
+message and trailers, plus ``Rollout-Approval: <branch>``), but pushes it to
+``refs/heads/<branch>``, a new branch of ours; the watched branch is untouched. Proposing again is a
+no-op once the branch exists with our change (never a force-push, never a second branch).
+
+:func:`read_facts` gathers what :func:`rollouts.gates.approval.decide` needs from Git: the weights
+on the watched branch's head, whether a commit reachable from it carries our approval line (found
+with ``git log --grep``, so merge, squash and rebase all count), whether our branch still exists,
+and when it was proposed. The forge's view (a request merged or closed) is the caller's to add.
+
+Plumbing only: it decides nothing, and it uses the workspace's own lock, fetch, edit, commit and
+clean-up, so every guarantee of :mod:`rollouts.gitops.workspace` holds (redacted messages, nothing
+half-done, symbolic links refused, signed when the workspace signs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rollouts.gates.approval import APPROVAL, ApprovalFacts, approval_line, carries, landed
+from rollouts.gitops.errors import GitopsError
+from rollouts.gitops.workspace import Workspace, _file_errors
+from rollouts.routes import Weights
+from rollouts.spec import Rollout
+from rollouts.state.message import format_message
+
+MAX_SCAN = 200  # commits of the watched branch searched for our line (newest first)
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A step's change on a branch of ours: the commit, the branch, whether this call pushed it."""
+
+    branch: str
+    sha: str
+    pushed: bool
+    base: Weights
+    weights: Weights
+    message: str
+
+
+def _remote_branch_sha(ws: Workspace, branch: str) -> str | None:
+    out = ws._git("ls-remote", "origin", f"refs/heads/{branch}")
+    return out.split(maxsplit=1)[0] if out.strip() else None
+
+
+def remote_branch_exists(ws: Workspace, branch: str) -> bool:
+    """True when ``branch`` is on the remote now (one ``ls-remote``)."""
+    with ws._locked():
+        if not (ws.path / ".git").is_dir():
+            ws._sync()
+        return _remote_branch_sha(ws, branch) is not None
+
+
+def _seen_ref(branch: str) -> str:
+    return f"refs/rollouts/approvals/{branch}"
+
+
+def was_proposed(ws: Workspace, branch: str) -> bool:
+    """True when this cache has seen ``branch`` on the remote before (a local ref survives the
+    branch's deletion on the remote: a deleted approval branch is a rejection, not a new start)."""
+    with ws._locked():
+        if not (ws.path / ".git").is_dir():
+            return False
+        return ws._rev(_seen_ref(branch)) is not None
+
+
+def _fetch_branch(ws: Workspace, branch: str) -> str:
+    ref = _seen_ref(branch)
+    ws._git("fetch", "--no-tags", "--quiet", "origin", f"+refs/heads/{branch}:{ref}")
+    return ref
+
+
+def propose(
+    ws: Workspace,
+    rollout: Rollout,
+    weights: Weights,
+    *,
+    branch: str,
+    verdict: str = "promote",
+    step: str | None = None,
+    reasons: Sequence[str] = (),
+) -> Proposal:
+    """Commit ``weights`` for the rollout's route on top of the watched branch and push it to
+    ``branch`` (created; an existing branch of ours with our line is returned as it is)."""
+    path = rollout.spec.route.path
+    with ws._locked(), _file_errors(), ws._clean_on_error():
+        ws._sync()
+        editor = ws._editor(rollout)
+        text = ws._read(path)
+        base = editor.read(text)
+        existing = _remote_branch_sha(ws, branch)
+        if existing is not None:
+            ref = _fetch_branch(ws, branch)
+            message = ws._git("log", "-1", "--format=%B", ref)
+            if not carries(message, branch):
+                raise GitopsError(
+                    ws._redact(f"{ws.remote}: branch {branch} exists and is not an approval branch of ours")
+                )
+            return Proposal(branch, existing, False, base, weights, message)
+        ws._write(path, editor.write(text, weights))
+        subject = f"{rollout.metadata.name}: canary {base.canary}% -> {weights.canary}% (approval)"
+        message = format_message(
+            rollout.key,
+            subject,
+            verdict=verdict,
+            reasons=reasons,
+            step=step,
+            revision=ws._revision_or_none(rollout),
+        )
+        message += approval_line(branch) + "\n"  # the trailer paragraph's last line
+        sha = ws._commit(message, paths=[path])
+        try:
+            ws._git("push", "--porcelain", "--no-follow-tags", "origin", f"{sha}:refs/heads/{branch}")
+        finally:
+            # The watched branch stays exactly the remote's: our commit lives only on our branch.
+            ws._git("checkout", "--quiet", "--force", "-B", ws.branch, f"refs/remotes/origin/{ws.branch}")
+        return Proposal(branch, sha, True, base, weights, message)
+
+
+def read_facts(ws: Workspace, rollout: Rollout, *, branch: str, expected: Weights) -> ApprovalFacts:
+    """What Git says about the approval of ``branch`` (see the module docstring)."""
+    with ws._locked(), _file_errors():
+        ws._sync()
+        current = ws._editor(rollout).read(ws._read(rollout.spec.route.path))
+        sep, end = "\x1f", "\x1e"
+        out = ws._git(
+            "log",
+            f"--max-count={MAX_SCAN}",
+            "--fixed-strings",
+            f"--grep={APPROVAL}: {branch}",
+            f"--format=%H{sep}%B{end}",
+            "HEAD",
+        )
+        messages = [tuple(c.strip("\n").split(sep, 1)) for c in out.split(end) if sep in c]
+        found = landed(((sha, body) for sha, body in messages), branch)
+        tip = _remote_branch_sha(ws, branch)
+        opened_at = None
+        if tip is not None:
+            ref = _fetch_branch(ws, branch)
+            opened_at = float(ws._git("log", "-1", "--format=%ct", ref).strip())
+        return ApprovalFacts(
+            branch=branch,
+            expected=expected,
+            current=current,
+            landed_commit=found,
+            branch_exists=tip is not None,
+            opened_at=opened_at,
+        )

@@ -1,0 +1,144 @@
+"""The state machine with gates: the 60 % step waits for the merge of its approval branch (told once,
+with the branch and since when; the waiting time a metric), proceeds once a person merged it (any
+strategy), and a rejected approval or a passing rollback webhook is a rollback commit."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rollouts.gates.step import StepGates
+from rollouts.gates.webhooks import Webhooks
+from rollouts.gitops import Workspace
+from rollouts.local.reviewer import Reviewer
+from rollouts.metrics import ControllerMetrics
+from rollouts.notify import Notice
+from rollouts.spec_gates import WebhookSpec
+from rollouts.sync import LocalMeshGate
+from tests.controller.machinery import Clock, Rig, ServiceModel, build, mesh_status, rollout_spec
+from tests.controller.test_machine import ROUTE, trailers
+from tests.gates.hookserver import HookServer
+from tests.gates.hookserver import serve as serve_hooks
+from tests.gitops.conftest import Remote, git, vs_with
+
+BRANCH = "rollouts/test/podinfo/0.2.0/step-2"
+
+
+def our_commits(remote: Remote) -> list[dict[str, str]]:
+    """Trailers of the controller's commits, oldest first (in topological order: a merged approval
+    branch's commit has the same second as its neighbours)."""
+    shas = git(remote.bare, "log", "--topo-order", "--format=%H", "--grep=Rollout-Verdict", "master").split()
+    return [trailers(remote, sha) for sha in reversed(shas)]
+
+
+@pytest.fixture
+def hooks() -> Iterator[HookServer]:
+    yield from serve_hooks()
+
+
+def _rig(remote: Remote, tmp_path: Path, hooks: list[WebhookSpec] = (), **sections) -> Iterator[Rig]:
+    remote.commit_file(ROUTE, vs_with(100, 0), "podinfo: all traffic to GA")
+    spec = rollout_spec(str(remote.bare), **sections)
+    workspace = Workspace.for_spec(spec, cache_dir=tmp_path / "cache")
+    gates = StepGates(
+        spec,
+        workspace=Workspace.for_spec(spec, cache_dir=tmp_path / "cache"),
+        webhooks=Webhooks(hooks, backoff=0.01),
+    )
+    with mesh_status(remote.bare, tmp_path) as url:
+        gate = LocalMeshGate(url, interval=0.01)
+        clock, model, metrics = Clock(), ServiceModel(), ControllerMetrics()
+        notices: list[Notice] = []
+        machine = build(
+            spec,
+            workspace=workspace,
+            gate=gate,
+            model=model,
+            clock=clock,
+            notices=notices,
+            metrics=metrics,
+            gates=gates,
+        )
+        yield Rig(machine, model, clock, notices, metrics, workspace, spec, gate)
+
+
+def test_the_60_step_waits_for_the_merge_then_walks_on(remote: Remote, tmp_path: Path) -> None:
+    rig_gen = _rig(remote, tmp_path, approval={"confirmTrafficIncrease": [60]})
+    rig = next(rig_gen)
+    try:
+        results = rig.run(30, until="wait")
+        assert results[-1].action == "wait" and results[-1].weight == 10
+        reason = results[-1].reasons[0]
+        assert f"test/podinfo: step 2/3 waiting for approval: merge branch {BRANCH}, since " in reason
+        assert git(remote.bare, "branch", "--list", BRANCH).strip()
+        more = rig.run(3)
+        assert {r.action for r in more} == {"wait"} and all(r.weight == 10 for r in more)
+        waits = [n for n in rig.notices if "waiting for approval" in n.summary]
+        assert len(waits) == 1  # told once, not every tick
+        waited = rig.metrics.registry.get_sample_value(
+            "rollouts_gate_waiting_seconds", {"rollout": "test/podinfo"}
+        )
+        assert waited is not None and waited >= 30
+        Reviewer(remote.bare, tmp_path / "reviewer", delay=0).tick()  # a person merges it
+        done = rig.run(30, until="finalize")
+        assert done[-1].action == "finalize"
+        steps = [(c["Rollout-Step"], c["Rollout-Verdict"]) for c in our_commits(remote)]
+        assert steps == [("1/3", "promote"), ("2/3", "promote"), ("3/3", "finalize")]
+        assert (
+            rig.metrics.registry.get_sample_value(
+                "rollouts_gate_waiting_seconds", {"rollout": "test/podinfo"}
+            )
+            == 0
+        )
+    finally:
+        rig_gen.close()
+
+
+def test_a_deleted_approval_branch_rolls_back(remote: Remote, tmp_path: Path) -> None:
+    rig_gen = _rig(remote, tmp_path, approval={"confirmTrafficIncrease": True})
+    rig = next(rig_gen)
+    try:
+        assert rig.run(30, until="wait")[-1].action == "wait"
+        git(remote.bare, "branch", "-D", BRANCH)
+        results = rig.run(3, until="rollback")
+        assert results[-1].action == "rollback"
+        assert "approval rejected: branch" in results[-1].reasons[0]
+        assert "weight: 100   # GA" in remote.show(ROUTE)
+        assert our_commits(remote)[-1]["Rollout-Verdict"] == "rollback"
+    finally:
+        rig_gen.close()
+
+
+def test_a_passing_rollback_webhook_rolls_back(remote: Remote, tmp_path: Path, hooks: HookServer) -> None:
+    hooks.flaky = 1  # not asking at the start (503), asking at the next step (200)
+    spec_hook = WebhookSpec(name="manual", type="rollback", url=hooks.url + "/flaky")
+    rig_gen = _rig(remote, tmp_path, hooks=[spec_hook])
+    rig = next(rig_gen)
+    try:
+        results = rig.run(30, until="rollback")
+        assert results[0].action == "start"
+        assert results[-1].action == "rollback"
+        assert results[-1].reasons == ("webhook manual (rollback) asked for a rollback",)
+        assert "weight: 100   # GA" in remote.show(ROUTE)
+    finally:
+        rig_gen.close()
+
+
+def test_a_failing_pre_rollout_holds_then_stops_the_start(
+    remote: Remote, tmp_path: Path, hooks: HookServer
+) -> None:
+    spec_hook = WebhookSpec(name="acceptance", type="pre-rollout", url=hooks.url + "/forbidden")
+    rig_gen = _rig(remote, tmp_path, hooks=[spec_hook], analysis={"threshold": 3})
+    rig = next(rig_gen)
+    try:
+        results = rig.run(3)
+        assert [r.action for r in results[:2]] == ["wait", "wait"]
+        assert "(failed check 2 of 3)" in results[1].reasons[0]
+        assert results[2].action == "pause" and "(3 failed checks, threshold 3)" in results[2].reasons[0]
+        assert "weight: 100   # GA" in remote.show(ROUTE)  # never started: no traffic to the canary
+        assert our_commits(remote)[-1]["Rollout-Verdict"] == "pause"
+        assert {r.action for r in rig.run(3)} <= {"none"}  # paused: no more calls, no more commits
+    finally:
+        rig_gen.close()
