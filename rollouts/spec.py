@@ -27,8 +27,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     field_validator,
@@ -37,6 +35,7 @@ from pydantic import (
 
 from rollouts.spec_controller import AnalysisSpec, FinalizeSpec, LoadSpec, UrlFile
 from rollouts.spec_gates import ApprovalSpec, FluxSpec, SigningSpec, WebhookSpec
+from rollouts.spec_model import SpecModel as _Model  # the spec's rules, in one place
 from rollouts.spec_strategy import check_route_kind, check_runnable
 from rollouts.yamlsafe import SPEC, YamlLimitError, excerpt, load_all, read_text
 
@@ -57,10 +56,6 @@ MAX_SPEC_FILES = 1000
 
 class SpecError(ValueError):
     """A Rollout spec that cannot be loaded; one line per problem, each naming file and field."""
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
 
 
 def _name(value: str) -> str:

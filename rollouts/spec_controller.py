@@ -34,9 +34,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     WithJsonSchema,
     field_validator,
@@ -45,6 +43,7 @@ from pydantic import (
 
 from analyzer.policy import Policy
 from analyzer.prometheus.templates import BUILTIN, template_from_mapping
+from rollouts.spec_model import SpecModel as _Model  # the spec's rules, in one place
 from rollouts.spec_strategy import StrategySpec
 
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+)ms)?$")
@@ -96,10 +95,6 @@ def _repo_path(value: str) -> str:
 
 
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
 
 
 class PrometheusSpec(_Model):

@@ -29,9 +29,10 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from rollouts.spec_controller import Duration
+from rollouts.spec_model import SpecModel as _Model  # the spec's rules, in one place
 
 # Flagger's HookType values (pkg/apis/flagger/v1beta1/canary.go), all of them.
 HookType = Literal[
@@ -47,10 +48,6 @@ HookType = Literal[
 HOOK_TYPES: tuple[str, ...] = HookType.__args__  # type: ignore[attr-defined]
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
 
 
 def _non_empty(value: str) -> str:

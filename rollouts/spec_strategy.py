@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import parse_qsl, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from rollouts.routes.base import RouteEditor, RouteError, Weights
 from rollouts.routes.strategies import (
@@ -49,10 +49,7 @@ from rollouts.routes.strategies import (
     SessionAffinity,
     StringMatch,
 )
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+from rollouts.spec_model import SpecModel as _Model  # the spec's rules, in one place
 
 
 class StringMatchSpec(_Model):

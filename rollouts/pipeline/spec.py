@@ -35,10 +35,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, Field, ValidationError, field_validator
 
 from rollouts.spec import Metadata, SpecError, format_errors
 from rollouts.spec_controller import Duration
+from rollouts.spec_model import SpecModel as _Model  # the spec's rules, in one place
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
@@ -48,10 +49,6 @@ DAYS: tuple[Day, ...] = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 class PipelineSpecError(SpecError):
     """A Pipeline spec that cannot be loaded; one line per problem, each naming file and field."""
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
 
 
 def _env_name(value: str) -> str:
