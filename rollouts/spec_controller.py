@@ -43,6 +43,8 @@ from pydantic import (
     model_validator,
 )
 
+from rollouts.spec_providers import DatadogSpec, Headers, OAuth2Spec, SigV4Spec, TlsSpec
+
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+)ms)?$")
 
 
@@ -110,13 +112,31 @@ class PrometheusSpec(_Model):
         default=None, alias="passwordFile", description="File holding the basic-auth password."
     )
     timeout: Duration = Field(default=10.0, description="Timeout of one query (duration).")
+    headers: Headers = Field(
+        default_factory=dict, description="Headers sent with every query (e.g. `X-Scope-OrgID`)."
+    )
+    tls: TlsSpec = Field(default=TlsSpec(), description="CA and client certificate files.")
+    oauth2: OAuth2Spec | None = Field(default=None, description="OAuth2 client credentials.")
+    sigv4: SigV4Spec | None = Field(default=None, description="AWS SigV4 (Amazon Managed Prometheus).")
 
     @model_validator(mode="after")
     def _auth(self) -> PrometheusSpec:
         if (self.username is None) != (self.password_file is None):
             raise ValueError("username and passwordFile go together")
-        if self.username is not None and self.bearer_token_file is not None:
-            raise ValueError("use either bearerTokenFile or username/passwordFile, not both")
+        chosen = [
+            name
+            for name, value in (
+                ("bearerTokenFile", self.bearer_token_file),
+                ("username/passwordFile", self.username),
+                ("oauth2", self.oauth2),
+                ("sigv4", self.sigv4),
+            )
+            if value is not None
+        ]
+        if len(chosen) > 1:
+            raise ValueError(
+                f"use one of bearerTokenFile, username/passwordFile, oauth2, sigv4, not {chosen}"
+            )
         return self
 
 
@@ -171,6 +191,9 @@ class AnalysisSpec(_Model):
     )
     subsets: SubsetsSpec = Field(default=SubsetsSpec(), description="How the metrics name GA and canary.")
     prometheus: PrometheusSpec = Field(default=PrometheusSpec(), description="Where the metrics are.")
+    datadog: DatadogSpec | None = Field(
+        default=None, description="Datadog's API, for custom metrics with `provider: datadog`."
+    )
     policy: dict[str, Any] = Field(
         default_factory=dict, description="The judge's policy (the analyzer's `Policy` fields, below)."
     )

@@ -16,7 +16,6 @@ from analyzer.prometheus.client import (
     PrometheusError,
     PrometheusQueryError,
     PrometheusUnavailableError,
-    Sample,
     redact_url,
 )
 from analyzer.prometheus.escape import label_matcher, promql_string, regex_alternation, regex_literal
@@ -33,6 +32,7 @@ from analyzer.prometheus.templates import (
     load_templates,
     template_from_mapping,
 )
+from analyzer.providers.base import Sample
 
 __all__ = [
     "BUILTIN",

@@ -21,7 +21,6 @@ from analyzer.prometheus import (
     BUILTIN,
     MetricsReader,
     NoData,
-    PrometheusClient,
     PrometheusError,
     QueryTemplate,
     Result,
@@ -106,9 +105,10 @@ class PrometheusSource:
 
     @classmethod
     def for_spec(cls, spec: PrometheusSpec) -> PrometheusSource:
-        """A source on the spec's Prometheus (URL, timeout, credentials)."""
-        client = PrometheusClient(spec.url, timeout=spec.timeout, headers=prometheus_headers(spec) or None)
-        return cls(MetricsReader(client))
+        """A source on the spec's Prometheus (URL, timeout, headers, TLS, credentials)."""
+        from rollouts.controller.providers import prometheus_client
+
+        return cls(MetricsReader(prometheus_client(spec)))
 
     def register(self, rollout: Rollout) -> None:
         """Include ``rollout``'s subsets in every round (raises ``TemplateError`` for a bad template)."""
