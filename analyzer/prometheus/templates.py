@@ -201,6 +201,97 @@ PODINFO = QueryTemplate(
 
 BUILTIN: Mapping[str, QueryTemplate] = {t.name: t for t in (ISTIO, ISTIO_VERSION, PODINFO)}
 
+# Custom metrics (analyzer.custom): one query per metric and round, in PromQL or Datadog's language.
+#: Variables a custom metric's query must use: the round's subsets and the labels to split them by.
+CUSTOM_REQUIRED = frozenset({"selector", "by"})
+#: Datadog tag values we put into a query unquoted (Datadog has no quoting for tag values).
+_DATADOG_VALUE = re.compile(r"^[A-Za-z0-9_./:-]+$")
+#: Flagger MetricTemplate variables (``{{ namespace }}``, ``{{ variables.x }}``), as Flagger names them.
+FLAGGER_VARIABLES = frozenset({"name", "namespace", "target", "service", "ingress", "route", "interval"})
+_FLAGGER_VALUE = re.compile(r"^[A-Za-z0-9._-]*$")
+
+
+def check_custom_query(text: str, field: str) -> None:
+    """``TemplateError`` naming ``field`` for an unknown variable, a missing ``{{ selector }}`` or
+    ``{{ by }}``, or unbalanced braces in a custom metric's query."""
+    used = {m.group(1) for m in _VARIABLE.finditer(text)}
+    unknown = sorted(used - VARIABLES)
+    if unknown:
+        raise TemplateError(
+            f"{field}: unknown variable {{{{ {unknown[0]} }}}} (known: {', '.join(sorted(VARIABLES))})"
+        )
+    missing = sorted(CUSTOM_REQUIRED - used)
+    if missing:
+        raise TemplateError(f"{field}: missing variable {{{{ {missing[0]} }}}}")
+    leftover = _VARIABLE.sub("", text)
+    if "{{" in leftover or "}}" in leftover:
+        raise TemplateError(f"{field}: unbalanced '{{{{' or '}}}}'")
+
+
+def render_custom(
+    text: str,
+    selector: Mapping[str, str],
+    subsets: list[Subset],
+    window: float,
+    dialect: Literal["prometheus", "datadog"] = "prometheus",
+) -> str:
+    """A custom metric's query for all ``subsets``: ``{{ selector }}`` as escaped PromQL matchers
+    (or Datadog tag filters, ``label:value`` / ``label IN (a,b)``), ``{{ by }}`` the labels,
+    ``{{ window }}`` a PromQL duration (Datadog: whole seconds, for ``.rollup(..., {{ window }})``)."""
+    if not subsets:
+        raise ValueError("render needs at least one subset")
+    labels = list(selector.values())
+    keys = []
+    for subset in subsets:
+        key = []
+        for field in selector:
+            value = subset.value(field)
+            if not value:
+                raise TemplateError(f"the metric's selector needs subset.{field}, got an empty value")
+            key.append(value)
+        keys.append(key)
+    if dialect == "datadog":
+        filters = []
+        for i, label in enumerate(labels):
+            values = sorted({key[i] for key in keys})
+            bad = [v for v in values if not _DATADOG_VALUE.match(v)]
+            if bad:
+                raise TemplateError(f"{label}: {bad[0]!r} cannot be a Datadog tag value")
+            filters.append(f"{label}:{values[0]}" if len(values) == 1 else f"{label} IN ({','.join(values)})")
+        window_text = str(max(1, round(window)))
+        values_of = {"selector": ",".join(filters), "by": ",".join(labels), "window": window_text}
+    else:
+        matchers = [label_matcher(label, (key[i] for key in keys)) for i, label in enumerate(labels)]
+        values_of = {"selector": ", ".join(matchers), "by": ", ".join(labels), "window": duration(window)}
+    return _VARIABLE.sub(lambda m: values_of[m.group(1)], text)
+
+
+def render_flagger(text: str, values: Mapping[str, str], variables: Mapping[str, str]) -> str:
+    """A Flagger MetricTemplate's query, as written, with Flagger's variables filled in
+    (``{{ namespace }}``, ``{{ target }}``, ``{{ interval }}``, ``{{ variables.x }}`` ...).
+
+    Unlike our templates it is per rollout (not batched). Values must be Kubernetes-style names
+    (letters, digits, ``.``, ``_``, ``-``): Flagger does not escape either, so anything else is
+    refused rather than pasted into PromQL."""
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name.startswith("variables."):
+            key = name.removeprefix("variables.")
+            if key not in variables:
+                raise TemplateError(f"query: {{{{ {name} }}}} is not in templateVariables")
+            value = variables[key]
+        elif name in FLAGGER_VARIABLES:
+            value = values.get(name, "")
+        else:
+            known = ", ".join(sorted(FLAGGER_VARIABLES))
+            raise TemplateError(f"query: unknown variable {{{{ {name} }}}} (Flagger's: {known}, variables.*)")
+        if not _FLAGGER_VALUE.match(value):
+            raise TemplateError(f"query: {{{{ {name} }}}} = {value!r} is not a plain name")
+        return value
+
+    return _VARIABLE.sub(fill, text)
+
 
 def template_from_mapping(data: object, source: str = "<template>") -> QueryTemplate:
     """Validate one user template (e.g. parsed from YAML); ``TemplateError`` names source and field."""
