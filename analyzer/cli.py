@@ -1,4 +1,5 @@
-"""Command line entry point of ``analyzer``: ``judge`` (JSON lines) and ``simulate`` (planner/benchmark)."""
+"""Command line entry point of ``analyzer``: ``judge`` (JSON lines), ``simulate`` (planner/benchmark)
+and ``replay`` (the judge over past windows from Prometheus, :mod:`analyzer.replay`)."""
 
 from __future__ import annotations
 
@@ -303,6 +304,10 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--rules", default="judge,flagger,kayenta", help="rules to simulate, comma-separated")
     sim.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     sim.set_defaults(func=_cmd_simulate)
+
+    from analyzer import replay
+
+    replay.add_parser(sub)
     return parser
 
 
