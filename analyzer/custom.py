@@ -37,6 +37,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from analyzer.histogram import Histogram
+from analyzer.judge import Verdict
 from analyzer.mannwhitney import effect_variance, mann_whitney
 from analyzer.prometheus.templates import TemplateError, check_custom_query
 from analyzer.sequential import CountEProcess, CountWindow, OrderEProcess
@@ -47,10 +48,12 @@ __all__ = [
     "CustomJudge",
     "CustomMetric",
     "CustomMetricError",
+    "CustomReading",
     "CustomSide",
     "MetricTemplateRef",
     "ThresholdRange",
     "alpha_share",
+    "combine",
     "custom_metric_from_mapping",
 ]
 
@@ -376,3 +379,41 @@ class CustomJudge:
             ratio=self.ratio,
             alpha=self.alpha,
         )
+
+
+@dataclass(frozen=True)
+class CustomReading:
+    """One custom metric in one window: each side's reading, or None with ``why`` (no data)."""
+
+    metric: str
+    canary: CustomSide | None
+    baseline: CustomSide | None
+    why: str = ""
+
+
+def combine(verdict: Verdict, evidence: list[CustomEvidence]) -> Verdict:
+    """The built-in judge's verdict with the custom metrics' say (pure).
+
+    Rollback when any metric that can roll back says so (its reason first) or the judge does;
+    promote only when the judge promotes and every gating metric passes; hold otherwise, with the
+    holding metrics' reasons first. Each metric's e-values join the evidence (``custom.<name>.*``).
+    """
+    figures = dict(verdict.evidence)
+    for ev in evidence:
+        figures[f"custom.{ev.metric}.harm_e"] = ev.harm
+        figures[f"custom.{ev.metric}.safety_e"] = ev.safety
+        figures[f"custom.{ev.metric}.alpha"] = ev.alpha
+        if math.isfinite(ev.ratio):
+            figures[f"custom.{ev.metric}.ratio"] = ev.ratio
+    said = [ev.reason for ev in evidence]
+    harmful = [ev.reason for ev in evidence if ev.action == "rollback"]
+    if harmful:
+        return Verdict("rollback", [*harmful, *verdict.reasons], figures)
+    if verdict.action == "rollback":
+        return Verdict("rollback", [*verdict.reasons, *said], figures)
+    holding = [ev.reason for ev in evidence if ev.action == "hold"]
+    if verdict.action == "promote" and not holding:
+        return Verdict("promote", [*verdict.reasons, *said], figures)
+    if verdict.action == "promote":
+        return Verdict("hold", [*holding, *verdict.reasons], figures)
+    return Verdict(verdict.action, [*verdict.reasons, *said], figures)

@@ -184,10 +184,16 @@ class AnalysisSpec(_Model):
         description="The cluster must run the committed weights within this, or the rollout pauses "
         "(duration).",
     )
-    metrics: str | dict[str, Any] = Field(
+    metrics: str | dict[str, Any] | list[str | dict[str, Any]] = Field(
         default="istio",
         description="A built-in query template (`istio`, `istio-version`, `podinfo`) or a template of "
-        "your own (`selector`, `histogram`, `requests`, `errors`).",
+        "your own (`selector`, `histogram`, `requests`, `errors`); or a list: at most one built-in "
+        "template name and custom metrics (see docs/custom-metrics.md).",
+    )
+    metric_templates: list[dict[str, Any]] = Field(
+        default_factory=list,
+        alias="metricTemplates",
+        description="Flagger MetricTemplate documents, referenced by custom metrics' `templateRef`.",
     )
     subsets: SubsetsSpec = Field(default=SubsetsSpec(), description="How the metrics name GA and canary.")
     prometheus: PrometheusSpec = Field(default=PrometheusSpec(), description="Where the metrics are.")
@@ -208,16 +214,41 @@ class AnalysisSpec(_Model):
 
     @field_validator("metrics")
     @classmethod
-    def _metrics(cls, value: str | dict[str, Any]) -> str | dict[str, Any]:
-        builtin = _analyzer("analyzer.prometheus", "BUILTIN")
-        if isinstance(value, str):
-            if builtin is not None and value not in builtin:
-                raise ValueError(f"unknown template {value!r}; built-in: {', '.join(sorted(builtin))}")
+    def _metrics(cls, value: str | dict[str, Any] | list[Any]) -> str | dict[str, Any] | list[Any]:
+        if isinstance(value, list):
+            from rollouts.spec_metrics import builtin_metrics, custom_metrics
+
+            custom_metrics(value)  # each custom metric valid, names unique
+            _check_template(builtin_metrics(value))
         else:
-            parse = _analyzer("analyzer.prometheus", "template_from_mapping")
-            if parse is not None:
-                parse({"name": "custom", **value}, source="metrics")
+            _check_template(value)
         return value
+
+    @model_validator(mode="after")
+    def _references(self) -> AnalysisSpec:
+        from rollouts.spec_metrics import custom_metrics, flagger_templates
+
+        templates = flagger_templates(self.metric_templates)
+        for metric in custom_metrics(self.metrics):
+            if metric.provider == "datadog" and self.datadog is None:
+                raise ValueError(f"metric {metric.name!r}: provider datadog needs analysis.datadog")
+            ref = metric.template_ref
+            if ref is not None and not any(name == ref.name for _, name in templates):
+                raise ValueError(
+                    f"metric {metric.name!r}: templateRef {ref.name!r} is not in metricTemplates"
+                )
+        return self
+
+
+def _check_template(value: str | dict[str, Any]) -> None:
+    builtin = _analyzer("analyzer.prometheus", "BUILTIN")
+    if isinstance(value, str):
+        if builtin is not None and value not in builtin:
+            raise ValueError(f"unknown template {value!r}; built-in: {', '.join(sorted(builtin))}")
+    else:
+        parse = _analyzer("analyzer.prometheus", "template_from_mapping")
+        if parse is not None:
+            parse({"name": "custom", **value}, source="metrics")
 
 
 class LoadSpec(_Model):

@@ -29,7 +29,9 @@ import requests
 from kubernetes import client as k8s
 from ruamel.yaml import YAML
 
-from analyzer import Judge, Policy
+from analyzer import Policy
+from rollouts.controller.custom import CustomSource
+from rollouts.controller.custom import wiring as custom_wiring
 from rollouts.controller.gitcache import CachedWorkspace, HeadCache
 from rollouts.controller.machine import GaReadiness, Leadership, Machine, TickResult
 from rollouts.controller.scheduler import Scheduler
@@ -298,6 +300,7 @@ class Controller:
     leadership: Leadership | None = None
     on_tick: Callable[[str, TickResult], None] | None = None
     sources: dict[tuple[str, str | None, str | None], PrometheusSource] = field(default_factory=dict)
+    custom_sources: dict[tuple[Any, ...], CustomSource] = field(default_factory=dict)
     specs: dict[str, Rollout] = field(default_factory=dict)
     api: Any = None
     heads: HeadCache = field(default_factory=HeadCache)
@@ -317,11 +320,13 @@ class Controller:
         analysis = rollout.spec.analysis
         policy = Policy.from_mapping(analysis.policy, source=f"{rollout.key}: spec.analysis.policy")
         prom = analysis.prometheus
-        source_key = (prom.url, prom.bearer_token_file, prom.username)
+        # every field: two tenants (headers) or TLS identities on one URL are two sources
+        source_key = (prom.url, prom.bearer_token_file, prom.model_dump_json())
         source = self.sources.get(source_key)
         if source is None:
             source = self.sources[source_key] = PrometheusSource.for_spec(prom)
         source.register(rollout)
+        metrics_source, judge_factory = custom_wiring(self.custom_sources, source, rollout, policy)
         workspace = CachedWorkspace(Workspace.for_spec(rollout, cache_dir=self.options.cache_dir), self.heads)
         gate: SyncGate
         events: EventRecorder | None = None
@@ -346,8 +351,8 @@ class Controller:
             rollout,
             workspace=workspace,
             gate=gate,
-            metrics_source=source,
-            judge_factory=lambda: Judge(policy),
+            metrics_source=metrics_source,
+            judge_factory=judge_factory,
             load=load_driver(rollout),
             notify=notifier_for(rollout, events, canary, self.options.notify),
             metrics=self.metrics,
@@ -368,6 +373,8 @@ class Controller:
                 self.metrics.forget(key)
                 for source in self.sources.values():
                     source.unregister(key)
+                for custom in self.custom_sources.values():
+                    custom.unregister(key)
                 del self.specs[key]
         for key, rollout in wanted.items():
             if self.specs.get(key) == rollout:

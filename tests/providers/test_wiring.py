@@ -7,7 +7,9 @@ import time
 
 import pytest
 
+from analyzer import Policy
 from analyzer.providers import OAuth2, SigV4, Tls
+from rollouts.controller.custom import CustomSource, wiring
 from rollouts.controller.machine import MetricsUnavailableError
 from rollouts.controller.providers import datadog_client, prometheus_config
 from rollouts.controller.source import PrometheusSource
@@ -15,6 +17,7 @@ from rollouts.spec import SpecError
 from rollouts.spec_controller import PrometheusSpec
 from rollouts.spec_providers import DatadogSpec
 from tests.controller.machinery import rollout_spec
+from tests.controller.test_custom import LAG
 from tests.providers.conftest import write
 from tests.providers.servers import TenantProxy
 
@@ -99,3 +102,36 @@ def test_controller_source_reads_through_the_tenant_gateway(prometheus, pki, tmp
         with pytest.raises(MetricsUnavailableError, match="refused the credentials") as refused:
             source.window(rollout, end, end + 10, 10)
         assert TOKEN not in str(refused.value)
+
+
+@pytest.mark.integration
+def test_one_query_per_metric_and_round_for_many_rollouts(prometheus):
+    # Each rollout has three custom metrics; two of them are the same query in every rollout.
+    source = PrometheusSource.for_spec(
+        rollout_spec("/x.git").spec.analysis.prometheus.model_copy(update={"url": prometheus.url})
+    )
+    shared: dict = {}
+    rollouts = []
+    for i in range(20):
+        other = {
+            **LAG,
+            "name": "own-lag",
+            "query": LAG["query"].replace("max_over_time", "max_over_time") + f" * {i + 1}",
+        }
+        spec = rollout_spec(
+            "/x.git",
+            analysis={"metrics": ["podinfo", LAG, {**LAG, "name": "lag-too", "margin": 0.2}, other]},
+        )
+        spec = spec.model_copy(update={"metadata": spec.metadata.model_copy(update={"name": f"app{i}"})})
+        made, _ = wiring(shared, source, spec, Policy())
+        assert isinstance(made, CustomSource)
+        rollouts.append(spec)
+    custom = next(iter(shared.values()))
+    client = source.reader.client
+    before = client.requests_sent
+    end = time.time()
+    readings = [custom.readings(r, 10.0, end) for r in rollouts]
+    # queue-lag and lag-too are one query (same text); own-lag differs per rollout: 1 + 20 queries
+    assert client.requests_sent - before == 21
+    assert all(len(r) == 3 for r in readings)
+    assert readings[0][0].why.startswith("queue lag: no series")  # nothing exports it here: a hold

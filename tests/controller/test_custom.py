@@ -1,0 +1,102 @@
+"""Custom metrics in the controller: the spec's list form, the combined verdict, batched rounds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from analyzer import Policy
+from analyzer.custom import CustomReading, CustomSide
+from rollouts.controller.custom import CombinedJudge, CustomWindow
+from rollouts.spec import SpecError
+from rollouts.spec_metrics import builtin_metrics, custom_metrics
+from tests.analyzer.windows import make_window
+from tests.controller.machinery import rollout_spec
+
+LAG = {
+    "name": "queue-lag",
+    "selector": {"namespace": "namespace", "service": "app", "version": "version"},
+    "query": "max by ({{ by }}) (max_over_time(queue_lag_seconds{ {{ selector }} }[{{ window }}]))",
+    "direction": "higher-is-worse",
+}
+FLAGGER = {
+    "apiVersion": "flagger.app/v1beta1",
+    "kind": "MetricTemplate",
+    "metadata": {"name": "lag", "namespace": "test"},
+    "spec": {
+        "provider": {"type": "prometheus", "address": "http://prometheus.istio-system:9090"},
+        "query": 'max(queue_lag_seconds{namespace="{{ namespace }}", version="{{ target }}"})',
+    },
+}
+
+
+def test_list_form_keeps_the_builtin_template_and_adds_custom_metrics():
+    spec = rollout_spec("/x.git", analysis={"metrics": ["podinfo", LAG]})
+    assert builtin_metrics(spec.spec.analysis.metrics) == "podinfo"
+    assert [m.name for m in custom_metrics(spec.spec.analysis.metrics)] == ["queue-lag"]
+    assert (
+        builtin_metrics(rollout_spec("/x.git", analysis={"metrics": [LAG]}).spec.analysis.metrics) == "istio"
+    )
+    flagger = rollout_spec(
+        "/x.git",
+        analysis={
+            "metrics": [
+                {"name": "lag-ceiling", "templateRef": {"name": "lag"}, "thresholdRange": {"max": 1}}
+            ],
+            "metricTemplates": [FLAGGER],
+        },
+    )
+    assert custom_metrics(flagger.spec.analysis.metrics)[0].template_ref is not None
+
+
+@pytest.mark.parametrize(
+    ("metrics", "extra", "message"),
+    [
+        (
+            [{**LAG, "query": "max by ({{ by }}) (lag{ {{ selector }}, x={{ pod }} })"}],
+            {},
+            r"metrics\[0\].*unknown variable \{\{ pod \}\}",
+        ),
+        ([{k: v for k, v in LAG.items() if k != "direction"}], {}, r"metrics\[0\].*direction: required"),
+        ([LAG, LAG], {}, "already taken"),
+        (["istio", "podinfo"], {}, "at most one built-in template"),
+        ([{**LAG, "provider": "datadog"}], {}, "needs analysis.datadog"),
+        (
+            [{"name": "c", "templateRef": {"name": "nope"}, "thresholdRange": {"max": 1}}],
+            {},
+            "not in metricTemplates",
+        ),
+        ([LAG], {"metricTemplates": [{**FLAGGER, "kind": "Canary"}]}, r"metricTemplates\[0\]"),
+    ],
+)
+def test_bad_custom_metrics_are_spec_errors_naming_the_field(metrics, extra, message):
+    with pytest.raises(SpecError, match=message):
+        rollout_spec("/x.git", analysis={"metrics": metrics, **extra})
+
+
+def test_combined_verdict_rolls_back_on_a_custom_metric_and_never_promotes_without_it():
+    policy = Policy.from_mapping({"min_windows": 2, "min_canary_requests": 50})
+    metrics = custom_metrics(rollout_spec("/x.git", analysis={"metrics": [LAG]}).spec.analysis.metrics)
+    rng = np.random.default_rng(5)
+
+    judge = CombinedJudge(policy, metrics)
+    assert judge.inner.policy.alpha == pytest.approx(policy.alpha / 2)  # its share of the budget
+    actions = []
+    for i in range(12):
+        base = make_window(rng, 50)
+        ga = 0.4 * (1 + 0.03 * np.sin(i))
+        reading = CustomReading("queue-lag", CustomSide(1.8 * ga), CustomSide(ga))
+        verdict = judge.judge(CustomWindow(base.baseline, base.canary, base.weight, custom=(reading,)))
+        actions.append(verdict.action)
+        if verdict.action == "rollback":
+            break
+    assert verdict.action == "rollback", actions
+    assert verdict.reasons[0].startswith("queue lag: canary 1.8")
+    assert verdict.evidence["custom.queue-lag.harm_e"] >= 2 / policy.alpha
+
+    blind = CombinedJudge(policy, metrics)
+    for _ in range(30):  # the built-in evidence alone would promote; the metric has no data
+        base = make_window(rng, 50)
+        verdict = blind.judge(CustomWindow(base.baseline, base.canary, base.weight, custom=()))
+        assert verdict.action == "hold"
+    assert any(r.startswith("queue lag: no data for GA") for r in verdict.reasons)
