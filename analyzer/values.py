@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -98,9 +99,9 @@ class ValueEProcess:
         x = (d - self.null) if self.direction == "harm" else (self.null - d)
         return replace(self, windows=self.windows + 1, sum_x=self.sum_x + x, sum_x2=self.sum_x2 + x * x)
 
-    @property
+    @cached_property
     def log_evalue(self) -> float:
-        """log E (0 before any window, and while every x is 0)."""
+        """log E (0 before any window, and while every x is 0); computed once per state."""
         n, a, b = self.windows, self.sum_x2, self.sum_x
         if n == 0 or a <= 0:
             return 0.0

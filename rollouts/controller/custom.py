@@ -17,13 +17,16 @@ side, which a gating metric holds on).
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from analyzer import Judge, Policy, Verdict, Window
 from analyzer.custom import (
+    CustomEvidence,
     CustomJudge,
     CustomMetric,
     CustomReading,
@@ -35,6 +38,7 @@ from analyzer.prometheus import NoData, Subset
 from analyzer.prometheus.custom import CustomReader, CustomResult
 from analyzer.providers import Provider, ProviderError
 from rollouts.controller.source import PrometheusSource, subsets_of
+from rollouts.metrics import ControllerMetrics
 from rollouts.spec import Rollout
 from rollouts.spec_metrics import FlaggerTemplate, custom_metrics, flagger_templates, resolve_template
 
@@ -192,7 +196,15 @@ def _reading(name: str, canary: CustomResult | None, baseline: CustomResult | No
 class CombinedJudge:
     """The built-in judge at its share of α and the custom metrics' judges, as one ``Judge``."""
 
-    def __init__(self, policy: Policy, metrics: list[CustomMetric], **judge_options: Any) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        metrics: list[CustomMetric],
+        *,
+        report: Callable[[CustomReading, CustomEvidence], None] | None = None,
+        **judge_options: Any,
+    ) -> None:
+        self.report = report
         share = alpha_share(policy.alpha, metrics)
         self.inner = Judge(policy.model_copy(update={"alpha": share}), **judge_options)
         self.customs = {
@@ -211,6 +223,8 @@ class CombinedJudge:
             reading = readings.get(name, CustomReading(name, None, None, "not read"))
             self.customs[name], said = judge.observe(reading.canary, reading.baseline, reading.why)
             evidence.append(said)
+            if self.report is not None:
+                self.report(reading, said)
         return combine(verdict, evidence)
 
     def new_step(self) -> None:
@@ -222,11 +236,32 @@ class CombinedJudge:
         return getattr(self.inner, name)
 
 
+def reporter(metrics: ControllerMetrics, rollout: str) -> Callable[[CustomReading, CustomEvidence], None]:
+    """Each custom metric's readings and evidence into the controller's ``/metrics`` (the dashboards)."""
+
+    def report(reading: CustomReading, said: CustomEvidence) -> None:
+        values = {
+            subset: side.value
+            for subset, side in (("ga", reading.baseline), ("canary", reading.canary))
+            if side is not None and math.isfinite(side.value)
+        }
+        evidence = {
+            "harm": said.harm,
+            "harm_threshold": said.harm_threshold,
+            "safety": said.safety,
+            "safety_threshold": said.safety_threshold,
+        }
+        metrics.set_custom(rollout, said.metric, values, evidence)
+
+    return report
+
+
 def wiring(
     shared: dict[tuple[Any, ...], CustomSource],
     source: PrometheusSource,
     rollout: Rollout,
     policy: Policy,
+    metrics_out: ControllerMetrics | None = None,
 ) -> tuple[PrometheusSource | CustomSource, Any]:
     """The metrics source and judge factory of ``rollout``: the Prometheus source and the plain
     judge without custom metrics; else a :class:`CustomSource` shared by the rollouts with the same
@@ -246,4 +281,5 @@ def wiring(
             providers["datadog"] = datadog_client(datadog)
         custom = shared[key] = CustomSource(source, providers)
     custom.register(rollout)
-    return custom, lambda: CombinedJudge(policy, metrics)
+    report = reporter(metrics_out, rollout.key) if metrics_out is not None else None
+    return custom, lambda: CombinedJudge(policy, metrics, report=report)

@@ -326,7 +326,9 @@ class Controller:
         if source is None:
             source = self.sources[source_key] = PrometheusSource.for_spec(prom)
         source.register(rollout)
-        metrics_source, judge_factory = custom_wiring(self.custom_sources, source, rollout, policy)
+        metrics_source, judge_factory = custom_wiring(
+            self.custom_sources, source, rollout, policy, self.metrics
+        )
         workspace = CachedWorkspace(Workspace.for_spec(rollout, cache_dir=self.options.cache_dir), self.heads)
         gate: SyncGate
         events: EventRecorder | None = None

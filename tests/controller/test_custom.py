@@ -100,3 +100,28 @@ def test_combined_verdict_rolls_back_on_a_custom_metric_and_never_promotes_witho
         verdict = blind.judge(CustomWindow(base.baseline, base.canary, base.weight, custom=()))
         assert verdict.action == "hold"
     assert any(r.startswith("queue lag: no data for GA") for r in verdict.reasons)
+
+
+def test_custom_readings_and_evidence_reach_the_controller_metrics_and_are_forgotten():
+    from prometheus_client import generate_latest
+
+    from rollouts.controller.custom import reporter
+    from rollouts.metrics import ControllerMetrics
+
+    out = ControllerMetrics()
+    metrics = custom_metrics(rollout_spec("/x.git", analysis={"metrics": [LAG]}).spec.analysis.metrics)
+    judge = CombinedJudge(Policy(), metrics, report=reporter(out, "test/podinfo"))
+    base = make_window(np.random.default_rng(1), 50)
+    reading = CustomReading("queue-lag", CustomSide(0.7), CustomSide(0.4))
+    judge.judge(CustomWindow(base.baseline, base.canary, base.weight, custom=(reading,)))
+    text = generate_latest(out.registry).decode()
+    assert 'rollouts_custom_value{metric="queue-lag",rollout="test/podinfo",subset="canary"} 0.7' in text
+    assert 'rollouts_custom_value{metric="queue-lag",rollout="test/podinfo",subset="ga"} 0.4' in text
+    assert (
+        'rollouts_custom_evidence{kind="harm_threshold",metric="queue-lag",rollout="test/podinfo"} 200.0'
+        in text
+    )
+    judge.judge(CustomWindow(base.baseline, base.canary, base.weight, custom=()))  # no data: no value
+    assert 'subset="canary"' not in generate_latest(out.registry).decode()
+    out.forget("test/podinfo")
+    assert "rollouts_custom_evidence{" not in generate_latest(out.registry).decode()
