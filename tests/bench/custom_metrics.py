@@ -55,7 +55,8 @@ METRICS = [
         "name": "downstream-latency",
         "kind": "histogram",
         "selector": SELECTOR,
-        "histogram": "sum by ({{ by }}, le) (increase(downstream_seconds_bucket{ {{ selector }} }[{{ window }}]))",
+        "histogram": "sum by ({{ by }}, le) "
+        "(increase(downstream_seconds_bucket{ {{ selector }} }[{{ window }}]))",
         "direction": "higher-is-worse",
         "margin": 0.02,
     },
