@@ -23,7 +23,7 @@ from typing import Literal
 
 from analyzer.custom import CustomMetric, CustomSide
 from analyzer.histogram import Histogram
-from analyzer.prometheus.query import NoData
+from analyzer.prometheus.query import NoData, _key
 from analyzer.prometheus.templates import Subset, TemplateError, render_custom, render_flagger
 from analyzer.providers.base import Provider, ProviderError, Sample
 
@@ -171,10 +171,6 @@ class _Round:
                 continue
             out[subset] = CustomSide(value=hist.total, histogram=hist)
         return out
-
-
-def _key(sample: Sample, labels: Sequence[str]) -> tuple[str, ...]:
-    return tuple(sample.labels.get(label, "") for label in labels)
 
 
 def _grouped(samples: Sequence[Sample], labels: Sequence[str]) -> dict[tuple[str, ...], list[float]]:

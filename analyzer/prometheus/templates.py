@@ -94,18 +94,9 @@ class QueryTemplate(BaseModel):
     @model_validator(mode="after")
     def _variables(self) -> QueryTemplate:
         for field in QUERY_FIELDS:
-            text: str = getattr(self, field)
-            used = {m.group(1) for m in _VARIABLE.finditer(text)}
-            unknown = sorted(used - VARIABLES)
-            if unknown:
-                known = ", ".join(sorted(VARIABLES))
-                raise ValueError(f"{field}: unknown variable {{{{ {unknown[0]} }}}} (known: {known})")
-            missing = sorted(VARIABLES - used)
-            if missing:
-                raise ValueError(f"{field}: missing variable {{{{ {missing[0]} }}}}")
-            leftover = _VARIABLE.sub("", text)
-            if "{{" in leftover or "}}" in leftover:
-                raise ValueError(f"{field}: unbalanced '{{{{' or '}}}}'")
+            problem = _variable_problem(getattr(self, field), field, VARIABLES)
+            if problem:
+                raise ValueError(problem)
         return self
 
     @property
@@ -129,11 +120,31 @@ class QueryTemplate(BaseModel):
         """The PromQL of ``query`` for all ``subsets`` over ``window`` seconds."""
         if not subsets:
             raise ValueError("render needs at least one subset")
-        keys = [self.key(s) for s in subsets]
-        matchers = [label_matcher(label, (key[i] for key in keys)) for i, label in enumerate(self.labels)]
-        values = {"selector": ", ".join(matchers), "by": ", ".join(self.labels), "window": duration(window)}
+        values = _promql_values(self.labels, [self.key(s) for s in subsets], window)
         text: str = getattr(self, query)
         return _VARIABLE.sub(lambda m: values[m.group(1)], text)
+
+
+def _variable_problem(text: str, field: str, required: frozenset[str]) -> str | None:
+    """What is wrong with the variables of ``text`` (unknown, missing of ``required``, unbalanced
+    braces), naming ``field``; None when nothing is."""
+    used = {m.group(1) for m in _VARIABLE.finditer(text)}
+    unknown = sorted(used - VARIABLES)
+    if unknown:
+        return f"{field}: unknown variable {{{{ {unknown[0]} }}}} (known: {', '.join(sorted(VARIABLES))})"
+    missing = sorted(required - used)
+    if missing:
+        return f"{field}: missing variable {{{{ {missing[0]} }}}}"
+    leftover = _VARIABLE.sub("", text)
+    if "{{" in leftover or "}}" in leftover:
+        return f"{field}: unbalanced '{{{{' or '}}}}'"
+    return None
+
+
+def _promql_values(labels: tuple[str, ...], keys: list[tuple[str, ...]], window: float) -> dict[str, str]:
+    """The PromQL of ``{{ selector }}``, ``{{ by }}`` and ``{{ window }}`` for subsets' ``keys``."""
+    matchers = [label_matcher(label, (key[i] for key in keys)) for i, label in enumerate(labels)]
+    return {"selector": ", ".join(matchers), "by": ", ".join(labels), "window": duration(window)}
 
 
 def duration(seconds: float) -> str:
@@ -214,18 +225,9 @@ _FLAGGER_VALUE = re.compile(r"^[A-Za-z0-9._-]*$")
 def check_custom_query(text: str, field: str) -> None:
     """``TemplateError`` naming ``field`` for an unknown variable, a missing ``{{ selector }}`` or
     ``{{ by }}``, or unbalanced braces in a custom metric's query."""
-    used = {m.group(1) for m in _VARIABLE.finditer(text)}
-    unknown = sorted(used - VARIABLES)
-    if unknown:
-        raise TemplateError(
-            f"{field}: unknown variable {{{{ {unknown[0]} }}}} (known: {', '.join(sorted(VARIABLES))})"
-        )
-    missing = sorted(CUSTOM_REQUIRED - used)
-    if missing:
-        raise TemplateError(f"{field}: missing variable {{{{ {missing[0]} }}}}")
-    leftover = _VARIABLE.sub("", text)
-    if "{{" in leftover or "}}" in leftover:
-        raise TemplateError(f"{field}: unbalanced '{{{{' or '}}}}'")
+    problem = _variable_problem(text, field, CUSTOM_REQUIRED)
+    if problem:
+        raise TemplateError(problem)
 
 
 def render_custom(
@@ -240,7 +242,7 @@ def render_custom(
     ``{{ window }}`` a PromQL duration (Datadog: whole seconds, for ``.rollup(..., {{ window }})``)."""
     if not subsets:
         raise ValueError("render needs at least one subset")
-    labels = list(selector.values())
+    labels = tuple(selector.values())
     keys = []
     for subset in subsets:
         key = []
@@ -249,7 +251,7 @@ def render_custom(
             if not value:
                 raise TemplateError(f"the metric's selector needs subset.{field}, got an empty value")
             key.append(value)
-        keys.append(key)
+        keys.append(tuple(key))
     if dialect == "datadog":
         filters = []
         for i, label in enumerate(labels):
@@ -261,8 +263,7 @@ def render_custom(
         window_text = str(max(1, round(window)))
         values_of = {"selector": ",".join(filters), "by": ",".join(labels), "window": window_text}
     else:
-        matchers = [label_matcher(label, (key[i] for key in keys)) for i, label in enumerate(labels)]
-        values_of = {"selector": ", ".join(matchers), "by": ", ".join(labels), "window": duration(window)}
+        values_of = _promql_values(labels, keys, window)
     return _VARIABLE.sub(lambda m: values_of[m.group(1)], text)
 
 

@@ -9,12 +9,10 @@ others are answered from that round's cache. Queries per round stay constant as 
 
 from __future__ import annotations
 
-import base64
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
 
 from analyzer import SubsetWindow, Window
 from analyzer.prometheus import (
@@ -80,18 +78,6 @@ def subsets_of(rollout: Rollout) -> tuple[Subset, Subset]:
             )
         )
     return out[0], out[1]
-
-
-def prometheus_headers(spec: PrometheusSpec) -> dict[str, str]:
-    """Authorization from the spec's files (read now, so a rotated secret is picked up on restart)."""
-    if spec.bearer_token_file:
-        token = Path(spec.bearer_token_file).read_text(encoding="utf-8").strip()
-        return {"Authorization": f"Bearer {token}"}
-    if spec.username is not None and spec.password_file:
-        password = Path(spec.password_file).read_text(encoding="utf-8").strip()
-        basic = base64.b64encode(f"{spec.username}:{password}".encode()).decode()
-        return {"Authorization": f"Basic {basic}"}
-    return {}
 
 
 class PrometheusSource:

@@ -160,6 +160,23 @@ def _serving(server: ThreadingHTTPServer) -> Iterator[str]:
         thread.join(timeout=5)
 
 
+class _Handler(BaseHTTPRequestHandler):
+    """Quiet, with the two ways the test servers answer."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _answer(self, status: int, body: bytes, kind: str = "text/plain") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _json(self, status: int, payload: Any) -> None:
+        self._answer(status, json.dumps(payload).encode(), "application/json")
+
+
 class _TlsServer(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -201,10 +218,7 @@ class TenantProxy:
         """Serve on a free loopback port; yields the base URL."""
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
+        class Handler(_Handler):
             def do_GET(self) -> None:
                 parts = urlsplit(self.path)
                 peer = self.connection.getpeercert()  # type: ignore[attr-defined]
@@ -233,13 +247,6 @@ class TenantProxy:
                 except urllib.error.HTTPError as exc:
                     self._answer(exc.code, exc.read(), "application/json")
 
-            def _answer(self, status: int, body: bytes, kind: str = "text/plain") -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
         with _serving(_TlsServer(Handler, _tls_context(self.pki, client_certs=True))) as url:
             yield url
 
@@ -262,10 +269,7 @@ class TokenEndpoint:
         """Serve on a free loopback port; yields the token URL."""
         endpoint = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
+        class Handler(_Handler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
@@ -286,14 +290,6 @@ class TokenEndpoint:
                     endpoint.on_issue(token)
                 answer = {"access_token": token, "token_type": "Bearer", "expires_in": endpoint.expires_in}
                 self._json(200, answer)
-
-            def _json(self, status: int, payload: dict[str, Any]) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
 
         with _serving(_TlsServer(Handler, _tls_context(self.pki, client_certs=False))) as url:
             yield url + "/oauth2/token"
@@ -328,10 +324,7 @@ class RecordedApi:
         """Serve on a free loopback port; yields the base URL."""
         api = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
+        class Handler(_Handler):
             def _handle(self, method: str) -> None:
                 parts = urlsplit(self.path)
                 length = int(self.headers.get("Content-Length", "0") or 0)
@@ -362,14 +355,6 @@ class RecordedApi:
 
             def do_POST(self) -> None:
                 self._handle("POST")
-
-            def _json(self, status: int, payload: Any) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
 
         with _serving(_TlsServer(Handler, None)) as url:
             yield url
