@@ -34,7 +34,8 @@ from analyzer.variation import SubsetVariation, scale_sensitivity
 
 __all__ = ["Action", "Judge", "SubsetWindow", "Verdict", "Window"]
 
-Action = Literal["promote", "hold", "rollback"]
+#: ``pause``: the step expired (``max_windows_per_step``) and the policy says a person decides.
+Action = Literal["promote", "hold", "rollback", "pause"]
 
 # Counts beyond 2**53 are no longer exact in a float, and the e-value arithmetic overflows long
 # before any real window gets there: refuse them with a message instead of failing mid-update.
@@ -416,7 +417,7 @@ class Judge:
             evidence["step_expired"] = 1.0
             if p.on_max_windows == "rollback":
                 return Verdict("rollback", [expired, *reasons], evidence)
-            return Verdict("hold", [f"{expired}: pause for a human decision", *reasons], evidence)
+            return Verdict("pause", [f"{expired}: pause for a human decision", *reasons], evidence)
         if has_data:
             reasons.append(f"no evidence of harm (e={harm:.3g} < {p.harm_threshold:g})")
         return Verdict("hold", reasons, evidence)

@@ -154,7 +154,8 @@ class Policy(BaseModel):
         30, ge=1, description="Windows a step may hold before on_max_windows applies."
     )
     on_max_windows: Literal["pause", "rollback"] = Field(
-        "pause", description="pause: hold and ask a human (the step expired); rollback: roll back."
+        "pause",
+        description="pause: a pause verdict, a human decides (the step expired); rollback: roll back.",
     )
     latency_min_batch: int = Field(
         20, ge=2, description="Requests per side before a latency comparison enters the evidence."

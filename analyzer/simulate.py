@@ -305,10 +305,7 @@ def _judge_rule(policy: Policy, steps: tuple[float, ...]) -> Callable[[], tuple[
         judge = Judge(policy, steps=steps)
 
         def decide(w: Window) -> Literal["promote", "hold", "rollback", "pause"]:
-            v = judge.judge(w)
-            if v.action == "hold" and v.evidence.get("step_expired"):
-                return "pause"
-            return v.action
+            return judge.judge(w).action
 
         return decide, judge.new_step
 

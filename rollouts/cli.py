@@ -56,20 +56,23 @@ def _report(rollout: Rollout, result: CommitResult | RecordResult, what: str) ->
 
 def _set_weight(args: argparse.Namespace, rollout: Rollout) -> int:
     from rollouts.routes import Weights
+    from rollouts.state import CommitVerdict, WeightChange, step_label
 
-    steps = rollout.spec.steps
-    step = f"{steps.index(args.weight) + 1}/{len(steps)}" if args.weight in steps else None
-    result = _workspace(args, rollout).set_weights(
-        rollout, Weights.for_canary(args.weight), verdict="manual", reasons=args.reason, step=step
+    change = WeightChange(
+        Weights.for_canary(args.weight),
+        CommitVerdict.MANUAL,
+        tuple(args.reason),
+        step=step_label(rollout.spec.steps, args.weight),
     )
+    result = _workspace(args, rollout).commit_weights(rollout, change)
     _report(rollout, result, f"canary {result.previous.canary}% -> {args.weight}%")
     return 0
 
 
 def _promote(args: argparse.Namespace, rollout: Rollout) -> int:
     """Advance one step by hand: the next step's weight (100 after the last), one ``manual`` commit."""
-    from rollouts.controller.machine import next_weight, step_label
     from rollouts.routes import Weights
+    from rollouts.state import CommitVerdict, WeightChange, next_weight, step_label
 
     workspace = _workspace(args, rollout)
     current = workspace.read_weights(rollout)
@@ -79,14 +82,14 @@ def _promote(args: argparse.Namespace, rollout: Rollout) -> int:
     steps = rollout.spec.steps
     target = next_weight(steps, current.canary) or 100
     reasons = args.reason or [f"promoted by hand from {current.canary}% to {target}%"]
-    result = workspace.set_weights(
-        rollout,
+    change = WeightChange(
         Weights.for_canary(target),
-        verdict="manual",
-        reasons=reasons,
+        CommitVerdict.MANUAL,
+        tuple(reasons),
         step=step_label(steps, target),
         expected=current,
     )
+    result = workspace.commit_weights(rollout, change)
     _report(rollout, result, f"canary {current.canary}% -> {target}%")
     return 0
 
@@ -99,9 +102,11 @@ def _record(args: argparse.Namespace, rollout: Rollout) -> int:
 
 def _abort(args: argparse.Namespace, rollout: Rollout) -> int:
     from rollouts.routes import Weights
+    from rollouts.state import CommitVerdict, WeightChange
 
     workspace = _workspace(args, rollout)
-    result = workspace.set_weights(rollout, Weights.for_canary(0), verdict="abort", reasons=args.reason)
+    change = WeightChange(Weights.for_canary(0), CommitVerdict.ABORT, tuple(args.reason))
+    result = workspace.commit_weights(rollout, change)
     if result.changed:  # the abort commit routes everything to stable and pauses the rollout
         _report(rollout, result, f"abort: canary {result.previous.canary}% -> 0%")
         return 0
@@ -197,8 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--markdown", action="store_true", help="the configuration reference instead (docs/reference.md)"
     )
     cmd.set_defaults(func=_schema)
-    from rollouts.controller.demo import add_demo_parser
     from rollouts.controller.run import add_run_parser
+    from rollouts.local.demo import add_demo_parser
     from rollouts.report.cli import add_parser as add_report_parser
 
     add_run_parser(sub)

@@ -14,8 +14,12 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 
-PHASES = ("idle", "progressing", "paused", "promoted", "rolledback", "failed")
-ACTIONS = ("promote", "hold", "rollback")
+from rollouts.state import GAUGE_PHASES, Phase
+
+#: ``rollouts_phase``'s ``phase`` labels: the gauge phases of :class:`rollouts.state.Phase`.
+PHASES = GAUGE_PHASES
+#: ``rollouts_verdicts``' ``action`` labels: the judge's verdict actions.
+ACTIONS = ("promote", "hold", "rollback", "pause")
 TESTS = ("latency", "errors", "tail")
 EVIDENCE_KINDS = ("harm", "safety")
 COMMIT_VERDICTS = ("promote", "rollback", "abort", "manual", "finalize", "pause")
@@ -92,8 +96,9 @@ class ControllerMetrics:
             self.commits.labels(rollout=rollout, verdict=verdict)
         self.analysis_duration.labels(rollout=rollout)
 
-    def set_phase(self, rollout: str, phase: str) -> None:
-        """Set ``phase`` to 1 and every other phase of the rollout to 0."""
+    def set_phase(self, rollout: str, phase: Phase | str) -> None:
+        """Set ``phase`` (as its gauge phase) to 1 and every other phase of the rollout to 0."""
+        phase = Phase(phase).gauge if phase in tuple(Phase) else phase
         if phase not in PHASES:
             raise ValueError(f"unknown phase {phase!r}; expected one of {', '.join(PHASES)}")
         for name in PHASES:

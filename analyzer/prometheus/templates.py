@@ -294,6 +294,17 @@ def render_flagger(text: str, values: Mapping[str, str], variables: Mapping[str,
     return _VARIABLE.sub(fill, text)
 
 
+def quantile_query(template: QueryTemplate, quantile: float, subsets: list[Subset], window: float) -> str:
+    """PromQL: the latency ``quantile`` of each subset over ``window`` seconds, from the template's
+    histogram query (in the template's ``unit``; for displays such as the demo's live view)."""
+    return f"histogram_quantile({quantile:g}, {template.render('histogram', subsets, window)})"
+
+
+def error_ratio_query(template: QueryTemplate, subsets: list[Subset], window: float) -> str:
+    """PromQL: each subset's failed share of requests over ``window`` seconds (errors / requests)."""
+    return f"{template.render('errors', subsets, window)} / {template.render('requests', subsets, window)}"
+
+
 def template_from_mapping(data: object, source: str = "<template>") -> QueryTemplate:
     """Validate one user template (e.g. parsed from YAML); ``TemplateError`` names source and field."""
     try:

@@ -13,11 +13,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
-from rollouts.gitops import RolloutState, Workspace
+from rollouts.gitops import CommitResult, RecordResult, RolloutState, Workspace
 from rollouts.routes import Weights
 from rollouts.spec import Rollout
+from rollouts.state import WeightChange
 
 
 class HeadCache:
@@ -67,43 +67,27 @@ class CachedWorkspace:
         self._states[rollout.key] = state
         return state
 
-    def set_weights(
-        self,
-        rollout: Rollout,
-        weights: Weights,
-        *,
-        verdict: str,
-        reasons: Sequence[str] = (),
-        step: str | None = None,
-        expected: Weights | None = None,
-        finalize: str | None = None,
-        label: str | None = None,
-    ) -> Any:
+    def commit_weights(self, rollout: Rollout, change: WeightChange) -> CommitResult:
         """Commit through the workspace; the head moves, so the caches forget it."""
         try:
-            return self.workspace.set_weights(
-                rollout,
-                weights,
-                verdict=verdict,
-                reasons=reasons,
-                step=step,
-                expected=expected,
-                finalize=finalize,
-                label=label,
-            )
+            return self.workspace.commit_weights(rollout, change)
         finally:
             self._moved(rollout)
 
+    def show(self, sha: str, rel: str) -> str:
+        """A file at a commit, through the workspace (locked)."""
+        return self.workspace.show(sha, rel)
+
     def promote_images(
         self, rollout: Rollout, *, reasons: Sequence[str] = (), expected: Weights | None = None
-    ) -> Any:
+    ) -> CommitResult:
         """Copy the canary's images into GA through the workspace; the caches forget the head."""
         try:
             return self.workspace.promote_images(rollout, reasons=reasons, expected=expected)
         finally:
             self._moved(rollout)
 
-    def record(self, rollout: Rollout, verdict: str, reasons: Sequence[str] = ()) -> Any:
+    def record(self, rollout: Rollout, verdict: str, reasons: Sequence[str] = ()) -> RecordResult:
         """Record through the workspace; the head moves, so the caches forget it."""
         try:
             return self.workspace.record(rollout, verdict, reasons)

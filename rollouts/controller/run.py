@@ -1,18 +1,21 @@
-"""``rollouts run``: build a state machine per Rollout spec and run them all on the scheduler.
+"""``rollouts run``: the wiring. One :class:`Controller` builds a state machine per Rollout spec and
+runs them all on the scheduler; the command parses its flags and serves until told to stop.
 
-Specs come from files, or from a directory of a Git repo (``--repo URL --path DIR``), re-read every
-``--resync`` seconds so that specs added, changed or removed in Git take effect without a restart. An
-invalid spec is reported (the error names the file and field) and the other rollouts keep running.
+Specs come from files, or from a directory of a Git repo (``--repo URL --path DIR``, found by
+:func:`rollouts.gitops.discover`), re-read every ``--resync`` seconds so that specs added, changed or
+removed in Git take effect without a restart. An invalid spec is reported (the error names the file
+and field) and the other rollouts keep running.
 
-The cluster view is the local mesh (``--mesh URL``, one machine) or the Kubernetes API
-(``--kubernetes``: in-cluster or ``--kubeconfig``), which also enables Events and, with
-``--leader-elect``, a Lease so that only one replica commits.
+The cluster view is the local mesh (``--mesh URL``, one machine; GA's ``/version`` probe is
+:class:`rollouts.sync.VersionProbe`) or the Kubernetes API (``--kubernetes``: in-cluster or ``--kubeconfig``;
+the gate is :class:`rollouts.sync.KubernetesSpecGate`), which also enables Events and, with
+``--leader-elect``, a Lease so that only one replica commits. This module decides nothing about a
+rollout: that is the machine's.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import logging
 import os
 import signal
@@ -25,10 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import requests
-from kubernetes import client as k8s
-from ruamel.yaml import YAML
-
 from analyzer import Policy
 from rollouts.controller.custom import CustomSource
 from rollouts.controller.custom import wiring as custom_wiring
@@ -37,31 +36,20 @@ from rollouts.controller.machine import GaReadiness, Leadership, Machine, TickRe
 from rollouts.controller.scheduler import Scheduler
 from rollouts.controller.source import PrometheusSource
 from rollouts.gitops import (
-    Credentials,
-    RolloutState,
+    DiscoveryError,
     Workspace,
     add_credential_arguments,
     credentials_from_arguments,
-    revision_of,
+    discover,
 )
 from rollouts.kube import EventRecorder, LeaderElector, LeaseConfig, ObjectRef, api_client
-from rollouts.kube.readiness import readiness_of
 from rollouts.load import LoadDriver, LocalLoad, NoLoad, ServeLoad
 from rollouts.logs import configured
 from rollouts.metrics import ControllerMetrics, Liveness, MetricsServer
 from rollouts.notify import Kind, Notice, Notifier, read_url_files
-from rollouts.routes import Weights
-from rollouts.spec import Rollout, SpecError, is_local_path, load_spec, parse_spec
+from rollouts.spec import Rollout, SpecError, load_spec
 from rollouts.spec_controller import UrlFile
-from rollouts.sync import (
-    FluxKustomization,
-    GateResult,
-    KubernetesGate,
-    LocalMeshGate,
-    Observation,
-    RouteTarget,
-    SyncGate,
-)
+from rollouts.sync import FluxKustomization, KubernetesSpecGate, LocalMeshGate, SyncGate, VersionProbe
 
 log = logging.getLogger("rollouts.controller")
 
@@ -82,70 +70,6 @@ class RunError(RuntimeError):
     """A rollout that cannot be run; the message names the rollout or file."""
 
 
-# -- discovery ------------------------------------------------------------------------------------------
-
-
-def discover(
-    url: str, branch: str, path: str, cache_dir: Path, credentials: Credentials | None = None
-) -> tuple[list[Rollout], list[str]]:
-    """Every ``kind: Rollout`` document under ``path`` of ``branch`` of the repo at ``url``.
-
-    Returns the valid rollouts and one error line per invalid file. A spec whose ``git.url`` is a
-    relative local path (``.``) means the repo it was found in. ``credentials`` authenticate the
-    clone (``rollouts run --git-token-file`` etc.; default: the environment's own, e.g. its
-    ``GIT_SSH_COMMAND``).
-    """
-    import git
-
-    from rollouts.gitops import redact
-
-    credentials = credentials or Credentials()
-    clone = cache_dir / "discovery" / hashlib.sha256(f"{url}\0{branch}".encode()).hexdigest()[:16]
-    aux = clone.parent / "aux"  # the askpass script, outside the clone
-    try:
-        aux.mkdir(parents=True, exist_ok=True)
-        env = credentials.git_env(aux)
-        if (clone / ".git").exists():
-            repo = git.Repo(clone)
-            repo.git.fetch("--quiet", "--depth", "1", "origin", branch, env=env)
-            repo.git.reset("--quiet", "--hard", "FETCH_HEAD", env=env)
-        else:
-            git.Repo.clone_from(url, clone, branch=branch, depth=1, env=env)
-    except git.GitCommandError as exc:
-        reason = redact(str(exc.stderr).strip() or str(exc), credentials.secrets())
-        raise RunError(f"cannot read {redact(url)} ({branch}): {reason}") from None
-    root = (clone / path).resolve()
-    if not root.is_dir() or clone.resolve() not in (root, *root.parents):
-        raise RunError(f"--path {path!r} is not a directory of {url}")
-    rollouts: list[Rollout] = []
-    errors: list[str] = []
-    yaml = YAML(typ="safe", pure=True)
-    for file in sorted([*root.rglob("*.yaml"), *root.rglob("*.yml")]):
-        rel = file.relative_to(clone).as_posix()
-        try:
-            documents = [d for d in yaml.load_all(file.read_text(encoding="utf-8")) if isinstance(d, dict)]
-        except Exception as exc:  # malformed YAML in an unrelated manifest is not our business...
-            if "kind: Rollout" in file.read_text(encoding="utf-8", errors="replace"):
-                errors.append(f"{rel}: malformed YAML: {' '.join(str(exc).split())}")  # ...unless it is ours
-            continue
-        for doc in documents:
-            if doc.get("kind") != "Rollout":
-                continue
-            try:
-                rollout = parse_spec(doc, source=rel)
-            except SpecError as exc:
-                errors.append(str(exc))
-                continue
-            spec_url = rollout.spec.git.url
-            if is_local_path(spec_url) and not Path(spec_url).is_absolute():
-                git_spec = rollout.spec.git.model_copy(update={"url": url})
-                rollout = rollout.model_copy(
-                    update={"spec": rollout.spec.model_copy(update={"git": git_spec})}
-                )
-            rollouts.append(rollout)
-    return rollouts, errors
-
-
 # -- building a machine -----------------------------------------------------------------------------
 
 
@@ -162,92 +86,6 @@ class Options:
     notify: tuple[str, ...] = ()  # apprise URLs told about every rollout (besides each spec's own)
     flux: FluxKustomization | None = None  # also wait for Flux to report the commit as applied
     ga_url: str | None = None  # local mesh, promote-ga: the GA service, asked for its /version
-
-
-class KubernetesSpecGate:
-    """A ``KubernetesGate`` for a rollout: the route object and canary Deployment are named by the
-    ``metadata`` of the route file and canary manifest in Git (read from the workspace's clone)."""
-
-    def __init__(
-        self,
-        api: Any,
-        workspace: CachedWorkspace,
-        rollout: Rollout,
-        interval: float,
-        flux: FluxKustomization | None = None,
-    ) -> None:
-        self._api, self._workspace, self._rollout, self._interval = api, workspace, rollout, interval
-        self._flux = flux
-
-    def _meta(self, rel: str) -> tuple[str, str]:
-        text = (self._workspace.path / rel).read_text(encoding="utf-8")
-        doc = next(d for d in YAML(typ="safe", pure=True).load_all(text) if isinstance(d, dict))
-        meta = doc.get("metadata") or {}
-        return str(meta.get("namespace") or self._rollout.metadata.namespace), str(meta["name"])
-
-    def target(self) -> tuple[RouteTarget, ObjectRef]:
-        """The live route object and the canary Deployment of the rollout."""
-        spec = self._rollout.spec
-        namespace, name = self._meta(spec.route.path)
-        route = RouteTarget(
-            spec.route.kind, namespace, name, spec.route.stable, spec.route.canary, spec.route.name
-        )
-        canary_ns, canary = self._meta(spec.canary.path)
-        return route, ObjectRef("Deployment", canary_ns, canary, api_version="apps/v1")
-
-    def wait(self, expected_weights: Weights, expected_revision: str, timeout: float) -> GateResult:
-        """Resolve the objects from Git, then look at the cluster."""
-        try:
-            route, canary = self.target()
-        except Exception as exc:  # the clone is being updated by another rollout's tick, or a bad file
-            observed = Observation(error=f"cannot name the objects from the manifests in Git: {exc}")
-            return GateResult(False, observed.error or "", 0.0, 1, observed)
-        gate = KubernetesGate(
-            self._api,
-            route,
-            deployments=((canary.namespace, canary.name),),
-            kustomization=self._flux,
-            interval=self._interval,
-        )
-        return gate.wait(expected_weights, expected_revision, timeout)
-
-    def ga_ready(self, rollout: Rollout, state: RolloutState) -> tuple[bool, str]:
-        """``finalize: promote-ga``: the live GA Deployment (named by the GA manifest in Git) has the
-        images of the manifest and is rolled out (``kubectl rollout status``'s rule)."""
-        assert rollout.spec.finalize.ga_path is not None and state.ga_images is not None
-        namespace, name = self._meta(rollout.spec.finalize.ga_path)
-        live = k8s.AppsV1Api(self._api).read_namespaced_deployment(name, namespace)
-        pod = live.spec.template.spec if live.spec is not None else None
-        containers = [*(pod.init_containers or []), *(pod.containers or [])] if pod is not None else []
-        running = {c.name: c.image for c in containers}
-        stale = sorted(n for n, image in state.ga_images.items() if running.get(n) != image)
-        if stale:
-            return (
-                False,
-                f"Deployment {namespace}/{name} does not run the new images yet ({', '.join(stale)})",
-            )
-        readiness = readiness_of(live)
-        return readiness.ready, f"Deployment {namespace}/{name}: {readiness.reason}"
-
-
-class VersionProbe:
-    """``finalize: promote-ga`` on one machine: the GA service's ``/version`` (podinfo's) names the
-    tag of the GA manifest's first image."""
-
-    def __init__(self, url: str, timeout: float = 2.0) -> None:
-        self.url, self.timeout = url.rstrip("/") + "/version", timeout
-
-    def ga_ready(self, rollout: Rollout, state: RolloutState) -> tuple[bool, str]:
-        """GET ``/version`` and compare."""
-        assert state.ga_images is not None
-        wanted = revision_of(state.ga_images)
-        try:
-            answer = requests.get(self.url, timeout=self.timeout)
-            answer.raise_for_status()
-            version = str(answer.json().get("version"))
-        except (requests.RequestException, ValueError, AttributeError) as exc:
-            return False, f"GA {self.url} unreadable: {exc}"
-        return version == wanted, f"GA {self.url} answers version {version}"
 
 
 def load_driver(rollout: Rollout) -> LoadDriver:
@@ -307,7 +145,8 @@ class Controller:
 
     def __post_init__(self) -> None:
         if self.options.kubernetes:
-            self.api = api_client(self.options.kubeconfig)
+            if self.api is None:
+                self.api = api_client(self.options.kubeconfig)
         elif not self.options.mesh:
             raise RunError("say where the cluster is: --mesh URL (local mesh) or --kubernetes")
         kwargs: dict[str, Any] = {"on_tick": self.on_tick}
@@ -511,21 +350,23 @@ def _start(args: argparse.Namespace, cache_dir: Path) -> tuple[Controller, Leade
         flux=flux_kustomization(args.flux_kustomization),
         ga_url=args.ga_url,
     )
-    controller = Controller(options)
     elector: LeaderElector | None = None
+    api = api_client(options.kubeconfig) if options.kubernetes else None
     if args.leader_elect if args.leader_elect is not None else args.kubernetes:
         if not args.kubernetes:
             raise RunError("--leader-elect needs --kubernetes (the Lease lives in the cluster)")
         namespace, name = lease_name(args.lease)
         identity = f"{socket.gethostname()}-{os.getpid()}"
-        elector = LeaderElector(controller.api, LeaseConfig(namespace, name, identity))
-        controller = Controller(options, leadership=elector)
+        assert api is not None  # --kubernetes
+        elector = LeaderElector(api, LeaseConfig(namespace, name, identity))
+    controller = Controller(options, leadership=elector, api=api)  # built once
+    if elector is not None:
         elector.try_acquire_or_renew()  # the first attempt now, so that --once can already lead
         elector.start()
     try:
         rollouts, errors = _load_specs(args, cache_dir)
         errors += controller.apply(rollouts)
-    except (RunError, ValueError, OSError):
+    except (RunError, DiscoveryError, ValueError, OSError):
         if elector is not None:
             elector.stop()
         raise
@@ -562,7 +403,7 @@ def _serve(args: argparse.Namespace, controller: Controller, cache_dir: Path) ->
                     credentials = credentials_from_arguments(args)  # re-read: a rotated token applies
                     rollouts, errors = discover(args.repo, args.branch, args.path, cache_dir, credentials)
                     errors += controller.apply(rollouts)
-                except (RunError, ValueError) as exc:
+                except (RunError, DiscoveryError, ValueError) as exc:
                     errors = [str(exc)]  # Git unreachable or a credential unreadable: keep running
                 for line in errors:
                     log.error("%s", line)
@@ -589,7 +430,7 @@ def _run(args: argparse.Namespace) -> int:
         args.kubernetes = True  # inside a pod: the cluster is right here
     try:
         controller, elector, errors = _start(args, cache_dir)
-    except (RunError, ValueError, OSError) as exc:
+    except (RunError, DiscoveryError, ValueError, OSError) as exc:
         print(f"rollouts run: error: {exc}", file=sys.stderr)
         return 1
     for line in errors:

@@ -19,6 +19,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from rollouts.controller.machine import AlwaysLeader, Leadership, Machine, TickResult
+from rollouts.state import Action, Phase
 
 log = logging.getLogger("rollouts.controller")
 
@@ -66,7 +67,7 @@ class Scheduler:
             result = machine.tick()
         except Exception as exc:  # a bug in one rollout must not stop the others
             log.exception("%s: tick failed", key)
-            self.results[key] = TickResult("unknown", "error", (f"tick failed: {exc}",))
+            self.results[key] = TickResult(Phase.UNKNOWN, Action.ERROR, (f"tick failed: {exc}",))
             return None
         self.results[key] = result
         if self.on_tick is not None:

@@ -1,7 +1,8 @@
-"""The Git workspace: fetch, edit, commit with trailers, push with bounded retries; state from Git.
+"""Git plumbing: fetch, read, commit, push with bounded retries, lock; spec discovery.
 
-The controller calls :class:`Workspace` (``read_state``, ``set_weights``, ``record``); the local mesh
-only needs :mod:`rollouts.routes`.
+The controller calls :class:`Workspace` (``read_state``, ``commit_weights``, ``record``); what the commits
+say and what the history means is :mod:`rollouts.state`'s. The local mesh only needs
+:mod:`rollouts.routes`.
 """
 
 from rollouts.gitops.credentials import (
@@ -11,22 +12,17 @@ from rollouts.gitops.credentials import (
     credentials_from_arguments,
     redact,
 )
-from rollouts.gitops.manifest import ManifestError, canary_images, copy_images, image_tag, revision_of
-from rollouts.gitops.workspace import (
-    RECORD_VERDICTS,
-    WEIGHT_VERDICTS,
-    CommitResult,
+from rollouts.gitops.discovery import discover
+from rollouts.gitops.errors import (
+    DiscoveryError,
     GitopsError,
     HumanOverrideError,
     PushRejectedError,
-    Record,
-    RecordResult,
-    RolloutState,
     RouteFileError,
-    Workspace,
-    default_cache_dir,
-    format_message,
 )
+from rollouts.gitops.manifest import ManifestError, canary_images, copy_images, image_tag, revision_of
+from rollouts.gitops.workspace import CommitResult, RecordResult, Workspace, default_cache_dir
+from rollouts.state import RECORD_VERDICTS, WEIGHT_VERDICTS, Record, RolloutState, format_message
 
 __all__ = [
     "RECORD_VERDICTS",
@@ -34,6 +30,7 @@ __all__ = [
     "CommitResult",
     "CredentialError",
     "Credentials",
+    "DiscoveryError",
     "GitopsError",
     "HumanOverrideError",
     "ManifestError",
@@ -48,6 +45,7 @@ __all__ = [
     "copy_images",
     "credentials_from_arguments",
     "default_cache_dir",
+    "discover",
     "format_message",
     "image_tag",
     "redact",

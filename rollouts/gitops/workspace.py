@@ -1,5 +1,9 @@
 """The Git workspace: one cached clone per remote and branch; every change is fetch, edit, commit, push.
 
+Plumbing only: what a commit says and what the history means is :mod:`rollouts.state`'s (its
+messages, :func:`rollouts.state.derive`); this module fetches, reads files (:meth:`Workspace.show`,
+locked, no symbolic links), commits, pushes and locks.
+
 Rules (see docs/gitops.md):
 
 - Before every change: fetch the branch and hard-reset to it. Unpushed commits of an interrupted
@@ -8,8 +12,8 @@ Rules (see docs/gitops.md):
 - A commit changes only the route file (only its weight scalars), or is empty (pause/resume).
 - Push without force, only ``HEAD:refs/heads/<branch>``; never tags or ``refs/notes/*``. A rejected
   push is retried on the new head (fetch, re-read, re-apply) with backoff, a bounded number of
-  times. If the weights on the new head differ from the ones we started from, someone else changed
-  them: :class:`HumanOverrideError`, nothing is pushed.
+  times, in one loop (:meth:`Workspace._push_change`). If the weights on the new head differ from
+  the ones we started from, someone else changed them: :class:`HumanOverrideError`, nothing is pushed.
 - Every message we log, raise or commit is redacted (URL userinfo and tokens).
 """
 
@@ -22,9 +26,9 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,33 +36,38 @@ import git
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from rollouts.gitops.credentials import Credentials, redact, url_has_secret
+from rollouts.gitops.errors import GitopsError, HumanOverrideError, PushRejectedError, RouteFileError
 from rollouts.gitops.manifest import canary_images, copy_images, revision_of
 from rollouts.routes import RouteEditor, RouteError, Weights, editor_for
 from rollouts.routes._engine import compose
 from rollouts.spec import Author, Rollout
+from rollouts.state import (
+    RECORD_VERDICTS,
+    WEIGHT_VERDICTS,
+    CommitVerdict,
+    FinalizeStage,
+    GitFacts,
+    Record,
+    RolloutState,
+    WeightChange,
+    derive,
+    format_message,
+    ga_subject,
+    last_weight_record,
+    latest_record,
+    parse_message,
+    record_of,
+    record_subject,
+)
 
 log = logging.getLogger("rollouts.gitops")
 
-# Verdicts of commits that set weights, and of empty commits that only record a decision.
-WEIGHT_VERDICTS = ("promote", "rollback", "abort", "manual", "finalize")
-RECORD_VERDICTS = ("pause", "resume", "abort")
-ALL_VERDICTS = tuple(dict.fromkeys(WEIGHT_VERDICTS + RECORD_VERDICTS))
 # How many of our own commits we look back through for state (bounded: history can be huge).
 MAX_RECORDS = 200
 LOCK_TIMEOUT_S = 60.0
 MAX_DESTINATION_RULE_FILES = 100
 # Pushes that lost a race: retry on the new head. Anything else (hooks, auth) is an error.
 _RETRYABLE = ("(fetch first)", "(non-fast-forward)", "failed to update ref", "cannot lock ref", "stale info")
-
-
-class GitopsError(RuntimeError):
-    """A Git operation that failed; the message names the remote (redacted) and what failed."""
-
-
-class RouteFileError(GitopsError, RouteError):
-    """A route or canary file on the branch that cannot be read or edited (malformed YAML, bad
-    weights, unknown subset, missing file). Both a :class:`GitopsError` (the controller's Git
-    failures) and a :class:`RouteError` (the editors' errors); the message names file, route, entry."""
 
 
 @contextmanager
@@ -69,62 +78,6 @@ def _file_errors() -> Iterator[None]:
         raise
     except RouteError as exc:
         raise RouteFileError(str(exc)) from None
-
-
-class PushRejectedError(GitopsError):
-    """The remote refused our push because its branch moved (retryable)."""
-
-
-class HumanOverrideError(GitopsError):
-    """The weights on the remote were changed by someone else: we stop and do not overwrite."""
-
-    def __init__(self, message: str, *, expected: Weights, found: Weights, commit: str | None) -> None:
-        super().__init__(message)
-        self.expected = expected
-        self.found = found
-        self.commit = commit
-
-
-@dataclass(frozen=True)
-class Record:
-    """One commit of ours for a rollout, from its trailers."""
-
-    sha: str
-    verdict: str
-    step: str | None
-    revision: str | None
-    subject: str
-    timestamp: int
-    author: str
-    finalize: str | None = None  # Rollout-Finalize: ga-image | route-ga (``finalize: promote-ga``)
-
-
-@dataclass(frozen=True)
-class RolloutState:
-    """Everything about a rollout that Git knows (Git is the state)."""
-
-    rollout: str
-    branch: str
-    head: str
-    weights: Weights
-    images: dict[str, str]
-    revision: str
-    last: Record | None  # our last commit that set weights (or aborted)
-    last_record: Record | None  # our last commit of any kind, pause/resume included
-    paused: bool
-    human_override: bool  # the weights differ from what our last weight commit set
-    override_commit: str | None  # the newest commit that touched the route file since ours
-    new_revision: bool  # the canary images changed since our last weight commit
-    ga_images: dict[str, str] | None = None  # the GA manifest's images (``finalize: promote-ga`` only)
-    # Our weight commits of the current rollout of this revision, oldest first: the start (step 1)
-    # up to ``last``. The controller replays every step's windows from them after a restart.
-    history: tuple[Record, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-friendly dict."""
-        out = asdict(self)
-        out["weights"] = {"stable": self.weights.stable, "canary": self.weights.canary}
-        return out
 
 
 @dataclass(frozen=True)
@@ -158,38 +111,30 @@ class RecordResult:
         object.__setattr__(self, "changed", self.sha is not None)
 
 
+@dataclass(frozen=True)
+class _Edit:
+    """What one attempt of a change commits: the message and the files' new text (none: empty)."""
+
+    message: str
+    files: dict[str, str]
+
+
+@dataclass(frozen=True)
+class _Pushed:
+    """What :meth:`Workspace._push_change` did: ``sha`` None when nothing had to change."""
+
+    sha: str | None
+    head: str
+    attempts: int
+    message: str = ""
+
+
 def default_cache_dir() -> Path:
     """``$ROLLOUTS_CACHE_DIR``, else ``$XDG_CACHE_HOME/gitops-rollouts``, else ``~/.cache/...``."""
     if os.environ.get("ROLLOUTS_CACHE_DIR"):
         return Path(os.environ["ROLLOUTS_CACHE_DIR"])
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "gitops-rollouts"
-
-
-def format_message(
-    rollout: Rollout,
-    subject: str,
-    *,
-    verdict: str,
-    reasons: Sequence[str] = (),
-    step: str | None = None,
-    revision: str | None = None,
-    finalize: str | None = None,
-) -> str:
-    """Subject, a body with one reason per line, and the ``Rollout-*`` trailers."""
-    lines = [subject, ""]
-    if reasons:
-        # One line per reason: a line break in a reason would start lines that read as trailers.
-        lines += [f"- {' '.join(reason.split())}" for reason in reasons] + [""]
-    lines.append(f"Rollout: {rollout.key}")
-    if step:
-        lines.append(f"Rollout-Step: {step}")
-    if revision:
-        lines.append(f"Rollout-Revision: {revision}")
-    lines.append(f"Rollout-Verdict: {verdict}")
-    if finalize:
-        lines.append(f"Rollout-Finalize: {finalize}")
-    return "\n".join(lines) + "\n"
 
 
 class Workspace:
@@ -307,6 +252,16 @@ class Workspace:
             self._sync()
             return self._editor(rollout).read(self._read(rollout.spec.route.path))
 
+    def show(self, sha: str, rel: str) -> str:
+        """The text of ``rel`` at commit ``sha`` (``HEAD``: the clone's head), read under the lock.
+
+        ``RouteFileError`` naming the file and commit when it is missing, a symbolic link (its
+        "text" would be where it points), not UTF-8, or ``sha`` is unknown. Every read of a repo
+        file outside this module goes through here.
+        """
+        with self._locked(), _file_errors():
+            return self._show(sha, rel)
+
     def set_weights(
         self,
         rollout: Rollout,
@@ -319,66 +274,69 @@ class Workspace:
         finalize: str | None = None,
         label: str | None = None,
     ) -> CommitResult:
-        """Commit and push ``weights`` for the rollout's route; a no-op when they are already there.
-
-        ``finalize`` adds a ``Rollout-Finalize`` trailer (the phase of ``finalize: promote-ga``);
-        ``label`` replaces the verdict in the subject's parentheses (e.g. ``restart``).
-
-        ``expected`` is what the caller believes the weights are (the controller passes the weights
-        of its last commit): when the remote says otherwise, :class:`HumanOverrideError` is raised and
-        nothing is pushed. The same happens when, after a rejected push, the new head carries other
-        weights than the ones this change started from.
-        """
+        """:meth:`commit_weights` with the change's fields as arguments (the CLI's spelling)."""
         if verdict not in WEIGHT_VERDICTS:
             raise GitopsError(f"verdict must be one of {', '.join(WEIGHT_VERDICTS)}, got {verdict!r}")
-        path = rollout.spec.route.path
-        with self._locked(), _file_errors(), self._clean_on_error():
-            self._sync()
-            editor = self._editor(rollout)
-            base = editor.read(self._read(path))
-            if base == weights:
+        change = WeightChange(
+            weights,
+            CommitVerdict(verdict),
+            tuple(reasons),
+            step=step,
+            expected=expected,
+            finalize=FinalizeStage(finalize) if finalize else None,
+            label=label,
+        )
+        return self.commit_weights(rollout, change)
+
+    def commit_weights(self, rollout: Rollout, change: WeightChange) -> CommitResult:
+        """Commit and push ``change`` for the rollout's route; a no-op when its weights are already there.
+
+        ``change.expected`` is what the caller believes the weights are (the controller passes the
+        weights of its last commit): when the remote says otherwise, :class:`HumanOverrideError` is
+        raised and nothing is pushed. The same happens when, after a rejected push, the new head
+        carries other weights than the ones this change started from.
+        """
+        path, weights = rollout.spec.route.path, change.weights
+        base: Weights | None = None  # the weights this change started from (first attempt)
+        editor: RouteEditor | None = None
+
+        def edit() -> _Edit | None:
+            nonlocal base, editor
+            if editor is None:
+                editor = self._editor(rollout)
+            text = self._read(path)
+            current = editor.read(text)
+            if current == weights:
                 # Already there: our own change pushed by a run that died before it could tell
                 # (``expected`` is then stale), or someone made the same change. Nothing to do.
-                return CommitResult(sha=None, head=self._head(), previous=base, weights=weights, attempts=0)
-            if expected is not None and base != expected:
-                raise self._override(rollout, expected, base)
-            change = f"canary {base.canary}% -> {weights.canary}%"
-            subject = f"{rollout.metadata.name}: {change} ({label or verdict})"
-            attempts = 0
-            for attempt in self._retrying():
-                with attempt:
-                    attempts += 1
-                    if attempts > 1:
-                        self._sync(retry=True)
-                        current = editor.read(self._read(path))
-                        if current == weights:  # someone made the same change: nothing left to do
-                            return CommitResult(
-                                sha=None, head=self._head(), previous=base, weights=weights, attempts=attempts
-                            )
-                        if current != base:
-                            raise self._override(rollout, base, current)
-                    text = self._read(path)
-                    self._write(path, editor.write(text, weights))
-                    message = format_message(
-                        rollout,
-                        subject,
-                        verdict=verdict,
-                        reasons=reasons,
-                        step=step,
-                        revision=self._revision_or_none(rollout),
-                        finalize=finalize,
-                    )
-                    sha = self._commit(message, paths=[path])
-                    self._push()
-            return CommitResult(
-                sha=sha, head=sha, previous=base, weights=weights, attempts=attempts, message=message
+                base = base or current
+                return None
+            if base is None:
+                base = current
+                if change.expected is not None and current != change.expected:
+                    raise self._override(rollout, change.expected, current)
+            elif current != base:
+                raise self._override(rollout, base, current)
+            message = change.message(
+                rollout.key, rollout.metadata.name, base, self._revision_or_none(rollout)
             )
-        raise AssertionError("unreachable")  # pragma: no cover
+            return _Edit(message, {path: editor.write(text, weights)})
+
+        pushed = self._push_change(edit)
+        assert base is not None
+        return CommitResult(
+            sha=pushed.sha,
+            head=pushed.head,
+            previous=base,
+            weights=weights,
+            attempts=pushed.attempts,
+            message=pushed.message,
+        )
 
     def promote_images(
         self, rollout: Rollout, *, reasons: Sequence[str] = (), expected: Weights | None = None
     ) -> CommitResult:
-        """``finalize: promote-ga``, phase 1: copy the canary's images into the GA manifest (``gaPath``).
+        """``finalize: promote-ga``, stage 1: copy the canary's images into the GA manifest (``gaPath``).
 
         The commit changes only that file's image scalars and carries ``Rollout-Verdict: finalize``
         and ``Rollout-Finalize: ga-image``; the route is untouched (the canary keeps its traffic until
@@ -391,39 +349,39 @@ class Workspace:
         if ga_path is None:
             raise GitopsError(f"{rollout.key}: finalize promote-ga needs gaPath")
         canary_path = rollout.spec.canary.path
-        with self._locked(), _file_errors(), self._clean_on_error():
-            attempts = 0
-            for attempt in self._retrying():
-                with attempt:
-                    attempts += 1
-                    self._sync(retry=attempts > 1)
-                    weights = self._editor(rollout).read(self._read(rollout.spec.route.path))
-                    if expected is not None and weights != expected:
-                        raise self._override(rollout, expected, weights)
-                    images = canary_images(self._read(canary_path), canary_path)
-                    text = self._read(ga_path)
-                    edited = copy_images(text, images, ga_path)
-                    if edited == text:
-                        return CommitResult(
-                            sha=None, head=self._head(), previous=weights, weights=weights, attempts=attempts
-                        )
-                    before = revision_of(canary_images(text, ga_path))
-                    revision = revision_of(images)
-                    message = format_message(
-                        rollout,
-                        f"{rollout.metadata.name}: GA {before} -> {revision} (finalize)",
-                        verdict="finalize",
-                        reasons=reasons,
-                        revision=revision,
-                        finalize="ga-image",
-                    )
-                    self._write(ga_path, edited)
-                    sha = self._commit(message, paths=[ga_path])
-                    self._push()
-            return CommitResult(
-                sha=sha, head=sha, previous=weights, weights=weights, attempts=attempts, message=message
+        live: Weights | None = None
+
+        def edit() -> _Edit | None:
+            nonlocal live
+            live = self._editor(rollout).read(self._read(rollout.spec.route.path))
+            if expected is not None and live != expected:
+                raise self._override(rollout, expected, live)
+            images = canary_images(self._read(canary_path), canary_path)
+            text = self._read(ga_path)
+            edited = copy_images(text, images, ga_path)
+            if edited == text:
+                return None
+            revision = revision_of(images)
+            message = format_message(
+                rollout.key,
+                ga_subject(rollout.metadata.name, revision_of(canary_images(text, ga_path)), revision),
+                verdict=CommitVerdict.FINALIZE,
+                reasons=reasons,
+                revision=revision,
+                finalize=FinalizeStage.GA_IMAGE,
             )
-        raise AssertionError("unreachable")  # pragma: no cover
+            return _Edit(message, {ga_path: edited})
+
+        pushed = self._push_change(edit)
+        assert live is not None
+        return CommitResult(
+            sha=pushed.sha,
+            head=pushed.head,
+            previous=live,
+            weights=live,
+            attempts=pushed.attempts,
+            message=pushed.message,
+        )
 
     def record(self, rollout: Rollout, verdict: str, reasons: Sequence[str] = ()) -> RecordResult:
         """An empty commit recording ``pause``, ``resume`` or ``abort``; a no-op when it is already
@@ -431,84 +389,108 @@ class Workspace:
         human may want to pause exactly then)."""
         if verdict not in RECORD_VERDICTS:
             raise GitopsError(f"verdict must be one of {', '.join(RECORD_VERDICTS)}, got {verdict!r}")
+
+        def edit() -> _Edit | None:
+            latest = latest_record(self._records(rollout))
+            if latest is not None and latest.verdict == verdict:
+                return None
+            message = format_message(
+                rollout.key,
+                record_subject(rollout.metadata.name, verdict),
+                verdict=verdict,
+                reasons=reasons,
+                revision=self._revision_or_none(rollout),
+            )
+            return _Edit(message, {})
+
+        pushed = self._push_change(edit)
+        return RecordResult(
+            sha=pushed.sha, head=pushed.head, attempts=pushed.attempts, message=pushed.message
+        )
+
+    def commit_files(self, files: Mapping[str, str], message: str) -> CommitResult:
+        """Commit ``files`` (path -> text, created or replaced) with ``message`` as this workspace's
+        author, and push; a no-op when they already have that text. Not the controller's path (its
+        commits go through :meth:`commit_weights`): for a person's or an automation's commit (the demo's)."""
+
+        def edit() -> _Edit | None:
+            changed = {rel: text for rel, text in files.items() if self._read_or_none(rel) != text}
+            return _Edit(message, changed) if changed else None
+
+        pushed = self._push_change(edit)
+        none = Weights.for_canary(0)
+        return CommitResult(
+            sha=pushed.sha, head=pushed.head, previous=none, weights=none, attempts=pushed.attempts
+        )
+
+    # -- the one change loop --------------------------------------------------------------------------
+
+    def _push_change(self, edit: Callable[[], _Edit | None]) -> _Pushed:
+        """Fetch, ``edit()`` on the fresh head, commit, push: the only way a commit leaves this module.
+
+        ``edit`` returns the message and the files' new text, or None when nothing has to change (a
+        no-op: ``sha`` None). A rejected push is retried on the new head (``edit`` runs again there,
+        and may raise :class:`HumanOverrideError`), at most ``max_attempts`` times with backoff. Under
+        the lock; on any failure the cached worktree is put back to the remote branch.
+        """
         with self._locked(), _file_errors(), self._clean_on_error():
             attempts = 0
             for attempt in self._retrying():
                 with attempt:
                     attempts += 1
                     self._sync(retry=attempts > 1)
-                    latest = self._latest_record(rollout, RECORD_VERDICTS)
-                    if latest is not None and latest.verdict == verdict:
-                        return RecordResult(sha=None, head=self._head(), attempts=attempts)
-                    message = format_message(
-                        rollout,
-                        f"{rollout.metadata.name}: {verdict} rollout",
-                        verdict=verdict,
-                        reasons=reasons,
-                        revision=self._revision_or_none(rollout),
+                    planned = edit()
+                    if planned is None:
+                        return _Pushed(sha=None, head=self._head(), attempts=attempts)
+                    for rel, text in planned.files.items():
+                        self._write(rel, text)
+                    sha = self._commit(
+                        planned.message, paths=list(planned.files), allow_empty=not planned.files
                     )
-                    sha = self._commit(message, paths=[], allow_empty=True)
                     self._push()
-            return RecordResult(sha=sha, head=sha, attempts=attempts, message=message)
+                    return _Pushed(sha=sha, head=sha, attempts=attempts, message=planned.message)
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- state ----------------------------------------------------------------------------------------
 
     def _state(self, rollout: Rollout) -> RolloutState:
-        route = rollout.spec.route
+        """Read the facts at the head; what they mean is :func:`rollouts.state.derive`'s."""
+        route, canary = rollout.spec.route, rollout.spec.canary
         editor = self._editor(rollout)
         weights = editor.read(self._read(route.path))
-        images = canary_images(self._read(rollout.spec.canary.path), rollout.spec.canary.path)
-        revision = revision_of(images)
-        records = self._records(rollout)
-        last = next((r for r in records if r.verdict in WEIGHT_VERDICTS), None)
-        last_record = records[0] if records else None
-        latest_pause = next((r for r in records if r.verdict in RECORD_VERDICTS), None)
-        paused = latest_pause is not None and latest_pause.verdict in {"pause", "abort"}
-        human_override = False
-        override_commit: str | None = None
-        new_revision = False
+        images = canary_images(self._read(canary.path), canary.path)
+        records = tuple(self._records(rollout))
+        last = last_weight_record(records)
+        weights_then: Weights | None = None
+        images_then: dict[str, str] | None = None
+        touched: str | None = None
         if last is not None:
-            ours = editor.read(self._show(last.sha, route.path))
-            touched = self._git("log", "-1", "--format=%H", f"{last.sha}..HEAD", "--", route.path).strip()
-            if ours != weights:
-                human_override = True
-                override_commit = touched or None
+            weights_then = editor.read(self._show(last.sha, route.path))
+            touched = (
+                self._git("log", "-1", "--format=%H", f"{last.sha}..HEAD", "--", route.path).strip() or None
+            )
             try:
-                then = canary_images(self._show(last.sha, rollout.spec.canary.path), rollout.spec.canary.path)
-                new_revision = then != images
+                images_then = canary_images(self._show(last.sha, canary.path), canary.path)
             except (GitopsError, RouteError):
-                # The manifest was unreadable then: fall back on the trailer.
-                new_revision = last.revision is not None and last.revision != revision
-        history: list[Record] = []
-        for record in records:  # newest first
-            if record.verdict not in WEIGHT_VERDICTS:
-                continue  # pause / resume records do not move the weights
-            if record.revision != revision or (history and record.verdict not in ("promote", "manual")):
-                break  # another revision, or the end of an earlier rollout of this one
-            history.append(record)
-            if record.verdict == "promote" and (record.step or "").startswith("1/"):
-                break  # the rollout's start
+                images_then = None  # unreadable then: derive falls back on the trailer
         ga_images = None
         ga_path = rollout.spec.finalize.ga_path
         if rollout.spec.finalize.action == "promote-ga" and ga_path is not None:
             ga_images = canary_images(self._read(ga_path), ga_path)
-        return RolloutState(
+        facts = GitFacts(
             rollout=rollout.key,
             branch=self.branch,
             head=self._head(),
             weights=weights,
             images=images,
-            revision=revision,
-            last=last,
-            last_record=last_record,
-            paused=paused,
-            human_override=human_override,
-            override_commit=override_commit,
-            new_revision=new_revision,
+            revision=revision_of(images),
+            records=records,
+            weights_then=weights_then,
+            images_then=images_then,
+            touched=touched,
             ga_images=ga_images,
-            history=tuple(reversed(history)),
         )
+        return derive(rollout, facts)
 
     def _records(self, rollout: Rollout) -> list[Record]:
         """Our commits for ``rollout``, newest first (at most :data:`MAX_RECORDS`).
@@ -543,7 +525,7 @@ class Workspace:
             f"--max-count={MAX_RECORDS}",
             "--fixed-strings",
             f"--grep=Rollout: {rollout.key}",
-            f"--format=%H{sep}%at{sep}%an <%ae>{sep}%s{sep}%(trailers:only,unfold){end}",
+            f"--format=%H{sep}%at{sep}%an <%ae>{sep}%B{end}",
             revisions,
         )
         records: list[Record] = []
@@ -551,29 +533,11 @@ class Workspace:
             chunk = raw.strip("\n")
             if not chunk:
                 continue
-            sha, at, author, subject, trailers = chunk.split(sep, 4)
-            values: dict[str, str] = {}
-            for line in trailers.splitlines():
-                key, _, value = line.partition(":")
-                values.setdefault(key.strip(), value.strip())
-            if values.get("Rollout") != rollout.key or values.get("Rollout-Verdict") not in ALL_VERDICTS:
-                continue
-            records.append(
-                Record(
-                    sha=sha,
-                    verdict=values["Rollout-Verdict"],
-                    step=values.get("Rollout-Step"),
-                    revision=values.get("Rollout-Revision"),
-                    subject=subject,
-                    timestamp=int(at),
-                    author=author,
-                    finalize=values.get("Rollout-Finalize"),
-                )
-            )
+            sha, at, author, message = chunk.split(sep, 3)
+            record = record_of(rollout.key, sha, int(at), author, parse_message(message))
+            if record is not None:
+                records.append(record)
         return records
-
-    def _latest_record(self, rollout: Rollout, verdicts: Sequence[str]) -> Record | None:
-        return next((r for r in self._records(rollout) if r.verdict in verdicts), None)
 
     def _override(self, rollout: Rollout, expected: Weights, found: Weights) -> HumanOverrideError:
         path = rollout.spec.route.path
@@ -757,11 +721,40 @@ class Workspace:
             raise RouteError(f"{rel}: cannot read: {exc}") from None
 
     def _show(self, sha: str, rel: str) -> str:
-        return self._git("show", f"{sha}:{rel}")
+        """``rel`` at commit ``sha``, from the object database (no worktree, no process)."""
+        try:
+            commit = self._open().commit(sha)
+        except (ValueError, git.BadName) as exc:
+            raise RouteError(f"{rel}: no commit {sha!r} in {self.remote}: {exc}") from None
+        where = f"commit {commit.hexsha[:12]}"
+        try:
+            blob = commit.tree / rel
+        except KeyError:
+            raise RouteError(f"{rel}: not in {where} of {self.remote} ({self.branch})") from None
+        if blob.mode == blob.link_mode:
+            raise RouteError(
+                f"{rel}: is a symbolic link in {where} of {self.remote}; "
+                "the route and canary files must be regular files"
+            )
+        if blob.type != "blob":
+            raise RouteError(f"{rel}: is not a file in {where} of {self.remote}")
+        try:
+            text: str = blob.data_stream.read().decode("utf-8")
+        except UnicodeDecodeError:
+            raise RouteError(f"{rel}: not UTF-8 in {where} of {self.remote}") from None
+        return text
+
+    def _read_or_none(self, rel: str) -> str | None:
+        try:
+            return self._read(rel)
+        except RouteError:
+            return None
 
     def _write(self, rel: str, text: str) -> None:
         # Bytes as they are: no newline translation, the editor kept the file's own line endings.
-        with self._file(rel).open("w", encoding="utf-8", newline="") as handle:
+        path = self._file(rel)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", encoding="utf-8", newline="") as handle:
             handle.write(text)
 
     def _commit(self, message: str, *, paths: Sequence[str], allow_empty: bool = False) -> str:
@@ -775,6 +768,8 @@ class Workspace:
             args = ["commit", "--quiet", "--no-verify", "--cleanup=verbatim", f"--file={msg_file}"]
             if allow_empty:
                 args.append("--allow-empty")
+            if paths:
+                self._git("add", "--", *paths)  # a new file (commit_files) must be known to --only
             self._git(*args, *(["--only", "--", *paths] if paths else []))
         finally:
             msg_file.unlink(missing_ok=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import git
 
-from rollouts.report.history import Event, HistoryError, Step, Timeline, parse_message, read_timeline
+from rollouts.report.history import Event, HistoryError, Show, Step, Timeline, parse_message, read_timeline
 from rollouts.report.metrics import (
     MetricsConfigError,
     Selection,
@@ -81,6 +81,7 @@ def build_report(
     now: float | None = None,
     timeout: float = 10.0,
     selection: Selection | None = None,
+    show: Show | None = None,
 ) -> Report:
     """Read the timeline from ``repo``, the step metrics from Prometheus, and render the page.
 
@@ -90,7 +91,7 @@ def build_report(
     """
     generated = int(time.time() if now is None else now)
     end = int(until.timestamp()) if until is not None else generated
-    timeline = read_timeline(repo, rollout, since=since, until=until)
+    timeline = read_timeline(repo, rollout, since=since, until=until, show=show)
     try:
         selection = selection or select_subsets(rollout)
     except MetricsConfigError as exc:

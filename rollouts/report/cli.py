@@ -122,17 +122,20 @@ def run(args: argparse.Namespace, rollout: Rollout) -> int:
     _check_writable(Path(args.out))  # before minutes of Git and Prometheus work, not after
     # Only fetch: the report reads history, so a route file deleted or broken at the head is an
     # event on the page, not a reason to write no page at all.
+    # Every file is read through the workspace (locked, no symbolic links); the log walk reads
+    # only Git's objects.
     with Workspace.for_spec(rollout, cache_dir=args.cache_dir) as workspace:
         workspace.fetch()
-    with git.Repo(workspace.path) as repo:
-        report = build_report(
-            repo,
-            rollout,
-            prometheus_url=url,
-            since=args.since,
-            until=args.until,
-            timeout=timeout,
-        )
+        with git.Repo(workspace.path) as repo:
+            report = build_report(
+                repo,
+                rollout,
+                prometheus_url=url,
+                since=args.since,
+                until=args.until,
+                timeout=timeout,
+                show=workspace.show,
+            )
     if not report.metrics.available:
         if args.require_metrics:
             raise ReportError(f"metrics unavailable: {report.metrics.error}; nothing written")

@@ -5,17 +5,13 @@ the branch (the order in which changes landed, which is the order Flux applied t
 :class:`Event` per commit that changed the route's weights -- ours, with ``Rollout-*`` trailers, and
 anyone else's -- plus our commits that only record a decision (pause, resume, abort).
 
-Commit messages are parsed liberally (:func:`parse_message`): the controller writes reasons as
-``- ...`` lines and evidence either as a JSON object or as ``key = value`` lines under an
-``Evidence:`` line; trailers are the ``Rollout-*`` lines as ``format_message`` writes them.
+Commit messages are parsed by the protocol's one parser (:func:`rollouts.state.parse_message`,
+liberal: people write commits too); the format is documented in :mod:`rollouts.state`.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import re
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -24,32 +20,28 @@ import git
 
 from rollouts.routes import RouteEditor, RouteError, Weights, editor_for
 from rollouts.spec import Rollout
+from rollouts.state import CommitVerdict, Message, parse_message
+
+__all__ = [
+    "MAX_COMMITS",
+    "Event",
+    "HistoryError",
+    "Message",
+    "Step",
+    "Timeline",
+    "parse_message",
+    "read_timeline",
+]
+
+#: ``show(sha, path)``: a file's text at a commit (``Workspace.show``: locked); RouteError when unreadable.
+Show = Callable[[str, str], str]
 
 #: Upper bound on the commits read (history can be huge; a report covers one rollout's recent past).
 MAX_COMMITS = 500
 
-_TRAILER = re.compile(r"^(?P<key>Rollout(?:-[A-Za-z0-9-]+)?)\s*:\s*(?P<value>.*?)\s*$")
-_BULLET = re.compile(r"^\s*[-*•]\s+(?P<text>.+?)\s*$")
-_EVIDENCE_HEADER = re.compile(r"^\s*(?:Rollout-)?Evidence\s*:\s*(?P<rest>.*?)\s*$", re.IGNORECASE)
-_PAIR = re.compile(r"(?P<key>[A-Za-z_][\w.\-/]*)\s*(?:=|:)\s*(?P<value>[^\s,;]+)")
-# Other people's trailers (Signed-off-by, Co-authored-by, ...) are not reasons.
-_OTHER_TRAILER = re.compile(r"^[A-Z][A-Za-z-]*-[Bb]y\s*:")
-_NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?%?$|^[+-]?(?:inf|nan)$", re.IGNORECASE)
-
 
 class HistoryError(ValueError):
     """The history cannot be read; the message names the repository, branch or file."""
-
-
-@dataclass(frozen=True)
-class Message:
-    """A commit message taken apart: subject, reasons, evidence and ``Rollout-*`` trailers."""
-
-    subject: str
-    body: str
-    reasons: tuple[str, ...]
-    evidence: dict[str, str]
-    trailers: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -70,7 +62,7 @@ class Event:
     before: Weights | None
     after: Weights | None
     ours: bool
-    verdict: str | None
+    verdict: CommitVerdict | None
     step: str | None
     revision: str | None
     reasons: tuple[str, ...]
@@ -131,111 +123,12 @@ class Timeline:
         return tuple(out)
 
 
-def parse_message(message: str) -> Message:
-    """Split a commit message into subject, reasons, evidence and ``Rollout-*`` trailers.
-
-    Liberal on purpose (the message is written by the controller, by ``rollouts set-weight`` or by a
-    person): reasons are ``-``/``*`` bullet lines, or else the body's other lines; evidence is a
-    JSON object (on an ``Evidence:`` line or alone on a line) or the ``key = value`` / ``key: value``
-    lines following an ``Evidence:`` line, up to the next blank line.
-    """
-    lines = message.replace("\r\n", "\n").split("\n")
-    subject = lines[0].strip() if lines else ""
-    body_lines = lines[1:]
-    trailers: dict[str, str] = {}
-    evidence: dict[str, str] = {}
-    reasons: list[str] = []
-    plain: list[str] = []
-    # Trailers of the last paragraph that has any, as Git reads them: a "Rollout: x" line typed into
-    # a reason earlier in the body must not decide whose commit this is or what its verdict was.
-    paragraph: dict[str, str] = {}
-    in_evidence = False
-    for raw in body_lines:
-        line = raw.rstrip()
-        if not line.strip():
-            in_evidence = False
-            if paragraph:
-                trailers, paragraph = paragraph, {}
-            continue
-        trailer = _TRAILER.match(line)
-        # "- Evidence: ..." too: reasons passed through format_message arrive as bullets.
-        header = _EVIDENCE_HEADER.match(_BULLET.sub(r"\g<text>", line))
-        if header is not None:
-            rest = header["rest"]
-            if rest.startswith("{"):
-                evidence.update(_json_object(rest))
-            else:
-                evidence.update(_pairs(rest))
-                in_evidence = True
-            continue
-        if trailer is not None:
-            paragraph.setdefault(trailer["key"], trailer["value"])
-            continue
-        if line.lstrip().startswith("{") and (parsed := _json_object(line.strip())):
-            evidence.update(parsed)
-            continue
-        if in_evidence:
-            bullet = _BULLET.match(line)
-            pairs = _pairs(bullet["text"] if bullet else line)
-            if pairs:
-                evidence.update(pairs)
-                continue
-            in_evidence = False
-        bullet = _BULLET.match(line)
-        if bullet is not None:
-            reasons.append(bullet["text"])
-        elif not _OTHER_TRAILER.match(line):
-            plain.append(line.strip())
-    if paragraph:
-        trailers = paragraph
-    body = "\n".join(body_lines).strip("\n")
-    return Message(
-        subject=subject,
-        body=body,
-        reasons=tuple(reasons or plain),
-        evidence=evidence,
-        trailers=trailers,
-    )
-
-
-def _json_object(text: str) -> dict[str, str]:
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return {}
-    if not isinstance(data, dict):
-        return {}
-    return {str(k): _scalar(v) for k, v in _flatten(data)}
-
-
-def _flatten(data: dict[str, object], prefix: str = "") -> Iterator[tuple[str, object]]:
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            yield from _flatten(value, f"{name}.")
-        else:
-            yield name, value
-
-
-def _scalar(value: object) -> str:
-    if isinstance(value, float) and math.isfinite(value):
-        return f"{value:.6g}"
-    if isinstance(value, list | tuple):
-        return ", ".join(_scalar(v) for v in value)
-    return str(value)
-
-
-def _pairs(text: str) -> dict[str, str]:
-    """``a=1 b=0.5`` or ``p99: 0.12`` -> pairs; only when the values are numbers (else it is prose)."""
-    found = {m["key"]: m["value"] for m in _PAIR.finditer(text)}
-    return {k: v for k, v in found.items() if _NUMBER.match(v)}
-
-
 class _Reader:
     """Weights of the route file at any commit (cached per blob: unchanged files are read once)."""
 
-    def __init__(self, rollout: Rollout) -> None:
+    def __init__(self, rollout: Rollout, show: Show | None = None) -> None:
         route = rollout.spec.route
+        self._show = show
         self.path = route.path
         # No DestinationRule check here: the report reads what was, even when the subsets changed since.
         self.editor: RouteEditor = editor_for(
@@ -247,6 +140,8 @@ class _Reader:
         """``(weights, None)`` or ``(None, why not)``."""
         if commit is None:
             return None, None
+        if self._show is not None:
+            return self._shown(commit)
         try:
             blob = commit.tree / self.path
         except KeyError:
@@ -265,6 +160,24 @@ class _Reader:
             return cached, None
         return None, cached
 
+    def _shown(self, commit: git.Commit) -> tuple[Weights | None, str | None]:
+        """Through ``show`` (the workspace's locked read), cached per text: files repeat."""
+        assert self._show is not None
+        try:
+            text = self._show(commit.hexsha, self.path)
+        except RouteError as exc:
+            return None, str(exc)
+        cached = self._cache.get(text)
+        if cached is None:
+            try:
+                cached = self.editor.read(text)
+            except RouteError as exc:
+                cached = str(exc)
+            self._cache[text] = cached
+        if isinstance(cached, Weights):
+            return cached, None
+        return None, cached
+
 
 def read_timeline(
     repo: git.Repo,
@@ -274,11 +187,13 @@ def read_timeline(
     since: datetime | None = None,
     until: datetime | None = None,
     max_commits: int = MAX_COMMITS,
+    show: Show | None = None,
 ) -> Timeline:
     """The rollout's timeline from ``repo`` at ``rev`` (default: the spec's branch, else HEAD).
 
     Commits that touched the route file without changing the weights (comments, other routes) are
     left out unless they are ours; so are commits older than ``since`` or newer than ``until``.
+    ``show`` reads the route file at each commit (default: from ``repo``'s objects directly).
     """
     branch = rollout.spec.git.branch
     if rev is None:
@@ -305,14 +220,14 @@ def read_timeline(
             order[commit.hexsha] = min(order.get(commit.hexsha, position), position)
     ordered = sorted(commits.values(), key=lambda c: (c.committed_date, -order[c.hexsha]))
 
-    reader = _Reader(rollout)
+    reader = _Reader(rollout, show)
     events: list[Event] = []
     for commit in ordered:
         text = (
             commit.message if isinstance(commit.message, str) else commit.message.decode("utf-8", "replace")
         )
         message = parse_message(text)
-        is_ours = message.trailers.get("Rollout") == rollout.key
+        is_ours = message.ours(rollout.key)
         after, error = reader.at(commit)
         before, _ = reader.at(commit.parents[0] if commit.parents else None)
         if not is_ours and after == before:
@@ -327,9 +242,9 @@ def read_timeline(
                 before=before,
                 after=after,
                 ours=is_ours,
-                verdict=message.trailers.get("Rollout-Verdict") if is_ours else None,
-                step=message.trailers.get("Rollout-Step") if is_ours else None,
-                revision=message.trailers.get("Rollout-Revision") if is_ours else None,
+                verdict=message.verdict if is_ours else None,
+                step=message.step if is_ours else None,
+                revision=message.revision if is_ours else None,
                 reasons=message.reasons,
                 evidence=message.evidence,
                 error=error,

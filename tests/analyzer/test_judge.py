@@ -127,7 +127,7 @@ def test_slo_ceilings_roll_back() -> None:
     assert v.action != "rollback"
 
 
-@pytest.mark.parametrize(("on_max", "action"), [("pause", "hold"), ("rollback", "rollback")])
+@pytest.mark.parametrize(("on_max", "action"), [("pause", "pause"), ("rollback", "rollback")])
 def test_step_cap(on_max: str, action: str) -> None:
     # An impossible requirement keeps the step holding until the cap.
     policy = Policy(max_windows_per_step=3, on_max_windows=on_max, min_canary_requests=10**9)

@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from rollouts.controller.demo import decision_line
 from rollouts.controller.machine import TickResult, position
-from rollouts.controller.run import VersionProbe
 from rollouts.gitops import RolloutState, Workspace
+from rollouts.local.demo import decision_line
 from rollouts.metrics import ControllerMetrics
 from rollouts.notify import Kind, Notice
 from rollouts.spec import Rollout
-from rollouts.sync import LocalMeshGate
+from rollouts.sync import LocalMeshGate, VersionProbe
 from tests.controller.httpjson import json_server
 from tests.controller.machinery import Clock, Rig, ServiceModel, build, mesh_status, rollout_spec
 from tests.controller.test_machine import our_commits

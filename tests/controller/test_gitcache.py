@@ -9,6 +9,7 @@ import pytest
 from rollouts.controller.gitcache import CachedWorkspace, HeadCache
 from rollouts.gitops import GitopsError, Workspace
 from rollouts.routes import Weights
+from rollouts.state import CommitVerdict, WeightChange
 from tests.controller.machinery import rollout_spec
 from tests.gitops.conftest import Remote, vs_with
 
@@ -44,7 +45,7 @@ def test_our_commit_is_seen_at_once(remote: Remote, tmp_path: Path) -> None:
     heads = HeadCache(ttl=60.0)
     cached = CachedWorkspace(Workspace.for_spec(spec, cache_dir=tmp_path / "cache"), heads)
     before = cached.read_state(spec)
-    cached.set_weights(spec, Weights(40, 60), verdict="manual", expected=before.weights)
+    cached.commit_weights(spec, WeightChange(Weights(40, 60), CommitVerdict.MANUAL, expected=before.weights))
     after = cached.read_state(spec)  # the ttl is long, but our own commit made the caches forget
     assert after.weights == Weights(40, 60) and after.head == remote.head()
 

@@ -13,10 +13,10 @@ import pytest
 from rich.console import Console
 
 from analyzer.prometheus import MetricsReader, PrometheusClient
-from rollouts.controller.demo import Demo
 from rollouts.controller.machine import NoDataError
 from rollouts.controller.source import PrometheusSource
 from rollouts.load import LoadRequest, LocalLoad
+from rollouts.local.demo import Demo
 from rollouts.local.stack import LocalStack, StackConfig
 from rollouts.spec import Rollout, parse_spec
 from tests.support import require_binary

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from rollouts.cli import main
-from rollouts.controller.run import RunError, discover, lease_name
+from rollouts.controller.run import RunError, lease_name
+from rollouts.gitops import DiscoveryError, discover
 from tests.controller.httpjson import json_server
 from tests.controller.machinery import mesh_status
 from tests.gitops.conftest import Remote, git, vs_with
@@ -99,9 +100,9 @@ def test_discovery_finds_rollouts_in_git_and_reports_bad_ones(remote: Remote, tm
     assert errors == [
         "rollouts/broken.yaml: spec.analysis.interval: must be a duration like 30s, 1m or 1m30s, got 'soon'"
     ]
-    with pytest.raises(RunError, match="is not a directory"):
+    with pytest.raises(DiscoveryError, match="is not a directory"):
         discover(str(remote.bare), "master", "nope", tmp_path / "cache")
-    with pytest.raises(RunError, match="cannot read"):
+    with pytest.raises(DiscoveryError, match="cannot read"):
         discover(str(tmp_path / "missing.git"), "master", ".", tmp_path / "cache")
 
 

@@ -9,11 +9,12 @@ import pytest
 
 from rollouts.cli import main
 from rollouts.controller.gitcache import CachedWorkspace, HeadCache
-from rollouts.controller.run import KubernetesSpecGate, RunError, flux_kustomization, notifier_for
+from rollouts.controller.run import RunError, flux_kustomization, notifier_for
 from rollouts.gitops import Workspace
 from rollouts.kube import EventRecorder, api_client
 from rollouts.notify import Kind, Notice
 from rollouts.routes import Weights
+from rollouts.sync import KubernetesSpecGate
 from tests.controller.kubeapi import RunningApi
 from tests.controller.machinery import rollout_spec
 from tests.controller.test_run import ROUTE, spec_doc
@@ -98,7 +99,9 @@ def test_spec_gate_with_an_unreadable_manifest_stays_closed(
     spec = rollout_spec(str(remote.bare))
     workspace = CachedWorkspace(Workspace.for_spec(spec, cache_dir=tmp_path / "cache"), HeadCache())
     state = workspace.read_state(spec)
-    (workspace.path / "workloads/podinfo/canary-deployment.yaml").write_text("kind: Deployment\n")  # no name
+    # A canary manifest in Git without a name (the gate reads Git's files through the workspace).
+    remote.commit_file("workloads/podinfo/canary-deployment.yaml", "kind: Deployment\n", "no name")
+    workspace.workspace.fetch()
     gate = KubernetesSpecGate(api_client(str(kube_api.kubeconfig)), workspace, spec, interval=0.01)
     result = gate.wait(Weights(90, 10), state.head, timeout=0)
     assert not result.opened and "cannot name the objects" in result.reason

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rollouts.cli import build_parser
-from rollouts.controller.run import RunError, discover
-from rollouts.gitops import CredentialError, credentials_from_arguments
+from rollouts.gitops import CredentialError, DiscoveryError, credentials_from_arguments, discover
 from tests.gitops.conftest import git
 from tests.gitops.httpgit import git_http_server
 
@@ -33,7 +32,9 @@ def test_run_repo_discovers_a_private_https_repo_with_a_token(remote, tmp_path, 
     with git_http_server(remote.bare.parent, "x-access-token", token) as (base, seen):
         url = f"{base}/remote.git"
         # Without credentials: refused, the error names the repo and carries no token.
-        with pytest.raises(RunError, match=r"cannot read http://127\.0\.0\.1:\d+/remote\.git \(master\)"):
+        with pytest.raises(
+            DiscoveryError, match=r"cannot read http://127\.0\.0\.1:\d+/remote\.git \(master\)"
+        ):
             discover(url, "master", "rollouts", tmp_path / "cache")
         args = build_parser().parse_args(
             [

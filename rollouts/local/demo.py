@@ -31,9 +31,13 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from analyzer.prometheus.templates import ISTIO, Subset, error_ratio_query, quantile_query
 from rollouts.controller.machine import TickResult
-from rollouts.controller.run import Controller, Options, discover
+from rollouts.controller.run import Controller, Options
+from rollouts.gitops import Workspace, discover
 from rollouts.local.stack import LocalStack, ServiceOptions, StackConfig
+from rollouts.spec import Author
+from rollouts.state import Action, Phase
 
 ROUTE = "workloads/podinfo/virtual-service.yaml"
 CANARY = "workloads/podinfo/canary-deployment.yaml"
@@ -48,12 +52,12 @@ BEHAVIOUR: dict[str, tuple[str, ...]] = {
     "0.2.1": (*BASE, "--latency-factor=3"),
     "0.2.2": (*BASE, "--error-rate=0.08"),
 }
-STORY: dict[str, tuple[str, list[tuple[str | None, str]]]] = {
+STORY: dict[str, tuple[str, list[tuple[str | None, Action]]]] = {
     # scenario: (first canary version, [(version image automation commits or None, expected end)])
-    "good": ("0.2.0", [(None, "finalize")]),
-    "slow": ("0.2.1", [(None, "rollback")]),
-    "errors": ("0.2.2", [(None, "rollback")]),
-    "all": ("0.2.0", [(None, "finalize"), ("0.2.1", "rollback"), ("0.2.2", "rollback")]),
+    "good": ("0.2.0", [(None, Action.FINALIZE)]),
+    "slow": ("0.2.1", [(None, Action.ROLLBACK)]),
+    "errors": ("0.2.2", [(None, Action.ROLLBACK)]),
+    "all": ("0.2.0", [(None, Action.FINALIZE), ("0.2.1", Action.ROLLBACK), ("0.2.2", Action.ROLLBACK)]),
 }
 
 
@@ -109,28 +113,15 @@ spec:
 """
 
 
-def commit(stack: LocalStack, files: dict[str, str], message: str, author: tuple[str, str]) -> str:
-    """Commit ``files`` to the stack's repo as ``author`` (a person, or Flux's image automation)."""
-    import git
-
-    scratch = Path(tempfile.mkdtemp(prefix="demo-clone-"))
-    try:
-        repo = git.Repo.clone_from(str(stack.repo_path), scratch, branch="master")
-        for rel, text in files.items():
-            (scratch / rel).parent.mkdir(parents=True, exist_ok=True)
-            (scratch / rel).write_text(text)
-            repo.git.add(rel)
-        env = {
-            "GIT_AUTHOR_NAME": author[0],
-            "GIT_AUTHOR_EMAIL": author[1],
-            "GIT_COMMITTER_NAME": author[0],
-            "GIT_COMMITTER_EMAIL": author[1],
-        }
-        repo.git.commit("-m", message, env=env)
-        repo.git.push("origin", "HEAD:refs/heads/master")
-        return str(repo.head.commit.hexsha)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+def commit(
+    stack: LocalStack, files: dict[str, str], message: str, author: tuple[str, str], cache: Path
+) -> str:
+    """Commit ``files`` to the stack's repo as ``author`` (a person, or Flux's image automation),
+    through a workspace of its own (the same fetch-edit-commit-push path as the controller's)."""
+    person = Author(name=author[0], email=author[1])
+    with Workspace(str(stack.repo_path), "master", cache_dir=cache, author=person) as workspace:
+        result = workspace.commit_files(files, message)
+    return result.sha or result.head
 
 
 class Kubelet:
@@ -211,7 +202,7 @@ class Story:
 
 
 def _is_decision(result: TickResult) -> bool:
-    return result.action not in ("none", "wait") or bool(result.windows)
+    return result.action not in (Action.NONE, Action.WAIT) or bool(result.windows)
 
 
 def decision_line(moment: float, key: str, result: TickResult) -> str:
@@ -242,17 +233,9 @@ def view(stack: LocalStack, story: Story, scenario: str, kubelet: Kubelet) -> Gr
         weights = status.get("weights") or {}
     except (requests.RequestException, ValueError):
         weights = {}
-    sel = 'reporter="destination",destination_workload=~"podinfo-ga|podinfo-canary"'
-    p99 = _query(
-        stack.prometheus_url,
-        "histogram_quantile(0.99, sum by (le, destination_workload) "
-        f"(rate(istio_request_duration_milliseconds_bucket{{{sel}}}[15s])))",
-    )
-    errors = _query(
-        stack.prometheus_url,
-        f'sum by (destination_workload) (rate(istio_requests_total{{{sel},response_code=~"5.."}}[15s]))'
-        f" / sum by (destination_workload) (rate(istio_requests_total{{{sel}}}[15s]))",
-    )
+    subsets = [Subset(namespace="test", workload=f"podinfo-{side}") for side in ("ga", "canary")]
+    p99 = _query(stack.prometheus_url, quantile_query(ISTIO, 0.99, subsets, 15))
+    errors = _query(stack.prometheus_url, error_ratio_query(ISTIO, subsets, 15))
     table = Table(title=f"rollouts demo: {scenario}  ({time.time() - story.started:.0f}s)", expand=False)
     for column in ("subset", "version", "weight", "p99 (15s)", "errors (15s)"):
         table.add_column(column, justify="right" if column != "subset" else "left")
@@ -270,25 +253,27 @@ def view(stack: LocalStack, story: Story, scenario: str, kubelet: Kubelet) -> Gr
         if last is None
         else Text(
             f"{last.phase}: {last.action} - {'; '.join(last.reasons)[:300]}",
-            style={"rollback": "bold red", "promote": "green", "finalize": "bold green"}.get(last.action, ""),
+            style={Action.ROLLBACK: "bold red", Action.PROMOTE: "green", Action.FINALIZE: "bold green"}.get(
+                last.action, ""
+            ),
         )
     )
     lines = [
         Text(f"{time.strftime('%H:%M:%S', time.localtime(t))} {r.action:9} {'; '.join(r.reasons)[:140]}")
         for t, r in story.decisions()
-        if r.action not in ("hold",)
+        if r.action != Action.HOLD
     ][-8:]
     return Group(table, decision, Text("decisions:", style="bold"), *lines)
 
 
-def _wait_for(story: Story, action: str, since: int, timeout: float, refresh: Callable[[], None]) -> bool:
+def _wait_for(story: Story, action: Action, since: int, timeout: float, refresh: Callable[[], None]) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         refresh()
         with story.lock:
             # finalize ends with the route back to GA (promote-ga's last commit: phase promoted)
             if any(
-                r.action == action and (action != "finalize" or r.phase == "promoted")
+                r.action == action and (action != Action.FINALIZE or r.phase == Phase.PROMOTED)
                 for _, r in story.ticks[since:]
             ):
                 return True
@@ -357,6 +342,7 @@ class Demo:
                 files,
                 "podinfo: GA 0.1.0, canary manifest, Rollout spec",
                 ("Demo Human", "human@demo.invalid"),
+                work / "people",
             )
             kubelet = Kubelet(stack, first).start()
             controller = Controller(
@@ -392,6 +378,7 @@ class Demo:
                                 {CANARY: deployment("podinfo-canary", "canary", version)},
                                 f"podinfo-canary: {version} (image automation)",
                                 ("fluxcdbot", "fluxcdbot@demo.invalid"),
+                                work / "people",
                             )
                         done = _wait_for(
                             story,

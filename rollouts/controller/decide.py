@@ -1,0 +1,319 @@
+"""What to do next: ``decide(rollout, state, progress, windows) -> Decision``, a pure function.
+
+The machine (:mod:`rollouts.controller.machine`) reads Git into a :class:`RolloutState`, observes
+what the phase needs (the sync gate, the load, the judged windows, GA's readiness) into a
+:class:`Progress`, and then asks this module once what to do. The answer is one typed
+:class:`Decision`: a weight commit (:class:`Commit`), the GA image commit (:class:`PromoteImages`),
+a pause record (:class:`Pause`), or staying where it is (:class:`Stay`). Acting on it is the
+machine's job (``Machine.act``).
+
+Nothing here reads Git, the cluster, Prometheus or a clock: every input is an argument, so the
+decisions get table-driven tests without servers. It must never gain side effects.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from analyzer import Verdict, Window
+from rollouts.notify import Kind
+from rollouts.routes import Weights
+from rollouts.spec import Rollout
+from rollouts.state import (
+    Action,
+    CommitVerdict,
+    FinalizeStage,
+    Phase,
+    RolloutState,
+    WeightChange,
+    next_weight,
+    step_label,
+    with_evidence,
+)
+
+
+@dataclass(frozen=True)
+class Commit:
+    """Commit ``change``; then the rollout is in ``phase``, and people are told ``summary``.
+
+    ``expected`` is the canary weight the decision was taken at (a failed push is retried while
+    Git still says so); ``retry`` marks the judge's verdicts, which are retried on the next tick
+    when the push fails; ``restart`` gives the rollout a fresh memory (a new revision's start).
+    """
+
+    change: WeightChange
+    action: Action
+    phase: Phase
+    kind: Kind
+    summary: str
+    reasons: tuple[str, ...]
+    expected: int
+    revision: str
+    evidence: Mapping[str, float] = field(default_factory=dict)
+    retry: bool = False
+    restart: bool = False
+
+
+@dataclass(frozen=True)
+class PromoteImages:
+    """``finalize: promote-ga``, stage 1: commit the canary's images into the GA manifest."""
+
+    reasons: tuple[str, ...]
+    weight: int
+
+
+@dataclass(frozen=True)
+class Pause:
+    """Record a pause at ``weight`` of ``revision`` (an empty commit); retried on the next tick
+    when it fails."""
+
+    reasons: tuple[str, ...]
+    weight: int
+    revision: str
+    evidence: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def expected(self) -> int:
+        """The weight Git must still show for a retry."""
+        return self.weight
+
+
+@dataclass(frozen=True)
+class Stay:
+    """No commit: the tick's result is ``phase``/``action`` with ``reasons``."""
+
+    phase: Phase
+    action: Action
+    reasons: tuple[str, ...]
+    windows: int = 0
+    stop_load: bool = False
+
+
+Decision = Commit | PromoteImages | Pause | Stay
+#: A decision whose Git write failed, kept for the next tick.
+Pending = Commit | Pause
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the process observed this tick besides Git, for :func:`decide`.
+
+    Each observation is None when it was not made (the phase did not need it, or an earlier
+    observation settled the tick): ``gate_closed`` is the gate's reason while the cluster does not
+    run the committed weights; ``load_refused``/``load_down`` the load driver's answer;
+    ``metrics_error`` the reason line of a window that could not be read (``errors`` in a row);
+    ``ga`` GA's readiness and what was seen (``finalize: promote-ga``, stage 2).
+    """
+
+    now: float
+    since: float | None = None  # when the step's (or the GA wait's) clock started
+    pending: Pending | None = None
+    step_windows: int = 0  # windows judged in this step so far, this tick's included
+    gate_closed: str | None = None
+    load_refused: str | None = None
+    load_down: str | None = None
+    metrics_error: str | None = None
+    errors: int = 0
+    ga: tuple[bool, str] | None = None
+
+
+def retries(state: RolloutState, pending: Pending | None) -> bool:
+    """Is ``pending`` still the decision to commit (Git still at the step and revision it was taken at)?"""
+    where = state.position
+    return (
+        pending is not None
+        and where.phase == Phase.PROGRESSING
+        and where.weight == pending.expected
+        and state.revision == pending.revision
+    )
+
+
+def decide(rollout: Rollout, state: RolloutState, progress: Progress, windows: Sequence[Verdict]) -> Decision:
+    """The one decision of a tick (pure). ``windows``: this tick's verdicts, in order; only the last
+    can be other than a hold (the machine stops judging at the first that is not)."""
+    where = state.position
+    if progress.pending is not None and retries(state, progress.pending):
+        return progress.pending  # a decision whose commit failed: commit it now
+    if where.phase == Phase.START:
+        return _start(rollout, state)
+    if where.phase == Phase.FINALIZING:
+        return _finalize(rollout, state, progress)
+    if where.phase != Phase.PROGRESSING:
+        return Stay(where.phase, Action.NONE, (where.reason,), stop_load=True)
+    return _analysed(rollout, state, progress, windows)
+
+
+def _start(rollout: Rollout, state: RolloutState) -> Commit:
+    where, first = state.position, rollout.spec.steps[0]
+    current = state.weights.canary
+    reasons: tuple[str, ...] = (where.reason, f"step 1: canary {first}%")
+    summary = f"rollout of {state.revision} started: canary {first}%"
+    if current > first:
+        # The canary Deployment already runs the new images: they served its traffic (all of it
+        # at 100 %) from the moment the cluster applied them, before any analysis.
+        reasons = (
+            where.reason,
+            f"the new revision was already serving {current}% before the controller acted",
+            f"restart at step 1: canary {current}% -> {first}%",
+        )
+        summary = (
+            f"new revision {state.revision} was serving {current}% unanalysed: restarted at step 1 ({first}%)"
+        )
+    change = WeightChange(
+        Weights.for_canary(first),
+        CommitVerdict.PROMOTE,
+        reasons,
+        step=step_label(rollout.spec.steps, first),
+        expected=Weights.for_canary(current),
+        label="restart" if current > first else None,
+    )
+    return Commit(
+        change,
+        Action.START,
+        Phase.PROGRESSING,
+        Kind.START,
+        summary,
+        reasons,
+        current,
+        state.revision,
+        restart=True,
+    )
+
+
+def _finalize(rollout: Rollout, state: RolloutState, progress: Progress) -> Decision:
+    """``finalize: promote-ga``: GA gets the canary's images (one commit), then, once GA runs them
+    and is ready, the traffic goes back to GA (a second commit). The stage is derived from Git, so
+    a restart between the two commits repeats neither."""
+    where = state.position
+    if where.finalize == FinalizeStage.GA_IMAGE:
+        return PromoteImages(
+            (where.reason, f"canary keeps {where.weight}% until GA runs {state.revision}"), where.weight
+        )
+    ready, seen = progress.ga if progress.ga is not None else (False, "GA readiness not looked at")
+    if not ready:
+        since = progress.since if progress.since is not None else progress.now
+        if progress.now - since > rollout.spec.analysis.sync_timeout:
+            return Pause(
+                (f"GA did not become ready with {state.revision}: {seen}",), where.weight, state.revision
+            )
+        return Stay(
+            Phase.FINALIZING,
+            Action.WAIT,
+            (f"waiting for GA to run {state.revision}: {seen}",),
+            stop_load=True,
+        )
+    reasons = (f"GA runs {state.revision} and is ready ({seen})", "canary 0%: traffic back to GA")
+    change = WeightChange(
+        Weights.for_canary(0),
+        CommitVerdict.FINALIZE,
+        reasons,
+        step=step_label(rollout.spec.steps, 0),
+        expected=Weights.for_canary(where.weight),
+        finalize=FinalizeStage.ROUTE_GA,
+    )
+    summary = f"GA runs {state.revision}: traffic routed back to GA"
+    return Commit(
+        change, Action.FINALIZE, Phase.PROMOTED, Kind.FINALIZE, summary, reasons, where.weight, state.revision
+    )
+
+
+def _analysed(
+    rollout: Rollout, state: RolloutState, progress: Progress, windows: Sequence[Verdict]
+) -> Decision:
+    where, analysis = state.position, rollout.spec.analysis
+    since = progress.since if progress.since is not None else progress.now
+    if progress.gate_closed is not None:
+        if progress.now - since > analysis.sync_timeout:
+            return Pause((f"sync gate did not open: {progress.gate_closed}",), where.weight, state.revision)
+        return Stay(Phase.PROGRESSING, Action.WAIT, (progress.gate_closed,))
+    if progress.load_refused is not None:
+        return Pause((f"load refused: {progress.load_refused}",), where.weight, state.revision)
+    if progress.load_down is not None:
+        return Stay(Phase.PROGRESSING, Action.HOLD, (f"load endpoint down: {progress.load_down}",))
+    last = windows[-1] if windows else None
+    if last is not None and last.action == "rollback":
+        return _verdict(rollout, state, CommitVerdict.ROLLBACK, tuple(last.reasons), last.evidence)
+    if last is not None and last.action == "promote":
+        upcoming = next_weight(rollout.spec.steps, where.weight)
+        final = upcoming is None or upcoming == 100
+        verdict = CommitVerdict.FINALIZE if final else CommitVerdict.PROMOTE
+        return _verdict(rollout, state, verdict, tuple(last.reasons), last.evidence)
+    if last is not None and last.action == "pause":
+        return Pause(tuple(last.reasons), where.weight, state.revision, dict(last.evidence))
+    if progress.metrics_error is not None:
+        failed: tuple[str, ...] = (progress.metrics_error,)
+        if progress.errors < analysis.threshold:
+            return Stay(Phase.PROGRESSING, Action.HOLD, failed)
+        if analysis.on_error == "rollback":
+            return _verdict(rollout, state, CommitVerdict.ROLLBACK, failed, {})
+        return Pause(failed, where.weight, state.revision)
+    reasons = tuple(last.reasons) if last is not None else ("waiting for the next window",)
+    return Stay(Phase.PROGRESSING, Action.HOLD, reasons, windows=len(windows))
+
+
+def _verdict(
+    rollout: Rollout,
+    state: RolloutState,
+    verdict: CommitVerdict,
+    reasons: tuple[str, ...],
+    evidence: Mapping[str, float],
+) -> Commit:
+    """The commit of a judged verdict (promote, finalize = the last step, rollback)."""
+    steps, at = rollout.spec.steps, state.position.weight
+    weight = 0 if verdict == CommitVerdict.ROLLBACK else (next_weight(steps, at) or 100)
+    change = WeightChange(
+        Weights.for_canary(weight),
+        verdict,
+        tuple(with_evidence(reasons, evidence)),
+        # A rollback names the step it was decided at.
+        step=step_label(steps, at if verdict == CommitVerdict.ROLLBACK else weight),
+        expected=Weights.for_canary(at),
+    )
+    done = Phase.FINALIZING if rollout.spec.finalize.action == "promote-ga" else Phase.PROMOTED
+    phase, kind, summary = {
+        CommitVerdict.PROMOTE: (
+            Phase.PROGRESSING,
+            Kind.STEP,
+            f"canary {state.revision} promoted: {at}% -> {weight}%",
+        ),
+        CommitVerdict.FINALIZE: (
+            done,
+            Kind.FINALIZE,
+            f"canary {state.revision} passed every step: it serves 100%",
+        ),
+        CommitVerdict.ROLLBACK: (
+            Phase.ROLLEDBACK,
+            Kind.ROLLBACK,
+            f"canary {state.revision} rolled back at {at}%: 100% to stable",
+        ),
+    }[verdict]
+    action = Action(verdict.value)
+    return Commit(
+        change, action, phase, kind, summary, reasons, at, state.revision, dict(evidence), retry=True
+    )
+
+
+def grid_start(moment: float, interval: float) -> float:
+    """The first window boundary at or after ``moment``. Windows lie on one grid (multiples of the
+    interval since the epoch) for every rollout, so that rollouts with the same interval ask
+    Prometheus for the same window ends and one batched query per round serves them all."""
+    return math.ceil(moment / interval) * interval
+
+
+def ran_committed_split(window: Window, weight: int, tolerance: float = 0.1) -> bool:
+    """Did the window's traffic follow the committed split? A window the cluster ran partly at the
+    old weights (before the sync, or after someone else's change) is not evidence about this step.
+
+    With few requests the share is noise, so only a clear disagreement (5 standard errors and more
+    than ``tolerance``) disqualifies a window.
+    """
+    canary, baseline = float(window.canary.requests), float(window.baseline.requests)
+    total = canary + baseline
+    if total < 20:
+        return True
+    expected = weight / 100
+    share = canary / total
+    spread = 5 * math.sqrt(max(expected * (1 - expected), 1e-4) / total)
+    return abs(share - expected) <= max(tolerance, spread)

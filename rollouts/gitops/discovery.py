@@ -1,0 +1,86 @@
+"""Rollout specs found in Git: every ``kind: Rollout`` document under a directory of a branch.
+
+``rollouts run --repo URL --path DIR`` (and the demo) read their specs from here, re-read every
+``--resync`` seconds. Discovery keeps its own shallow clone per remote and branch (under
+``<cache>/discovery/``), apart from the workspaces the rollouts commit through: it only reads, and
+a slow resync must never wait for a rollout's push. It must never commit, push, or follow a path
+outside the clone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import git
+from ruamel.yaml import YAML
+
+from rollouts.gitops.credentials import Credentials, redact
+from rollouts.gitops.errors import DiscoveryError
+from rollouts.spec import Rollout, SpecError, is_local_path, parse_spec
+
+
+def discover(
+    url: str, branch: str, path: str, cache_dir: Path, credentials: Credentials | None = None
+) -> tuple[list[Rollout], list[str]]:
+    """Every ``kind: Rollout`` document under ``path`` of ``branch`` of the repo at ``url``.
+
+    Returns the valid rollouts and one error line per invalid file. A spec whose ``git.url`` is a
+    relative local path (``.``) means the repo it was found in. ``credentials`` authenticate the
+    clone (``rollouts run --git-token-file`` etc.; default: the environment's own, e.g. its
+    ``GIT_SSH_COMMAND``). :class:`DiscoveryError` when the repo cannot be read or ``path`` is not
+    one of its directories.
+    """
+    clone = _fetch(url, branch, cache_dir, credentials or Credentials())
+    root = (clone / path).resolve()
+    if not root.is_dir() or clone.resolve() not in (root, *root.parents):
+        raise DiscoveryError(f"--path {path!r} is not a directory of {url}")
+    rollouts: list[Rollout] = []
+    errors: list[str] = []
+    yaml = YAML(typ="safe", pure=True)
+    for file in sorted([*root.rglob("*.yaml"), *root.rglob("*.yml")]):
+        rel = file.relative_to(clone).as_posix()
+        try:
+            documents = [d for d in yaml.load_all(file.read_text(encoding="utf-8")) if isinstance(d, dict)]
+        except Exception as exc:  # malformed YAML in an unrelated manifest is not our business...
+            if "kind: Rollout" in file.read_text(encoding="utf-8", errors="replace"):
+                errors.append(f"{rel}: malformed YAML: {' '.join(str(exc).split())}")  # ...unless it is ours
+            continue
+        for doc in documents:
+            if doc.get("kind") != "Rollout":
+                continue
+            try:
+                rollout = parse_spec(doc, source=rel)
+            except SpecError as exc:
+                errors.append(str(exc))
+                continue
+            rollouts.append(_found_in(rollout, url))
+    return rollouts, errors
+
+
+def _fetch(url: str, branch: str, cache_dir: Path, credentials: Credentials) -> Path:
+    """The discovery clone of ``url``/``branch``, at the remote's head (depth 1)."""
+    clone = cache_dir / "discovery" / hashlib.sha256(f"{url}\0{branch}".encode()).hexdigest()[:16]
+    aux = clone.parent / "aux"  # the askpass script, outside the clone
+    try:
+        aux.mkdir(parents=True, exist_ok=True)
+        env = credentials.git_env(aux)
+        if (clone / ".git").exists():
+            repo = git.Repo(clone)
+            repo.git.fetch("--quiet", "--depth", "1", "origin", branch, env=env)
+            repo.git.reset("--quiet", "--hard", "FETCH_HEAD", env=env)
+        else:
+            git.Repo.clone_from(url, clone, branch=branch, depth=1, env=env)
+    except git.GitCommandError as exc:
+        reason = redact(str(exc.stderr).strip() or str(exc), credentials.secrets())
+        raise DiscoveryError(f"cannot read {redact(url)} ({branch}): {reason}") from None
+    return clone
+
+
+def _found_in(rollout: Rollout, url: str) -> Rollout:
+    """``git.url: .`` (a relative local path) means the repo the spec was found in."""
+    spec_url = rollout.spec.git.url
+    if not is_local_path(spec_url) or Path(spec_url).is_absolute():
+        return rollout
+    git_spec = rollout.spec.git.model_copy(update={"url": url})
+    return rollout.model_copy(update={"spec": rollout.spec.model_copy(update={"git": git_spec})})
