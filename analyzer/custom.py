@@ -232,6 +232,8 @@ class CustomEvidence:
     windows: int
     ratio: float
     alpha: float
+    ga_mean: float = math.nan
+    canary_mean: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -378,6 +380,8 @@ class CustomJudge:
             windows=self.harm_windows,
             ratio=self.ratio,
             alpha=self.alpha,
+            ga_mean=self.sums.baseline / self.harm_windows if self.harm_windows else math.nan,
+            canary_mean=self.sums.canary / self.harm_windows if self.harm_windows else math.nan,
         )
 
 
@@ -403,8 +407,9 @@ def combine(verdict: Verdict, evidence: list[CustomEvidence]) -> Verdict:
         figures[f"custom.{ev.metric}.harm_e"] = ev.harm
         figures[f"custom.{ev.metric}.safety_e"] = ev.safety
         figures[f"custom.{ev.metric}.alpha"] = ev.alpha
-        if math.isfinite(ev.ratio):
-            figures[f"custom.{ev.metric}.ratio"] = ev.ratio
+        for name, value in (("ratio", ev.ratio), ("ga_mean", ev.ga_mean), ("canary_mean", ev.canary_mean)):
+            if math.isfinite(value):
+                figures[f"custom.{ev.metric}.{name}"] = value
     said = [ev.reason for ev in evidence]
     harmful = [ev.reason for ev in evidence if ev.action == "rollback"]
     if harmful:

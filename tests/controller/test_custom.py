@@ -93,6 +93,8 @@ def test_combined_verdict_rolls_back_on_a_custom_metric_and_never_promotes_witho
     assert verdict.action == "rollback", actions
     assert verdict.reasons[0].startswith("queue lag: canary 1.8")
     assert verdict.evidence["custom.queue-lag.harm_e"] >= 2 / policy.alpha
+    means = verdict.evidence["custom.queue-lag.canary_mean"] / verdict.evidence["custom.queue-lag.ga_mean"]
+    assert means == pytest.approx(1.8, rel=0.01) == verdict.evidence["custom.queue-lag.ratio"]
 
     blind = CombinedJudge(policy, metrics)
     for _ in range(30):  # the built-in evidence alone would promote; the metric has no data
