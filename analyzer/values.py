@@ -26,9 +26,10 @@ half-normal prior on δ > 0 (scale ``prior_scale``). With the right-Haar prior d
 
 computed by quadrature (one dimension per δ, on a grid of δ). Guarantee: if the windows' d_t are
 independent and normal with any common variance, then under E[d_t] = null,
-P(sup_n E_n ≥ 1/α) ≤ α (a test martingale in the invariant filtration, Ville's inequality); for
-E[d_t] on the far side of the null the one-sided mixture's expectation is smaller still (monotone
-likelihood ratio of the noncentral t). A first window gives at most a factor 2 (its sign), so
+P(sup_n E_n ≥ 1/α) ≤ α (a test martingale in the invariant filtration, Ville's inequality). For
+E[d_t] below the null the one-sided mixture's expectation at each n is smaller still (the
+noncentral t has a monotone likelihood ratio); the simulation checks the false-alarm rate at the
+boundary and below it. A first window gives at most a factor 2 (its sign), so
 evidence needs a few windows; a 1.8× regression whose windows vary by 5 % crosses 100 in 6.
 The simulation in ``tests/analyzer/test_values.py`` checks the false-alarm rate under an identical
 canary at two levels of window-to-window variation, and the power.

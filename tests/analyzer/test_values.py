@@ -21,8 +21,11 @@ def run(d: np.ndarray, direction: str, null: float) -> list[float]:
     return out
 
 
-@pytest.mark.parametrize("true_sd", [0.02, 0.3])  # windows that barely vary, and a lot
-def test_identical_canary_rolls_back_at_most_alpha_of_the_time(true_sd):
+@pytest.mark.parametrize(
+    ("true_sd", "offset"),
+    [(0.02, 0.0), (0.3, 0.0), (0.1, -0.05)],  # at the null's boundary (windows barely vary, a lot), below it
+)
+def test_identical_canary_rolls_back_at_most_alpha_of_the_time(true_sd, offset):
     rng = np.random.default_rng(7)
     alpha, rollouts, windows = 0.05, 400, 30
     null = math.log1p(0.1)
@@ -31,7 +34,7 @@ def test_identical_canary_rolls_back_at_most_alpha_of_the_time(true_sd):
         # GA and canary each drift from window to window; the canary is identical on average.
         ga = rng.normal(0, true_sd / math.sqrt(2), windows)
         canary = rng.normal(0, true_sd / math.sqrt(2), windows)
-        e = run(canary - ga + null, "harm", null)  # at the null's boundary: hardest case
+        e = run(canary - ga + null + offset, "harm", null)  # offset 0: the null's boundary, hardest
         crossed += max(e) >= 1 / alpha
     allowance = binom.ppf(0.999, rollouts, alpha) / rollouts
     assert crossed / rollouts <= allowance, crossed / rollouts
