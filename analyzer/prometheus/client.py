@@ -33,6 +33,7 @@ from analyzer.providers.base import (
     Sample,
     retrying_call,
 )
+from analyzer.redaction import redact
 
 #: Any failure to get an answer from Prometheus.
 PrometheusError = ProviderError
@@ -45,16 +46,26 @@ _STATUS = re.compile(r"HTTP Status Code (\d{3})")
 
 
 def redact_url(text: str, url: str) -> str:
-    """``text`` with the user name and password of ``url`` replaced by ``***``.
+    """``text`` with the user name and password of ``url`` (and any other URL credential) replaced by
+    ``***`` (:func:`analyzer.redaction.redact`).
 
     A Prometheus behind basic auth may be given as ``https://user:pass@host``; messages end up in
     logs, notifications and report pages, and must not carry the password.
     """
     parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return text
     userinfo = parts.netloc.rpartition("@")[0]
-    return text.replace(f"{userinfo}@", "***@")
+    secrets = (userinfo, *userinfo.split(":", 1)) if userinfo else ()
+    return redact(text, tuple(s for s in secrets if len(s) >= 4))
+
+
+# requests/urllib3 quote the request's path and query in their errors ("Max retries exceeded with
+# url: /api/v1/query?query=sum%28...%29&time=..."): the URL-encoded PromQL says nothing to a reader
+# (the query is named separately) and makes the message unreadable.
+_ENCODED_QUERY = re.compile(r"(/api/v1/[a-z_]+)\?[^\s)'\"]*")
+
+
+def _short(text: str) -> str:
+    return _ENCODED_QUERY.sub(r"\1?...", text)
 
 
 class PrometheusClient:
@@ -86,6 +97,9 @@ class PrometheusClient:
         self.attempts = attempts
         self.backoff = backoff
         self.requests_sent = 0
+        self.headers = dict(headers or {})  # also for build_version and probes
+        self._auth = auth
+        self._session = session if session is not None else requests.Session()
         self._connect = PrometheusConnect(
             url=self.url,
             disable_ssl=False,  # verify certificates: with the system CAs, or the session's CA file
@@ -93,7 +107,7 @@ class PrometheusClient:
             timeout=timeout,
             headers=headers,  # e.g. X-Scope-OrgID, or Authorization for a Prometheus behind a proxy
             auth=auth,  # any requests auth object, not only a tuple
-            session=session,
+            session=self._session,
         )
 
     def query(self, promql: str, at: float, *, window: float | None = None) -> list[Sample]:
@@ -112,12 +126,12 @@ class PrometheusClient:
             ) from None
         except requests.exceptions.RequestException as exc:
             raise PrometheusUnavailableError(
-                self._redact(f"Prometheus at {self.url} did not answer: {exc}")
+                self._redact(f"Prometheus at {self.url} did not answer: {_short(str(exc))}")
             ) from exc
         except OSError as exc:  # requests: a client certificate or CA file that cannot be read
             raise ProviderConfigError(f"Prometheus at {self.display_url}: {exc}") from None
         except PrometheusApiClientException as exc:
-            message = self._redact(str(exc))
+            message = self._redact(_short(str(exc)))
             match = _STATUS.search(message)
             status = int(match.group(1)) if match else 0
             if status in (401, 403):  # the body may echo what was sent: leave it out
@@ -134,6 +148,30 @@ class PrometheusClient:
                 f"{self.display_url} answered something that is not Prometheus JSON"
             ) from exc
         return _samples(raw, promql)
+
+    def build_version(self) -> str | None:
+        """The server's version from ``/api/v1/status/buildinfo`` (``"2.42.0+ds"``), None when it
+        does not say (an older server, or a Prometheus-compatible one without that endpoint);
+        :class:`PrometheusUnavailableError` when it cannot be reached.
+
+        One attempt, not counted in :attr:`requests_sent` (which counts queries).
+        """
+        try:  # the queries' session: their TLS settings, auth and headers
+            answer = self._session.get(
+                f"{self.url}/api/v1/status/buildinfo",
+                headers=self.headers,
+                auth=self._auth,
+                timeout=self.timeout,
+            )
+        except requests.exceptions.RequestException as exc:
+            raise PrometheusUnavailableError(
+                self._redact(f"Prometheus at {self.url} did not answer: {_short(str(exc))}")
+            ) from exc
+        try:
+            version = answer.json().get("data", {}).get("version") if answer.status_code == 200 else None
+        except (ValueError, AttributeError):
+            return None
+        return str(version) if isinstance(version, str) and version else None
 
     def _redact(self, text: str) -> str:
         return redact_url(text, self.url)

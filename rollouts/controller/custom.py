@@ -37,10 +37,11 @@ from analyzer.custom import (
 from analyzer.prometheus import NoData, Subset
 from analyzer.prometheus.custom import CustomReader, CustomResult
 from analyzer.providers import Provider, ProviderError
-from rollouts.controller.source import PrometheusSource, subsets_of
+from rollouts.controller.source import PrometheusSource
 from rollouts.metrics import ControllerMetrics
 from rollouts.spec import Rollout
 from rollouts.spec_metrics import FlaggerTemplate, custom_metrics, flagger_templates, resolve_template
+from rollouts.workloads import subsets_of
 
 _ROUNDS_KEPT = 256
 

@@ -8,7 +8,9 @@ say and what the history means is :mod:`rollouts.state`'s. The local mesh only n
 from rollouts.gitops.credentials import (
     CredentialError,
     Credentials,
+    RemoteUrlError,
     add_credential_arguments,
+    check_remote_url,
     credentials_from_arguments,
     redact,
 )
@@ -21,7 +23,14 @@ from rollouts.gitops.errors import (
     RouteFileError,
 )
 from rollouts.gitops.manifest import ManifestError, canary_images, copy_images, image_tag, revision_of
-from rollouts.gitops.workspace import CommitResult, RecordResult, Workspace, default_cache_dir
+from rollouts.gitops.workspace import (
+    CommitResult,
+    FileEdit,
+    LogEntry,
+    RecordResult,
+    Workspace,
+    default_cache_dir,
+)
 from rollouts.state import RECORD_VERDICTS, WEIGHT_VERDICTS, Record, RolloutState, format_message
 
 __all__ = [
@@ -31,17 +40,21 @@ __all__ = [
     "CredentialError",
     "Credentials",
     "DiscoveryError",
+    "FileEdit",
     "GitopsError",
     "HumanOverrideError",
+    "LogEntry",
     "ManifestError",
     "PushRejectedError",
     "Record",
     "RecordResult",
+    "RemoteUrlError",
     "RolloutState",
     "RouteFileError",
     "Workspace",
     "add_credential_arguments",
     "canary_images",
+    "check_remote_url",
     "copy_images",
     "credentials_from_arguments",
     "default_cache_dir",

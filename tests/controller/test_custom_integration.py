@@ -11,7 +11,6 @@ from pathlib import Path
 import git
 import pytest
 
-from analyzer import Policy
 from analyzer.prometheus import MetricsReader, PrometheusClient
 from rollouts.controller.custom import wiring
 from rollouts.controller.machine import Machine
@@ -62,7 +61,7 @@ def test_the_custom_metric_rolls_back_with_its_reason_in_the_commit(stack, tmp_p
     running, _ = stack
     commit_file(running, CANARY_PATH, deployment("podinfo-canary", "6.5.1"), "podinfo canary 6.5.1")
     spec = rollout_spec(str(running.repo_path), analysis={"interval": "3s", "metrics": ["istio", LAG]})
-    policy = Policy.from_mapping(spec.spec.analysis.policy)
+    policy = spec.spec.analysis.policy
     source = PrometheusSource(MetricsReader(PrometheusClient(running.prometheus_url)))
     source.register(spec)
     metrics = ControllerMetrics()

@@ -21,7 +21,6 @@ from pathlib import Path
 import git
 import pytest
 
-from analyzer import Policy
 from analyzer.prometheus import MetricsReader, PrometheusClient
 from rollouts.controller.custom import wiring as custom_wiring
 from rollouts.controller.machine import Machine, TickResult, grid_start
@@ -131,7 +130,7 @@ def drive(stack: LocalStack, metrics: ControllerMetrics, workdir: Path) -> Live:
     spec = rollout_spec(
         str(stack.repo_path), analysis={"interval": f"{INTERVAL_S:g}s", "metrics": ["istio", REQUEST_RATE]}
     )
-    policy = Policy.from_mapping(spec.spec.analysis.policy)
+    policy = spec.spec.analysis.policy
     # The controller's own source: the built-in Istio template, GA and canary as the stack names them,
     # and one custom metric (the dashboards' custom-metric row), wired as `rollouts run` does.
     source = PrometheusSource(MetricsReader(PrometheusClient(stack.prometheus_url)))
