@@ -29,6 +29,7 @@ from matplotlib.figure import Figure
 
 from analyzer import Histogram
 from analyzer.prometheus import redact_url
+from rollouts.report.custom import custom_rows
 from rollouts.report.history import Timeline
 from rollouts.report.metrics import StepMetricsReport
 from rollouts.routes import Weights
@@ -307,6 +308,7 @@ def _environment() -> Environment:
         ms=_ms,
         percent=_percent,
         count=lambda value: f"{value:.0f}",
+        figure=lambda value: "–" if math.isnan(value) else f"{value:.4g}",
         canary=_canary,
         b64=lambda data: base64.b64encode(data).decode("ascii"),
     )
@@ -339,6 +341,7 @@ def render(timeline: Timeline, metrics: StepMetricsReport, *, generated: int, en
             span=_range(timeline),
             generated=generated,
             charts={"weights": weights, "latency": latency, "errors": errors},
+            custom=custom_rows(timeline.events),
             quantiles=QUANTILES,
             colors=VERDICT_COLORS,
         )

@@ -53,3 +53,49 @@ def test_the_evidence_a_verdict_commit_writes_reads_back_as_rows():
     )
     (row,) = custom_rows([event_with(message.evidence, "c" * 40)])
     assert (row.metric, row.ratio, row.ga_mean, row.harm_threshold) == ("queue-lag", 1.8, 0.4, 200.0)
+
+
+def test_the_page_shows_each_custom_metric_ga_and_canary_side_by_side():
+    from rollouts.report import StepMetricsReport, Timeline, render
+
+    evidence = {
+        "custom.queue-lag.ga_mean": "0.4",
+        "custom.queue-lag.canary_mean": "0.72",
+        "custom.queue-lag.ratio": "1.8",
+        "custom.queue-lag.harm_e": "541",
+        "custom.queue-lag.alpha": "0.005",
+        "custom.<b>x</b>.ratio": "2",  # not a metric name: left out
+    }
+    event = event_with(evidence, "d" * 40)
+    event = replace(
+        event,
+        timestamp=1_700_000_000,
+        author="rollouts",
+        subject="rollback",
+        message="rollback",
+        ours=True,
+        reasons=("queue lag: canary 1.80× GA over 7 windows, e = 541 ≥ 200",),
+    )
+    timeline = Timeline(
+        rollout="test/podinfo",
+        route_path="vs.yaml",
+        stable="ga",
+        canary="canary",
+        branch="main",
+        head="e" * 40,
+        events=(event,),
+    )
+    page = render(
+        timeline, StepMetricsReport(url=None, steps=(), selection=None, error="off"), generated=0, end=0
+    ).html
+    row = page.split('<tr id="custom-queue-lag">', 1)[1].split("</tr>", 1)[0]
+    cells = [c.split(">", 1)[1].split("</td", 1)[0] for c in row.split("<td")[1:]]
+    assert cells[:7] == ["queue-lag", "0.4", "0.72", "1.8", "541", "200", "–"]
+    assert "<b>x</b>" not in page
+    empty = replace(timeline, events=(replace(event, evidence={}),))
+    assert (
+        "Custom metrics"
+        not in render(
+            empty, StepMetricsReport(url=None, steps=(), selection=None, error="off"), generated=0, end=0
+        ).html
+    )
