@@ -32,16 +32,19 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from analyzer.histogram import Histogram
-from analyzer.judge import Verdict
-from analyzer.mannwhitney import effect_variance, mann_whitney
 from analyzer.prometheus.templates import TemplateError, check_custom_query
-from analyzer.sequential import CountEProcess, CountWindow, OrderEProcess
-from analyzer.values import ValueEProcess, log_difference
+
+if TYPE_CHECKING:
+    from analyzer.histogram import Histogram
+    from analyzer.judge import Verdict
+
+# The Rollout spec validates custom metrics when it is loaded (``rollouts status`` too): the model
+# above is pydantic only; the statistics (numpy, scipy, the judge) are imported where a metric is
+# judged, never at import time.
 
 __all__ = [
     "CustomEvidence",
@@ -270,6 +273,9 @@ class CustomJudge:
             object.__setattr__(self, "safety", self._process("safety"))
 
     def _process(self, direction: Literal["harm", "safety"]) -> Any:
+        from analyzer.sequential import CountEProcess, OrderEProcess
+        from analyzer.values import ValueEProcess
+
         m = self.metric
         if m.kind == "value":
             return ValueEProcess(direction, null=math.log1p(m.margin))
@@ -313,6 +319,10 @@ class CustomJudge:
         return judged, judged._verdict()
 
     def _updated(self, canary: CustomSide, baseline: CustomSide) -> tuple[Any, Any]:
+        from analyzer.mannwhitney import effect_variance, mann_whitney
+        from analyzer.sequential import CountWindow
+        from analyzer.values import log_difference
+
         m = self.metric
         if m.kind == "value":
             d = log_difference(canary.value, baseline.value, floor=m.floor, higher_is_worse=m.higher_is_worse)
