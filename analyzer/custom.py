@@ -412,6 +412,8 @@ def combine(verdict: Verdict, evidence: list[CustomEvidence]) -> Verdict:
     promote only when the judge promotes and every gating metric passes; hold otherwise, with the
     holding metrics' reasons first. Each metric's e-values join the evidence (``custom.<name>.*``).
     """
+    from analyzer.judge import Verdict
+
     figures = dict(verdict.evidence)
     for ev in evidence:
         figures[f"custom.{ev.metric}.harm_e"] = ev.harm
