@@ -107,6 +107,16 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     )
 
     policy = _load_policy(args.policy)
+    if args.custom:  # a custom metric's plan (docs/custom-metrics.md), instead of the built-in one
+        from analyzer.simulate_custom import CustomScenario, format_plans, plan
+
+        windows = args.max_windows or 60
+        plans = [
+            plan(CustomScenario.parse(c), policy, rollouts=args.rollouts, max_windows=windows, seed=args.seed)
+            for c in args.custom
+        ]
+        print(format_plans(plans, args.interval, windows))
+        return 0
     ga_histogram = None
     if args.ga_histogram:
         try:
@@ -245,6 +255,13 @@ def build_parser(load: Collection[str] | None = None) -> argparse.ArgumentParser
     sim.add_argument("--kayenta-alpha", type=float, default=0.05, help="Kayenta-style per-window test level")
     sim.add_argument("--rules", default="judge,flagger,kayenta", help="rules to simulate, comma-separated")
     sim.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    sim.add_argument(
+        "--custom",
+        action="append",
+        metavar="NAME:ga=MEAN/SD,canary=MEAN/SD[,margin=M]",
+        help="plan a custom metric instead: per-window lognormal values of GA and canary (mean/sd), "
+        "repeatable; how long until it is shown within its margin",
+    )
     sim.set_defaults(func=_cmd_simulate)
 
     if load is None or "replay" in load:

@@ -156,6 +156,7 @@ def canary_dashboard() -> dash_b.Dashboard:
         .with_variable(_query_variable("namespace", "Namespace", q.NAMESPACES))
         .with_variable(_query_variable("service", "Service", q.SERVICES))
         .with_variable(_query_variable("rollout", "Rollout", q.ROLLOUT_NAMES))
+        .with_variable(_query_variable("metric", "Custom metric", q.CUSTOM_METRICS, multi=True))
         .annotation(
             dash_b.AnnotationQuery()
             .name("Rollout commits")
@@ -209,6 +210,31 @@ def canary_dashboard() -> dash_b.Dashboard:
             _stat("Phase", "The rollout's current phase.")
             .text_mode(common_m.BigValueTextMode.NAME)
             .with_target(_target(q.PHASE, "{{phase}}"))
+        )
+        # One row per custom metric (Grafana repeats it for each value of $metric).
+        .with_row(dash_b.Row("Custom metric: $metric").repeat("metric"))
+        .with_panel(
+            _subset_colors(
+                _timeseries(
+                    "$metric: GA and canary",
+                    "The custom metric's value per subset in each window the controller judged.",
+                    "short",
+                    12,
+                )
+            ).with_target(_target(q.CUSTOM_VALUES, "{{subset}}"))
+        )
+        .with_panel(
+            _timeseries(
+                "$metric: evidence",
+                "Harm and safety e-values of the custom metric and their thresholds (this metric's "
+                "share of the false-rollback budget).",
+                "short",
+                12,
+            )
+            .scale_distribution(
+                common_b.ScaleDistributionConfig().type(common_m.ScaleDistribution.LOG).log(10)
+            )
+            .with_target(_target(q.CUSTOM_EVIDENCE, "{{kind}}"))
         )
     )
 

@@ -47,6 +47,13 @@ PHASE = f"rollouts_phase{{{ROLLOUT}}} == 1"
 # went up in the interval. The verdict label says which kind of commit it was.
 COMMITS = f"sum by (rollout, verdict) (increase(rollouts_commits_total{{{ROLLOUT}}}[{RATE}])) > 0"
 
+# Custom metrics (docs/custom-metrics.md): the controller exports each one's last reading per subset
+# and its evidence; the canary dashboard repeats one row per metric ($metric).
+CUSTOM = 'rollout="$rollout", metric=~"$metric"'
+CUSTOM_VALUES = f"rollouts_custom_value{{{CUSTOM}}}"
+CUSTOM_EVIDENCE = f"rollouts_custom_evidence{{{CUSTOM}}}"
+CUSTOM_METRICS = 'label_values(rollouts_custom_value{rollout="$rollout"}, metric)'
+
 # Controller dashboard: all rollouts (or the selected ones: $rollout may be a multi-value regex).
 ROLLOUTS = 'rollout=~"$rollout"'
 ROLLOUTS_BY_PHASE = f"count by (phase) (rollouts_phase{{{ROLLOUTS}}} == 1)"

@@ -79,6 +79,21 @@ class ControllerMetrics:
             ["rollout"],
             registry=r,
         )
+        # Custom metrics (docs/custom-metrics.md): each one's last reading per subset and its evidence.
+        self.custom_value = Gauge(
+            "rollouts_custom_value",
+            "A custom metric's value in the last window judged, per subset (ga, canary)",
+            ["rollout", "metric", "subset"],
+            registry=r,
+        )
+        self.custom_evidence = Gauge(
+            "rollouts_custom_evidence",
+            "A custom metric's evidence (e-value) and its threshold",
+            ["rollout", "metric", "kind"],
+            registry=r,
+        )
+        self._custom: dict[str, set[tuple[str, str, str]]] = {}
+
         self.pipeline_revision = Gauge(
             "rollouts_pipeline_revision",
             "1 for the canary revision of each pipeline environment; state: where its way in stands",
@@ -142,6 +157,24 @@ class ControllerMetrics:
             raise ValueError(f"threshold kind must be one of {EVIDENCE_KINDS}, got {kind!r}")
         self.evidence_threshold.labels(rollout=rollout, kind=kind).set(value)
 
+    def set_custom(
+        self, rollout: str, metric: str, values: dict[str, float], evidence: dict[str, float]
+    ) -> None:
+        """A custom metric after a window: ``values`` by subset (``ga``, ``canary``; a side without
+        data is left out, and its old value removed) and ``evidence`` by kind (``harm``,
+        ``harm_threshold``, ``safety``, ``safety_threshold``)."""
+        seen = self._custom.setdefault(rollout, set())
+        for subset in ("ga", "canary"):
+            if subset in values:
+                self.custom_value.labels(rollout=rollout, metric=metric, subset=subset).set(values[subset])
+                seen.add(("value", metric, subset))
+            elif ("value", metric, subset) in seen:
+                _remove(self.custom_value, (rollout, metric, subset))
+                seen.discard(("value", metric, subset))
+        for kind, value in evidence.items():
+            self.custom_evidence.labels(rollout=rollout, metric=metric, kind=kind).set(value)
+            seen.add(("evidence", metric, kind))
+
     def set_pipeline_environment(self, pipeline: str, environment: str, revision: str, state: str) -> None:
         """Where a pipeline's environment stands: its canary ``revision`` and the ``state`` of the
         transition into it (``source`` for the first environment); the previous series goes."""
@@ -156,6 +189,8 @@ class ControllerMetrics:
 
     def forget(self, rollout: str) -> None:
         """Drop every series of a rollout that no longer exists (its spec was removed)."""
+        for what, name, label in self._custom.pop(rollout, set()):
+            _remove(self.custom_value if what == "value" else self.custom_evidence, (rollout, name, label))
         for metric in (
             self.canary_weight,
             self.waiting,

@@ -44,6 +44,7 @@ from pydantic import (
 from analyzer.policy import Policy
 from analyzer.prometheus.templates import BUILTIN, template_from_mapping
 from rollouts.spec_model import SpecModel as _Model  # the spec's rules, in one place
+from rollouts.spec_providers import DatadogSpec, Headers, OAuth2Spec, SigV4Spec, TlsSpec
 from rollouts.spec_strategy import StrategySpec
 
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+)ms)?$")
@@ -109,13 +110,31 @@ class PrometheusSpec(_Model):
         default=None, alias="passwordFile", description="File holding the basic-auth password."
     )
     timeout: Duration = Field(default=10.0, description="Timeout of one query (duration).")
+    headers: Headers = Field(
+        default_factory=dict, description="Headers sent with every query (e.g. `X-Scope-OrgID`)."
+    )
+    tls: TlsSpec = Field(default=TlsSpec(), description="CA and client certificate files.")
+    oauth2: OAuth2Spec | None = Field(default=None, description="OAuth2 client credentials.")
+    sigv4: SigV4Spec | None = Field(default=None, description="AWS SigV4 (Amazon Managed Prometheus).")
 
     @model_validator(mode="after")
     def _auth(self) -> PrometheusSpec:
         if (self.username is None) != (self.password_file is None):
             raise ValueError("username and passwordFile go together")
-        if self.username is not None and self.bearer_token_file is not None:
-            raise ValueError("use either bearerTokenFile or username/passwordFile, not both")
+        chosen = [
+            name
+            for name, value in (
+                ("bearerTokenFile", self.bearer_token_file),
+                ("username/passwordFile", self.username),
+                ("oauth2", self.oauth2),
+                ("sigv4", self.sigv4),
+            )
+            if value is not None
+        ]
+        if len(chosen) > 1:
+            raise ValueError(
+                f"use one of bearerTokenFile, username/passwordFile, oauth2, sigv4, not {chosen}"
+            )
         return self
 
 
@@ -166,14 +185,23 @@ class AnalysisSpec(StrategySpec):
         description="The cluster must run the committed weights within this, or the rollout pauses "
         "(duration).",
     )
-    metrics: str | dict[str, Any] = Field(
+    metrics: str | dict[str, Any] | list[str | dict[str, Any]] = Field(
         default="istio",
         description="A built-in query template (`istio`, `istio-version`, `istio-ambient`, "
         "`istio-source`... with `-grpc` and `-4xx` variants, `podinfo`; see docs/prometheus.md) or a "
-        "template of your own (`selector`, `histogram`, `requests`, `errors`).",
+        "template of your own (`selector`, `histogram`, `requests`, `errors`); or a list: at most one "
+        "built-in template name and custom metrics (see docs/custom-metrics.md).",
+    )
+    metric_templates: list[dict[str, Any]] = Field(
+        default_factory=list,
+        alias="metricTemplates",
+        description="Flagger MetricTemplate documents, referenced by custom metrics' `templateRef`.",
     )
     subsets: SubsetsSpec = Field(default=SubsetsSpec(), description="How the metrics name GA and canary.")
     prometheus: PrometheusSpec = Field(default=PrometheusSpec(), description="Where the metrics are.")
+    datadog: DatadogSpec | None = Field(
+        default=None, description="Datadog's API, for custom metrics with `provider: datadog`."
+    )
     policy: Policy = Field(
         default_factory=Policy,
         description="The judge's policy: the analyzer's `Policy` (its fields are in its own section).",
@@ -181,15 +209,40 @@ class AnalysisSpec(StrategySpec):
 
     @field_validator("metrics")
     @classmethod
-    def _metrics(cls, value: str | dict[str, Any]) -> str | dict[str, Any]:
-        # The analyzer owns the query templates: a typo fails when the spec is loaded, not at the
-        # first analysis window.
-        if isinstance(value, str):
-            if value not in BUILTIN:
-                raise ValueError(f"unknown template {value!r}; built-in: {', '.join(sorted(BUILTIN))}")
+    def _metrics(cls, value: str | dict[str, Any] | list[Any]) -> str | dict[str, Any] | list[Any]:
+        if isinstance(value, list):
+            from rollouts.spec_metrics import builtin_metrics, custom_metrics
+
+            custom_metrics(value)  # each custom metric valid, names unique
+            _check_template(builtin_metrics(value))
         else:
-            template_from_mapping({"name": "custom", **value}, source="metrics")
+            _check_template(value)
         return value
+
+    @model_validator(mode="after")
+    def _references(self) -> AnalysisSpec:
+        from rollouts.spec_metrics import custom_metrics, flagger_templates
+
+        templates = flagger_templates(self.metric_templates)
+        for metric in custom_metrics(self.metrics):
+            if metric.provider == "datadog" and self.datadog is None:
+                raise ValueError(f"metric {metric.name!r}: provider datadog needs analysis.datadog")
+            ref = metric.template_ref
+            if ref is not None and not any(name == ref.name for _, name in templates):
+                raise ValueError(
+                    f"metric {metric.name!r}: templateRef {ref.name!r} is not in metricTemplates"
+                )
+        return self
+
+
+def _check_template(value: str | dict[str, Any]) -> None:
+    # The analyzer owns the query templates: a typo fails when the spec is loaded, not at the
+    # first analysis window.
+    if isinstance(value, str):
+        if value not in BUILTIN:
+            raise ValueError(f"unknown template {value!r}; built-in: {', '.join(sorted(BUILTIN))}")
+    else:
+        template_from_mapping({"name": "custom", **value}, source="metrics")
 
 
 class LoadSpec(_Model):

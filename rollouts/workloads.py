@@ -302,7 +302,9 @@ def series_of(rollout: Rollout, workspace: Workspace) -> list[str]:
 
 def template_of(rollout: Rollout) -> QueryTemplate:
     """The rollout's query template: a built-in by name, or its own (named after the rollout)."""
-    metrics = rollout.spec.analysis.metrics
+    from rollouts.spec_metrics import builtin_metrics
+
+    metrics = builtin_metrics(rollout.spec.analysis.metrics)
     if isinstance(metrics, str):
         if metrics not in BUILTIN:
             raise TemplateError(

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
         PrometheusError,
         PrometheusQueryError,
         PrometheusUnavailableError,
-        Sample,
         redact_url,
     )
     from analyzer.prometheus.escape import label_matcher, promql_string, regex_alternation, regex_literal
@@ -48,6 +47,7 @@ if TYPE_CHECKING:
         podinfo_template,
         template_from_mapping,
     )
+    from analyzer.providers.base import Sample
 
 # Public name -> the module that defines it (see analyzer/__init__.py).
 _EXPORTS = {
@@ -65,7 +65,7 @@ _EXPORTS = {
     "PrometheusUnavailableError": "analyzer.prometheus.client",
     "QueryTemplate": "analyzer.prometheus.templates",
     "Result": "analyzer.prometheus.query",
-    "Sample": "analyzer.prometheus.client",
+    "Sample": "analyzer.providers.base",
     "Subset": "analyzer.prometheus.templates",
     "SubsetMetrics": "analyzer.prometheus.query",
     "TemplateError": "analyzer.prometheus.templates",

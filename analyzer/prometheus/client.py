@@ -3,36 +3,46 @@
 prometheus-api-client does the HTTP; its own urllib3 retries are switched off so that the time a
 query may take is bounded by what we say here (``timeout`` per attempt, ``attempts`` in all, short
 backoff between), and tenacity retries only what is worth retrying: Prometheus down, slow or
-answering 5xx. A query Prometheus rejects (HTTP 400/422: a template bug) fails at once.
+answering 429 or 5xx. A query Prometheus rejects (HTTP 400/422: a template bug) fails at once, and so
+do refused credentials (401/403: :class:`~analyzer.providers.CredentialsError`).
+
+This is the Prometheus provider of :mod:`analyzer.providers` (any Prometheus-compatible HTTP API:
+Thanos, Mimir, Cortex, VictoriaMetrics, Amazon's and Google's managed services); how it
+authenticates (``auth``) and its TLS (``session``) are built by :mod:`analyzer.providers.prometheus`.
+The error classes are the providers' (``PrometheusError`` is ``ProviderError``, and so on).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 from urllib3.util.retry import Retry
 
+from analyzer.providers.base import (
+    CredentialsError,
+    ProviderConfigError,
+    ProviderError,
+    ProviderQueryError,
+    ProviderUnavailableError,
+    Sample,
+    retrying_call,
+)
 from analyzer.redaction import redact
 
+#: Any failure to get an answer from Prometheus.
+PrometheusError = ProviderError
+#: Prometheus did not answer in time, refused the connection, or answered 429 or 5xx.
+PrometheusUnavailableError = ProviderUnavailableError
+#: Prometheus rejected the query (bad PromQL, usually a template problem) or answered nonsense.
+PrometheusQueryError = ProviderQueryError
 
-class PrometheusError(RuntimeError):
-    """Any failure to get an answer from Prometheus."""
-
-
-class PrometheusUnavailableError(PrometheusError):
-    """Prometheus did not answer in time, refused the connection, or answered 5xx."""
-
-
-class PrometheusQueryError(PrometheusError):
-    """Prometheus rejected the query (bad PromQL, usually a template problem) or answered nonsense."""
+_STATUS = re.compile(r"HTTP Status Code (\d{3})")
 
 
 def redact_url(text: str, url: str) -> str:
@@ -58,16 +68,15 @@ def _short(text: str) -> str:
     return _ENCODED_QUERY.sub(r"\1?...", text)
 
 
-@dataclass(frozen=True)
-class Sample:
-    """One element of an instant vector: its labels and value (NaN and +-Inf kept as floats)."""
-
-    labels: dict[str, str]
-    value: float
-
-
 class PrometheusClient:
-    """Instant queries at a given time; counts the HTTP requests it sends (``requests_sent``)."""
+    """Instant queries at a given time; counts the HTTP requests it sends (``requests_sent``).
+
+    ``auth`` is a ``requests`` auth object (see :mod:`analyzer.providers.auth`), ``session`` a
+    ``requests.Session`` carrying TLS settings (``verify``, ``cert``); ``headers`` are sent with
+    every query (e.g. ``X-Scope-OrgID`` for a Mimir, Cortex or Thanos tenant).
+    """
+
+    dialect = "prometheus"
 
     def __init__(
         self,
@@ -77,6 +86,8 @@ class PrometheusClient:
         attempts: int = 3,
         backoff: float = 0.2,
         headers: dict[str, str] | None = None,
+        auth: requests.auth.AuthBase | None = None,
+        session: requests.Session | None = None,
     ) -> None:
         if timeout <= 0 or attempts < 1:
             raise ValueError("timeout must be > 0 and attempts >= 1")
@@ -87,37 +98,47 @@ class PrometheusClient:
         self.backoff = backoff
         self.requests_sent = 0
         self.headers = dict(headers or {})  # also for build_version and probes
+        self._auth = auth
+        self._session = session if session is not None else requests.Session()
         self._connect = PrometheusConnect(
             url=self.url,
-            disable_ssl=True,
+            disable_ssl=False,  # verify certificates: with the system CAs, or the session's CA file
             retry=Retry(total=0, raise_on_status=False),
             timeout=timeout,
-            headers=headers,  # e.g. Authorization for a Prometheus behind a proxy
+            headers=headers,  # e.g. X-Scope-OrgID, or Authorization for a Prometheus behind a proxy
+            auth=auth,  # any requests auth object, not only a tuple
+            session=self._session,
         )
 
-    def query(self, promql: str, at: float) -> list[Sample]:
-        """Evaluate ``promql`` at unix time ``at``; retried on :class:`PrometheusUnavailableError`."""
-        retrying = Retrying(
-            stop=stop_after_attempt(self.attempts),
-            wait=wait_exponential(multiplier=self.backoff, max=2.0),
-            retry=retry_if_exception_type(PrometheusUnavailableError),
-            reraise=True,
-        )
-        result: list[Sample] = retrying(self._query_once, promql, at)
-        return result
+    def query(self, promql: str, at: float, *, window: float | None = None) -> list[Sample]:
+        """Evaluate ``promql`` at unix time ``at`` (the window is in the PromQL already); retried
+        on :class:`PrometheusUnavailableError`."""
+        return retrying_call(self.attempts, self.backoff, lambda: self._query_once(promql, at))
 
     def _query_once(self, promql: str, at: float) -> list[Sample]:
         self.requests_sent += 1
         params = {"time": f"{at:.3f}", "timeout": f"{self.timeout:g}s"}
         try:
             raw: Any = self._connect.custom_query(promql, params=params)
+        except requests.exceptions.SSLError as exc:
+            raise ProviderConfigError(
+                f"TLS with Prometheus at {self.display_url} failed: {_first_line(exc)}"
+            ) from None
         except requests.exceptions.RequestException as exc:
             raise PrometheusUnavailableError(
                 self._redact(f"Prometheus at {self.url} did not answer: {_short(str(exc))}")
             ) from exc
+        except OSError as exc:  # requests: a client certificate or CA file that cannot be read
+            raise ProviderConfigError(f"Prometheus at {self.display_url}: {exc}") from None
         except PrometheusApiClientException as exc:
             message = self._redact(_short(str(exc)))
-            if "HTTP Status Code 5" in message:
+            match = _STATUS.search(message)
+            status = int(match.group(1)) if match else 0
+            if status in (401, 403):  # the body may echo what was sent: leave it out
+                raise CredentialsError(
+                    f"Prometheus at {self.display_url} refused the credentials (HTTP {status})"
+                ) from None
+            if status == 429 or status >= 500:
                 raise PrometheusUnavailableError(f"Prometheus at {self.display_url}: {message}") from exc
             raise PrometheusQueryError(
                 f"Prometheus at {self.display_url} rejected the query: {message}\n{promql}"
@@ -135,12 +156,12 @@ class PrometheusClient:
 
         One attempt, not counted in :attr:`requests_sent` (which counts queries).
         """
-        try:
-            answer = requests.get(
+        try:  # the queries' session: their TLS settings, auth and headers
+            answer = self._session.get(
                 f"{self.url}/api/v1/status/buildinfo",
                 headers=self.headers,
+                auth=self._auth,
                 timeout=self.timeout,
-                verify=False,
             )
         except requests.exceptions.RequestException as exc:
             raise PrometheusUnavailableError(
@@ -154,6 +175,10 @@ class PrometheusClient:
 
     def _redact(self, text: str) -> str:
         return redact_url(text, self.url)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def _samples(raw: Any, promql: str) -> list[Sample]:

@@ -17,11 +17,12 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from analyzer.histogram import Histogram, Monotonicity
-from analyzer.prometheus.client import PrometheusClient, PrometheusUnavailableError, Sample
+from analyzer.prometheus.client import PrometheusClient, PrometheusUnavailableError
 from analyzer.prometheus.templates import QueryTemplate, Subset, TemplateError
+from analyzer.providers.base import ProviderError, Sample
 
 if TYPE_CHECKING:
     from analyzer.judge import SubsetWindow
@@ -131,9 +132,9 @@ class MetricsReader:
         """Three queries for all ``subsets``: their histograms, requests and errors at ``end``."""
         subset_list = list(dict.fromkeys(subsets))
         labels = template.labels
-        histogram = self.client.query(template.render("histogram", subset_list, window), end)
-        requests = self.client.query(template.render("requests", subset_list, window), end)
-        errors = self.client.query(template.render("errors", subset_list, window), end)
+        histogram = self._query(template, "histogram", subset_list, window, end)
+        requests = self._query(template, "requests", subset_list, window, end)
+        errors = self._query(template, "errors", subset_list, window, end)
 
         buckets: dict[tuple[str, ...], dict[float, float]] = defaultdict(dict)
         bad_le: set[tuple[str, ...]] = set()
@@ -200,6 +201,20 @@ class MetricsReader:
                 errors=min(_clamp(error_counts.get(key, 0.0)), total),
             )
         return results
+
+    def _query(
+        self,
+        template: QueryTemplate,
+        query: Literal["histogram", "requests", "errors"],
+        subsets: list[Subset],
+        window: float,
+        end: float,
+    ) -> list[Sample]:
+        """One rendered query; a provider error says which template and query it was for."""
+        try:
+            return self.client.query(template.render(query, subsets, window), end, window=window)
+        except ProviderError as exc:
+            raise type(exc)(f"{template.name} ({query}): {exc}") from None
 
 
 def _key(sample: Sample, labels: Sequence[str]) -> tuple[str, ...]:

@@ -94,18 +94,9 @@ class QueryTemplate(BaseModel):
     @model_validator(mode="after")
     def _variables(self) -> QueryTemplate:
         for field in QUERY_FIELDS:
-            text: str = getattr(self, field)
-            used = {m.group(1) for m in _VARIABLE.finditer(text)}
-            unknown = sorted(used - VARIABLES)
-            if unknown:
-                known = ", ".join(sorted(VARIABLES))
-                raise ValueError(f"{field}: unknown variable {{{{ {unknown[0]} }}}} (known: {known})")
-            missing = sorted(VARIABLES - used)
-            if missing:
-                raise ValueError(f"{field}: missing variable {{{{ {missing[0]} }}}}")
-            leftover = _VARIABLE.sub("", text)
-            if "{{" in leftover or "}}" in leftover:
-                raise ValueError(f"{field}: unbalanced '{{{{' or '}}}}'")
+            problem = _variable_problem(getattr(self, field), field, VARIABLES)
+            if problem:
+                raise ValueError(problem)
         return self
 
     @property
@@ -129,11 +120,31 @@ class QueryTemplate(BaseModel):
         """The PromQL of ``query`` for all ``subsets`` over ``window`` seconds."""
         if not subsets:
             raise ValueError("render needs at least one subset")
-        keys = [self.key(s) for s in subsets]
-        matchers = [label_matcher(label, (key[i] for key in keys)) for i, label in enumerate(self.labels)]
-        values = {"selector": ", ".join(matchers), "by": ", ".join(self.labels), "window": duration(window)}
+        values = _promql_values(self.labels, [self.key(s) for s in subsets], window)
         text: str = getattr(self, query)
         return _VARIABLE.sub(lambda m: values[m.group(1)], text)
+
+
+def _variable_problem(text: str, field: str, required: frozenset[str]) -> str | None:
+    """What is wrong with the variables of ``text`` (unknown, missing of ``required``, unbalanced
+    braces), naming ``field``; None when nothing is."""
+    used = {m.group(1) for m in _VARIABLE.finditer(text)}
+    unknown = sorted(used - VARIABLES)
+    if unknown:
+        return f"{field}: unknown variable {{{{ {unknown[0]} }}}} (known: {', '.join(sorted(VARIABLES))})"
+    missing = sorted(required - used)
+    if missing:
+        return f"{field}: missing variable {{{{ {missing[0]} }}}}"
+    leftover = _VARIABLE.sub("", text)
+    if "{{" in leftover or "}}" in leftover:
+        return f"{field}: unbalanced '{{{{' or '}}}}'"
+    return None
+
+
+def _promql_values(labels: tuple[str, ...], keys: list[tuple[str, ...]], window: float) -> dict[str, str]:
+    """The PromQL of ``{{ selector }}``, ``{{ by }}`` and ``{{ window }}`` for subsets' ``keys``."""
+    matchers = [label_matcher(label, (key[i] for key in keys)) for i, label in enumerate(labels)]
+    return {"selector": ", ".join(matchers), "by": ", ".join(labels), "window": duration(window)}
 
 
 def duration(seconds: float) -> str:
@@ -270,6 +281,87 @@ def _builtin() -> dict[str, QueryTemplate]:
 
 
 BUILTIN: Mapping[str, QueryTemplate] = _builtin()
+
+# Custom metrics (analyzer.custom): one query per metric and round, in PromQL or Datadog's language.
+#: Variables a custom metric's query must use: the round's subsets and the labels to split them by.
+CUSTOM_REQUIRED = frozenset({"selector", "by"})
+#: Datadog tag values we put into a query unquoted (Datadog has no quoting for tag values).
+_DATADOG_VALUE = re.compile(r"^[A-Za-z0-9_./:-]+$")
+#: Flagger MetricTemplate variables (``{{ namespace }}``, ``{{ variables.x }}``), as Flagger names them.
+FLAGGER_VARIABLES = frozenset({"name", "namespace", "target", "service", "ingress", "route", "interval"})
+_FLAGGER_VALUE = re.compile(r"^[A-Za-z0-9._-]*$")
+
+
+def check_custom_query(text: str, field: str) -> None:
+    """``TemplateError`` naming ``field`` for an unknown variable, a missing ``{{ selector }}`` or
+    ``{{ by }}``, or unbalanced braces in a custom metric's query."""
+    problem = _variable_problem(text, field, CUSTOM_REQUIRED)
+    if problem:
+        raise TemplateError(problem)
+
+
+def render_custom(
+    text: str,
+    selector: Mapping[str, str],
+    subsets: list[Subset],
+    window: float,
+    dialect: Literal["prometheus", "datadog"] = "prometheus",
+) -> str:
+    """A custom metric's query for all ``subsets``: ``{{ selector }}`` as escaped PromQL matchers
+    (or Datadog tag filters, ``label:value`` / ``label IN (a,b)``), ``{{ by }}`` the labels,
+    ``{{ window }}`` a PromQL duration (Datadog: whole seconds, for ``.rollup(..., {{ window }})``)."""
+    if not subsets:
+        raise ValueError("render needs at least one subset")
+    labels = tuple(selector.values())
+    keys = []
+    for subset in subsets:
+        key = []
+        for field in selector:
+            value = subset.value(field)
+            if not value:
+                raise TemplateError(f"the metric's selector needs subset.{field}, got an empty value")
+            key.append(value)
+        keys.append(tuple(key))
+    if dialect == "datadog":
+        filters = []
+        for i, label in enumerate(labels):
+            values = sorted({key[i] for key in keys})
+            bad = [v for v in values if not _DATADOG_VALUE.match(v)]
+            if bad:
+                raise TemplateError(f"{label}: {bad[0]!r} cannot be a Datadog tag value")
+            filters.append(f"{label}:{values[0]}" if len(values) == 1 else f"{label} IN ({','.join(values)})")
+        window_text = str(max(1, round(window)))
+        values_of = {"selector": ",".join(filters), "by": ",".join(labels), "window": window_text}
+    else:
+        values_of = _promql_values(labels, keys, window)
+    return _VARIABLE.sub(lambda m: values_of[m.group(1)], text)
+
+
+def render_flagger(text: str, values: Mapping[str, str], variables: Mapping[str, str]) -> str:
+    """A Flagger MetricTemplate's query, as written, with Flagger's variables filled in
+    (``{{ namespace }}``, ``{{ target }}``, ``{{ interval }}``, ``{{ variables.x }}`` ...).
+
+    Unlike our templates it is per rollout (not batched). Values must be Kubernetes-style names
+    (letters, digits, ``.``, ``_``, ``-``): Flagger does not escape either, so anything else is
+    refused rather than pasted into PromQL."""
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name.startswith("variables."):
+            key = name.removeprefix("variables.")
+            if key not in variables:
+                raise TemplateError(f"query: {{{{ {name} }}}} is not in templateVariables")
+            value = variables[key]
+        elif name in FLAGGER_VARIABLES:
+            value = values.get(name, "")
+        else:
+            known = ", ".join(sorted(FLAGGER_VARIABLES))
+            raise TemplateError(f"query: unknown variable {{{{ {name} }}}} (Flagger's: {known}, variables.*)")
+        if not _FLAGGER_VALUE.match(value):
+            raise TemplateError(f"query: {{{{ {name} }}}} = {value!r} is not a plain name")
+        return value
+
+    return _VARIABLE.sub(fill, text)
 
 
 def quantile_query(template: QueryTemplate, quantile: float, subsets: list[Subset], window: float) -> str:

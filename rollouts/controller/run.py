@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from analyzer import Judge
+from rollouts.controller.custom import CustomSource
+from rollouts.controller.custom import wiring as custom_wiring
 from rollouts.controller.gitcache import CachedWorkspace, HeadCache
 from rollouts.controller.machine import GaReadiness, Leadership, Machine, TickResult
 from rollouts.controller.scheduler import Scheduler
@@ -143,6 +144,7 @@ class Controller:
     leadership: Leadership | None = None
     on_tick: Callable[[str, TickResult], None] | None = None
     sources: dict[tuple[str, str | None, str | None], PrometheusSource] = field(default_factory=dict)
+    custom_sources: dict[tuple[Any, ...], CustomSource] = field(default_factory=dict)
     specs: dict[str, Rollout] = field(default_factory=dict)
     api: Any = None
     heads: HeadCache = field(default_factory=HeadCache)
@@ -163,7 +165,8 @@ class Controller:
         analysis = rollout.spec.analysis
         policy = analysis.policy
         prom = analysis.prometheus
-        source_key = (prom.url, prom.bearer_token_file, prom.username)
+        # every field: two tenants (headers) or TLS identities on one URL are two sources
+        source_key = (prom.url, prom.bearer_token_file, prom.model_dump_json())
         source = self.sources.get(source_key)
         if source is None:
             source = self.sources[source_key] = PrometheusSource.for_spec(prom)
@@ -189,6 +192,9 @@ class Controller:
         )
         if reconciler is not None:  # reconcile now after each push (spec.flux.reconcile)
             workspace = ReconcilingWorkspace(workspace, reconciler, key=rollout.key)
+        metrics_source, judge_factory = custom_wiring(
+            self.custom_sources, source, rollout, policy, self.metrics
+        )
         gate: SyncGate
         events: EventRecorder | None = None
         canary: Callable[[], ObjectRef] | None = None
@@ -210,8 +216,8 @@ class Controller:
             rollout,
             workspace=workspace,
             gate=gate,
-            metrics_source=source,
-            judge_factory=lambda: Judge(policy, steps=tuple(float(s) for s in rollout.spec.steps)),
+            metrics_source=metrics_source,
+            judge_factory=judge_factory,
             load=load_driver(rollout),
             notify=notifier_for(rollout, events, canary, self.options.notify),
             metrics=self.metrics,
@@ -233,6 +239,8 @@ class Controller:
                 self.metrics.forget(key)
                 for source in self.sources.values():
                     source.unregister(key)
+                for custom in self.custom_sources.values():
+                    custom.unregister(key)
                 del self.specs[key]
         for key, rollout in wanted.items():
             if self.specs.get(key) == rollout:

@@ -9,18 +9,15 @@ others are answered from that round's cache. Queries per round stay constant as 
 
 from __future__ import annotations
 
-import base64
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from pathlib import Path
 
 from analyzer import SubsetWindow, Window
 from analyzer.prometheus import (
     MetricsReader,
     NoData,
-    PrometheusClient,
     PrometheusError,
     QueryTemplate,
     Result,
@@ -43,18 +40,6 @@ class _Sides:
     canary: Subset
 
 
-def prometheus_headers(spec: PrometheusSpec) -> dict[str, str]:
-    """Authorization from the spec's files (read now, so a rotated secret is picked up on restart)."""
-    if spec.bearer_token_file:
-        token = Path(spec.bearer_token_file).read_text(encoding="utf-8").strip()
-        return {"Authorization": f"Bearer {token}"}
-    if spec.username is not None and spec.password_file:
-        password = Path(spec.password_file).read_text(encoding="utf-8").strip()
-        basic = base64.b64encode(f"{spec.username}:{password}".encode()).decode()
-        return {"Authorization": f"Basic {basic}"}
-    return {}
-
-
 class PrometheusSource:
     """The ``MetricsSource`` of every rollout reading one Prometheus."""
 
@@ -68,9 +53,10 @@ class PrometheusSource:
 
     @classmethod
     def for_spec(cls, spec: PrometheusSpec) -> PrometheusSource:
-        """A source on the spec's Prometheus (URL, timeout, credentials)."""
-        client = PrometheusClient(spec.url, timeout=spec.timeout, headers=prometheus_headers(spec) or None)
-        return cls(MetricsReader(client))
+        """A source on the spec's Prometheus (URL, timeout, headers, TLS, credentials)."""
+        from rollouts.controller.providers import prometheus_client
+
+        return cls(MetricsReader(prometheus_client(spec)))
 
     def register(self, rollout: Rollout) -> None:
         """Include ``rollout``'s subsets in every round (raises ``TemplateError`` for a bad template)."""

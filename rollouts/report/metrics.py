@@ -125,17 +125,18 @@ class StepMetricsReport:
 def select_subsets(rollout: Rollout) -> Selection:
     """The template and subsets of ``spec.analysis`` (what the controller reads), or the guide's
     convention when the spec names no subsets."""
+    from rollouts.spec_metrics import builtin_metrics
+
     analysis = rollout.spec.analysis
     namespace = rollout.metadata.namespace
-    if isinstance(analysis.metrics, str):
-        if analysis.metrics not in BUILTIN:
-            raise MetricsConfigError(f"spec.analysis.metrics: unknown template {analysis.metrics!r}")
-        template = BUILTIN[analysis.metrics]
+    metrics = builtin_metrics(analysis.metrics)
+    if isinstance(metrics, str):
+        if metrics not in BUILTIN:
+            raise MetricsConfigError(f"spec.analysis.metrics: unknown template {metrics!r}")
+        template = BUILTIN[metrics]
     else:
         try:
-            template = template_from_mapping(
-                {"name": "custom", **analysis.metrics}, source="spec.analysis.metrics"
-            )
+            template = template_from_mapping({"name": "custom", **metrics}, source="spec.analysis.metrics")
         except TemplateError as exc:
             raise MetricsConfigError(str(exc)) from None
     sides = analysis.subsets

@@ -29,6 +29,7 @@ from matplotlib.figure import Figure
 
 from analyzer import Histogram
 from analyzer.prometheus import redact_url
+from rollouts.report.custom import custom_rows
 from rollouts.report.evidence import EvidenceTrace
 from rollouts.report.history import Timeline
 from rollouts.report.metrics import StepMetricsReport
@@ -357,6 +358,7 @@ def _environment() -> Environment:
         ms=_ms,
         percent=_percent,
         count=lambda value: f"{value:.0f}",
+        figure=lambda value: "–" if math.isnan(value) else f"{value:.4g}",
         canary=_canary,
         b64=lambda data: base64.b64encode(data).decode("ascii"),
     )
@@ -399,6 +401,7 @@ def render(
             generated=generated,
             charts={"weights": weights, "latency": latency, "errors": errors, "evidence": trace},
             evidence_error=evidence.error if evidence is not None and evidence.error else "",
+            custom=custom_rows(timeline.events),
             quantiles=QUANTILES,
             colors=VERDICT_COLORS,
         )

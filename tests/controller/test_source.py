@@ -6,10 +6,12 @@ import base64
 from pathlib import Path
 
 import pytest
+import requests
 
 from analyzer.prometheus import MetricsReader, PrometheusClient, Subset
 from rollouts.controller.machine import MetricsUnavailableError
-from rollouts.controller.source import PrometheusSource, prometheus_headers, subsets_of, template_of
+from rollouts.controller.providers import prometheus_config
+from rollouts.controller.source import PrometheusSource, subsets_of, template_of
 from rollouts.spec_controller import PrometheusSpec
 from tests.controller.machinery import rollout_spec
 from tests.support import free_port
@@ -40,18 +42,27 @@ def test_a_template_of_its_own() -> None:
         rollout_spec("/x.git", analysis={"metrics": {**template, "errors": "sum(http_requests_total)"}})
 
 
+def authorization(spec: PrometheusSpec) -> str | None:
+    """The Authorization header the spec's Prometheus client sends (read from the files now)."""
+    auth = prometheus_config(spec).auth()
+    if auth is None:
+        return None
+    request = auth(requests.Request("GET", "http://prometheus:9090/api/v1/query").prepare())
+    return request.headers.get("Authorization")
+
+
 def test_credentials_come_from_files(tmp_path: Path) -> None:
     token, password = tmp_path / "token", tmp_path / "password"
     token.write_text("s3cret-token\n")
     password.write_text("hunter2\n")
-    assert prometheus_headers(PrometheusSpec.model_validate({"bearerTokenFile": str(token)})) == {
-        "Authorization": "Bearer s3cret-token"
-    }
-    basic = prometheus_headers(
+    assert (
+        authorization(PrometheusSpec.model_validate({"bearerTokenFile": str(token)})) == "Bearer s3cret-token"
+    )
+    basic = authorization(
         PrometheusSpec.model_validate({"username": "rollouts", "passwordFile": str(password)})
     )
-    assert basic == {"Authorization": "Basic " + base64.b64encode(b"rollouts:hunter2").decode()}
-    assert prometheus_headers(PrometheusSpec()) == {}
+    assert basic == "Basic " + base64.b64encode(b"rollouts:hunter2").decode()
+    assert authorization(PrometheusSpec()) is None
 
 
 def test_prometheus_down_is_unavailable_and_not_hammered() -> None:

@@ -21,8 +21,8 @@ from pathlib import Path
 import git
 import pytest
 
-from analyzer import Judge
 from analyzer.prometheus import MetricsReader, PrometheusClient
+from rollouts.controller.custom import wiring as custom_wiring
 from rollouts.controller.machine import Machine, TickResult, grid_start
 from rollouts.controller.source import PrometheusSource
 from rollouts.gitops import Workspace
@@ -104,6 +104,18 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         server.stop()
 
 
+# A custom metric the local stack has data for: each subset's request rate, from the mesh's telemetry.
+REQUEST_RATE = {
+    "name": "request-rate",
+    "kind": "value",
+    "selector": {"namespace": "destination_workload_namespace", "workload": "destination_workload"},
+    "query": "sum by ({{ by }}) "
+    '(rate(istio_requests_total{reporter="destination", {{ selector }} }[{{ window }}]))',
+    "direction": "lower-is-worse",
+    "role": "show",
+}
+
+
 def drive(stack: LocalStack, metrics: ControllerMetrics, workdir: Path) -> Live:
     """Warm up both subsets, let the machine start the rollout and judge one window; wait for data."""
     prometheus = Prometheus(stack.prometheus_url)
@@ -115,17 +127,21 @@ def drive(stack: LocalStack, metrics: ControllerMetrics, workdir: Path) -> Live:
     served += send(stack, BURST * 2)
     stack.wait_for_revision(stack.set_canary_weight(0, "warm-up done"))
 
-    spec = rollout_spec(str(stack.repo_path), analysis={"interval": f"{INTERVAL_S:g}s"})
+    spec = rollout_spec(
+        str(stack.repo_path), analysis={"interval": f"{INTERVAL_S:g}s", "metrics": ["istio", REQUEST_RATE]}
+    )
     policy = spec.spec.analysis.policy
-    # The controller's own source: the built-in Istio template, GA and canary as the stack names them.
+    # The controller's own source: the built-in Istio template, GA and canary as the stack names them,
+    # and one custom metric (the dashboards' custom-metric row), wired as `rollouts run` does.
     source = PrometheusSource(MetricsReader(PrometheusClient(stack.prometheus_url)))
     source.register(spec)
+    metrics_source, judge_factory = custom_wiring({}, source, spec, policy, metrics)
     machine = Machine(
         spec,
         workspace=Workspace.for_spec(spec, cache_dir=workdir / "cache"),
         gate=LocalMeshGate(stack.mesh_admin_url),
-        metrics_source=source,
-        judge_factory=lambda: Judge(policy),
+        metrics_source=metrics_source,
+        judge_factory=judge_factory,
         metrics=metrics,
         settle=stack.config.scrape_interval,  # a window is judged once its last scrape is in
     )
