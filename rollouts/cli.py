@@ -312,6 +312,10 @@ def main(argv: list[str] | None = None) -> int:
     from rollouts.spec import SpecError, load_spec
 
     try:
+        if args.command == "report" and is_pipeline_file(args.spec):
+            from rollouts.report.cli import run_pipeline
+
+            return run_pipeline(args)
         if getattr(args, "pipeline", False) or (args.command == "status" and is_pipeline_file(args.spec)):
             code = _approve(args) if args.command == "approve" else _pipeline_status(args)
             return code
