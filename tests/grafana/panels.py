@@ -16,6 +16,7 @@ VARIABLES = {
     "namespace": "test",
     "service": "podinfo",
     "rollout": "test/podinfo",
+    "pipeline": "test/podinfo",
     "datasource": "prometheus",
     "__rate_interval": "1m",
     "__interval": "15s",
