@@ -14,12 +14,18 @@ from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
+import pytest
+from PIL import Image
+
 from rollouts.cli import main
-from rollouts.report.pipeline import pipeline_timeline
+from rollouts.report.pipeline import KIND_COLORS, OUTCOME_COLORS, pipeline_timeline
 from rollouts.routes import Weights
 from rollouts.state import CommitVerdict, WeightChange
 from tests.gitrepo import GUIDE_CANARY, git
 from tests.pipeline.world import _git_isolated, deployment, runner_at, walk, world
+from tests.report.test_chromium import chromium, console_lines
+from tests.support import require_binary
 
 __all__ = ["_git_isolated", "world"]  # the fixtures, used below
 
@@ -58,6 +64,7 @@ def _walk_the_story(loaded, workspaces, staging, production) -> datetime:
     """0.2.0 through both environments, then 0.2.1 rolled back in staging; returns the hand-over time."""
     walk(workspaces["staging"], loaded.stages[0].rollout)
     finalized = datetime.fromtimestamp(int(git(staging.bare, "log", "-1", "--format=%ct", "master")), UTC)
+    time.sleep(1.1)  # commit times have a resolution of one second: the hand-over comes after
     tick = runner_at(loaded, workspaces, finalized + timedelta(minutes=11)).tick()
     assert [h.outcome for h in tick.handovers] == ["pushed"]
     handed = datetime.fromtimestamp(int(git(production.bare, "log", "-1", "--format=%ct", "master")), UTC)
@@ -125,3 +132,32 @@ def test_the_lanes_are_pure_and_ordered(world) -> None:
     entered = next(s for s in production_lane.stays if s.revision == "0.2.0")
     assert first.handed_over == entered.entered  # handed over from staging = entered production
     assert first.ended is not None and entered.entered > first.ended
+
+
+@pytest.mark.integration
+def test_the_lanes_in_a_real_browser(world, tmp_path: Path) -> None:
+    """Headless Chromium loads the page with no console message (CSP included) and draws the bars:
+    a finalized bar in each lane, a rolled-back one in staging's."""
+    binary = require_binary("chromium", "Debian package chromium; `make system` installs it")
+    loaded, workspaces, staging, production, specs = world
+    _walk_the_story(loaded, workspaces, staging, production)
+    out = tmp_path / "reports"
+    argv = ["report", str(specs / "pipeline.yaml"), "--out", str(out), "--cache-dir", str(tmp_path / "c")]
+    assert main(argv) == 0
+    url = (out / "test_podinfo" / "index.html").as_uri()
+    dom = chromium(binary, tmp_path / "profile-dom", url, "--dump-dom")
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert console_lines(dom.stderr) == []
+    assert 'id="lane-production"' in dom.stdout and "<script" not in dom.stdout.lower()
+    shot = tmp_path / "shot.png"
+    done = chromium(binary, tmp_path / "profile-shot", url, f"--screenshot={shot}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    image = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+
+    def pixels(color: str) -> int:
+        rgb = np.array([int(color[i : i + 2], 16) for i in (1, 3, 5)])
+        return int((np.abs(image[:400] - rgb).max(axis=2) < 8).sum())  # the lanes are at the top
+
+    assert pixels(OUTCOME_COLORS["finalized"]) > 200  # 0.2.0's bars, in both lanes
+    assert pixels(OUTCOME_COLORS["rolled back"]) > 20  # 0.2.1's, in staging
+    assert pixels(KIND_COLORS["handover"]) > 20  # the hand-over mark in production's lane
