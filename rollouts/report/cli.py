@@ -159,6 +159,10 @@ def run_pipeline(args: argparse.Namespace) -> int:
     from rollouts.report import write_report
     from rollouts.report.pipeline import pipeline_timeline, render_pipeline
 
+    if args.since is not None and args.until is not None and args.until <= args.since:
+        raise ValueError(
+            f"--until ({args.until.isoformat()}) must be after --since ({args.since.isoformat()})"
+        )
     loaded = load_pipeline(args.spec)
     _check_writable(Path(args.out))
     workspaces = {s.name: Workspace.for_spec(s.rollout, cache_dir=args.cache_dir) for s in loaded.stages}

@@ -161,3 +161,14 @@ def test_the_lanes_in_a_real_browser(world, tmp_path: Path) -> None:
     assert pixels(OUTCOME_COLORS["finalized"]) > 200  # 0.2.0's bars, in both lanes
     assert pixels(OUTCOME_COLORS["rolled back"]) > 20  # 0.2.1's, in staging
     assert pixels(KIND_COLORS["handover"]) > 20  # the hand-over mark in production's lane
+
+
+def test_bad_arguments_are_named_and_nothing_is_written(world, tmp_path: Path, capsys) -> None:
+    _loaded, _ws, _staging, _production, specs = world
+    out = tmp_path / "reports"
+    argv = ["report", str(specs / "pipeline.yaml"), "--out", str(out), "--since", "1h", "--until", "2h"]
+    assert main(argv) == 1
+    assert "--until" in capsys.readouterr().err and not out.exists()
+    (specs / "production.yaml").unlink()
+    assert main(["report", str(specs / "pipeline.yaml"), "--out", str(out)]) == 1
+    assert "spec.environments[1].rollout" in capsys.readouterr().err and not out.exists()
