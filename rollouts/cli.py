@@ -168,12 +168,9 @@ def format_status(rollout: Rollout, state: RolloutState, series: list[str] | Non
 
 def _pipeline_runner(args: argparse.Namespace) -> Any:
     """The :class:`~rollouts.pipeline.runner.PipelineRunner` of the Pipeline file ``args.spec``."""
-    from rollouts.gitops import Workspace
     from rollouts.pipeline.runner import PipelineRunner, load_pipeline
 
-    loaded = load_pipeline(args.spec)
-    workspaces = {s.name: Workspace.for_spec(s.rollout, cache_dir=args.cache_dir) for s in loaded.stages}
-    return PipelineRunner(loaded, workspaces)
+    return PipelineRunner.for_pipeline(load_pipeline(args.spec), cache_dir=args.cache_dir)
 
 
 def _pipeline_status(args: argparse.Namespace) -> int:

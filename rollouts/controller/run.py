@@ -252,11 +252,8 @@ class Controller:
             if self.pipelines.get(key) == loaded:
                 continue
             try:
-                workspaces = {
-                    s.name: Workspace.for_spec(s.rollout, cache_dir=self.options.cache_dir)
-                    for s in loaded.stages
-                }
-                job = PipelineJob(PipelineRunner(loaded, workspaces), self.metrics)
+                runner = PipelineRunner.for_pipeline(loaded, cache_dir=self.options.cache_dir)
+                job = PipelineJob(runner, self.metrics)
             except Exception as exc:  # one bad pipeline must not stop the others
                 errors.append(f"{JOB_PREFIX}{key}: {exc}")
                 continue

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from rollouts.pipeline.runner import LoadedPipeline, load_pipeline
 from rollouts.pipeline.spec import is_pipeline_file
-from rollouts.spec import MAX_SPEC_FILES
+from rollouts.spec import spec_files
 from rollouts.yamlsafe import excerpt
 
 
@@ -23,26 +23,19 @@ def scan_pipelines(root: Path, clone: Path) -> tuple[list[LoadedPipeline], list[
     """Every Pipeline under ``root`` (a directory of the clone at ``clone``), with its environments'
     Rollouts loaded, and one error line per bad pipeline file (symbolic links are skipped here:
     :func:`rollouts.spec.scan_specs` reports them)."""
-    files: list[Path] = []
-    for directory, dirnames, filenames in os.walk(root, followlinks=False):
-        base = Path(directory)
-        dirnames[:] = [d for d in dirnames if not (base / d).is_symlink()]
-        names = [n for n in filenames if n.endswith((".yaml", ".yml"))]
-        files += [base / n for n in names if not (base / n).is_symlink()]
-    files.sort()
+    files, _ = spec_files(root, clone)  # its errors (links, too many files) are scan_specs' lines
     pipelines: list[LoadedPipeline] = []
     errors: list[str] = []
-    prefix = f"{clone.resolve()}{os.sep}"
-    for file in files[:MAX_SPEC_FILES]:
-        if not is_pipeline_file(file):
+    prefix = f"{clone}{os.sep}"  # the errors name the repository's paths, not the cache's
+    for file in files:
+        if file.is_symlink() or not is_pipeline_file(file):
             continue
         rel = file.relative_to(clone).as_posix()
         try:
             loaded = load_pipeline(clone / rel, root=clone)
         except Exception as exc:  # whatever one file does, the others still run
             text = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
-            # Named by the repository's path, not the cache's.
-            text = text.replace(prefix, "").replace(f"{clone}{os.sep}", "")
+            text = text.replace(prefix, "")
             errors.append(text if text.startswith(rel) else f"{rel}: {excerpt(text, 300)}")
             continue
         pipelines.append(loaded)

@@ -64,10 +64,7 @@ class PipelineJob:
 
     def close(self) -> None:
         """Stop the Git helper processes of the job's workspaces (the job was removed or replaced)."""
-        for workspace in self.runner.workspaces.values():
-            close = getattr(workspace, "close", None)
-            if callable(close):
-                close()
+        self.runner.close()
 
 
 def format_status(key: str, tick: PipelineTick) -> str:

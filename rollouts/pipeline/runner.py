@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from rollouts.gitops.manifest import ManifestError, canary_images, copy_images, revision_of
-from rollouts.gitops.workspace import CommitResult, FileEdit, LogEntry
+from rollouts.gitops.workspace import CommitResult, FileEdit, LogEntry, Workspace
 from rollouts.pipeline.plan import EnvironmentFacts, Event, Pin, PipelinePlan, Transition, plan
 from rollouts.pipeline.spec import Pipeline, PipelineSpecError, parse_pipeline, rollout_paths
 from rollouts.spec import Rollout, SpecError, load_spec
@@ -162,6 +162,20 @@ class PipelineRunner:
         self.loaded = loaded
         self.workspaces = workspaces
         self.clock = clock
+
+    @classmethod
+    def for_pipeline(cls, loaded: LoadedPipeline, *, cache_dir: Path | None = None) -> PipelineRunner:
+        """The runner of ``loaded`` with one :class:`~rollouts.gitops.Workspace` per environment
+        (its Rollout's ``spec.git``), cloned under ``cache_dir``."""
+        workspaces = {s.name: Workspace.for_spec(s.rollout, cache_dir=cache_dir) for s in loaded.stages}
+        return cls(loaded, workspaces)
+
+    def close(self) -> None:
+        """Stop the Git helper processes of the workspaces that can be closed."""
+        for workspace in self.workspaces.values():
+            close = getattr(workspace, "close", None)
+            if callable(close):
+                close()
 
     @property
     def key(self) -> str:

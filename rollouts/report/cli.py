@@ -153,7 +153,6 @@ def run_pipeline(args: argparse.Namespace) -> int:
     Each environment is read as the controller reads it (its own workspace, fetched, files read
     through :meth:`~rollouts.gitops.Workspace.show`); nothing is written to any repository.
     """
-    from rollouts.gitops import Workspace
     from rollouts.pipeline.plan import plan
     from rollouts.pipeline.runner import PipelineRunner, load_pipeline
     from rollouts.report import write_report
@@ -165,13 +164,11 @@ def run_pipeline(args: argparse.Namespace) -> int:
         )
     loaded = load_pipeline(args.spec)
     _check_writable(Path(args.out))
-    workspaces = {s.name: Workspace.for_spec(s.rollout, cache_dir=args.cache_dir) for s in loaded.stages}
+    runner = PipelineRunner.for_pipeline(loaded, cache_dir=args.cache_dir)
     try:
-        runner = PipelineRunner(loaded, workspaces)
         facts, _ = runner.read()
     finally:
-        for workspace in workspaces.values():
-            workspace.close()
+        runner.close()
     now = args.until or datetime.now(UTC)
     planned = plan(loaded.pipeline, facts, now)  # on every fact: the window only narrows the picture
     shown = [_between(f, args.since, now) for f in facts]
