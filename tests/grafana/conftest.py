@@ -196,8 +196,7 @@ def pipeline_job(staging: Rollout, metrics: ControllerMetrics, workdir: Path) ->
         (Stage("staging", staging), Stage("production", production)),
         "pipeline.yaml",
     )
-    workspaces = {s.name: Workspace.for_spec(s.rollout, cache_dir=workdir / "cache") for s in loaded.stages}
-    return PipelineJob(PipelineRunner(loaded, workspaces), metrics)
+    return PipelineJob(PipelineRunner.for_pipeline(loaded, cache_dir=workdir / "cache"), metrics)
 
 
 def has(prometheus: Prometheus, expr: str, results: int) -> bool:
