@@ -257,7 +257,10 @@ class Controller:
             except Exception as exc:  # one bad pipeline must not stop the others
                 errors.append(f"{JOB_PREFIX}{key}: {exc}")
                 continue
-            self.scheduler.add(job)  # replaces (and closes) the previous job of this pipeline
+            previous = self.scheduler.machines.get(job.key)
+            self.scheduler.add(job)  # replaces the previous job of this pipeline, if any
+            if previous is not None:
+                previous.close()
             self.pipelines[key] = loaded
             log.info("%s: pipeline running (%s)", job.key, " -> ".join(s.name for s in loaded.stages))
         return errors
