@@ -14,10 +14,12 @@ from grafana_foundation_sdk.builders import common as common_b
 from grafana_foundation_sdk.builders import dashboard as dash_b
 from grafana_foundation_sdk.builders import prometheus as prom_b
 from grafana_foundation_sdk.builders import stat as stat_b
+from grafana_foundation_sdk.builders import table as table_b
 from grafana_foundation_sdk.builders import timeseries as ts_b
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common as common_m
 from grafana_foundation_sdk.models import dashboard as dash_m
+from grafana_foundation_sdk.models import prometheus as prom_m
 
 from grafana import queries as q
 
@@ -239,8 +241,43 @@ def canary_dashboard() -> dash_b.Dashboard:
     )
 
 
+def _pipeline_table() -> table_b.Panel:
+    """Where each revision is: per pipeline and environment, the revision and its state, now."""
+    target = (
+        prom_b.Dataquery()
+        .expr(q.PIPELINE_REVISIONS)
+        .ref_id("A")
+        .instant()
+        .format(prom_m.PromQueryFormat.TABLE)
+    )
+    columns = ["pipeline", "environment", "revision", "state"]
+    organize = dash_m.DataTransformerConfig(
+        id_val="organize",
+        options={
+            "excludeByName": {"Time": True, "Value": True},
+            "indexByName": {name: i for i, name in enumerate(columns)},
+            "renameByName": {},
+        },
+    )
+    return (
+        table_b.Panel()
+        .title("Pipelines: where each revision is")
+        .description(
+            "Per pipeline and environment (in the pipeline's order of hand-overs): the revision its "
+            "canary manifest names now, and where the way into it stands (source, done, soaking, "
+            "awaiting-approval, outside-window, pinned, blocked, ready, idle)."
+        )
+        .datasource(DATASOURCE)
+        .span(24)
+        .height(8)
+        .with_target(target)
+        .with_transformation(organize)
+    )
+
+
 def controller_dashboard() -> dash_b.Dashboard:
-    """The controller across rollouts: phases, decisions, Git and Prometheus errors, analysis time."""
+    """The controller across rollouts: phases, decisions, Git and Prometheus errors, analysis time,
+    and where each pipeline's revisions are."""
     return (
         _dashboard(
             "Rollouts controller",
@@ -250,6 +287,7 @@ def controller_dashboard() -> dash_b.Dashboard:
         )
         .with_variable(_datasource_variable())
         .with_variable(_query_variable("rollout", "Rollout", q.ALL_ROLLOUT_NAMES, multi=True))
+        .with_variable(_query_variable("pipeline", "Pipeline", q.PIPELINE_NAMES, multi=True))
         .with_row(dash_b.Row("Rollouts"))
         .with_panel(
             _stat("Rollouts by phase", "How many rollouts are in each phase now.").with_target(
@@ -297,6 +335,8 @@ def controller_dashboard() -> dash_b.Dashboard:
             .with_target(_target(q.analysis_duration_quantile(0.5), "p50", "A"))
             .with_target(_target(q.analysis_duration_quantile(0.99), "p99", "B"))
         )
+        .with_row(dash_b.Row("Pipelines"))
+        .with_panel(_pipeline_table())
     )
 
 

@@ -6,7 +6,7 @@ emits on one machine, so the same queries work in both. GA and canary are told a
 ``destination_version``: the pods' ``version`` label, which is also what the DestinationRule's
 subsets select. Controller metrics are those listed in docs/architecture.md.
 
-Grafana substitutes the dashboard variables (``$namespace``, ``$service``, ``$rollout``) and
+Grafana substitutes the dashboard variables (``$namespace``, ``$service``, ``$rollout``, ``$pipeline``) and
 ``$__rate_interval`` before a query reaches Prometheus; :func:`render` does the same for tests.
 """
 
@@ -65,6 +65,13 @@ PROMETHEUS_ERRORS = f"sum by (rollout) (increase(rollouts_prometheus_errors_tota
 CANARY_WEIGHTS = f"rollouts_canary_weight{{{ROLLOUTS}}}"
 GATE_WAITING = f"rollouts_gate_waiting_seconds{{{ROLLOUTS}}}"
 
+# Pipelines (docs/pipeline.md): one series per environment, 1 for the revision its canary manifest
+# names, ``state`` where the way into it stands (``source`` for the first environment).
+PIPELINES = 'pipeline=~"$pipeline"'
+PIPELINE_REVISIONS = (
+    f"max by (pipeline, environment, revision, state) (rollouts_pipeline_revision{{{PIPELINES}}}) == 1"
+)
+
 
 def analysis_duration_quantile(quantile: float) -> str:
     """Quantile of the time one analysis round takes, over the selected rollouts."""
@@ -82,6 +89,7 @@ SERVICES = (
 )
 ROLLOUT_NAMES = 'label_values(rollouts_canary_weight{rollout=~"$namespace/.*"}, rollout)'
 ALL_ROLLOUT_NAMES = "label_values(rollouts_canary_weight, rollout)"
+PIPELINE_NAMES = "label_values(rollouts_pipeline_revision, pipeline)"
 
 _VARIABLE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)")
 _LABEL_VALUES = re.compile(r"^label_values\((?P<selector>.+),\s*(?P<label>\w+)\)$", re.DOTALL)

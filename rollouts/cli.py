@@ -175,12 +175,9 @@ def format_status(rollout: Rollout, state: RolloutState, series: list[str] | Non
 
 def _pipeline_runner(args: argparse.Namespace) -> Any:
     """The :class:`~rollouts.pipeline.runner.PipelineRunner` of the Pipeline file ``args.spec``."""
-    from rollouts.gitops import Workspace
     from rollouts.pipeline.runner import PipelineRunner, load_pipeline
 
-    loaded = load_pipeline(args.spec)
-    workspaces = {s.name: Workspace.for_spec(s.rollout, cache_dir=args.cache_dir) for s in loaded.stages}
-    return PipelineRunner(loaded, workspaces)
+    return PipelineRunner.for_pipeline(load_pipeline(args.spec), cache_dir=args.cache_dir)
 
 
 def _pipeline_status(args: argparse.Namespace) -> int:
@@ -319,6 +316,10 @@ def main(argv: list[str] | None = None) -> int:
     from rollouts.spec import SpecError, load_spec
 
     try:
+        if args.command == "report" and is_pipeline_file(args.spec):
+            from rollouts.report.cli import run_pipeline
+
+            return run_pipeline(args)
         if getattr(args, "pipeline", False) or (args.command == "status" and is_pipeline_file(args.spec)):
             code = _approve(args) if args.command == "approve" else _pipeline_status(args)
             return code

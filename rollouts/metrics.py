@@ -187,6 +187,11 @@ class ControllerMetrics:
             pipeline=pipeline, environment=environment, revision=revision, state=state
         ).set(1)
 
+    def forget_pipeline(self, pipeline: str) -> None:
+        """Drop the series of a pipeline that no longer exists (its file was removed)."""
+        for key in [k for k in self._pipeline_series if k[0] == pipeline]:
+            _remove(self.pipeline_revision, (*key, *self._pipeline_series.pop(key)))
+
     def forget(self, rollout: str) -> None:
         """Drop every series of a rollout that no longer exists (its spec was removed)."""
         for what, name, label in self._custom.pop(rollout, set()):

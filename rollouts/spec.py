@@ -347,17 +347,11 @@ def load_spec(path: str | Path) -> Rollout:
     return rollout
 
 
-def scan_specs(root: Path, repo: Path) -> tuple[list[Rollout], list[str]]:
-    """Every ``kind: Rollout`` document in the ``*.yaml``/``*.yml`` files under ``root`` (a directory
-    of the repository checked out at ``repo``), and one error line per bad file, each naming it.
-
-    One bad file never stops the others: whatever goes wrong reading or validating it (size, depth,
-    aliases, encoding, an unexpected exception) becomes its error line. Symbolic links are never
-    followed (a committed link may point anywhere): a linked file is an error, a linked directory is
-    not entered. A file that cannot be parsed is reported only when it mentions ``kind: Rollout``
-    (an unrelated manifest beside the specs is not ours to judge). At most :data:`MAX_SPEC_FILES`
-    files are read, in sorted order.
-    """
+def spec_files(root: Path, repo: Path) -> tuple[list[Path], list[str]]:
+    """The ``*.yaml``/``*.yml`` files under ``root`` (a directory of the repository at ``repo``), in
+    sorted order, at most :data:`MAX_SPEC_FILES`, without entering linked directories; and one error
+    line per linked directory and for the files beyond the bound (linked files are listed: the reader
+    refuses them)."""
     files: list[Path] = []
     errors: list[str] = []
     for directory, dirnames, filenames in os.walk(root, followlinks=False):
@@ -371,8 +365,23 @@ def scan_specs(root: Path, repo: Path) -> tuple[list[Rollout], list[str]]:
         errors.append(
             f"{root.relative_to(repo).as_posix()}: more than {MAX_SPEC_FILES} YAML files; the rest not read"
         )
+    return files[:MAX_SPEC_FILES], errors
+
+
+def scan_specs(root: Path, repo: Path) -> tuple[list[Rollout], list[str]]:
+    """Every ``kind: Rollout`` document in the ``*.yaml``/``*.yml`` files under ``root`` (a directory
+    of the repository checked out at ``repo``), and one error line per bad file, each naming it.
+
+    One bad file never stops the others: whatever goes wrong reading or validating it (size, depth,
+    aliases, encoding, an unexpected exception) becomes its error line. Symbolic links are never
+    followed (a committed link may point anywhere): a linked file is an error, a linked directory is
+    not entered. A file that cannot be parsed is reported only when it mentions ``kind: Rollout``
+    (an unrelated manifest beside the specs is not ours to judge). At most :data:`MAX_SPEC_FILES`
+    files are read, in sorted order.
+    """
+    files, errors = spec_files(root, repo)
     rollouts: list[Rollout] = []
-    for file in files[:MAX_SPEC_FILES]:
+    for file in files:
         rel = file.relative_to(repo).as_posix()
         try:
             found, problems = _specs_in_file(file, rel)

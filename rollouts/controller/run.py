@@ -2,9 +2,9 @@
 runs them all on the scheduler; the command parses its flags and serves until told to stop.
 
 Specs come from files, or from a directory of a Git repo (``--repo URL --path DIR``, found by
-:func:`rollouts.gitops.discover`), re-read every ``--resync`` seconds so that specs added, changed or
-removed in Git take effect without a restart. An invalid spec is reported (the error names the file
-and field) and the other rollouts keep running.
+:func:`rollouts.gitops.discover_all`, Pipelines too), re-read every ``--resync`` seconds so that specs
+added, changed or removed in Git take effect without a restart. An invalid spec is reported (the error
+names the file and field) and the other rollouts keep running.
 
 The cluster view is the local mesh (``--mesh URL``, one machine; GA's ``/version`` probe is
 :class:`rollouts.sync.VersionProbe`) or the Kubernetes API (``--kubernetes``: in-cluster or ``--kubeconfig``;
@@ -41,7 +41,7 @@ from rollouts.gitops import (
     Workspace,
     add_credential_arguments,
     credentials_from_arguments,
-    discover,
+    discover_all,
 )
 from rollouts.kube import EventRecorder, LeaderElector, LeaseConfig, ObjectRef, api_client
 from rollouts.load import LoadDriver, LocalLoad, NoLoad, ServeLoad
@@ -146,6 +146,7 @@ class Controller:
     sources: dict[tuple[str, str | None, str | None], PrometheusSource] = field(default_factory=dict)
     custom_sources: dict[tuple[Any, ...], CustomSource] = field(default_factory=dict)
     specs: dict[str, Rollout] = field(default_factory=dict)
+    pipelines: dict[str, LoadedPipeline] = field(default_factory=dict)
     api: Any = None
     heads: HeadCache = field(default_factory=HeadCache)
 
@@ -260,6 +261,38 @@ class Controller:
             )
         return errors
 
+    def apply_pipelines(self, pipelines: Iterable[LoadedPipeline]) -> list[str]:
+        """Run exactly these pipelines' hand-over jobs: add new ones, replace changed ones, remove
+        the rest (their environments' rollouts are :meth:`apply`'s). One error line per pipeline
+        that could not be built (the others run)."""
+        from rollouts.pipeline.job import JOB_PREFIX, PipelineJob
+        from rollouts.pipeline.runner import PipelineRunner
+
+        errors: list[str] = []
+        wanted = {p.pipeline.key: p for p in pipelines}
+        for key in list(self.pipelines):
+            if key not in wanted:
+                log.info("%s%s: pipeline removed, no longer run", JOB_PREFIX, key)
+                self.scheduler.remove(JOB_PREFIX + key)
+                self.metrics.forget_pipeline(key)
+                del self.pipelines[key]
+        for key, loaded in wanted.items():
+            if self.pipelines.get(key) == loaded:
+                continue
+            try:
+                runner = PipelineRunner.for_pipeline(loaded, cache_dir=self.options.cache_dir)
+                job = PipelineJob(runner, self.metrics)
+            except Exception as exc:  # one bad pipeline must not stop the others
+                errors.append(f"{JOB_PREFIX}{key}: {exc}")
+                continue
+            previous = self.scheduler.machines.get(job.key)
+            self.scheduler.add(job)  # replaces the previous job of this pipeline, if any
+            if previous is not None:
+                previous.close()
+            self.pipelines[key] = loaded
+            log.info("%s: pipeline running (%s)", job.key, " -> ".join(s.name for s in loaded.stages))
+        return errors
+
 
 # -- the command -------------------------------------------------------------------------------------------
 
@@ -268,7 +301,9 @@ def add_run_parser(sub: Any) -> None:
     """Register ``rollouts run`` on the CLI's subparsers."""
     cmd = sub.add_parser("run", help="run the controller: every rollout, hands off")
     cmd.add_argument("specs", metavar="SPEC", nargs="*", type=Path, help="Rollout spec files")
-    cmd.add_argument("--repo", metavar="URL", help="discover every kind: Rollout in a Git repo directory")
+    cmd.add_argument(
+        "--repo", metavar="URL", help="discover every kind: Rollout and Pipeline in a Git repo directory"
+    )
     cmd.add_argument("--path", default=".", help="directory of --repo to search (default: the whole repo)")
     cmd.add_argument("--branch", default="main", help="branch of --repo (default main)")
     cmd.add_argument("--resync", type=float, default=60.0, help="seconds between re-reads of --repo")
@@ -325,8 +360,6 @@ def add_run_parser(sub: Any) -> None:
 
 
 def _load_specs(args: argparse.Namespace, cache_dir: Path) -> tuple[list[Rollout], list[str]]:
-    if args.repo:
-        return discover(args.repo, args.branch, args.path, cache_dir, credentials_from_arguments(args))
     from rollouts.pipeline.spec import is_pipeline_file
 
     rollouts, errors = [], []
@@ -356,16 +389,22 @@ def _load_pipelines(args: argparse.Namespace) -> tuple[list[LoadedPipeline], lis
     return pipelines, errors
 
 
-def _add_pipelines(controller: Controller, pipelines: list[LoadedPipeline], cache_dir: Path) -> None:
-    """One hand-over job per pipeline beside its environments' rollouts."""
-    from rollouts.pipeline.job import PipelineJob
-    from rollouts.pipeline.runner import PipelineRunner
-
-    for loaded in pipelines:
-        workspaces = {s.name: Workspace.for_spec(s.rollout, cache_dir=cache_dir) for s in loaded.stages}
-        job = PipelineJob(PipelineRunner(loaded, workspaces), controller.metrics)
-        controller.scheduler.add(job)
-        log.info("%s: pipeline running (%s)", job.key, " -> ".join(s.name for s in loaded.stages))
+def _load(args: argparse.Namespace, cache_dir: Path) -> tuple[list[Rollout], list[LoadedPipeline], list[str]]:
+    """Every Rollout (the pipelines' environments included, once) and Pipeline of the SPEC files or
+    of ``--repo``, and one error line per file that could not be read."""
+    if args.repo:
+        credentials = credentials_from_arguments(args)  # re-read each time: a rotated token applies
+        rollouts, pipelines, errors = discover_all(args.repo, args.branch, args.path, cache_dir, credentials)
+    else:
+        rollouts, errors = _load_specs(args, cache_dir)
+        pipelines, pipeline_errors = _load_pipelines(args)
+        errors += pipeline_errors
+    known = {r.key for r in rollouts}
+    for stage in (s for p in pipelines for s in p.stages):
+        if stage.rollout.key not in known:
+            rollouts.append(stage.rollout)
+            known.add(stage.rollout.key)
+    return rollouts, pipelines, errors
 
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -421,13 +460,9 @@ def _start(args: argparse.Namespace, cache_dir: Path) -> tuple[Controller, Leade
         elector.try_acquire_or_renew()  # the first attempt now, so that --once can already lead
         elector.start()
     try:
-        rollouts, errors = _load_specs(args, cache_dir)
-        pipelines, pipeline_errors = _load_pipelines(args)
-        errors += pipeline_errors
-        known = {r.key for r in rollouts}
-        rollouts += [s.rollout for p in pipelines for s in p.stages if s.rollout.key not in known]
+        rollouts, pipelines, errors = _load(args, cache_dir)
         errors += controller.apply(rollouts)
-        _add_pipelines(controller, pipelines, cache_dir)
+        errors += controller.apply_pipelines(pipelines)
     except (RunError, DiscoveryError, ValueError, OSError):
         if elector is not None:
             elector.stop()
@@ -462,9 +497,9 @@ def _serve(args: argparse.Namespace, controller: Controller, cache_dir: Path) ->
             if args.repo and time.monotonic() >= next_resync:
                 next_resync = time.monotonic() + args.resync
                 try:
-                    credentials = credentials_from_arguments(args)  # re-read: a rotated token applies
-                    rollouts, errors = discover(args.repo, args.branch, args.path, cache_dir, credentials)
+                    rollouts, pipelines, errors = _load(args, cache_dir)
                     errors += controller.apply(rollouts)
+                    errors += controller.apply_pipelines(pipelines)
                 except (RunError, DiscoveryError, ValueError) as exc:
                     errors = [str(exc)]  # Git unreachable or a credential unreadable: keep running
                 for line in errors:

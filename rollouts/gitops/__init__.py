@@ -14,7 +14,7 @@ from rollouts.gitops.credentials import (
     credentials_from_arguments,
     redact,
 )
-from rollouts.gitops.discovery import discover
+from rollouts.gitops.discovery import discover, discover_all
 from rollouts.gitops.errors import (
     DiscoveryError,
     GitopsError,
@@ -59,6 +59,7 @@ __all__ = [
     "credentials_from_arguments",
     "default_cache_dir",
     "discover",
+    "discover_all",
     "format_message",
     "image_tag",
     "redact",

@@ -11,13 +11,18 @@ Git a URL with credentials or a remote helper in it.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import git
 
 from rollouts.gitops.credentials import Credentials, RemoteUrlError, check_remote_url, redact
 from rollouts.gitops.errors import DiscoveryError
 from rollouts.spec import Rollout, is_local_path, scan_specs
+
+if TYPE_CHECKING:
+    from rollouts.pipeline.runner import LoadedPipeline
 
 
 def discover(
@@ -31,16 +36,45 @@ def discover(
     ``GIT_SSH_COMMAND``). :class:`DiscoveryError` when the repo cannot be read or ``path`` is not
     one of its directories.
     """
+    clone, root = _checkout(url, branch, path, cache_dir, credentials)
+    found, errors = scan_specs(root, clone)  # one bad file never stops the others
+    return [_found_in(rollout, url) for rollout in found], errors
+
+
+def discover_all(
+    url: str, branch: str, path: str, cache_dir: Path, credentials: Credentials | None = None
+) -> tuple[list[Rollout], list[LoadedPipeline], list[str]]:
+    """:func:`discover`, and every ``kind: Pipeline`` under ``path`` too, from the same clone.
+
+    A pipeline's environments' ``rollout:`` files are resolved relative to the pipeline file and must
+    stay inside the clone (:func:`rollouts.pipeline.discovery.scan_pipelines`); their ``git.url: .``
+    means this repository, as for the Rollouts found here.
+    """
+    from rollouts.pipeline.discovery import scan_pipelines
+
+    clone, root = _checkout(url, branch, path, cache_dir, credentials)
+    found, errors = scan_specs(root, clone)
+    pipelines, pipeline_errors = scan_pipelines(root, clone)
+    pipelines = [
+        replace(p, stages=tuple(replace(s, rollout=_found_in(s.rollout, url)) for s in p.stages))
+        for p in pipelines
+    ]
+    return [_found_in(rollout, url) for rollout in found], pipelines, errors + pipeline_errors
+
+
+def _checkout(
+    url: str, branch: str, path: str, cache_dir: Path, credentials: Credentials | None
+) -> tuple[Path, Path]:
+    """The discovery clone at the remote's head (resolved) and ``path`` in it (a directory)."""
     try:
         check_remote_url(url, "--repo")  # before Git sees it: no token in .git/config, no ext::
     except RemoteUrlError as exc:
         raise DiscoveryError(str(exc)) from None
-    clone = _fetch(url, branch, cache_dir, credentials or Credentials())
+    clone = _fetch(url, branch, cache_dir, credentials or Credentials()).resolve()
     root = (clone / path).resolve()
-    if not root.is_dir() or clone.resolve() not in (root, *root.parents):
+    if not root.is_dir() or clone not in (root, *root.parents):
         raise DiscoveryError(f"--path {path!r} is not a directory of {redact(url)}")
-    found, errors = scan_specs(root, clone.resolve())  # one bad file never stops the others
-    return [_found_in(rollout, url) for rollout in found], errors
+    return clone, root
 
 
 def _fetch(url: str, branch: str, cache_dir: Path, credentials: Credentials) -> Path:

@@ -23,7 +23,6 @@ import git
 from rich.console import Console
 
 from rollouts.controller.run import Controller, Options
-from rollouts.gitops import Workspace
 from rollouts.local.demo import (
     BASE,
     BEHAVIOUR,
@@ -145,10 +144,8 @@ class PipelineDemo:
                 for line in errors:
                     console.print(f"[red]error:[/] {line}")
                 controllers[name] = controller
-            workspaces = {
-                s.name: Workspace.for_spec(s.rollout, cache_dir=work / "cache") for s in loaded.stages
-            }
-            job = PipelineJob(PipelineRunner(loaded, workspaces), controllers["staging"].metrics)
+            runner = PipelineRunner.for_pipeline(loaded, cache_dir=work / "cache")
+            job = PipelineJob(runner, controllers["staging"].metrics)
             controllers["staging"].scheduler.add(job)  # the pipeline runs beside staging's rollout
             for controller in controllers.values():
                 controller.scheduler.start()

@@ -63,7 +63,8 @@ class PipelineJob:
         return TickResult(Phase.PROGRESSING, Action.WAIT if waiting else Action.NONE, reasons)
 
     def close(self) -> None:
-        """Nothing to release: the workspaces are the rollouts' (closed with their machines)."""
+        """Stop the Git helper processes of the job's workspaces (the job was removed or replaced)."""
+        self.runner.close()
 
 
 def format_status(key: str, tick: PipelineTick) -> str:

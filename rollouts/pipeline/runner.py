@@ -17,6 +17,7 @@ commit says is :mod:`rollouts.state.pipeline`'s.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from rollouts.gitops.manifest import ManifestError, canary_images, copy_images, revision_of
-from rollouts.gitops.workspace import CommitResult, FileEdit, LogEntry
+from rollouts.gitops.workspace import CommitResult, FileEdit, LogEntry, Workspace
 from rollouts.pipeline.plan import EnvironmentFacts, Event, Pin, PipelinePlan, Transition, plan
 from rollouts.pipeline.spec import Pipeline, PipelineSpecError, parse_pipeline, rollout_paths
 from rollouts.spec import Rollout, SpecError, load_spec
@@ -75,11 +76,13 @@ class LoadedPipeline:
     source: str
 
 
-def load_pipeline(path: str | Path) -> LoadedPipeline:
+def load_pipeline(path: str | Path, *, root: Path | None = None) -> LoadedPipeline:
     """Load the Pipeline at ``path`` and each environment's Rollout spec (relative to it).
 
     :class:`PipelineSpecError` naming the file and field; an environment's bad Rollout spec is named
-    with the environment (``pipeline.yaml: spec.environments[1].rollout: prod.yaml: ...``).
+    with the environment (``pipeline.yaml: spec.environments[1].rollout: prod.yaml: ...``). With
+    ``root`` (a repository clone: discovery), every environment's file must be a regular file inside
+    it: ``../`` out of the clone and symbolic links are errors, never read.
     """
     path = Path(path)
     try:  # the spec's bounds: size, depth, aliases, duplicate keys, UTF-8 (docs/limits.md)
@@ -95,6 +98,8 @@ def load_pipeline(path: str | Path) -> LoadedPipeline:
         zip(pipeline.spec.environments, rollout_paths(pipeline, path), strict=True)
     ):
         field_path = f"{path}: spec.environments[{i}].rollout"
+        if root is not None:
+            _inside(spec_path, root, field_path)
         try:
             rollout = load_spec(spec_path)
         except SpecError as exc:
@@ -106,6 +111,18 @@ def load_pipeline(path: str | Path) -> LoadedPipeline:
         keys[rollout.key] = env.name
         stages.append(Stage(env.name, rollout))
     return LoadedPipeline(pipeline, tuple(stages), str(path))
+
+
+def _inside(spec_path: Path, root: Path, field_path: str) -> None:
+    """``spec_path`` names a file of the repository at ``root`` with no symbolic link on the way
+    (checked on the names first, then against where the names really lead)."""
+    rel = os.path.relpath(os.path.abspath(spec_path), os.path.abspath(root))
+    if rel == ".." or rel.startswith(("../", "/")):
+        raise PipelineSpecError(f"{field_path}: {spec_path.name} is outside the repository; not read")
+    if spec_path.resolve() != root.resolve() / rel:
+        raise PipelineSpecError(
+            f"{field_path}: {rel} is (or is under) a symbolic link; Rollout specs must be regular files"
+        )
 
 
 @dataclass(frozen=True)
@@ -145,6 +162,20 @@ class PipelineRunner:
         self.loaded = loaded
         self.workspaces = workspaces
         self.clock = clock
+
+    @classmethod
+    def for_pipeline(cls, loaded: LoadedPipeline, *, cache_dir: Path | None = None) -> PipelineRunner:
+        """The runner of ``loaded`` with one :class:`~rollouts.gitops.Workspace` per environment
+        (its Rollout's ``spec.git``), cloned under ``cache_dir``."""
+        workspaces = {s.name: Workspace.for_spec(s.rollout, cache_dir=cache_dir) for s in loaded.stages}
+        return cls(loaded, workspaces)
+
+    def close(self) -> None:
+        """Stop the Git helper processes of the workspaces that can be closed."""
+        for workspace in self.workspaces.values():
+            close = getattr(workspace, "close", None)
+            if callable(close):
+                close()
 
     @property
     def key(self) -> str:

@@ -44,7 +44,7 @@ def add_parser(sub: Any) -> None:
     cmd = sub.add_parser(
         "report", help="HTML report (and PNG charts) of a rollout from Git history and Prometheus"
     )
-    cmd.add_argument("spec", metavar="SPEC", type=Path, help="path to a Rollout spec file")
+    cmd.add_argument("spec", metavar="SPEC", type=Path, help="path to a Rollout spec file (or a Pipeline)")
     cmd.add_argument("--cache-dir", type=Path, default=None, help="where workspaces are cloned")
     cmd.add_argument(
         "--prometheus",
@@ -145,3 +145,45 @@ def run(args: argparse.Namespace, rollout: Rollout) -> int:
     steps = len(report.metrics.steps)
     print(f"{rollout.key}: report with {events} commit(s), {steps} measured step(s): {path / 'index.html'}")
     return 0
+
+
+def run_pipeline(args: argparse.Namespace) -> int:
+    """``rollouts report PIPELINE.yaml``: the pipeline's lanes from every environment's Git history.
+
+    Each environment is read as the controller reads it (its own workspace, fetched, files read
+    through :meth:`~rollouts.gitops.Workspace.show`); nothing is written to any repository.
+    """
+    from rollouts.pipeline.plan import plan
+    from rollouts.pipeline.runner import PipelineRunner, load_pipeline
+    from rollouts.report import write_report
+    from rollouts.report.pipeline import pipeline_timeline, render_pipeline
+
+    if args.since is not None and args.until is not None and args.until <= args.since:
+        raise ValueError(
+            f"--until ({args.until.isoformat()}) must be after --since ({args.since.isoformat()})"
+        )
+    loaded = load_pipeline(args.spec)
+    _check_writable(Path(args.out))
+    runner = PipelineRunner.for_pipeline(loaded, cache_dir=args.cache_dir)
+    try:
+        facts, _ = runner.read()
+    finally:
+        runner.close()
+    now = args.until or datetime.now(UTC)
+    planned = plan(loaded.pipeline, facts, now)  # on every fact: the window only narrows the picture
+    shown = [_between(f, args.since, now) for f in facts]
+    timeline = pipeline_timeline(runner.key, shown, planned, now=now)
+    name = f"{loaded.pipeline.metadata.namespace}_{loaded.pipeline.metadata.name}"
+    path = write_report(render_pipeline(timeline, generated=datetime.now(UTC)), args.out, name)
+    stays = sum(len(lane.stays) for lane in timeline.lanes)
+    lanes = len(timeline.lanes)
+    print(f"{runner.key}: pipeline report with {lanes} lane(s), {stays} stay(s): {path / 'index.html'}")
+    return 0
+
+
+def _between(facts: Any, since: datetime | None, until: datetime) -> Any:
+    """``facts`` with only the events from ``since`` (``None``: the beginning) to ``until``."""
+    import dataclasses
+
+    events = tuple(e for e in facts.events if (since is None or e.at >= since) and e.at <= until)
+    return dataclasses.replace(facts, events=events)

@@ -4,7 +4,9 @@ One stack per module: Prometheus (1 s scrapes), the podinfo-compatible GA and ca
 local mesh emitting Istio telemetry and following the route file in a bare Git repo, and the
 controller's own ``/metrics`` server. The controller's state machine for ``test/podinfo`` runs real
 ticks on that repo: it starts the rollout (a commit to 10 %), waits at the sync gate for the mesh,
-and judges the first analysis window from Prometheus. Traffic goes through the mesh in bounded
+and judges the first analysis window from Prometheus; beside it a pipeline job (the stack's rollout as
+staging, a second repository's as production) reads both from Git and sets where each environment
+stands (``rollouts_pipeline_revision``). Traffic goes through the mesh in bounded
 bursts, so GA and canary series (successes and errors) both exist.
 """
 
@@ -29,16 +31,23 @@ from rollouts.gitops import Workspace
 from rollouts.local.prometheus import ScrapeTarget
 from rollouts.local.stack import LocalStack, StackConfig
 from rollouts.metrics import ControllerMetrics, MetricsServer
+from rollouts.pipeline.job import PipelineJob
+from rollouts.pipeline.runner import LoadedPipeline, PipelineRunner, Stage
+from rollouts.pipeline.spec import parse_pipeline
+from rollouts.spec import Rollout, parse_spec
 from rollouts.sync import LocalMeshGate
 from tests.controller.machinery import rollout_spec
 from tests.gitops.conftest import deployment
+from tests.gitrepo import guide_rollout
 from tests.grafana.promserver import Prometheus
 from tests.local.traffic import send
+from tests.pipeline.world import environment
 from tests.support import require_binary
 
 CANARY_PATH = "workloads/podinfo/canary-deployment.yaml"
 INTERVAL_S = 3.0  # analysis window: three scrapes, so increase() always has two samples in it
 DATA_TIMEOUT_S = 30.0
+PRODUCTION = {"name": "podinfo-prod", "namespace": "test"}
 BURST = ["/version"] * 45 + ["/status/500"] * 5
 TOTAL = 'istio_requests_total{reporter="destination", destination_workload_namespace="test"}'
 # What every panel needs before the tests look: both subsets' traffic, a commit and a verdict seen
@@ -49,6 +58,7 @@ READY_QUERIES = (
     ('increase(rollouts_verdicts_total{action="hold"}[1m]) > 0', 1),
     ('rate(rollouts_analysis_duration_seconds_count{rollout="test/podinfo"}[1m]) > 0', 1),
     ('count(rollouts_evidence{rollout="test/podinfo"})', 1),
+    ('rollouts_pipeline_revision{pipeline="test/podinfo"} == 1', 2),
 )
 
 
@@ -59,6 +69,7 @@ class Live:
     prometheus: Prometheus
     ticks: list[TickResult]
     served: Counter[tuple[str, int]]  # (subset that answered, status) -> requests
+    pipeline: TickResult  # the pipeline job's tick
 
 
 def commit_file(stack: LocalStack, path: str, text: str, message: str) -> None:
@@ -163,6 +174,9 @@ def drive(stack: LocalStack, metrics: ControllerMetrics, workdir: Path) -> Live:
                 break
             time.sleep(0.1)
         ticks.append(machine.tick())
+        pipeline = pipeline_job(spec, metrics, workdir)
+        handing = pipeline.tick()  # where each environment stands: rollouts_pipeline_revision
+        pipeline.close()
         # Bounded: what is still missing then fails the panels that need it, by name.
         deadline = time.monotonic() + DATA_TIMEOUT_S
         for expr, count in READY_QUERIES:
@@ -174,7 +188,31 @@ def drive(stack: LocalStack, metrics: ControllerMetrics, workdir: Path) -> Live:
             time.sleep(0.2)
     finally:
         machine.close()
-    return Live(prometheus, ticks, served)
+    return Live(prometheus, ticks, served, handing)
+
+
+def pipeline_job(staging: Rollout, metrics: ControllerMetrics, workdir: Path) -> PipelineJob:
+    """A pipeline from the stack's rollout (staging) to a second repository's (production): its
+    job reads both from Git and sets each environment's series, as ``rollouts run`` does."""
+    remote = environment(workdir / "production", "6.5.0")
+    production = parse_spec({**guide_rollout(str(remote.bare)), "metadata": PRODUCTION})
+    document = {
+        "apiVersion": "rollouts.dev/v1alpha1",
+        "kind": "Pipeline",
+        "metadata": {"name": "podinfo", "namespace": "test"},
+        "spec": {
+            "environments": [
+                {"name": "staging", "rollout": "staging.yaml"},
+                {"name": "production", "rollout": "production.yaml", "promotion": {"soak": "10m"}},
+            ]
+        },
+    }
+    loaded = LoadedPipeline(
+        parse_pipeline(document),
+        (Stage("staging", staging), Stage("production", production)),
+        "pipeline.yaml",
+    )
+    return PipelineJob(PipelineRunner.for_pipeline(loaded, cache_dir=workdir / "cache"), metrics)
 
 
 def has(prometheus: Prometheus, expr: str, results: int) -> bool:

@@ -17,6 +17,7 @@ VARIABLES = {
     "service": "podinfo",
     "rollout": "test/podinfo",
     "metric": "request-rate",
+    "pipeline": "test/podinfo",
     "datasource": "prometheus",
     "__rate_interval": "1m",
     "__interval": "15s",

@@ -22,6 +22,7 @@ def test_the_dashboards_have_queries() -> None:
     wheres = {(q.dashboard, q.where.split(" ")[0]) for q in QUERIES}
     assert {("canary", "panel"), ("canary", "variable"), ("canary", "annotation")} <= wheres
     assert {("controller", "panel"), ("controller", "variable")} <= wheres
+    assert any("rollouts_pipeline_revision" in q.expr for q in QUERIES if q.where.startswith("panel"))
     assert len(QUERIES) >= 20
 
 
@@ -51,6 +52,8 @@ def test_the_controller_really_ran_the_rollout(live: Live) -> None:
     assert actions[0] == "start" and live.ticks[0].commit
     assert actions[-1] == "hold" and live.ticks[-1].windows >= 1, live.ticks
     assert {subset for subset, _ in live.served} == {"ga", "canary"}
+    # The pipeline job read both environments: staging runs 6.5.1, nothing finalized to hand over.
+    assert live.pipeline.reasons[0].startswith("staging -> production: idle"), live.pipeline
     assert {status for _, status in live.served} == {200, 500}
     # What Prometheus holds is exactly the traffic that went through the mesh, per subset and code.
     totals = live.prometheus.query(f"sum by (destination_version, response_code) ({TOTAL})")["data"]["result"]
