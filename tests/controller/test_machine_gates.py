@@ -4,13 +4,14 @@ strategy), and a rejected approval or a passing rollback webhook is a rollback c
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from rollouts.gates.step import StepGates
-from rollouts.gates.webhooks import Webhooks
+from rollouts.gates.webhooks import Webhooks, checksum
 from rollouts.gitops import Workspace
 from rollouts.local.reviewer import Reviewer
 from rollouts.metrics import ControllerMetrics
@@ -140,5 +141,99 @@ def test_a_failing_pre_rollout_holds_then_stops_the_start(
         assert "weight: 100   # GA" in remote.show(ROUTE)  # never started: no traffic to the canary
         assert our_commits(remote)[-1]["Rollout-Verdict"] == "pause"
         assert {r.action for r in rig.run(3)} <= {"none"}  # paused: no more calls, no more commits
+    finally:
+        rig_gen.close()
+
+
+def _bodies(hooks: HookServer, path: str) -> list[dict[str, object]]:
+    return [body for p, body in hooks.calls if p == path]
+
+
+def test_rollout_hooks_run_at_each_analysis_interval_with_flaggers_payload(
+    remote: Remote, tmp_path: Path, hooks: HookServer
+) -> None:
+    spec_hook = WebhookSpec(name="smoke", type="rollout", url=hooks.url + "/ok", metadata={"cmd": "hey"})
+    rig_gen = _rig(remote, tmp_path, hooks=[spec_hook])
+    rig = next(rig_gen)
+    try:
+        results = rig.run(40, until="finalize")
+        assert results[-1].action == "finalize"
+        calls = _bodies(hooks, "/ok")
+        analysing = [r for r in results[1:] if r.action in ("hold", "promote", "finalize")]
+        assert calls and len(calls) >= len(analysing)  # once per tick of the analysis, no less
+        assert calls[0] == {
+            "name": "podinfo",
+            "namespace": "test",
+            "phase": "Progressing",
+            "checksum": checksum("test/podinfo", "0.2.0"),
+            "metadata": {"cmd": "hey"},
+        }
+    finally:
+        rig_gen.close()
+
+
+def test_a_failing_rollout_hook_holds_then_rolls_back_at_the_threshold(
+    remote: Remote, tmp_path: Path, hooks: HookServer
+) -> None:
+    failing = WebhookSpec(name="smoke", type="rollout", url=hooks.url + "/forbidden")
+    after = WebhookSpec(name="cleanup", type="post-rollout", url=hooks.url + "/ok")
+    rig_gen = _rig(remote, tmp_path, hooks=[failing, after], analysis={"threshold": 3})
+    rig = next(rig_gen)
+    try:
+        results = rig.run(30, until="rollback")
+        assert results[0].action == "start"
+        held = [r for r in results if r.action == "hold" and "webhook smoke (rollout)" in r.reasons[0]]
+        assert [
+            ("failed check 1 of 3" in r.reasons[0], "failed check 2 of 3" in r.reasons[0]) for r in held
+        ] == [
+            (True, False),
+            (False, True),
+        ]
+        assert results[-1].action == "rollback"
+        assert "HTTP 403: Forbidden" in results[-1].reasons[0]
+        assert "(3 failed checks, threshold 3)" in results[-1].reasons[0]
+        assert "weight: 100   # GA" in remote.show(ROUTE)
+        assert [b["phase"] for b in _bodies(hooks, "/ok")] == ["Failed"]  # post-rollout, once
+    finally:
+        rig_gen.close()
+
+
+def test_a_failing_post_rollout_hook_does_not_change_the_outcome(
+    remote: Remote, tmp_path: Path, hooks: HookServer
+) -> None:
+    after = WebhookSpec(name="cleanup", type="post-rollout", url=hooks.url + "/forbidden")
+    rig_gen = _rig(remote, tmp_path, hooks=[after])
+    rig = next(rig_gen)
+    try:
+        results = rig.run(40, until="finalize")
+        assert results[-1].action == "finalize" and results[-1].weight == 100
+        assert [b["phase"] for b in _bodies(hooks, "/forbidden")] == ["Succeeded"]
+        assert our_commits(remote)[-1]["Rollout-Verdict"] == "finalize"
+        assert {r.action for r in rig.run(2)} <= {"none"}  # promoted: not called again
+        assert len(_bodies(hooks, "/forbidden")) == 1
+    finally:
+        rig_gen.close()
+
+
+def test_event_hooks_see_every_notice_and_a_hanging_one_is_bounded_by_its_timeout(
+    remote: Remote, tmp_path: Path, hooks: HookServer
+) -> None:
+    told = WebhookSpec(name="chat", type="event", url=hooks.url + "/ok")
+    hanging = WebhookSpec(name="slow", type="event", url=hooks.url + "/hang", timeout=0.5)
+    rig_gen = _rig(remote, tmp_path, hooks=[told, hanging])
+    rig = next(rig_gen)
+    try:
+        began = time.monotonic()
+        first = rig.run(1)[0]
+        took = time.monotonic() - began
+        assert first.action == "start"
+        assert 0.5 <= took < 3.0  # the hanging hook's 0.5 s timeout, plus the tick itself
+        results = rig.run(40, until="finalize")
+        assert results[-1].action == "finalize"
+        events = _bodies(hooks, "/ok")
+        assert len(events) == len(rig.notices) >= 3  # one per notice
+        messages = [e["metadata"]["eventMessage"] for e in events]  # type: ignore[index]
+        assert messages == [n.summary for n in rig.notices]
+        assert {e["metadata"]["eventType"] for e in events} == {"Normal"}  # type: ignore[index]
     finally:
         rig_gen.close()
