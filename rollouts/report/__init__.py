@@ -20,6 +20,7 @@ from pathlib import Path
 
 import git
 
+from rollouts.report.approvals import ApprovalWait, read_waits
 from rollouts.report.history import Event, HistoryError, Show, Step, Timeline, parse_message, read_timeline
 from rollouts.report.metrics import (
     MetricsConfigError,
@@ -34,6 +35,7 @@ from rollouts.report.render import Chart, RenderedReport, render
 from rollouts.spec import Rollout
 
 __all__ = [
+    "ApprovalWait",
     "Chart",
     "Event",
     "HistoryError",
@@ -51,6 +53,7 @@ __all__ = [
     "parse_message",
     "read_step_metrics",
     "read_timeline",
+    "read_waits",
     "render",
     "report_name",
     "select_subsets",
@@ -98,7 +101,13 @@ def build_report(
         metrics = StepMetricsReport(url=prometheus_url, steps=(), selection=None, error=str(exc))
     else:
         metrics = read_step_metrics(prometheus_url, timeline.steps(end), selection, timeout=timeout)
-    return Report(timeline, metrics, render(timeline, metrics, generated=generated, end=end))
+    approvals = read_waits(repo, timeline.head)
+    if until is not None:
+        approvals = tuple(a for a in approvals if a.landed <= end)
+    if since is not None:
+        approvals = tuple(a for a in approvals if a.landed >= since.timestamp())
+    page = render(timeline, metrics, generated=generated, end=end, approvals=approvals)
+    return Report(timeline, metrics, page)
 
 
 def report_name(rollout: Rollout) -> str:

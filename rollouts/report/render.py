@@ -29,6 +29,7 @@ from matplotlib.figure import Figure
 
 from analyzer import Histogram
 from analyzer.prometheus import redact_url
+from rollouts.report.approvals import ApprovalWait
 from rollouts.report.history import Timeline
 from rollouts.report.metrics import StepMetricsReport
 from rollouts.routes import Weights
@@ -319,7 +320,14 @@ def _range(timeline: Timeline) -> str:
     return since + until + (" UTC" if since or until else "")
 
 
-def render(timeline: Timeline, metrics: StepMetricsReport, *, generated: int, end: int) -> RenderedReport:
+def render(
+    timeline: Timeline,
+    metrics: StepMetricsReport,
+    *,
+    generated: int,
+    end: int,
+    approvals: Sequence[ApprovalWait] = (),
+) -> RenderedReport:
     """The page for ``timeline`` and ``metrics``; ``generated`` and ``end`` are unix seconds."""
     weights = weights_chart(timeline, end)
     latency = latency_chart(metrics) if metrics.available else None
@@ -341,6 +349,7 @@ def render(timeline: Timeline, metrics: StepMetricsReport, *, generated: int, en
             charts={"weights": weights, "latency": latency, "errors": errors},
             quantiles=QUANTILES,
             colors=VERDICT_COLORS,
+            approvals=approvals,
         )
     )
     return RenderedReport(html=page, charts=tuple(charts))
