@@ -104,7 +104,10 @@ class Progress:
     observation settled the tick): ``gate_closed`` is the gate's reason while the cluster does not
     run the committed weights; ``load_refused``/``load_down`` the load driver's answer;
     ``metrics_error`` the reason line of a window that could not be read (``errors`` in a row);
-    ``ga`` GA's readiness and what was seen (``finalize: promote-ga``, stage 2).
+    ``ga`` GA's readiness and what was seen (``finalize: promote-ga``, stage 2);
+    ``check_failed`` the reason of this interval's failed ``rollout`` webhook (Flagger's analysis
+    hooks, asked before the windows are judged), ``checks_exhausted`` when the failed checks reached
+    ``analysis.threshold``.
     """
 
     now: float
@@ -117,6 +120,8 @@ class Progress:
     metrics_error: str | None = None
     errors: int = 0
     ga: tuple[bool, str] | None = None
+    check_failed: str | None = None
+    checks_exhausted: bool = False
 
 
 def retries(state: RolloutState, pending: Pending | None) -> bool:
@@ -232,6 +237,13 @@ def _analysed(
         return Pause((f"load refused: {progress.load_refused}",), where.weight, state.revision)
     if progress.load_down is not None:
         return Stay(Phase.PROGRESSING, Action.HOLD, (f"load endpoint down: {progress.load_down}",))
+    if progress.check_failed is not None:
+        # A failed ``rollout`` webhook counts like a failed check (Flagger): hold, and roll back at
+        # the threshold. The windows were not judged this interval; they wait for the next tick.
+        failed_check: tuple[str, ...] = (progress.check_failed,)
+        if progress.checks_exhausted:
+            return _verdict(rollout, state, CommitVerdict.ROLLBACK, failed_check, {})
+        return Stay(Phase.PROGRESSING, Action.HOLD, failed_check)
     last = windows[-1] if windows else None
     if last is not None and last.action == "rollback":
         return _verdict(rollout, state, CommitVerdict.ROLLBACK, tuple(last.reasons), last.evidence)

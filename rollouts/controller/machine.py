@@ -92,6 +92,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("rollouts.controller")
+# Notices sent to ``event`` webhooks as Flagger's ``eventType: Warning``.
+_WARNINGS = frozenset({Kind.ROLLBACK, Kind.PAUSE, Kind.ERROR, Kind.HOLD})
 
 # -- the interfaces the machine drives ----------------------------------------------------------------
 
@@ -362,7 +364,19 @@ class Machine:
         if trouble is not None:
             return trouble, ()
 
-        # 3. every complete window since the step began
+        # 3. Flagger's ``rollout`` webhooks, once per interval, before the windows are judged
+        if self.gates is not None and self.gates.webhooks.of("rollout"):
+            check = self.gates.during_analysis(state.revision)
+            if check.action != "proceed":
+                return Progress(
+                    now,
+                    since=since,
+                    step_windows=m.windows,
+                    check_failed=check.reason,
+                    checks_exhausted=check.action == "rollback",
+                ), ()
+
+        # 4. every complete window since the step began
         verdicts: list[Verdict] = []
         while m.next_window + interval + self.settle <= now:
             start, end = m.next_window, m.next_window + interval
@@ -567,6 +581,9 @@ class Machine:
             self._stop_load()
         self._tell(chosen.kind, chosen.summary, chosen.reasons, chosen.evidence, state=state, commit=sha)
         self._phase(chosen.phase)
+        if self.gates is not None and chosen.phase in (Phase.PROMOTED, Phase.ROLLEDBACK):
+            # Flagger's ``post-rollout`` hooks: the rollout ended; a failure is only logged.
+            self.gates.finished(state.revision, succeeded=chosen.phase == Phase.PROMOTED)
         windows = self.memory.windows if chosen.retry else 0
         return TickResult(
             chosen.phase, chosen.action, chosen.reasons, windows=windows, commit=sha, weight=weight
@@ -720,3 +737,9 @@ class Machine:
             self.notify(notice)
         except Exception:  # a notification must never stop a rollout
             log.exception("%s: notification failed", self.key)
+        if self.gates is not None:
+            # Flagger's ``event`` hooks see every notice; best effort, bounded by each hook's timeout.
+            try:
+                self.gates.event(notice.revision, summary, warning=kind in _WARNINGS)
+            except Exception:
+                log.exception("%s: event webhook failed", self.key)

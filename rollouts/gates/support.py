@@ -6,8 +6,12 @@ from __future__ import annotations
 
 from rollouts.spec import Rollout
 
-# Called before each step by the state machine (rollouts/gates/step.py); the others are not yet.
-CALLED = ("confirm-rollout", "pre-rollout", "confirm-traffic-increase", "confirm-promotion", "rollback")
+# Called by the state machine (rollouts/gates/step.py): before each step, during analysis
+# (``rollout``), when the rollout ends (``post-rollout``) and with every notice (``event``).
+CALLED = (
+    "confirm-rollout", "pre-rollout", "confirm-traffic-increase", "confirm-promotion", "rollback",
+    "rollout", "post-rollout", "event",
+)  # fmt: skip
 
 
 def not_yet_honoured(rollout: Rollout) -> list[str]:

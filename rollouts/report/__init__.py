@@ -20,6 +20,7 @@ from pathlib import Path
 
 import git
 
+from rollouts.report.approvals import ApprovalWait, read_waits
 from rollouts.report.evidence import EvidenceTrace, read_evidence
 from rollouts.report.history import Event, HistoryError, Show, Step, Timeline, parse_message, read_timeline
 from rollouts.report.metrics import (
@@ -35,6 +36,7 @@ from rollouts.report.render import Chart, RenderedReport, render
 from rollouts.spec import Rollout
 
 __all__ = [
+    "ApprovalWait",
     "Chart",
     "Event",
     "EvidenceTrace",
@@ -54,6 +56,7 @@ __all__ = [
     "read_evidence",
     "read_step_metrics",
     "read_timeline",
+    "read_waits",
     "render",
     "report_name",
     "select_subsets",
@@ -106,7 +109,12 @@ def build_report(
         evidence = read_evidence(
             prometheus_url, timeline.steps(end), metrics.selection, rollout, timeout=timeout
         )
-    rendered = render(timeline, metrics, generated=generated, end=end, evidence=evidence)
+    approvals = read_waits(repo, timeline.head)
+    if until is not None:
+        approvals = tuple(a for a in approvals if a.landed <= end)
+    if since is not None:
+        approvals = tuple(a for a in approvals if a.landed >= since.timestamp())
+    rendered = render(timeline, metrics, generated=generated, end=end, evidence=evidence, approvals=approvals)
     return Report(timeline, metrics, rendered)
 
 

@@ -29,6 +29,7 @@ from matplotlib.figure import Figure
 
 from analyzer import Histogram
 from analyzer.prometheus import redact_url
+from rollouts.report.approvals import ApprovalWait
 from rollouts.report.custom import custom_rows
 from rollouts.report.evidence import EvidenceTrace
 from rollouts.report.history import Timeline
@@ -378,9 +379,10 @@ def render(
     generated: int,
     end: int,
     evidence: EvidenceTrace | None = None,
+    approvals: Sequence[ApprovalWait] = (),
 ) -> RenderedReport:
-    """The page for ``timeline`` and ``metrics`` (and the judge's ``evidence`` per window, when read);
-    ``generated`` and ``end`` are unix seconds."""
+    """The page for ``timeline`` and ``metrics`` (and the judge's ``evidence`` per window, when read,
+    and the time each gated step waited for its approval); ``generated`` and ``end`` are unix seconds."""
     weights = weights_chart(timeline, end)
     latency = latency_chart(metrics) if metrics.available else None
     errors = errors_chart(metrics) if metrics.available else None
@@ -404,6 +406,7 @@ def render(
             custom=custom_rows(timeline.events),
             quantiles=QUANTILES,
             colors=VERDICT_COLORS,
+            approvals=approvals,
         )
     )
     return RenderedReport(html=page, charts=tuple(charts))

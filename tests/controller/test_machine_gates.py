@@ -4,13 +4,15 @@ strategy), and a rejected approval or a passing rollback webhook is a rollback c
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from rollouts.gates.step import StepGates
-from rollouts.gates.webhooks import Webhooks
+from rollouts.gates.webhooks import Webhooks, checksum
 from rollouts.gitops import Workspace
 from rollouts.local.reviewer import Reviewer
 from rollouts.metrics import ControllerMetrics
@@ -38,6 +40,7 @@ def hooks() -> Iterator[HookServer]:
     yield from serve_hooks()
 
 
+@contextmanager
 def _rig(remote: Remote, tmp_path: Path, hooks: list[WebhookSpec] = (), **sections) -> Iterator[Rig]:
     remote.commit_file(ROUTE, vs_with(100, 0), "podinfo: all traffic to GA")
     spec = rollout_spec(str(remote.bare), **sections)
@@ -65,9 +68,7 @@ def _rig(remote: Remote, tmp_path: Path, hooks: list[WebhookSpec] = (), **sectio
 
 
 def test_the_60_step_waits_for_the_merge_then_walks_on(remote: Remote, tmp_path: Path) -> None:
-    rig_gen = _rig(remote, tmp_path, approval={"confirmTrafficIncrease": [60]})
-    rig = next(rig_gen)
-    try:
+    with _rig(remote, tmp_path, approval={"confirmTrafficIncrease": [60]}) as rig:
         results = rig.run(30, until="wait")
         assert results[-1].action == "wait" and results[-1].weight == 10
         reason = results[-1].reasons[0]
@@ -92,14 +93,10 @@ def test_the_60_step_waits_for_the_merge_then_walks_on(remote: Remote, tmp_path:
             )
             == 0
         )
-    finally:
-        rig_gen.close()
 
 
 def test_a_deleted_approval_branch_rolls_back(remote: Remote, tmp_path: Path) -> None:
-    rig_gen = _rig(remote, tmp_path, approval={"confirmTrafficIncrease": True})
-    rig = next(rig_gen)
-    try:
+    with _rig(remote, tmp_path, approval={"confirmTrafficIncrease": True}) as rig:
         assert rig.run(30, until="wait")[-1].action == "wait"
         git(remote.bare, "branch", "-D", BRANCH)
         results = rig.run(3, until="rollback")
@@ -107,32 +104,24 @@ def test_a_deleted_approval_branch_rolls_back(remote: Remote, tmp_path: Path) ->
         assert "approval rejected: branch" in results[-1].reasons[0]
         assert "weight: 100   # GA" in remote.show(ROUTE)
         assert our_commits(remote)[-1]["Rollout-Verdict"] == "rollback"
-    finally:
-        rig_gen.close()
 
 
 def test_a_passing_rollback_webhook_rolls_back(remote: Remote, tmp_path: Path, hooks: HookServer) -> None:
     hooks.flaky = 1  # not asking at the start (503), asking at the next step (200)
     spec_hook = WebhookSpec(name="manual", type="rollback", url=hooks.url + "/flaky")
-    rig_gen = _rig(remote, tmp_path, hooks=[spec_hook])
-    rig = next(rig_gen)
-    try:
+    with _rig(remote, tmp_path, hooks=[spec_hook]) as rig:
         results = rig.run(30, until="rollback")
         assert results[0].action == "start"
         assert results[-1].action == "rollback"
         assert results[-1].reasons == ("webhook manual (rollback) asked for a rollback",)
         assert "weight: 100   # GA" in remote.show(ROUTE)
-    finally:
-        rig_gen.close()
 
 
 def test_a_failing_pre_rollout_holds_then_stops_the_start(
     remote: Remote, tmp_path: Path, hooks: HookServer
 ) -> None:
     spec_hook = WebhookSpec(name="acceptance", type="pre-rollout", url=hooks.url + "/forbidden")
-    rig_gen = _rig(remote, tmp_path, hooks=[spec_hook], analysis={"threshold": 3})
-    rig = next(rig_gen)
-    try:
+    with _rig(remote, tmp_path, hooks=[spec_hook], analysis={"threshold": 3}) as rig:
         results = rig.run(3)
         assert [r.action for r in results[:2]] == ["wait", "wait"]
         assert "(failed check 2 of 3)" in results[1].reasons[0]
@@ -140,5 +129,81 @@ def test_a_failing_pre_rollout_holds_then_stops_the_start(
         assert "weight: 100   # GA" in remote.show(ROUTE)  # never started: no traffic to the canary
         assert our_commits(remote)[-1]["Rollout-Verdict"] == "pause"
         assert {r.action for r in rig.run(3)} <= {"none"}  # paused: no more calls, no more commits
-    finally:
-        rig_gen.close()
+
+
+def _bodies(hooks: HookServer, path: str) -> list[dict[str, object]]:
+    return [body for p, body in hooks.calls if p == path]
+
+
+def test_rollout_hooks_run_at_each_analysis_interval_with_flaggers_payload(
+    remote: Remote, tmp_path: Path, hooks: HookServer
+) -> None:
+    spec_hook = WebhookSpec(name="smoke", type="rollout", url=hooks.url + "/ok", metadata={"cmd": "hey"})
+    with _rig(remote, tmp_path, hooks=[spec_hook]) as rig:
+        results = rig.run(40, until="finalize")
+        assert results[-1].action == "finalize"
+        calls = _bodies(hooks, "/ok")
+        analysing = [r for r in results[1:] if r.action in ("hold", "promote", "finalize")]
+        assert calls and len(calls) >= len(analysing)  # once per tick of the analysis, no less
+        assert calls[0] == {
+            "name": "podinfo",
+            "namespace": "test",
+            "phase": "Progressing",
+            "checksum": checksum("test/podinfo", "0.2.0"),
+            "metadata": {"cmd": "hey"},
+        }
+
+
+def test_a_failing_rollout_hook_holds_then_rolls_back_at_the_threshold(
+    remote: Remote, tmp_path: Path, hooks: HookServer
+) -> None:
+    failing = WebhookSpec(name="smoke", type="rollout", url=hooks.url + "/forbidden")
+    after = WebhookSpec(name="cleanup", type="post-rollout", url=hooks.url + "/ok")
+    with _rig(remote, tmp_path, hooks=[failing, after], analysis={"threshold": 3}) as rig:
+        results = rig.run(30, until="rollback")
+        assert results[0].action == "start"
+        held = [r for r in results if r.action == "hold" and "webhook smoke (rollout)" in r.reasons[0]]
+        assert [
+            ("failed check 1 of 3" in r.reasons[0], "failed check 2 of 3" in r.reasons[0]) for r in held
+        ] == [
+            (True, False),
+            (False, True),
+        ]
+        assert results[-1].action == "rollback"
+        assert "HTTP 403: Forbidden" in results[-1].reasons[0]
+        assert "(3 failed checks, threshold 3)" in results[-1].reasons[0]
+        assert "weight: 100   # GA" in remote.show(ROUTE)
+        assert [b["phase"] for b in _bodies(hooks, "/ok")] == ["Failed"]  # post-rollout, once
+
+
+def test_a_failing_post_rollout_hook_does_not_change_the_outcome(
+    remote: Remote, tmp_path: Path, hooks: HookServer
+) -> None:
+    after = WebhookSpec(name="cleanup", type="post-rollout", url=hooks.url + "/forbidden")
+    with _rig(remote, tmp_path, hooks=[after]) as rig:
+        results = rig.run(40, until="finalize")
+        assert results[-1].action == "finalize" and results[-1].weight == 100
+        assert [b["phase"] for b in _bodies(hooks, "/forbidden")] == ["Succeeded"]
+        assert our_commits(remote)[-1]["Rollout-Verdict"] == "finalize"
+        assert {r.action for r in rig.run(2)} <= {"none"}  # promoted: not called again
+        assert len(_bodies(hooks, "/forbidden")) == 1
+
+
+def test_event_hooks_see_every_notice_and_a_hanging_one_is_bounded_by_its_timeout(
+    remote: Remote, tmp_path: Path, hooks: HookServer
+) -> None:
+    told = WebhookSpec(name="chat", type="event", url=hooks.url + "/ok")
+    hanging = WebhookSpec(name="slow", type="event", url=hooks.url + "/hang", timeout=0.5)
+    with _rig(remote, tmp_path, hooks=[told, hanging]) as rig:
+        began = time.monotonic()
+        first = rig.run(1)[0]
+        took = time.monotonic() - began
+        assert first.action == "start"
+        assert 0.5 <= took < 3.0  # the hanging hook's 0.5 s timeout, plus the tick itself
+        results = rig.run(40, until="finalize")
+        assert results[-1].action == "finalize"
+        events = _bodies(hooks, "/ok")
+        assert len(events) == len(rig.notices) >= 3  # one per notice
+        messages = [e["metadata"]["eventMessage"] for e in events]  # type: ignore[index]
+        assert messages == [n.summary for n in rig.notices]
+        assert {e["metadata"]["eventType"] for e in events} == {"Normal"}  # type: ignore[index]

@@ -18,18 +18,20 @@ from tests.kube.fluxapi import serve as serve_flux
 KUSTOMIZATION = "/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/flux-system/kustomizations/apps"
 
 
-def test_gates_not_acted_on_yet_are_refused_naming_the_field(remote: Remote, tmp_path: Path) -> None:
+def test_gates_not_acted_on_yet_are_refused_naming_the_field_and_every_webhook_type_runs(
+    remote: Remote, tmp_path: Path
+) -> None:
     controller = Controller(Options(mesh="http://127.0.0.1:9", cache_dir=tmp_path / "cache"))
-    hooked = rollout_spec(str(remote.bare), webhooks=[{"name": "e", "type": "event", "url": "http://h/"}])
-    (error,) = controller.apply([hooked])
-    assert error.startswith("test/podinfo: spec.webhooks[0] (type event): not acted on by `rollouts run` yet")
     by_request = rollout_spec(str(remote.bare), approval={"protectedBranch": True, "directRollback": False})
     assert "spec.approval.directRollback: false" in controller.apply([by_request])[0]
     # What the state machine does act on runs, with its gates.
     gated = rollout_spec(
         str(remote.bare),
         approval={"confirmPromotion": True},
-        webhooks=[{"name": "g", "type": "confirm-promotion", "url": "http://h/"}],
+        webhooks=[
+            {"name": "g", "type": "confirm-promotion", "url": "http://h/"},
+            *({"name": t, "type": t, "url": "http://h/"} for t in ("rollout", "post-rollout", "event")),
+        ],
     )
     assert controller.apply([gated]) == []
     assert controller.machine(gated).gates is not None
