@@ -77,7 +77,7 @@ class Policy(BaseModel):
     )
     harm_weights: HarmWeights = Field(default_factory=HarmWeights)
     harm_error_ratio: float = Field(
-        1.25,
+        1.1,
         ge=1,
         description="Harm null: canary error rate <= this × GA's + harm_error_abs; "
         "a smaller increase is never a reason to roll back.",
@@ -146,7 +146,12 @@ class Policy(BaseModel):
     slo_min_requests: int = Field(
         50, ge=1, description="Canary requests in the step before an SLO ceiling is checked."
     )
-    min_windows: int = Field(2, ge=1, description="Windows with data in a step before it can be promoted.")
+    min_windows: int = Field(
+        1,
+        ge=1,
+        description="Windows with data in a step before it can be promoted (the evidence thresholds "
+        "and min_canary_requests still apply).",
+    )
     min_canary_requests: int = Field(
         100, ge=1, description="Canary requests in a step before it can be promoted."
     )

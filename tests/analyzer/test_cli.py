@@ -58,7 +58,7 @@ def test_judge_subprocess_answers_each_line_at_once() -> None:
         first = json.loads(proc.stdout.readline())  # blocks only if the answer was not flushed
         assert first["rollout"] == "test/podinfo"
         assert first["action"] == "hold"
-        assert any("min_windows" in r for r in first["reasons"])
+        assert any("not yet established" in r for r in first["reasons"])
         assert first["evidence"]["canary_requests"] == 130
         proc.stdin.write("{not json\n")
         proc.stdin.flush()

@@ -78,7 +78,7 @@ def test_round_one_policy_files_keep_working(tmp_path: Path) -> None:
 
 def test_new_keys_and_their_bounds() -> None:
     p = Policy()
-    assert p.harm_error_ratio == 1.25 and p.harm_latency_margin == 0.02 and p.harm_tail_ratio == 1.5
+    assert p.harm_error_ratio == 1.1 and p.harm_latency_margin == 0.02 and p.harm_tail_ratio == 1.5
     assert p.window_latency_log_sd == 0.05 and p.window_error_cv == 0.5
     assert p.step_safety_threshold == pytest.approx(2.0) and p.safety_threshold == pytest.approx(20.0)
     with pytest.raises(PolicyError, match="'safety_carry'"):
