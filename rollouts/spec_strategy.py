@@ -183,20 +183,25 @@ class StrategySpec(_Model):
         return Match(tuple(m.request_match() for m in self.match)) if self.match else None
 
 
-#: The strategy fields ``rollouts run`` does not drive yet; a spec that sets one is refused.
-NOT_RUN_YET = ("match", "mirror", "iterations")
+#: The strategy fields ``rollouts run`` does not drive yet; a spec that sets one is refused
+#: (``iterations`` is run with ``mirror``; alone, the preview on its own service's load, it is not).
+NOT_RUN_YET = ("match", "iterations")
 
 
 def check_runnable(strategy: StrategySpec) -> None:
     """``ValueError`` naming the field when the spec asks for a strategy the controller does not run
-    yet (session affinity is run; A/B matches, mirroring and the iterations before the first step
-    are written by the route editors and walked by ``python -m rollouts.local.strategy_demo``)."""
-    for field in NOT_RUN_YET:
-        if getattr(strategy, field) not in (None, False, []):
-            raise ValueError(
-                f"analysis.{field}: not run by `rollouts run` yet (the route editors write it; "
-                "see docs/strategies.md)"
-            )
+    yet (session affinity and mirroring are run; A/B matches and the preview without a mirror are
+    written by the route editors and walked by ``python -m rollouts.local.strategy_demo``)."""
+    if strategy.match:
+        raise ValueError(
+            "analysis.match: not run by `rollouts run` yet (the route editors write it; "
+            "see docs/strategies.md)"
+        )
+    if strategy.iterations is not None and not strategy.mirror:
+        raise ValueError(
+            "analysis.iterations: not run by `rollouts run` yet without analysis.mirror (the route "
+            "editors write the preview; see docs/strategies.md)"
+        )
 
 
 def check_route_kind(strategy: StrategySpec, kind: str) -> None:

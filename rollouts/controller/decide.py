@@ -21,6 +21,7 @@ from analyzer import Verdict, Window
 from rollouts.notify import Kind
 from rollouts.routes import Weights
 from rollouts.spec import Rollout
+from rollouts.spec_strategy import RouteState
 from rollouts.state import (
     Action,
     CommitVerdict,
@@ -32,6 +33,7 @@ from rollouts.state import (
     step_label,
     with_evidence,
 )
+from rollouts.state.message import MIRROR_STEP
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,19 @@ def decide(rollout: Rollout, state: RolloutState, progress: Progress, windows: S
     return _analysed(rollout, state, progress, windows)
 
 
+def _route(rollout: Rollout, weight: int, *, mirror: bool = False) -> RouteState | None:
+    """The route state a commit at ``weight`` applies: with ``analysis.mirror`` every commit says
+    whether the mirror block is there (only in the mirror stage); otherwise None (weights only)."""
+    analysis = rollout.spec.analysis
+    if not analysis.mirror:
+        return None
+    percent = float(analysis.mirror_weight) if mirror else None
+    return RouteState(Weights.for_canary(weight), mirror=percent)
+
+
 def _start(rollout: Rollout, state: RolloutState) -> Commit:
+    if rollout.spec.analysis.mirror:
+        return _start_mirror(rollout, state)
     where, first = state.position, rollout.spec.steps[0]
     current = state.weights.canary
     reasons: tuple[str, ...] = (where.reason, f"step 1: canary {first}%")
@@ -168,6 +182,47 @@ def _start(rollout: Rollout, state: RolloutState) -> Commit:
         step=step_label(rollout.spec.steps, first),
         expected=Weights.for_canary(current),
         label="restart" if current > first else None,
+    )
+    return Commit(
+        change,
+        Action.START,
+        Phase.PROGRESSING,
+        Kind.START,
+        summary,
+        reasons,
+        current,
+        state.revision,
+        restart=True,
+    )
+
+
+def _start_mirror(rollout: Rollout, state: RolloutState) -> Commit:
+    """``analysis.mirror``: the rollout begins with the mirror stage, canary 0 % and GA's requests
+    mirrored to it, committed like any step (``Rollout-Step: mirror``)."""
+    where, current = state.position, state.weights.canary
+    percent = rollout.spec.analysis.mirror_weight
+    reasons: tuple[str, ...] = (
+        where.reason,
+        f"mirror stage: {percent}% of GA's requests mirrored to the canary",
+    )
+    summary = f"rollout of {state.revision} started: {percent}% of GA's requests mirrored to the canary"
+    if current > 0:
+        reasons = (
+            where.reason,
+            f"the new revision was already serving {current}% before the controller acted",
+            f"restart at the mirror stage: canary {current}% -> 0%, {percent}% mirrored",
+        )
+        summary = (
+            f"new revision {state.revision} was serving {current}% unanalysed: restarted at the mirror stage"
+        )
+    change = WeightChange(
+        Weights.for_canary(0),
+        CommitVerdict.PROMOTE,
+        reasons,
+        step=MIRROR_STEP,
+        expected=Weights.for_canary(current),
+        label="restart" if current > 0 else MIRROR_STEP,
+        route=_route(rollout, 0, mirror=True),
     )
     return Commit(
         change,
@@ -235,6 +290,14 @@ def _analysed(
     last = windows[-1] if windows else None
     if last is not None and last.action == "rollback":
         return _verdict(rollout, state, CommitVerdict.ROLLBACK, tuple(last.reasons), last.evidence)
+    iterations = analysis.iterations or 0
+    promoted = last is not None and last.action == "promote"
+    if promoted and where.stage == MIRROR_STEP and progress.step_windows < iterations:
+        reasons = (
+            f"mirror stage: {progress.step_windows} of iterations {iterations} windows judged",
+            *(last.reasons if last is not None else ()),
+        )
+        return Stay(Phase.PROGRESSING, Action.HOLD, reasons, windows=len(windows))
     if last is not None and last.action == "promote":
         upcoming = next_weight(rollout.spec.steps, where.weight)
         final = upcoming is None or upcoming == 100
@@ -268,8 +331,11 @@ def _verdict(
         verdict,
         tuple(with_evidence(reasons, evidence)),
         # A rollback names the step it was decided at.
-        step=step_label(steps, at if verdict == CommitVerdict.ROLLBACK else weight),
+        step=(MIRROR_STEP if at == 0 else step_label(steps, at))
+        if verdict == CommitVerdict.ROLLBACK
+        else step_label(steps, weight),
         expected=Weights.for_canary(at),
+        route=_route(rollout, weight),  # the mirror block goes with the stage's verdict
     )
     done = Phase.FINALIZING if rollout.spec.finalize.action == "promote-ga" else Phase.PROMOTED
     phase, kind, summary = {
@@ -286,7 +352,9 @@ def _verdict(
         CommitVerdict.ROLLBACK: (
             Phase.ROLLEDBACK,
             Kind.ROLLBACK,
-            f"canary {state.revision} rolled back at {at}%: 100% to stable",
+            f"canary {state.revision} rolled back at "
+            + ("the mirror stage: mirror removed" if state.position.stage == MIRROR_STEP else f"{at}%")
+            + ": 100% to stable",
         ),
     }[verdict]
     action = Action(verdict.value)
@@ -302,19 +370,25 @@ def grid_start(moment: float, interval: float) -> float:
     return math.ceil(moment / interval) * interval
 
 
-def ran_committed_split(window: Window, weight: int, tolerance: float = 0.1, *, sticky: bool = False) -> bool:
+def ran_committed_split(
+    window: Window, weight: int, tolerance: float = 0.1, *, sticky: bool = False, mirrored: bool = False
+) -> bool:
     """Did the window's traffic follow the committed split? A window the cluster ran partly at the
     old weights (before the sync, or after someone else's change) is not evidence about this step.
 
     With few requests the share is noise, so only a clear disagreement (5 standard errors and more
     than ``tolerance``) disqualifies a window. With session affinity (``sticky``) returning users
     stay where they were served, so the share is not the weight: only a canary without any request
-    at a weight above 0 disqualifies the window.
+    at a weight above 0 disqualifies the window. In the mirror stage (``mirrored``, weight 0) the
+    canary's requests are the mirrored copies (counted at the canary with ``reporter="destination"``),
+    so only a canary without any request disqualifies the window: the mirror is not running yet.
     """
     canary, baseline = float(window.canary.requests), float(window.baseline.requests)
     total = canary + baseline
     if total < 20:
         return True
+    if mirrored:
+        return canary > 0
     if sticky:
         return canary > 0 or weight == 0
     expected = weight / 100

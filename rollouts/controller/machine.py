@@ -62,6 +62,7 @@ from rollouts.state import (
     step_label,
     with_evidence,
 )
+from rollouts.state.message import MIRROR_STEP
 from rollouts.sync import SyncGate
 
 __all__ = [
@@ -365,7 +366,8 @@ class Machine:
                 return self._metrics_failed(now, since, where, str(exc)), tuple(verdicts)
             m.errors = 0
             m.next_window = end
-            if not ran_committed_split(window, where.weight, sticky=self._sticky):
+            mirrored = where.stage == MIRROR_STEP
+            if not ran_committed_split(window, where.weight, sticky=self._sticky, mirrored=mirrored):
                 log.info(
                     "%s: window %.0f-%.0f did not run the committed split, skipped", self.key, start, end
                 )
@@ -442,9 +444,10 @@ class Machine:
                     start += interval
                     continue
                 start += interval
-                if ran_committed_split(window, weight, sticky=self._sticky) and judge.judge(
-                    window
-                ).action in (
+                mirrored = record.step == MIRROR_STEP
+                if ran_committed_split(
+                    window, weight, sticky=self._sticky, mirrored=mirrored
+                ) and judge.judge(window).action in (
                     "promote",
                     "rollback",
                 ):

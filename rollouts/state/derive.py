@@ -15,7 +15,7 @@ from typing import Any
 
 from rollouts.routes import Weights
 from rollouts.spec import Rollout
-from rollouts.state.message import Message, is_first_step
+from rollouts.state.message import MIRROR_STEP, Message, is_first_step
 from rollouts.state.vocabulary import (
     ALL_VERDICTS,
     RECORD_VERDICTS,
@@ -103,6 +103,7 @@ class Position:
     step: int = 0  # 1-based index into spec.steps of the current weight (0: not a step weight)
     adopted: bool = False  # the weight was set by someone else
     finalize: FinalizeStage | None = None  # finalizing: copy the images, or route back to GA
+    stage: str | None = None  # "mirror": the mirror stage at weight 0, before the first step
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,7 @@ class RolloutState:
     # From the spec the state was derived for: where the rollout stands depends on them.
     steps: tuple[int, ...] = ()
     promote_ga: bool = False
+    mirror: bool = False  # ``analysis.mirror``: a rollout begins with the mirror stage at weight 0
 
     @property
     def position(self) -> Position:
@@ -138,7 +140,7 @@ class RolloutState:
         """A JSON-friendly dict (the Git facts; ``rollouts status --json``)."""
         out = asdict(self)
         out["weights"] = {"stable": self.weights.stable, "canary": self.weights.canary}
-        for derived_from_spec in ("steps", "promote_ga"):
+        for derived_from_spec in ("steps", "promote_ga", "mirror"):
             del out[derived_from_spec]
         return out
 
@@ -174,23 +176,35 @@ def derive(rollout: Rollout, facts: GitFacts) -> RolloutState:
         history=_history(records, facts.revision),
         steps=tuple(rollout.spec.steps),
         promote_ga=rollout.spec.finalize.action == "promote-ga",
+        mirror=rollout.spec.analysis.mirror,
     )
 
 
 def _history(records: Sequence[Record], revision: str) -> tuple[Record, ...]:
     """Our weight commits of the current rollout of ``revision``, oldest first."""
     history: list[Record] = []
-    for record in records:  # newest first
-        if record.verdict not in WEIGHT_VERDICTS:
-            continue  # pause / resume records do not move the weights
+    weight_records = [r for r in records if r.verdict in WEIGHT_VERDICTS]  # pause / resume: no weights
+    for index, record in enumerate(weight_records):  # newest first
         if record.revision != revision or (
             history and record.verdict not in (CommitVerdict.PROMOTE, CommitVerdict.MANUAL)
         ):
             break  # another revision, or the end of an earlier rollout of this one
         history.append(record)
         if record.verdict == CommitVerdict.PROMOTE and is_first_step(record.step):
-            break  # the rollout's start
+            older = weight_records[index + 1] if index + 1 < len(weight_records) else None
+            if record.step == MIRROR_STEP or not _mirror_start(older, revision):
+                break  # the rollout's start
     return tuple(reversed(history))
+
+
+def _mirror_start(record: Record | None, revision: str) -> bool:
+    """Is ``record`` the mirror stage that began the rollout of ``revision`` (before its ``1/N``)?"""
+    return (
+        record is not None
+        and record.verdict == CommitVerdict.PROMOTE
+        and record.step == MIRROR_STEP
+        and record.revision == revision
+    )
 
 
 def _step(steps: Sequence[int], weight: int) -> int:
@@ -205,10 +219,12 @@ def position_of(state: RolloutState) -> Position:
     if state.paused:
         return Position(Phase.PAUSED, weight, "paused by a pause or abort commit; resume to continue")
     if state.new_revision:
-        return _start(steps, weight, f"new canary revision {state.revision}")
+        return _start(steps, weight, f"new canary revision {state.revision}", mirror=state.mirror)
     if last is None:
         if weight == 0:
-            return _start(steps, weight, f"canary {state.revision} has never been rolled out")
+            return _start(
+                steps, weight, f"canary {state.revision} has never been rolled out", mirror=state.mirror
+            )
         return Position(
             Phase.PROGRESSING,
             weight,
@@ -217,6 +233,14 @@ def position_of(state: RolloutState) -> Position:
             step=_step(steps, weight),
         )
     promote_ga = state.promote_ga and not state.human_override
+    if weight == 0 and last.verdict == CommitVerdict.PROMOTE and last.step == MIRROR_STEP:
+        return Position(
+            Phase.PROGRESSING,
+            weight,
+            f"analysing canary {state.revision} on mirrored requests (canary 0%)",
+            since=_since(state, float(last.timestamp)),
+            stage=MIRROR_STEP,
+        )
     if weight == 0:
         if promote_ga and last.verdict == CommitVerdict.FINALIZE and last.finalize == FinalizeStage.ROUTE_GA:
             return Position(Phase.PROMOTED, weight, f"GA runs {state.revision}; traffic routed back to GA")
@@ -234,10 +258,7 @@ def position_of(state: RolloutState) -> Position:
             reason = f"GA manifest names {state.revision}: traffic goes back to GA once GA is ready"
             return Position(Phase.FINALIZING, weight, reason, since=since, finalize=FinalizeStage.ROUTE_GA)
         return Position(Phase.PROMOTED, weight, f"canary {state.revision} serves 100%")
-    since = float(last.timestamp)
-    resumed = state.last_record
-    if resumed is not None and resumed.verdict == CommitVerdict.RESUME and resumed.timestamp > since:
-        since = float(resumed.timestamp)  # windows before a pause do not count for the step
+    since = _since(state, float(last.timestamp))
     if state.human_override:
         return Position(
             Phase.PROGRESSING,
@@ -256,18 +277,29 @@ def position_of(state: RolloutState) -> Position:
     )
 
 
-def _start(steps: Sequence[int], weight: int, reason: str) -> Position:
+def _since(state: RolloutState, committed: float) -> float:
+    """When the current step's clock started: its commit, or a later resume."""
+    resumed = state.last_record
+    if resumed is not None and resumed.verdict == CommitVerdict.RESUME and resumed.timestamp > committed:
+        return float(resumed.timestamp)  # windows before a pause do not count for the step
+    return committed
+
+
+def _start(steps: Sequence[int], weight: int, reason: str, *, mirror: bool = False) -> Position:
     """A revision to roll out: ``start`` (the first step is due), or, already at the first step's
-    weight, ``progressing`` from now on (nothing to commit; its time is when it is first seen)."""
-    if steps and weight == steps[0]:
+    weight, ``progressing`` from now on (nothing to commit; its time is when it is first seen).
+    With ``mirror`` the first stage is the mirror stage, which always needs its commit."""
+    if steps and weight == steps[0] and not mirror:
         return Position(Phase.PROGRESSING, weight, reason, since=None, step=1)
     return Position(Phase.START, weight, reason)
 
 
 def position(rollout: Rollout, state: RolloutState) -> Position:
     """Where ``rollout`` stands in ``state`` (the state derived for ``rollout``'s spec)."""
-    if state.steps != tuple(rollout.spec.steps) or state.promote_ga != (
-        rollout.spec.finalize.action == "promote-ga"
+    if (
+        state.steps != tuple(rollout.spec.steps)
+        or state.promote_ga != (rollout.spec.finalize.action == "promote-ga")
+        or state.mirror != rollout.spec.analysis.mirror
     ):
         raise ValueError(f"{rollout.key}: the state was derived for another spec")
     return state.position
