@@ -98,9 +98,11 @@ def rollout_spec(
     *,
     url: str = ".",
     finalize: str = f"{{action: promote-ga, gaPath: {GA}}}",
+    strategy: str = "",
 ) -> str:
     """The demo's Rollout spec (in the repo, ``git.url: .`` means that repo); its namespace is the
-    stack's."""
+    stack's. ``strategy``: more lines of ``analysis`` (e.g. ``"iterations: 3\n    mirror: true"``)."""
+    more = f"\n    {strategy}" if strategy else ""
     return f"""apiVersion: rollouts.dev/v1alpha1
 kind: Rollout
 metadata:
@@ -121,7 +123,7 @@ spec:
     syncTimeout: 60s
     metrics: istio
     prometheus: {{url: "{stack.prometheus_url}"}}
-    policy: {{min_windows: 2, min_canary_requests: 60, max_windows_per_step: 40}}
+    policy: {{min_windows: 2, min_canary_requests: 60, max_windows_per_step: 40}}{more}
   load: {{mode: local, target: "{stack.mesh_url}/", rate: {rate:g}}}
   finalize: {finalize}
 """
@@ -313,6 +315,7 @@ class Demo:
     timeout: float = 150.0
     console: Console = field(default_factory=Console)
     story: Story = field(default_factory=Story)
+    strategy: str = ""  # more lines of the spec's analysis (see rollout_spec)
 
     def run(self) -> int:
         """Run the scenario; 0 when every act ended as the story says."""
@@ -356,7 +359,7 @@ class Demo:
             files = {
                 GA: deployment("podinfo-ga", "ga", "0.1.0"),
                 CANARY: deployment("podinfo-canary", "canary", first),
-                SPEC: rollout_spec(stack, self.interval, self.rate),
+                SPEC: rollout_spec(stack, self.interval, self.rate, strategy=self.strategy),
             }
             commit(
                 stack,

@@ -107,3 +107,53 @@ def test_demo_rolls_back_the_slow_canary(tmp_path: Path) -> None:
     rollback = [line for line in lines if line.get("action") == "rollback" and "reasons" in line]
     assert rollback and any("evidence of harm" in reason for reason in rollback[0]["reasons"])
     assert "**rollback**" in (out / "report.md").read_text()
+
+
+def _trailers(out: Path, key: str) -> list[str]:
+    log = git.Repo(out / "repo.git").git.log(f"--format=%(trailers:key={key},valueonly)", "master")
+    return [line for line in log.splitlines() if line.strip()]
+
+
+def test_rollouts_run_rolls_back_a_slow_canary_in_the_mirror_stage(tmp_path: Path) -> None:
+    """The controller on the real stack: the mirror commit, windows of mirrored copies judged from the
+    real Prometheus (counted at the canary, reporter destination), a rollback that removes the mirror."""
+    require_binary("prometheus", "apt-get install prometheus")
+    out = tmp_path / "out"
+    with (tmp_path / "tty").open("w") as tty:
+        demo = Demo(
+            "slow",
+            interval=5.0,
+            rate=100.0,
+            out=out,
+            timeout=120.0,
+            console=Console(file=tty),
+            strategy="iterations: 3\n    mirror: true",
+        )
+        assert demo.run() == 0, (out / "report.md").read_text() if (out / "report.md").exists() else ""
+    assert _trailers(out, "Rollout-Verdict")[:2] == ["rollback", "promote"]
+    assert _trailers(out, "Rollout-Step")[:2] == ["mirror", "mirror"]
+    repo = git.Repo(out / "repo.git")
+    route = "workloads/podinfo/virtual-service.yaml"
+    mirrored = repo.git.show(f"master~1:{route}")
+    assert "mirror:" in mirrored and "mirror:" not in repo.git.show(f"master:{route}")
+    lines = [json.loads(line) for line in (out / "controller.log").read_text().splitlines()]
+    rollback = [line for line in lines if line.get("action") == "rollback" and "reasons" in line]
+    assert rollback and any("evidence of harm" in reason for reason in rollback[0]["reasons"])
+
+
+def test_rollouts_run_walks_a_good_canary_from_the_mirror_stage_through_the_steps(tmp_path: Path) -> None:
+    require_binary("prometheus", "apt-get install prometheus")
+    out = tmp_path / "out"
+    with (tmp_path / "tty").open("w") as tty:
+        demo = Demo(
+            "good",
+            interval=5.0,
+            rate=100.0,
+            out=out,
+            timeout=240.0,
+            console=Console(file=tty),
+            strategy="iterations: 3\n    mirror: true",
+        )
+        assert demo.run() == 0, (out / "report.md").read_text() if (out / "report.md").exists() else ""
+    steps = _trailers(out, "Rollout-Step")[::-1]
+    assert steps[:4] == ["mirror", "1/3", "2/3", "3/3"]
