@@ -135,8 +135,8 @@ class StrategySpec(_Model):
         le=10_000,
         description="The stage before the first step, at weight 0 (with `match`, `mirror`, or load to "
         "the preview's own service), lasts at least this many windows and ends when the judge "
-        "promotes (or rolls back); with `steps: [100]` this is blue/green. Not run by `rollouts run` "
-        "yet (an error names it).",
+        "promotes (or rolls back); with `steps: [100]` this is blue/green. `rollouts run` runs it "
+        "with `mirror`; with `match` or alone it is not run yet (an error names it).",
     )
     match: list[MatchSpec] = Field(
         default_factory=list,
@@ -145,8 +145,8 @@ class StrategySpec(_Model):
     )
     mirror: bool = Field(
         default=False,
-        description="During the iterations, mirror GA's requests to the canary. Not run by `rollouts "
-        "run` yet (an error names it).",
+        description="During the iterations, mirror GA's requests to the canary (canary weight 0, "
+        "the mirror stage committed before the first step; its windows judge the mirrored copies).",
     )
     mirror_weight: int = Field(
         default=100, alias="mirrorWeight", ge=1, le=100, description="Percent of the requests mirrored."
