@@ -184,23 +184,19 @@ class StrategySpec(_Model):
 
 
 #: The strategy fields ``rollouts run`` does not drive yet; a spec that sets one is refused
-#: (``iterations`` is run with ``mirror``; alone, the preview on its own service's load, it is not).
-NOT_RUN_YET = ("match", "iterations")
+#: (``iterations`` is run with ``mirror`` or ``match``; alone, the preview on its own service's
+#: load, it is not).
+NOT_RUN_YET = ("iterations",)
 
 
 def check_runnable(strategy: StrategySpec) -> None:
     """``ValueError`` naming the field when the spec asks for a strategy the controller does not run
-    yet (session affinity and mirroring are run; A/B matches and the preview without a mirror are
-    written by the route editors and walked by ``python -m rollouts.local.strategy_demo``)."""
-    if strategy.match:
+    yet (session affinity, mirroring and A/B matches are run; the preview judged on load to its own
+    service, ``iterations`` alone, is walked by ``python -m rollouts.local.strategy_demo``)."""
+    if strategy.iterations is not None and not strategy.mirror and not strategy.match:
         raise ValueError(
-            "analysis.match: not run by `rollouts run` yet (the route editors write it; "
-            "see docs/strategies.md)"
-        )
-    if strategy.iterations is not None and not strategy.mirror:
-        raise ValueError(
-            "analysis.iterations: not run by `rollouts run` yet without analysis.mirror (the route "
-            "editors write the preview; see docs/strategies.md)"
+            "analysis.iterations: not run by `rollouts run` yet without analysis.mirror or "
+            "analysis.match (the preview on its own service's load; see docs/strategies.md)"
         )
 
 

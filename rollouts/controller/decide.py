@@ -21,7 +21,7 @@ from analyzer import Verdict, Window
 from rollouts.notify import Kind
 from rollouts.routes import Weights
 from rollouts.spec import Rollout
-from rollouts.spec_strategy import RouteState
+from rollouts.spec_strategy import RouteState, load_misses_match
 from rollouts.state import (
     Action,
     CommitVerdict,
@@ -33,7 +33,7 @@ from rollouts.state import (
     step_label,
     with_evidence,
 )
-from rollouts.state.message import MIRROR_STEP
+from rollouts.state.message import MATCH_STEP, MIRROR_STEP, PRELUDE_STEPS
 
 
 @dataclass(frozen=True)
@@ -147,19 +147,21 @@ def decide(rollout: Rollout, state: RolloutState, progress: Progress, windows: S
     return _analysed(rollout, state, progress, windows)
 
 
-def _route(rollout: Rollout, weight: int, *, mirror: bool = False) -> RouteState | None:
-    """The route state a commit at ``weight`` applies: with ``analysis.mirror`` every commit says
-    whether the mirror block is there (only in the mirror stage); otherwise None (weights only)."""
+def _route(rollout: Rollout, weight: int, *, prelude: bool = False) -> RouteState | None:
+    """The route state a commit at ``weight`` applies: with ``analysis.mirror`` or ``match`` every
+    commit says whether the mirror block or the match route is there (only in that stage, the
+    ``prelude``); otherwise None (weights only)."""
     analysis = rollout.spec.analysis
-    if not analysis.mirror:
+    if analysis.kind not in ("mirror", "ab"):
         return None
-    percent = float(analysis.mirror_weight) if mirror else None
-    return RouteState(Weights.for_canary(weight), mirror=percent)
+    percent = float(analysis.mirror_weight) if prelude and analysis.mirror else None
+    match = analysis.to_match() if prelude else None
+    return RouteState(Weights.for_canary(weight), match=match, mirror=percent)
 
 
 def _start(rollout: Rollout, state: RolloutState) -> Commit:
-    if rollout.spec.analysis.mirror:
-        return _start_mirror(rollout, state)
+    if rollout.spec.analysis.kind in ("mirror", "ab"):
+        return _start_prelude(rollout, state)
     where, first = state.position, rollout.spec.steps[0]
     current = state.weights.canary
     reasons: tuple[str, ...] = (where.reason, f"step 1: canary {first}%")
@@ -196,33 +198,38 @@ def _start(rollout: Rollout, state: RolloutState) -> Commit:
     )
 
 
-def _start_mirror(rollout: Rollout, state: RolloutState) -> Commit:
+def _start_prelude(rollout: Rollout, state: RolloutState) -> Commit:
     """``analysis.mirror``: the rollout begins with the mirror stage, canary 0 % and GA's requests
-    mirrored to it, committed like any step (``Rollout-Step: mirror``)."""
+    mirrored to it; ``analysis.match``: with the A/B stage, the match route before the default route.
+    Either is committed like any step (``Rollout-Step: mirror`` or ``match``)."""
     where, current = state.position, state.weights.canary
-    percent = rollout.spec.analysis.mirror_weight
-    reasons: tuple[str, ...] = (
-        where.reason,
-        f"mirror stage: {percent}% of GA's requests mirrored to the canary",
+    analysis = rollout.spec.analysis
+    stage = MIRROR_STEP if analysis.mirror else MATCH_STEP
+    percent = analysis.mirror_weight
+    what = (
+        f"{percent}% of GA's requests mirrored to the canary"
+        if analysis.mirror
+        else "the requests analysis.match takes go to the canary"
     )
-    summary = f"rollout of {state.revision} started: {percent}% of GA's requests mirrored to the canary"
+    reasons: tuple[str, ...] = (where.reason, f"{stage} stage: {what}")
+    summary = f"rollout of {state.revision} started: {what}"
     if current > 0:
         reasons = (
             where.reason,
             f"the new revision was already serving {current}% before the controller acted",
-            f"restart at the mirror stage: canary {current}% -> 0%, {percent}% mirrored",
+            f"restart at the {stage} stage: canary {current}% -> 0%, {what}",
         )
         summary = (
-            f"new revision {state.revision} was serving {current}% unanalysed: restarted at the mirror stage"
+            f"new revision {state.revision} was serving {current}% unanalysed: restarted at the {stage} stage"
         )
     change = WeightChange(
         Weights.for_canary(0),
         CommitVerdict.PROMOTE,
         reasons,
-        step=MIRROR_STEP,
+        step=stage,
         expected=Weights.for_canary(current),
-        label="restart" if current > 0 else MIRROR_STEP,
-        route=_route(rollout, 0, mirror=True),
+        label="restart" if current > 0 else stage,
+        route=_route(rollout, 0, prelude=True),
     )
     return Commit(
         change,
@@ -287,14 +294,17 @@ def _analysed(
         return Pause((f"load refused: {progress.load_refused}",), where.weight, state.revision)
     if progress.load_down is not None:
         return Stay(Phase.PROGRESSING, Action.HOLD, (f"load endpoint down: {progress.load_down}",))
+    missed = _load_misses_match(rollout) if where.stage == MATCH_STEP else None
+    if missed is not None:
+        return Stay(Phase.PROGRESSING, Action.HOLD, (missed,), windows=len(windows))  # never a promote
     last = windows[-1] if windows else None
     if last is not None and last.action == "rollback":
         return _verdict(rollout, state, CommitVerdict.ROLLBACK, tuple(last.reasons), last.evidence)
     iterations = analysis.iterations or 0
     promoted = last is not None and last.action == "promote"
-    if promoted and where.stage == MIRROR_STEP and progress.step_windows < iterations:
+    if promoted and where.stage in PRELUDE_STEPS and progress.step_windows < iterations:
         reasons = (
-            f"mirror stage: {progress.step_windows} of iterations {iterations} windows judged",
+            f"{where.stage} stage: {progress.step_windows} of iterations {iterations} windows judged",
             *(last.reasons if last is not None else ()),
         )
         return Stay(Phase.PROGRESSING, Action.HOLD, reasons, windows=len(windows))
@@ -331,11 +341,11 @@ def _verdict(
         verdict,
         tuple(with_evidence(reasons, evidence)),
         # A rollback names the step it was decided at.
-        step=(MIRROR_STEP if at == 0 else step_label(steps, at))
+        step=(state.position.stage if at == 0 else step_label(steps, at))
         if verdict == CommitVerdict.ROLLBACK
         else step_label(steps, weight),
         expected=Weights.for_canary(at),
-        route=_route(rollout, weight),  # the mirror block goes with the stage's verdict
+        route=_route(rollout, weight),  # the mirror block or match route goes with the stage's verdict
     )
     done = Phase.FINALIZING if rollout.spec.finalize.action == "promote-ga" else Phase.PROMOTED
     phase, kind, summary = {
@@ -353,7 +363,11 @@ def _verdict(
             Phase.ROLLEDBACK,
             Kind.ROLLBACK,
             f"canary {state.revision} rolled back at "
-            + ("the mirror stage: mirror removed" if state.position.stage == MIRROR_STEP else f"{at}%")
+            + (
+                f"the {state.position.stage} stage: {state.position.stage} removed"
+                if state.position.stage in PRELUDE_STEPS
+                else f"{at}%"
+            )
             + ": 100% to stable",
         ),
     }[verdict]
@@ -361,6 +375,15 @@ def _verdict(
     return Commit(
         change, action, phase, kind, summary, reasons, at, state.revision, dict(evidence), retry=True
     )
+
+
+def _load_misses_match(rollout: Rollout) -> str | None:
+    """Why the spec's load sends no request ``analysis.match`` takes (None: it does, or the load is
+    not ours to know, ``mode: none``)."""
+    match, load = rollout.spec.analysis.to_match(), rollout.spec.load
+    if match is None or load.mode == "none" or load.target is None:
+        return None
+    return load_misses_match(match, str(load.target), dict(load.headers))
 
 
 def grid_start(moment: float, interval: float) -> float:

@@ -62,7 +62,7 @@ from rollouts.state import (
     step_label,
     with_evidence,
 )
-from rollouts.state.message import MIRROR_STEP
+from rollouts.state.message import PRELUDE_STEPS
 from rollouts.sync import SyncGate
 
 __all__ = [
@@ -366,7 +366,7 @@ class Machine:
                 return self._metrics_failed(now, since, where, str(exc)), tuple(verdicts)
             m.errors = 0
             m.next_window = end
-            mirrored = where.stage == MIRROR_STEP
+            mirrored = where.stage in PRELUDE_STEPS  # the canary's share is not the weight
             if not ran_committed_split(window, where.weight, sticky=self._sticky, mirrored=mirrored):
                 log.info(
                     "%s: window %.0f-%.0f did not run the committed split, skipped", self.key, start, end
@@ -444,7 +444,7 @@ class Machine:
                     start += interval
                     continue
                 start += interval
-                mirrored = record.step == MIRROR_STEP
+                mirrored = record.step in PRELUDE_STEPS
                 if ran_committed_split(
                     window, weight, sticky=self._sticky, mirrored=mirrored
                 ) and judge.judge(window).action in (

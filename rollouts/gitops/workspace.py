@@ -62,7 +62,7 @@ from rollouts.state import (
     record_of,
     record_subject,
 )
-from rollouts.state.message import MIRROR_STEP
+from rollouts.state.message import PRELUDE_STEPS
 from rollouts.yamlsafe import REPO_FILE, YamlLimitError, decode, read_text
 
 log = logging.getLogger("rollouts.gitops")
@@ -414,7 +414,7 @@ class Workspace:
                 else apply_state(editor, text, change.route)
             )
             new = _with_strategy(editor, rollout, routed, weights, revision)
-            restarts_mirror = change.step == MIRROR_STEP and change.verdict == CommitVerdict.PROMOTE
+            restarts_mirror = change.step in PRELUDE_STEPS and change.verdict == CommitVerdict.PROMOTE
             if current == weights and (change.route is None or new == text) and not restarts_mirror:
                 # Already there: our own change pushed by a run that died before it could tell
                 # (``expected`` is then stale), or someone made the same change. Nothing to do.
@@ -427,7 +427,7 @@ class Workspace:
             elif current != base:
                 raise self._override(rollout, base, current)
             message = change.message(rollout.key, rollout.metadata.name, base, revision)
-            # A new revision arriving in the mirror stage: the route is already mirrored, so the
+            # A new revision arriving in the mirror or A/B stage: the route is already in it, so the
             # start of its rollout is recorded by an empty commit with the same trailers.
             return _Edit(message, {path: new} if new != text else {})
 

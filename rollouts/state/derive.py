@@ -15,7 +15,7 @@ from typing import Any
 
 from rollouts.routes import Weights
 from rollouts.spec import Rollout
-from rollouts.state.message import MIRROR_STEP, Message, is_first_step
+from rollouts.state.message import PRELUDE_STEPS, Message, is_first_step
 from rollouts.state.vocabulary import (
     ALL_VERDICTS,
     RECORD_VERDICTS,
@@ -103,7 +103,7 @@ class Position:
     step: int = 0  # 1-based index into spec.steps of the current weight (0: not a step weight)
     adopted: bool = False  # the weight was set by someone else
     finalize: FinalizeStage | None = None  # finalizing: copy the images, or route back to GA
-    stage: str | None = None  # "mirror": the mirror stage at weight 0, before the first step
+    stage: str | None = None  # "mirror" or "match": the stage at weight 0, before the first step
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,8 @@ class RolloutState:
     # From the spec the state was derived for: where the rollout stands depends on them.
     steps: tuple[int, ...] = ()
     promote_ga: bool = False
-    mirror: bool = False  # ``analysis.mirror``: a rollout begins with the mirror stage at weight 0
+    # ``analysis.mirror`` or ``match``: a rollout begins with that stage at weight 0 ("mirror", "match").
+    first_stage: str | None = None
 
     @property
     def position(self) -> Position:
@@ -140,7 +141,7 @@ class RolloutState:
         """A JSON-friendly dict (the Git facts; ``rollouts status --json``)."""
         out = asdict(self)
         out["weights"] = {"stable": self.weights.stable, "canary": self.weights.canary}
-        for derived_from_spec in ("steps", "promote_ga", "mirror"):
+        for derived_from_spec in ("steps", "promote_ga", "first_stage"):
             del out[derived_from_spec]
         return out
 
@@ -176,8 +177,15 @@ def derive(rollout: Rollout, facts: GitFacts) -> RolloutState:
         history=_history(records, facts.revision),
         steps=tuple(rollout.spec.steps),
         promote_ga=rollout.spec.finalize.action == "promote-ga",
-        mirror=rollout.spec.analysis.mirror,
+        first_stage=first_stage(rollout),
     )
+
+
+def first_stage(rollout: Rollout) -> str | None:
+    """The stage a rollout of ``rollout`` begins with before its first step: ``"mirror"``,
+    ``"match"`` (A/B), or None (the first step)."""
+    kind = rollout.spec.analysis.kind
+    return {"mirror": PRELUDE_STEPS[0], "ab": PRELUDE_STEPS[1]}.get(kind)
 
 
 def _history(records: Sequence[Record], revision: str) -> tuple[Record, ...]:
@@ -192,17 +200,18 @@ def _history(records: Sequence[Record], revision: str) -> tuple[Record, ...]:
         history.append(record)
         if record.verdict == CommitVerdict.PROMOTE and is_first_step(record.step):
             older = weight_records[index + 1] if index + 1 < len(weight_records) else None
-            if record.step == MIRROR_STEP or not _mirror_start(older, revision):
+            if record.step in PRELUDE_STEPS or not _prelude_start(older, revision):
                 break  # the rollout's start
     return tuple(reversed(history))
 
 
-def _mirror_start(record: Record | None, revision: str) -> bool:
-    """Is ``record`` the mirror stage that began the rollout of ``revision`` (before its ``1/N``)?"""
+def _prelude_start(record: Record | None, revision: str) -> bool:
+    """Is ``record`` the mirror or A/B stage that began the rollout of ``revision`` (before its
+    ``1/N``)?"""
     return (
         record is not None
         and record.verdict == CommitVerdict.PROMOTE
-        and record.step == MIRROR_STEP
+        and record.step in PRELUDE_STEPS
         and record.revision == revision
     )
 
@@ -216,14 +225,18 @@ def position_of(state: RolloutState) -> Position:
     steps = state.steps
     weight = state.weights.canary
     last = state.last
+    prelude = state.first_stage is not None
     if state.paused:
         return Position(Phase.PAUSED, weight, "paused by a pause or abort commit; resume to continue")
     if state.new_revision:
-        return _start(steps, weight, f"new canary revision {state.revision}", mirror=state.mirror)
+        return _start(steps, weight, f"new canary revision {state.revision}", prelude=prelude)
     if last is None:
         if weight == 0:
             return _start(
-                steps, weight, f"canary {state.revision} has never been rolled out", mirror=state.mirror
+                steps,
+                weight,
+                f"canary {state.revision} has never been rolled out",
+                prelude=prelude,
             )
         return Position(
             Phase.PROGRESSING,
@@ -233,13 +246,14 @@ def position_of(state: RolloutState) -> Position:
             step=_step(steps, weight),
         )
     promote_ga = state.promote_ga and not state.human_override
-    if weight == 0 and last.verdict == CommitVerdict.PROMOTE and last.step == MIRROR_STEP:
+    if weight == 0 and last.verdict == CommitVerdict.PROMOTE and last.step in PRELUDE_STEPS:
+        what = "mirrored requests" if last.step == PRELUDE_STEPS[0] else "the requests analysis.match takes"
         return Position(
             Phase.PROGRESSING,
             weight,
-            f"analysing canary {state.revision} on mirrored requests (canary 0%)",
+            f"analysing canary {state.revision} on {what} (canary 0%)",
             since=_since(state, float(last.timestamp)),
-            stage=MIRROR_STEP,
+            stage=last.step,
         )
     if weight == 0:
         if promote_ga and last.verdict == CommitVerdict.FINALIZE and last.finalize == FinalizeStage.ROUTE_GA:
@@ -285,11 +299,11 @@ def _since(state: RolloutState, committed: float) -> float:
     return committed
 
 
-def _start(steps: Sequence[int], weight: int, reason: str, *, mirror: bool = False) -> Position:
+def _start(steps: Sequence[int], weight: int, reason: str, *, prelude: bool = False) -> Position:
     """A revision to roll out: ``start`` (the first step is due), or, already at the first step's
     weight, ``progressing`` from now on (nothing to commit; its time is when it is first seen).
-    With ``mirror`` the first stage is the mirror stage, which always needs its commit."""
-    if steps and weight == steps[0] and not mirror:
+    With a ``prelude`` (mirror or A/B) the first stage is at 0 % and always needs its commit."""
+    if steps and weight == steps[0] and not prelude:
         return Position(Phase.PROGRESSING, weight, reason, since=None, step=1)
     return Position(Phase.START, weight, reason)
 
@@ -299,7 +313,7 @@ def position(rollout: Rollout, state: RolloutState) -> Position:
     if (
         state.steps != tuple(rollout.spec.steps)
         or state.promote_ga != (rollout.spec.finalize.action == "promote-ga")
-        or state.mirror != rollout.spec.analysis.mirror
+        or state.first_stage != first_stage(rollout)
     ):
         raise ValueError(f"{rollout.key}: the state was derived for another spec")
     return state.position

@@ -77,6 +77,8 @@ class ServiceModel:
     # Percent of GA's requests mirrored to the canary at weight 0 (the mirror stage): the copies
     # are counted at the canary, as Istio's destination reporter counts them.
     mirrored: float = 0.0
+    # Percent of the requests an A/B match takes to the canary at weight 0 (GA serves the rest).
+    matched: float = 0.0
 
     def window(self, rollout: Rollout, start: float, end: float, weight: int) -> Window:
         """The window ``[start, end)`` at ``weight``; the same start always gives the same window."""
@@ -91,6 +93,9 @@ class ServiceModel:
         served = total - canary
         if weight == 0 and self.mirrored:
             canary = int(total * self.mirrored / 100)  # copies of GA's requests, GA still serves all
+        if weight == 0 and self.matched:
+            canary = int(total * self.matched / 100)  # the matching requests, taken from GA
+            served = total - canary
         return Window(
             baseline=self._subset(rng, served, 1.0, self.error_rate),
             canary=self._subset(rng, canary, self.slowdown, self.canary_error_rate),

@@ -261,3 +261,69 @@ def test_blue_green_by_mirror_switches_to_100_with_the_final_verdict() -> None:
     assert isinstance(chosen, Commit) and chosen.change.verdict == CommitVerdict.FINALIZE
     assert (chosen.change.weights.canary, chosen.change.step) == (100, "1/1")
     assert chosen.change.route is not None and chosen.change.route.mirror is None
+
+
+AB = {
+    **ANALYSIS,
+    "analysis": {
+        **ANALYSIS["analysis"],
+        "iterations": 2,
+        "match": [{"headers": {"x-user": {"exact": "beta"}}}],
+    },
+}
+IN_MATCH = (rec("promote", 9_000, "match"),)
+
+
+def test_an_ab_rollout_starts_with_the_match_route_at_0_percent() -> None:
+    rollout, state = state_at(0, extra=AB)
+    chosen = decide(rollout, state, Progress(NOW), ())
+    assert isinstance(chosen, Commit) and chosen.action == Action.START
+    assert (chosen.change.weights.canary, chosen.change.step, chosen.change.label) == (0, "match", "match")
+    route = chosen.change.route
+    assert route is not None and route.mirror is None and route.match == rollout.spec.analysis.to_match()
+
+
+@pytest.mark.parametrize(
+    ("windows", "judged", "expected"),
+    [
+        (1, "promote", (Stay, None, None, None)),  # the iterations are not done
+        (2, "promote", (Commit, 10, "1/3", "promote")),  # the match route goes with the first step
+        (1, "rollback", (Commit, 0, "match", "rollback")),  # the rollback removes it
+    ],
+)
+def test_the_ab_stage_is_judged_for_its_iterations(
+    windows: int, judged: str, expected: tuple[Any, ...]
+) -> None:
+    rollout, state = state_at(0, *IN_MATCH, extra=AB)
+    assert state.position.stage == "match"
+    chosen = decide(rollout, state, Progress(NOW, step_windows=windows), (verdict(judged),))
+    kind, weight, step, commit_verdict = expected
+    assert isinstance(chosen, kind)
+    if isinstance(chosen, Stay):
+        assert chosen.reasons[0] == "match stage: 1 of iterations 2 windows judged"
+        return
+    assert isinstance(chosen, Commit)
+    assert (chosen.change.weights.canary, chosen.change.step, chosen.change.verdict) == (
+        weight,
+        step,
+        commit_verdict,
+    )
+    assert chosen.change.route is not None and chosen.change.route.match is None
+
+
+@pytest.mark.parametrize(
+    ("headers", "holds"),
+    [({}, True), ({"X-User": "beta"}, False), ({"x-user": "alpha"}, True)],
+)
+def test_an_ab_stage_whose_load_misses_the_match_holds_and_names_it(
+    headers: dict[str, str], holds: bool
+) -> None:
+    load = {"load": {"mode": "local", "target": "http://127.0.0.1:9898/", "headers": headers}}
+    rollout, state = state_at(0, *IN_MATCH, extra={**AB, **load})
+    chosen = decide(rollout, state, Progress(NOW, step_windows=5), (verdict("promote"),))
+    if holds:
+        assert isinstance(chosen, Stay) and chosen.action == Action.HOLD
+        assert chosen.reasons[0].startswith("analysis.match: the load sends no request that matches")
+        assert "header x-user" in chosen.reasons[0]
+    else:
+        assert isinstance(chosen, Commit) and chosen.change.weights.canary == 10

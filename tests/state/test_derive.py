@@ -126,6 +126,28 @@ MIRROR_CASES = [
         at(Phase.START, 0),
     ),
 ]
+AB = {"analysis": {"iterations": 3, "match": [{"headers": {"x-user": {"exact": "beta"}}}]}}
+MIRROR_CASES += [
+    ("ab: never rolled out: the match stage is due", AB, facts(0), at(Phase.START, 0)),
+    (
+        "ab: our match commit at 0%: the match stage is analysed",
+        AB,
+        facts(0, rec("promote", 100, "match")),
+        at(Phase.PROGRESSING, 0, since=100.0, stage="match"),
+    ),
+    (
+        "ab: rolled back at the match stage",
+        AB,
+        facts(0, rec("promote", 100, "match"), rec("rollback", 200, "match")),
+        at(Phase.ROLLEDBACK, 0),
+    ),
+    (
+        "ab: after the match stage, step 1",
+        AB,
+        facts(10, rec("promote", 100, "match"), rec("promote", 200, "1/3")),
+        at(Phase.PROGRESSING, 10, 1, 200.0),
+    ),
+]
 CASES += MIRROR_CASES
 
 
