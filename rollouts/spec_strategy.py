@@ -136,12 +136,13 @@ class StrategySpec(_Model):
         description="The stage before the first step, at weight 0 (with `match`, `mirror`, or load to "
         "the preview's own service), lasts at least this many windows and ends when the judge "
         "promotes (or rolls back); with `steps: [100]` this is blue/green. `rollouts run` runs it "
-        "with `mirror`; with `match` or alone it is not run yet (an error names it).",
+        "with `mirror` or `match`; alone it is not run yet (an error names it).",
     )
     match: list[MatchSpec] = Field(
         default_factory=list,
         description="A/B testing: during the iterations only requests matching one of these go to the "
-        "canary. Not run by `rollouts run` yet (an error names it).",
+        "canary (the match stage at weight 0, committed before the first step; a load that sends "
+        "no matching request holds it, naming the header).",
     )
     mirror: bool = Field(
         default=False,
