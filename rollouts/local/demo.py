@@ -39,6 +39,7 @@ from analyzer.prometheus.templates import ISTIO, Subset, error_ratio_query, quan
 from rollouts.controller.machine import TickResult
 from rollouts.controller.run import Controller, Options
 from rollouts.gitops import Workspace, discover
+from rollouts.load import LoadRequest, LocalLoad
 from rollouts.local.stack import LocalStack, ServiceOptions, StackConfig
 from rollouts.spec import Author
 from rollouts.state import Action, Phase
@@ -99,9 +100,11 @@ def rollout_spec(
     url: str = ".",
     finalize: str = f"{{action: promote-ga, gaPath: {GA}}}",
     strategy: str = "",
+    load: str = "",
 ) -> str:
     """The demo's Rollout spec (in the repo, ``git.url: .`` means that repo); its namespace is the
-    stack's. ``strategy``: more lines of ``analysis`` (e.g. ``"iterations: 3\n    mirror: true"``)."""
+    stack's. ``strategy``: more lines of ``analysis`` (e.g. ``"iterations: 3\n    mirror: true"``);
+    ``load``: more fields of ``load`` (e.g. ``"headers: {x-user: beta}"``)."""
     more = f"\n    {strategy}" if strategy else ""
     return f"""apiVersion: rollouts.dev/v1alpha1
 kind: Rollout
@@ -124,7 +127,7 @@ spec:
     metrics: istio
     prometheus: {{url: "{stack.prometheus_url}"}}
     policy: {{min_windows: 2, min_canary_requests: 60, max_windows_per_step: 40}}{more}
-  load: {{mode: local, target: "{stack.mesh_url}/", rate: {rate:g}}}
+  load: {{mode: local, target: "{stack.mesh_url}/", rate: {rate:g}{", " + load if load else ""}}}
   finalize: {finalize}
 """
 
@@ -316,6 +319,10 @@ class Demo:
     console: Console = field(default_factory=Console)
     story: Story = field(default_factory=Story)
     strategy: str = ""  # more lines of the spec's analysis (see rollout_spec)
+    load: str = ""  # more fields of the spec's load (see rollout_spec)
+    # Requests per second of a second load beside the controller's, without its headers (for A/B:
+    # GA's share of the traffic the match does not take); 0: none.
+    background_rate: float = 0.0
 
     def run(self) -> int:
         """Run the scenario; 0 when every act ended as the story says."""
@@ -359,7 +366,7 @@ class Demo:
             files = {
                 GA: deployment("podinfo-ga", "ga", "0.1.0"),
                 CANARY: deployment("podinfo-canary", "canary", first),
-                SPEC: rollout_spec(stack, self.interval, self.rate, strategy=self.strategy),
+                SPEC: rollout_spec(stack, self.interval, self.rate, strategy=self.strategy, load=self.load),
             }
             commit(
                 stack,
@@ -369,6 +376,12 @@ class Demo:
                 work / "people",
             )
             kubelet = Kubelet(stack, first).start()
+            background = LocalLoad() if self.background_rate else None
+            if background is not None:
+                duration = self.timeout * len(acts) + 60
+                background.start(
+                    LoadRequest(target=stack.mesh_url + "/", duration=duration, rate=self.background_rate)
+                )
             controller = Controller(
                 Options(
                     mesh=stack.mesh_admin_url,
@@ -418,6 +431,8 @@ class Demo:
             finally:
                 controller.scheduler.stop()
                 kubelet.stop()
+                if background is not None:
+                    background.close()
             log_text = git.Repo(stack.repo_path).git.log(
                 "--format=%h %an: %s%n%(trailers:only,unfold)", "master"
             )

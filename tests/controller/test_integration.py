@@ -157,3 +157,29 @@ def test_rollouts_run_walks_a_good_canary_from_the_mirror_stage_through_the_step
         assert demo.run() == 0, (out / "report.md").read_text() if (out / "report.md").exists() else ""
     steps = _trailers(out, "Rollout-Step")[::-1]
     assert steps[:4] == ["mirror", "1/3", "2/3", "3/3"]
+
+
+def test_rollouts_run_rolls_back_a_slow_canary_in_the_ab_stage(tmp_path: Path) -> None:
+    """A/B on the real stack: the controller's load carries ``x-user: beta`` (the match takes it to
+    the canary), a second load without it is GA's; the slow canary is rolled back in the match
+    stage and the rollback commit removes the match route."""
+    require_binary("prometheus", "apt-get install prometheus")
+    out = tmp_path / "out"
+    with (tmp_path / "tty").open("w") as tty:
+        demo = Demo(
+            "slow",
+            interval=5.0,
+            rate=60.0,
+            out=out,
+            timeout=120.0,
+            console=Console(file=tty),
+            strategy="iterations: 3\n    match: [{headers: {x-user: {exact: beta}}}]",
+            load="headers: {x-user: beta}",
+            background_rate=100.0,
+        )
+        assert demo.run() == 0, (out / "report.md").read_text() if (out / "report.md").exists() else ""
+    assert _trailers(out, "Rollout-Verdict")[:2] == ["rollback", "promote"]
+    assert _trailers(out, "Rollout-Step")[:2] == ["match", "match"]
+    repo = git.Repo(out / "repo.git")
+    route = "workloads/podinfo/virtual-service.yaml"
+    assert "x-user" in repo.git.show(f"master~1:{route}") and "x-user" not in repo.git.show(f"master:{route}")
