@@ -152,3 +152,16 @@ def test_a_rollback_in_the_ab_stage_removes_the_match_route(ab: Rig, remote: Rem
     ]
     assert remote.show(ROUTE) == vs_with(100, 0)
     assert "rolled back at the match stage" in ab.notices[-1].summary
+
+
+def test_blue_green_by_a_header_match_switches_0_to_100_in_one_commit(remote: Remote, tmp_path: Path) -> None:
+    for rig in _rig(
+        remote, tmp_path, ServiceModel(matched=30.0), steps=[100], analysis={"mirror": False, "match": MATCH}
+    ):
+        results = rig.run(40, until="finalize")
+        assert results[-1].action == "finalize"
+        assert [(c["Rollout-Step"], c["Rollout-Verdict"]) for c in our_commits(remote)] == [
+            ("match", "promote"),
+            ("1/1", "finalize"),
+        ]
+        assert routes(remote)[1] == vs_with(0, 100)  # the match route and GA's share go in one commit
