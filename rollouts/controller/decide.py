@@ -160,76 +160,42 @@ def _route(rollout: Rollout, weight: int, *, prelude: bool = False) -> RouteStat
 
 
 def _start(rollout: Rollout, state: RolloutState) -> Commit:
-    if rollout.spec.analysis.kind in ("mirror", "ab"):
-        return _start_prelude(rollout, state)
-    where, first = state.position, rollout.spec.steps[0]
-    current = state.weights.canary
-    reasons: tuple[str, ...] = (where.reason, f"step 1: canary {first}%")
-    summary = f"rollout of {state.revision} started: canary {first}%"
+    """The rollout's first commit: step 1, or with ``analysis.mirror`` / ``match`` the mirror or A/B
+    stage at 0 % (GA's requests mirrored to the canary, or the match route before the default
+    route), committed like any step (``Rollout-Step: mirror`` or ``match``)."""
+    where, current, analysis = state.position, state.weights.canary, rollout.spec.analysis
+    first, stage, label = rollout.spec.steps[0], step_label(rollout.spec.steps, rollout.spec.steps[0]), None
+    head, place, what = "step 1", "step 1", f"canary {first}%"
+    if analysis.kind in ("mirror", "ab"):
+        first = 0
+        stage = label = MIRROR_STEP if analysis.mirror else MATCH_STEP
+        head, place = f"{stage} stage", f"the {stage} stage"
+        what = (
+            f"{analysis.mirror_weight}% of GA's requests mirrored to the canary"
+            if analysis.mirror
+            else "the requests analysis.match takes go to the canary"
+        )
+    reasons: tuple[str, ...] = (where.reason, f"{head}: {what}")
+    summary = f"rollout of {state.revision} started: {what}"
     if current > first:
         # The canary Deployment already runs the new images: they served its traffic (all of it
         # at 100 %) from the moment the cluster applied them, before any analysis.
         reasons = (
             where.reason,
             f"the new revision was already serving {current}% before the controller acted",
-            f"restart at step 1: canary {current}% -> {first}%",
+            f"restart at {place}: canary {current}% -> {first}%" + (f", {what}" if not first else ""),
         )
-        summary = (
-            f"new revision {state.revision} was serving {current}% unanalysed: restarted at step 1 ({first}%)"
-        )
+        shown = f"{place} ({first}%)" if first else place
+        summary = f"new revision {state.revision} was serving {current}% unanalysed: restarted at {shown}"
+        label = "restart"
     change = WeightChange(
         Weights.for_canary(first),
         CommitVerdict.PROMOTE,
         reasons,
-        step=step_label(rollout.spec.steps, first),
-        expected=Weights.for_canary(current),
-        label="restart" if current > first else None,
-    )
-    return Commit(
-        change,
-        Action.START,
-        Phase.PROGRESSING,
-        Kind.START,
-        summary,
-        reasons,
-        current,
-        state.revision,
-        restart=True,
-    )
-
-
-def _start_prelude(rollout: Rollout, state: RolloutState) -> Commit:
-    """``analysis.mirror``: the rollout begins with the mirror stage, canary 0 % and GA's requests
-    mirrored to it; ``analysis.match``: with the A/B stage, the match route before the default route.
-    Either is committed like any step (``Rollout-Step: mirror`` or ``match``)."""
-    where, current = state.position, state.weights.canary
-    analysis = rollout.spec.analysis
-    stage = MIRROR_STEP if analysis.mirror else MATCH_STEP
-    percent = analysis.mirror_weight
-    what = (
-        f"{percent}% of GA's requests mirrored to the canary"
-        if analysis.mirror
-        else "the requests analysis.match takes go to the canary"
-    )
-    reasons: tuple[str, ...] = (where.reason, f"{stage} stage: {what}")
-    summary = f"rollout of {state.revision} started: {what}"
-    if current > 0:
-        reasons = (
-            where.reason,
-            f"the new revision was already serving {current}% before the controller acted",
-            f"restart at the {stage} stage: canary {current}% -> 0%, {what}",
-        )
-        summary = (
-            f"new revision {state.revision} was serving {current}% unanalysed: restarted at the {stage} stage"
-        )
-    change = WeightChange(
-        Weights.for_canary(0),
-        CommitVerdict.PROMOTE,
-        reasons,
         step=stage,
         expected=Weights.for_canary(current),
-        label="restart" if current > 0 else stage,
-        route=_route(rollout, 0, prelude=True),
+        label=label,
+        route=_route(rollout, first, prelude=True),
     )
     return Commit(
         change,

@@ -101,6 +101,7 @@ def rollout_spec(
     finalize: str = f"{{action: promote-ga, gaPath: {GA}}}",
     strategy: str = "",
     load: str = "",
+    steps: str = "[10, 60, 100]",
 ) -> str:
     """The demo's Rollout spec (in the repo, ``git.url: .`` means that repo); its namespace is the
     stack's. ``strategy``: more lines of ``analysis`` (e.g. ``"iterations: 3\n    mirror: true"``);
@@ -118,7 +119,7 @@ spec:
     author: {{name: rollouts-controller, email: rollouts@demo.invalid}}
   route: {{kind: VirtualService, path: {ROUTE}, stable: ga, canary: canary}}
   canary: {{path: {CANARY}}}
-  steps: [10, 60, 100]
+  steps: {steps}
   analysis:
     interval: {interval:g}s
     threshold: 6
@@ -320,6 +321,7 @@ class Demo:
     story: Story = field(default_factory=Story)
     strategy: str = ""  # more lines of the spec's analysis (see rollout_spec)
     load: str = ""  # more fields of the spec's load (see rollout_spec)
+    steps: str = "[10, 60, 100]"  # the spec's steps (``[100]`` after a mirror or match: blue/green)
     # Requests per second of a second load beside the controller's, without its headers (for A/B:
     # GA's share of the traffic the match does not take); 0: none.
     background_rate: float = 0.0
@@ -366,7 +368,9 @@ class Demo:
             files = {
                 GA: deployment("podinfo-ga", "ga", "0.1.0"),
                 CANARY: deployment("podinfo-canary", "canary", first),
-                SPEC: rollout_spec(stack, self.interval, self.rate, strategy=self.strategy, load=self.load),
+                SPEC: rollout_spec(
+                    stack, self.interval, self.rate, strategy=self.strategy, load=self.load, steps=self.steps
+                ),
             }
             commit(
                 stack,
