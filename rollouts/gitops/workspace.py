@@ -11,7 +11,7 @@ Rules (see docs/gitops.md):
   that already reached the remote is not made twice (the weights are already there).
 - A commit changes only the route file (its weight scalars, and the strategy blocks the change's
   route state adds or removes), or is empty (pause/resume, or a new revision's start in a route
-  that is already in the mirror stage).
+  that is already in the mirror or A/B stage).
 - Push without force, only ``HEAD:refs/heads/<branch>``; never tags or ``refs/notes/*``. A rejected
   push is retried on the new head (fetch, re-read, re-apply) with backoff, a bounded number of
   times, in one loop (:meth:`Workspace._push_change`). If the weights on the new head differ from
@@ -414,8 +414,8 @@ class Workspace:
                 else apply_state(editor, text, change.route)
             )
             new = _with_strategy(editor, rollout, routed, weights, revision)
-            restarts_mirror = change.step in PRELUDE_STEPS and change.verdict == CommitVerdict.PROMOTE
-            if current == weights and (change.route is None or new == text) and not restarts_mirror:
+            starts_stage = change.step in PRELUDE_STEPS and change.verdict == CommitVerdict.PROMOTE
+            if current == weights and (change.route is None or new == text) and not starts_stage:
                 # Already there: our own change pushed by a run that died before it could tell
                 # (``expected`` is then stale), or someone made the same change. Nothing to do.
                 base = base or current

@@ -15,7 +15,7 @@ from typing import Any
 
 from rollouts.routes import Weights
 from rollouts.spec import Rollout
-from rollouts.state.message import PRELUDE_STEPS, Message, is_first_step
+from rollouts.state.message import MATCH_STEP, MIRROR_STEP, PRELUDE_STEPS, Message, is_first_step
 from rollouts.state.vocabulary import (
     ALL_VERDICTS,
     RECORD_VERDICTS,
@@ -185,7 +185,7 @@ def first_stage(rollout: Rollout) -> str | None:
     """The stage a rollout of ``rollout`` begins with before its first step: ``"mirror"``,
     ``"match"`` (A/B), or None (the first step)."""
     kind = rollout.spec.analysis.kind
-    return {"mirror": PRELUDE_STEPS[0], "ab": PRELUDE_STEPS[1]}.get(kind)
+    return {"mirror": MIRROR_STEP, "ab": MATCH_STEP}.get(kind)
 
 
 def _history(records: Sequence[Record], revision: str) -> tuple[Record, ...]:
@@ -247,7 +247,7 @@ def position_of(state: RolloutState) -> Position:
         )
     promote_ga = state.promote_ga and not state.human_override
     if weight == 0 and last.verdict == CommitVerdict.PROMOTE and last.step in PRELUDE_STEPS:
-        what = "mirrored requests" if last.step == PRELUDE_STEPS[0] else "the requests analysis.match takes"
+        what = "mirrored requests" if last.step == MIRROR_STEP else "the requests analysis.match takes"
         return Position(
             Phase.PROGRESSING,
             weight,
