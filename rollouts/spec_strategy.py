@@ -132,18 +132,19 @@ class StrategySpec(_Model):
         le=10_000,
         description="The stage before the first step, at weight 0 (with `match`, `mirror`, or load to "
         "the preview's own service), lasts at least this many windows and ends when the judge "
-        "promotes (or rolls back); with `steps: [100]` this is blue/green. Not run by `rollouts run` "
-        "yet (an error names it).",
+        "promotes (or rolls back); with `steps: [100]` this is blue/green. `rollouts run` runs it "
+        "with `mirror` or `match`; alone it is not run yet (an error names it).",
     )
     match: list[MatchSpec] = Field(
         default_factory=list,
         description="A/B testing: during the iterations only requests matching one of these go to the "
-        "canary. Not run by `rollouts run` yet (an error names it).",
+        "canary (the match stage at weight 0, committed before the first step; a load that sends "
+        "no matching request holds it, naming the header).",
     )
     mirror: bool = Field(
         default=False,
-        description="During the iterations, mirror GA's requests to the canary. Not run by `rollouts "
-        "run` yet (an error names it).",
+        description="During the iterations, mirror GA's requests to the canary (canary weight 0, "
+        "the mirror stage committed before the first step; its windows judge the mirrored copies).",
     )
     mirror_weight: int = Field(
         default=100, alias="mirrorWeight", ge=1, le=100, description="Percent of the requests mirrored."
@@ -180,20 +181,21 @@ class StrategySpec(_Model):
         return Match(tuple(m.request_match() for m in self.match)) if self.match else None
 
 
-#: The strategy fields ``rollouts run`` does not drive yet; a spec that sets one is refused.
-NOT_RUN_YET = ("match", "mirror", "iterations")
+#: The strategy fields ``rollouts run`` does not drive yet; a spec that sets one is refused
+#: (``iterations`` is run with ``mirror`` or ``match``; alone, the preview on its own service's
+#: load, it is not).
+NOT_RUN_YET = ("iterations",)
 
 
 def check_runnable(strategy: StrategySpec) -> None:
     """``ValueError`` naming the field when the spec asks for a strategy the controller does not run
-    yet (session affinity is run; A/B matches, mirroring and the iterations before the first step
-    are written by the route editors and walked by ``python -m rollouts.local.strategy_demo``)."""
-    for field in NOT_RUN_YET:
-        if getattr(strategy, field) not in (None, False, []):
-            raise ValueError(
-                f"analysis.{field}: not run by `rollouts run` yet (the route editors write it; "
-                "see docs/strategies.md)"
-            )
+    yet (session affinity, mirroring and A/B matches are run; the preview judged on load to its own
+    service, ``iterations`` alone, is walked by ``python -m rollouts.local.strategy_demo``)."""
+    if strategy.iterations is not None and not strategy.mirror and not strategy.match:
+        raise ValueError(
+            "analysis.iterations: not run by `rollouts run` yet without analysis.mirror or "
+            "analysis.match (the preview on its own service's load; see docs/strategies.md)"
+        )
 
 
 def check_route_kind(strategy: StrategySpec, kind: str) -> None:

@@ -21,6 +21,7 @@ from analyzer import Verdict, Window
 from rollouts.notify import Kind
 from rollouts.routes import Weights
 from rollouts.spec import Rollout
+from rollouts.spec_strategy import RouteState, load_misses_match
 from rollouts.state import (
     Action,
     CommitVerdict,
@@ -32,6 +33,7 @@ from rollouts.state import (
     step_label,
     with_evidence,
 )
+from rollouts.state.message import MATCH_STEP, MIRROR_STEP, PRELUDE_STEPS
 
 
 @dataclass(frozen=True)
@@ -150,29 +152,55 @@ def decide(rollout: Rollout, state: RolloutState, progress: Progress, windows: S
     return _analysed(rollout, state, progress, windows)
 
 
+def _route(rollout: Rollout, weight: int, *, prelude: bool = False) -> RouteState | None:
+    """The route state a commit at ``weight`` applies: with ``analysis.mirror`` or ``match`` every
+    commit says whether the mirror block or the match route is there (only in that stage, the
+    ``prelude``); otherwise None (weights only)."""
+    analysis = rollout.spec.analysis
+    if analysis.kind not in ("mirror", "ab"):
+        return None
+    percent = float(analysis.mirror_weight) if prelude and analysis.mirror else None
+    match = analysis.to_match() if prelude else None
+    return RouteState(Weights.for_canary(weight), match=match, mirror=percent)
+
+
 def _start(rollout: Rollout, state: RolloutState) -> Commit:
-    where, first = state.position, rollout.spec.steps[0]
-    current = state.weights.canary
-    reasons: tuple[str, ...] = (where.reason, f"step 1: canary {first}%")
-    summary = f"rollout of {state.revision} started: canary {first}%"
+    """The rollout's first commit: step 1, or with ``analysis.mirror`` / ``match`` the mirror or A/B
+    stage at 0 % (GA's requests mirrored to the canary, or the match route before the default
+    route), committed like any step (``Rollout-Step: mirror`` or ``match``)."""
+    where, current, analysis = state.position, state.weights.canary, rollout.spec.analysis
+    first, stage, label = rollout.spec.steps[0], step_label(rollout.spec.steps, rollout.spec.steps[0]), None
+    head, place, what = "step 1", "step 1", f"canary {first}%"
+    if analysis.kind in ("mirror", "ab"):
+        first = 0
+        stage = label = MIRROR_STEP if analysis.mirror else MATCH_STEP
+        head, place = f"{stage} stage", f"the {stage} stage"
+        what = (
+            f"{analysis.mirror_weight}% of GA's requests mirrored to the canary"
+            if analysis.mirror
+            else "the requests analysis.match takes go to the canary"
+        )
+    reasons: tuple[str, ...] = (where.reason, f"{head}: {what}")
+    summary = f"rollout of {state.revision} started: {what}"
     if current > first:
         # The canary Deployment already runs the new images: they served its traffic (all of it
         # at 100 %) from the moment the cluster applied them, before any analysis.
         reasons = (
             where.reason,
             f"the new revision was already serving {current}% before the controller acted",
-            f"restart at step 1: canary {current}% -> {first}%",
+            f"restart at {place}: canary {current}% -> {first}%" + (f", {what}" if not first else ""),
         )
-        summary = (
-            f"new revision {state.revision} was serving {current}% unanalysed: restarted at step 1 ({first}%)"
-        )
+        shown = f"{place} ({first}%)" if first else place
+        summary = f"new revision {state.revision} was serving {current}% unanalysed: restarted at {shown}"
+        label = "restart"
     change = WeightChange(
         Weights.for_canary(first),
         CommitVerdict.PROMOTE,
         reasons,
-        step=step_label(rollout.spec.steps, first),
+        step=stage,
         expected=Weights.for_canary(current),
-        label="restart" if current > first else None,
+        label=label,
+        route=_route(rollout, first, prelude=True),
     )
     return Commit(
         change,
@@ -244,9 +272,20 @@ def _analysed(
         if progress.checks_exhausted:
             return _verdict(rollout, state, CommitVerdict.ROLLBACK, failed_check, {})
         return Stay(Phase.PROGRESSING, Action.HOLD, failed_check)
+    missed = _load_misses_match(rollout) if where.stage == MATCH_STEP else None
+    if missed is not None:
+        return Stay(Phase.PROGRESSING, Action.HOLD, (missed,), windows=len(windows))  # never a promote
     last = windows[-1] if windows else None
     if last is not None and last.action == "rollback":
         return _verdict(rollout, state, CommitVerdict.ROLLBACK, tuple(last.reasons), last.evidence)
+    iterations = analysis.iterations or 0
+    promoted = last is not None and last.action == "promote"
+    if promoted and where.stage in PRELUDE_STEPS and progress.step_windows < iterations:
+        reasons = (
+            f"{where.stage} stage: {progress.step_windows} of iterations {iterations} windows judged",
+            *(last.reasons if last is not None else ()),
+        )
+        return Stay(Phase.PROGRESSING, Action.HOLD, reasons, windows=len(windows))
     if last is not None and last.action == "promote":
         upcoming = next_weight(rollout.spec.steps, where.weight)
         final = upcoming is None or upcoming == 100
@@ -280,8 +319,11 @@ def _verdict(
         verdict,
         tuple(with_evidence(reasons, evidence)),
         # A rollback names the step it was decided at.
-        step=step_label(steps, at if verdict == CommitVerdict.ROLLBACK else weight),
+        step=(state.position.stage if at == 0 else step_label(steps, at))
+        if verdict == CommitVerdict.ROLLBACK
+        else step_label(steps, weight),
         expected=Weights.for_canary(at),
+        route=_route(rollout, weight),  # the mirror block or match route goes with the stage's verdict
     )
     done = Phase.FINALIZING if rollout.spec.finalize.action == "promote-ga" else Phase.PROMOTED
     phase, kind, summary = {
@@ -298,7 +340,13 @@ def _verdict(
         CommitVerdict.ROLLBACK: (
             Phase.ROLLEDBACK,
             Kind.ROLLBACK,
-            f"canary {state.revision} rolled back at {at}%: 100% to stable",
+            f"canary {state.revision} rolled back at "
+            + (
+                f"the {state.position.stage} stage: {state.position.stage} removed"
+                if state.position.stage in PRELUDE_STEPS
+                else f"{at}%"
+            )
+            + ": 100% to stable",
         ),
     }[verdict]
     action = Action(verdict.value)
@@ -313,6 +361,15 @@ def rollback_commit(rollout: Rollout, state: RolloutState, reasons: tuple[str, .
     return _verdict(rollout, state, CommitVerdict.ROLLBACK, reasons, {})
 
 
+def _load_misses_match(rollout: Rollout) -> str | None:
+    """Why the spec's load sends no request ``analysis.match`` takes (None: it does, or the load is
+    not ours to know, ``mode: none``)."""
+    match, load = rollout.spec.analysis.to_match(), rollout.spec.load
+    if match is None or load.mode == "none" or load.target is None:
+        return None
+    return load_misses_match(match, str(load.target), dict(load.headers))
+
+
 def grid_start(moment: float, interval: float) -> float:
     """The first window boundary at or after ``moment``. Windows lie on one grid (multiples of the
     interval since the epoch) for every rollout, so that rollouts with the same interval ask
@@ -320,19 +377,25 @@ def grid_start(moment: float, interval: float) -> float:
     return math.ceil(moment / interval) * interval
 
 
-def ran_committed_split(window: Window, weight: int, tolerance: float = 0.1, *, sticky: bool = False) -> bool:
+def ran_committed_split(
+    window: Window, weight: int, tolerance: float = 0.1, *, sticky: bool = False, mirrored: bool = False
+) -> bool:
     """Did the window's traffic follow the committed split? A window the cluster ran partly at the
     old weights (before the sync, or after someone else's change) is not evidence about this step.
 
     With few requests the share is noise, so only a clear disagreement (5 standard errors and more
     than ``tolerance``) disqualifies a window. With session affinity (``sticky``) returning users
     stay where they were served, so the share is not the weight: only a canary without any request
-    at a weight above 0 disqualifies the window.
+    at a weight above 0 disqualifies the window. In the mirror stage (``mirrored``, weight 0) the
+    canary's requests are the mirrored copies (counted at the canary with ``reporter="destination"``),
+    so only a canary without any request disqualifies the window: the mirror is not running yet.
     """
     canary, baseline = float(window.canary.requests), float(window.baseline.requests)
     total = canary + baseline
     if total < 20:
         return True
+    if mirrored:
+        return canary > 0
     if sticky:
         return canary > 0 or weight == 0
     expected = weight / 100

@@ -63,6 +63,7 @@ from rollouts.state import (
     step_label,
     with_evidence,
 )
+from rollouts.state.message import PRELUDE_STEPS
 from rollouts.sync import SyncGate
 
 if TYPE_CHECKING:
@@ -388,7 +389,8 @@ class Machine:
                 return self._metrics_failed(now, since, where, str(exc)), tuple(verdicts)
             m.errors = 0
             m.next_window = end
-            if not ran_committed_split(window, where.weight, sticky=self._sticky):
+            mirrored = where.stage in PRELUDE_STEPS  # the canary's share is not the weight
+            if not ran_committed_split(window, where.weight, sticky=self._sticky, mirrored=mirrored):
                 log.info(
                     "%s: window %.0f-%.0f did not run the committed split, skipped", self.key, start, end
                 )
@@ -465,9 +467,10 @@ class Machine:
                     start += interval
                     continue
                 start += interval
-                if ran_committed_split(window, weight, sticky=self._sticky) and judge.judge(
-                    window
-                ).action in (
+                mirrored = record.step in PRELUDE_STEPS
+                if ran_committed_split(
+                    window, weight, sticky=self._sticky, mirrored=mirrored
+                ) and judge.judge(window).action in (
                     "promote",
                     "rollback",
                 ):

@@ -9,7 +9,9 @@ Rules (see docs/gitops.md):
 - Before every change: fetch the branch and hard-reset to it. Unpushed commits of an interrupted
   run are discarded and the change is made again, so a rerun converges without duplicates; a change
   that already reached the remote is not made twice (the weights are already there).
-- A commit changes only the route file (only its weight scalars), or is empty (pause/resume).
+- A commit changes only the route file (its weight scalars, and the strategy blocks the change's
+  route state adds or removes), or is empty (pause/resume, or a new revision's start in a route
+  that is already in the mirror or A/B stage).
 - Push without force, only ``HEAD:refs/heads/<branch>``; never tags or ``refs/notes/*``. A rejected
   push is retried on the new head (fetch, re-read, re-apply) with backoff, a bounded number of
   times, in one loop (:meth:`Workspace._push_change`). If the weights on the new head differ from
@@ -44,6 +46,7 @@ from rollouts.routes import RouteEditor, RouteError, Weights, editor_for
 from rollouts.routes._engine import compose
 from rollouts.routes.strategies import SessionAffinity, affinity_value
 from rollouts.spec import Author, Rollout
+from rollouts.spec_strategy import apply_state
 from rollouts.state import (
     RECORD_VERDICTS,
     WEIGHT_VERDICTS,
@@ -62,6 +65,7 @@ from rollouts.state import (
     record_of,
     record_subject,
 )
+from rollouts.state.message import PRELUDE_STEPS
 from rollouts.yamlsafe import REPO_FILE, YamlLimitError, decode, read_text
 
 log = logging.getLogger("rollouts.gitops")
@@ -411,7 +415,16 @@ class Workspace:
                 editor = self._editor(rollout)
             text = self._read(path)
             current = editor.read(text)
-            if current == weights:
+            revision = self._revision_or_none(rollout)
+            # The route state goes in first (blocks removed, weights, blocks set), the cookie route last.
+            routed = (
+                editor.write(text, weights)
+                if change.route is None
+                else apply_state(editor, text, change.route)
+            )
+            new = _with_strategy(editor, rollout, routed, weights, revision)
+            starts_stage = change.step in PRELUDE_STEPS and change.verdict == CommitVerdict.PROMOTE
+            if current == weights and (change.route is None or new == text) and not starts_stage:
                 # Already there: our own change pushed by a run that died before it could tell
                 # (``expected`` is then stale), or someone made the same change. Nothing to do.
                 base = base or current
@@ -422,10 +435,10 @@ class Workspace:
                     raise self._override(rollout, change.expected, current)
             elif current != base:
                 raise self._override(rollout, base, current)
-            revision = self._revision_or_none(rollout)
             message = change.message(rollout.key, rollout.metadata.name, base, revision)
-            new = _with_strategy(editor, rollout, editor.write(text, weights), weights, revision)
-            return _Edit(message, {path: new})
+            # A new revision arriving in the mirror or A/B stage: the route is already in it, so the
+            # start of its rollout is recorded by an empty commit with the same trailers.
+            return _Edit(message, {path: new} if new != text else {})
 
         pushed = self._push_change(edit)
         assert base is not None

@@ -39,6 +39,7 @@ from analyzer.prometheus.templates import ISTIO, Subset, error_ratio_query, quan
 from rollouts.controller.machine import TickResult
 from rollouts.controller.run import Controller, Options
 from rollouts.gitops import Workspace, discover
+from rollouts.load import LoadRequest, LocalLoad
 from rollouts.local.reviewer import Reviewer
 from rollouts.local.stack import LocalStack, ServiceOptions, StackConfig
 from rollouts.spec import Author
@@ -104,10 +105,16 @@ def rollout_spec(
     url: str = ".",
     finalize: str = f"{{action: promote-ga, gaPath: {GA}}}",
     approval: bool = False,
+    strategy: str = "",
+    load: str = "",
+    steps: str = "[10, 60, 100]",
 ) -> str:
     """The demo's Rollout spec (in the repo, ``git.url: .`` means that repo); its namespace is the
-    stack's. With ``approval`` the 60 % step waits for the merge of its approval branch."""
+    stack's. With ``approval`` the 60 % step waits for the merge of its approval branch.
+    ``strategy``: more lines of ``analysis`` (e.g. ``"iterations: 3\n    mirror: true"``);
+    ``load``: more fields of ``load`` (e.g. ``"headers: {x-user: beta}"``)."""
     gate = "  approval: {confirmTrafficIncrease: [60]}\n" if approval else ""
+    more = f"\n    {strategy}" if strategy else ""
     return f"""apiVersion: rollouts.dev/v1alpha1
 kind: Rollout
 metadata:
@@ -120,7 +127,7 @@ spec:
     author: {{name: rollouts-controller, email: rollouts@demo.invalid}}
   route: {{kind: VirtualService, path: {ROUTE}, stable: ga, canary: canary}}
   canary: {{path: {CANARY}}}
-  steps: [10, 60, 100]
+  steps: {steps}
   analysis:
     interval: {interval:g}s
     threshold: 6
@@ -128,8 +135,8 @@ spec:
     syncTimeout: 60s
     metrics: istio
     prometheus: {{url: "{stack.prometheus_url}"}}
-    policy: {{min_windows: 2, min_canary_requests: 60, max_windows_per_step: 40}}
-  load: {{mode: local, target: "{stack.mesh_url}/", rate: {rate:g}}}
+    policy: {{min_windows: 2, min_canary_requests: 60, max_windows_per_step: 40}}{more}
+  load: {{mode: local, target: "{stack.mesh_url}/", rate: {rate:g}{", " + load if load else ""}}}
   finalize: {finalize}
 {gate}"""
 
@@ -326,6 +333,12 @@ class Demo:
     timeout: float = 150.0
     console: Console = field(default_factory=Console)
     story: Story = field(default_factory=Story)
+    strategy: str = ""  # more lines of the spec's analysis (see rollout_spec)
+    load: str = ""  # more fields of the spec's load (see rollout_spec)
+    steps: str = "[10, 60, 100]"  # the spec's steps (``[100]`` after a mirror or match: blue/green)
+    # Requests per second of a second load beside the controller's, without its headers (for A/B:
+    # GA's share of the traffic the match does not take); 0: none.
+    background_rate: float = 0.0
 
     def run(self) -> int:
         """Run the scenario; 0 when every act ended as the story says."""
@@ -351,6 +364,37 @@ class Demo:
             log_file.close()
             shutil.rmtree(work, ignore_errors=True)
 
+    def _seed(self, stack: LocalStack, first: str) -> dict[str, str]:
+        """The repo's first files: GA and canary manifests and the scenario's Rollout spec."""
+        return {
+            GA: deployment("podinfo-ga", "ga", "0.1.0"),
+            CANARY: deployment("podinfo-canary", "canary", first),
+            SPEC: rollout_spec(
+                stack,
+                self.interval,
+                self.rate,
+                approval=self.scenario == "approval",
+                strategy=self.strategy,
+                load=self.load,
+                steps=self.steps,
+            ),
+        }
+
+    def _reviewer(self, stack: LocalStack, work: Path) -> Reviewer | None:
+        """In the approval scenario, the person who reviews the step's branch: merges it a few
+        intervals later."""
+        if self.scenario != "approval":
+            return None
+        console = self.console
+        return Reviewer(
+            stack.repo_path,
+            work / "reviewer",
+            delay=REVIEW_INTERVALS * self.interval,
+            on_merge=lambda branch, waited: console.print(
+                f"reviewer merged {branch} after {waited:.0f}s", markup=False, highlight=False
+            ),
+        ).start()
+
     def _run(self, work: Path) -> int:
         import git
 
@@ -366,19 +410,20 @@ class Demo:
             "[bold]starting the local stack[/] (Prometheus, GA and canary services, the mesh, a Git repo)"
         )
         with LocalStack(config, workdir=work) as stack:
-            files = {
-                GA: deployment("podinfo-ga", "ga", "0.1.0"),
-                CANARY: deployment("podinfo-canary", "canary", first),
-                SPEC: rollout_spec(stack, self.interval, self.rate, approval=self.scenario == "approval"),
-            }
             commit(
                 stack,
-                files,
+                self._seed(stack, first),
                 "podinfo: GA 0.1.0, canary manifest, Rollout spec",
                 ("Demo Human", "human@demo.invalid"),
                 work / "people",
             )
             kubelet = Kubelet(stack, first).start()
+            background = LocalLoad() if self.background_rate else None
+            if background is not None:
+                duration = self.timeout * len(acts) + 60
+                background.start(
+                    LoadRequest(target=stack.mesh_url + "/", duration=duration, rate=self.background_rate)
+                )
             controller = Controller(
                 Options(
                     mesh=stack.mesh_admin_url,
@@ -396,17 +441,7 @@ class Demo:
             for line in errors:
                 console.print(f"[red]error:[/] {line}")
             controller.scheduler.start()
-            reviewer = None
-            if self.scenario == "approval":
-                # Plays the person who reviews the step's branch: merges it a few intervals later.
-                reviewer = Reviewer(
-                    stack.repo_path,
-                    work / "reviewer",
-                    delay=REVIEW_INTERVALS * self.interval,
-                    on_merge=lambda branch, waited: console.print(
-                        f"reviewer merged {branch} after {waited:.0f}s", markup=False, highlight=False
-                    ),
-                ).start()
+            reviewer = self._reviewer(stack, work)
             try:
                 with Live(
                     view(stack, story, self.scenario, kubelet),
@@ -441,6 +476,8 @@ class Demo:
                     reviewer.stop()
                 controller.scheduler.stop()
                 kubelet.stop()
+                if background is not None:
+                    background.close()
             log_text = git.Repo(stack.repo_path).git.log(
                 "--format=%h %an: %s%n%(trailers:only,unfold)", "master"
             )

@@ -3,7 +3,9 @@ committed by the workspace.
 
 It is the message's content before the message exists: the new weights, the verdict and reasons,
 the step label and the ``Rollout-Finalize`` stage; plus ``expected``, the weights its author
-believes are live (others on the remote are a person's and win). It must never touch Git.
+believes are live (others on the remote are a person's and win), and ``route``, the strategy
+state to apply with the weights (the mirror block of the mirror stage, or none of it). It must
+never touch Git.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rollouts.routes import Weights
+from rollouts.spec_strategy import RouteState
 from rollouts.state.message import format_message, weights_subject
 from rollouts.state.vocabulary import WEIGHT_VERDICTS, CommitVerdict, FinalizeStage
 
@@ -20,7 +23,10 @@ class WeightChange:
     """One commit that sets the route's weights.
 
     ``label`` replaces the verdict in the subject's parentheses (``restart``); ``finalize`` adds
-    the ``Rollout-Finalize`` trailer (``finalize: promote-ga``'s second commit).
+    the ``Rollout-Finalize`` trailer (``finalize: promote-ga``'s second commit). ``route``: the
+    route state the commit applies (weights, match, mirror; :func:`rollouts.spec_strategy.apply_state`);
+    None: only the weights change. Its weights must be ``weights``. With a ``route``, a commit whose
+    weights stay (the mirror stage at 0 %, the rollback that removes it) is still a change.
     """
 
     weights: Weights
@@ -30,8 +36,11 @@ class WeightChange:
     expected: Weights | None = None
     finalize: FinalizeStage | None = None
     label: str | None = None
+    route: RouteState | None = None
 
     def __post_init__(self) -> None:
+        if self.route is not None and self.route.weights != self.weights:
+            raise ValueError("route.weights must be the change's weights")
         if self.verdict not in WEIGHT_VERDICTS:
             raise ValueError(
                 f"verdict must be one of {', '.join(WEIGHT_VERDICTS)}, got {str(self.verdict)!r}"

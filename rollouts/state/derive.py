@@ -15,7 +15,7 @@ from typing import Any
 
 from rollouts.routes import Weights
 from rollouts.spec import Rollout
-from rollouts.state.message import Message, is_first_step
+from rollouts.state.message import MATCH_STEP, MIRROR_STEP, PRELUDE_STEPS, Message, is_first_step
 from rollouts.state.vocabulary import (
     ALL_VERDICTS,
     RECORD_VERDICTS,
@@ -103,6 +103,7 @@ class Position:
     step: int = 0  # 1-based index into spec.steps of the current weight (0: not a step weight)
     adopted: bool = False  # the weight was set by someone else
     finalize: FinalizeStage | None = None  # finalizing: copy the images, or route back to GA
+    stage: str | None = None  # "mirror" or "match": the stage at weight 0, before the first step
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,8 @@ class RolloutState:
     # From the spec the state was derived for: where the rollout stands depends on them.
     steps: tuple[int, ...] = ()
     promote_ga: bool = False
+    # ``analysis.mirror`` or ``match``: a rollout begins with that stage at weight 0 ("mirror", "match").
+    first_stage: str | None = None
 
     @property
     def position(self) -> Position:
@@ -138,7 +141,7 @@ class RolloutState:
         """A JSON-friendly dict (the Git facts; ``rollouts status --json``)."""
         out = asdict(self)
         out["weights"] = {"stable": self.weights.stable, "canary": self.weights.canary}
-        for derived_from_spec in ("steps", "promote_ga"):
+        for derived_from_spec in ("steps", "promote_ga", "first_stage"):
             del out[derived_from_spec]
         return out
 
@@ -174,23 +177,43 @@ def derive(rollout: Rollout, facts: GitFacts) -> RolloutState:
         history=_history(records, facts.revision),
         steps=tuple(rollout.spec.steps),
         promote_ga=rollout.spec.finalize.action == "promote-ga",
+        first_stage=first_stage(rollout),
     )
+
+
+def first_stage(rollout: Rollout) -> str | None:
+    """The stage a rollout of ``rollout`` begins with before its first step: ``"mirror"``,
+    ``"match"`` (A/B), or None (the first step)."""
+    kind = rollout.spec.analysis.kind
+    return {"mirror": MIRROR_STEP, "ab": MATCH_STEP}.get(kind)
 
 
 def _history(records: Sequence[Record], revision: str) -> tuple[Record, ...]:
     """Our weight commits of the current rollout of ``revision``, oldest first."""
     history: list[Record] = []
-    for record in records:  # newest first
-        if record.verdict not in WEIGHT_VERDICTS:
-            continue  # pause / resume records do not move the weights
+    weight_records = [r for r in records if r.verdict in WEIGHT_VERDICTS]  # pause / resume: no weights
+    for index, record in enumerate(weight_records):  # newest first
         if record.revision != revision or (
             history and record.verdict not in (CommitVerdict.PROMOTE, CommitVerdict.MANUAL)
         ):
             break  # another revision, or the end of an earlier rollout of this one
         history.append(record)
         if record.verdict == CommitVerdict.PROMOTE and is_first_step(record.step):
-            break  # the rollout's start
+            older = weight_records[index + 1] if index + 1 < len(weight_records) else None
+            if record.step in PRELUDE_STEPS or not _prelude_start(older, revision):
+                break  # the rollout's start
     return tuple(reversed(history))
+
+
+def _prelude_start(record: Record | None, revision: str) -> bool:
+    """Is ``record`` the mirror or A/B stage that began the rollout of ``revision`` (before its
+    ``1/N``)?"""
+    return (
+        record is not None
+        and record.verdict == CommitVerdict.PROMOTE
+        and record.step in PRELUDE_STEPS
+        and record.revision == revision
+    )
 
 
 def _step(steps: Sequence[int], weight: int) -> int:
@@ -202,13 +225,19 @@ def position_of(state: RolloutState) -> Position:
     steps = state.steps
     weight = state.weights.canary
     last = state.last
+    prelude = state.first_stage is not None
     if state.paused:
         return Position(Phase.PAUSED, weight, "paused by a pause or abort commit; resume to continue")
     if state.new_revision:
-        return _start(steps, weight, f"new canary revision {state.revision}")
+        return _start(steps, weight, f"new canary revision {state.revision}", prelude=prelude)
     if last is None:
         if weight == 0:
-            return _start(steps, weight, f"canary {state.revision} has never been rolled out")
+            return _start(
+                steps,
+                weight,
+                f"canary {state.revision} has never been rolled out",
+                prelude=prelude,
+            )
         return Position(
             Phase.PROGRESSING,
             weight,
@@ -217,6 +246,15 @@ def position_of(state: RolloutState) -> Position:
             step=_step(steps, weight),
         )
     promote_ga = state.promote_ga and not state.human_override
+    if weight == 0 and last.verdict == CommitVerdict.PROMOTE and last.step in PRELUDE_STEPS:
+        what = "mirrored requests" if last.step == MIRROR_STEP else "the requests analysis.match takes"
+        return Position(
+            Phase.PROGRESSING,
+            weight,
+            f"analysing canary {state.revision} on {what} (canary 0%)",
+            since=_since(state, float(last.timestamp)),
+            stage=last.step,
+        )
     if weight == 0:
         if promote_ga and last.verdict == CommitVerdict.FINALIZE and last.finalize == FinalizeStage.ROUTE_GA:
             return Position(Phase.PROMOTED, weight, f"GA runs {state.revision}; traffic routed back to GA")
@@ -234,10 +272,7 @@ def position_of(state: RolloutState) -> Position:
             reason = f"GA manifest names {state.revision}: traffic goes back to GA once GA is ready"
             return Position(Phase.FINALIZING, weight, reason, since=since, finalize=FinalizeStage.ROUTE_GA)
         return Position(Phase.PROMOTED, weight, f"canary {state.revision} serves 100%")
-    since = float(last.timestamp)
-    resumed = state.last_record
-    if resumed is not None and resumed.verdict == CommitVerdict.RESUME and resumed.timestamp > since:
-        since = float(resumed.timestamp)  # windows before a pause do not count for the step
+    since = _since(state, float(last.timestamp))
     if state.human_override:
         return Position(
             Phase.PROGRESSING,
@@ -256,18 +291,29 @@ def position_of(state: RolloutState) -> Position:
     )
 
 
-def _start(steps: Sequence[int], weight: int, reason: str) -> Position:
+def _since(state: RolloutState, committed: float) -> float:
+    """When the current step's clock started: its commit, or a later resume."""
+    resumed = state.last_record
+    if resumed is not None and resumed.verdict == CommitVerdict.RESUME and resumed.timestamp > committed:
+        return float(resumed.timestamp)  # windows before a pause do not count for the step
+    return committed
+
+
+def _start(steps: Sequence[int], weight: int, reason: str, *, prelude: bool = False) -> Position:
     """A revision to roll out: ``start`` (the first step is due), or, already at the first step's
-    weight, ``progressing`` from now on (nothing to commit; its time is when it is first seen)."""
-    if steps and weight == steps[0]:
+    weight, ``progressing`` from now on (nothing to commit; its time is when it is first seen).
+    With a ``prelude`` (mirror or A/B) the first stage is at 0 % and always needs its commit."""
+    if steps and weight == steps[0] and not prelude:
         return Position(Phase.PROGRESSING, weight, reason, since=None, step=1)
     return Position(Phase.START, weight, reason)
 
 
 def position(rollout: Rollout, state: RolloutState) -> Position:
     """Where ``rollout`` stands in ``state`` (the state derived for ``rollout``'s spec)."""
-    if state.steps != tuple(rollout.spec.steps) or state.promote_ga != (
-        rollout.spec.finalize.action == "promote-ga"
+    if (
+        state.steps != tuple(rollout.spec.steps)
+        or state.promote_ga != (rollout.spec.finalize.action == "promote-ga")
+        or state.first_stage != first_stage(rollout)
     ):
         raise ValueError(f"{rollout.key}: the state was derived for another spec")
     return state.position

@@ -105,13 +105,26 @@ def format_message(
 # -- step labels ------------------------------------------------------------------------------------------
 
 
+#: The ``Rollout-Step`` label of the mirror stage: canary weight 0, GA's requests mirrored to it
+#: (``analysis.mirror``), committed as a rollout's first stage, before the first weight step.
+MIRROR_STEP = "mirror"
+#: The ``Rollout-Step`` label of the A/B stage: canary weight 0, the match route before the default
+#: route (``analysis.match``), committed as a rollout's first stage, before the first weight step.
+MATCH_STEP = "match"
+#: The stages before the first weight step, at weight 0.
+PRELUDE_STEPS = (MIRROR_STEP, MATCH_STEP)
+
+
 def step_label(steps: Sequence[int], weight: int) -> str | None:
     """``"2/3"`` when ``weight`` is one of ``steps``."""
     return f"{steps.index(weight) + 1}/{len(steps)}" if weight in steps else None
 
 
 def label_weight(steps: Sequence[int], label: str | None) -> int | None:
-    """The weight of a ``Rollout-Step`` label (``"2/3"`` -> ``steps[1]``); None when it does not fit."""
+    """The weight of a ``Rollout-Step`` label (``"2/3"`` -> ``steps[1]``, the mirror or A/B stage
+    -> 0); None when it does not fit."""
+    if label in PRELUDE_STEPS:
+        return 0
     try:
         index, count = (int(part) for part in (label or "").split("/"))
     except ValueError:
@@ -120,8 +133,10 @@ def label_weight(steps: Sequence[int], label: str | None) -> int | None:
 
 
 def is_first_step(label: str | None) -> bool:
-    """``"1/N"``: the label of a rollout's start."""
-    return (label or "").startswith("1/")
+    """``"1/N"``, the mirror or the A/B stage: the label of a rollout's start (those stages come
+    before ``"1/N"``, so :func:`rollouts.state.derive.derive` looks one record further back at
+    ``"1/N"``)."""
+    return label in PRELUDE_STEPS or (label or "").startswith("1/")
 
 
 def next_weight(steps: Sequence[int], weight: int) -> int | None:

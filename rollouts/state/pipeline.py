@@ -174,6 +174,13 @@ def events_of(records: Sequence[Record], *, promote_ga: bool = False) -> list[Re
             kind = "rollback"
         if kind is None:
             continue
+        if (
+            kind == "start"
+            and events
+            and events[-1].kind == "start"
+            and events[-1].revision == record.revision
+        ):
+            continue  # "1/N" after the mirror stage: the rollout started at the mirror commit
         events.append(
             RevisionEvent(
                 revision=record.revision,

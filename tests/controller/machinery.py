@@ -74,6 +74,11 @@ class ServiceModel:
     down: str | None = None  # a message: every read fails, as when Prometheus is down
     empty: bool = False  # Prometheus answers, but has no series for the window
     reads: list[tuple[float, float, int]] = field(default_factory=list)
+    # Percent of GA's requests mirrored to the canary at weight 0 (the mirror stage): the copies
+    # are counted at the canary, as Istio's destination reporter counts them.
+    mirrored: float = 0.0
+    # Percent of the requests an A/B match takes to the canary at weight 0 (GA serves the rest).
+    matched: float = 0.0
 
     def window(self, rollout: Rollout, start: float, end: float, weight: int) -> Window:
         """The window ``[start, end)`` at ``weight``; the same start always gives the same window."""
@@ -85,8 +90,14 @@ class ServiceModel:
         rng = np.random.default_rng(int(start * 1000) % 2**32)
         total = int(self.rate * (end - start))
         canary = int(total * weight / 100)
+        served = total - canary
+        if weight == 0 and self.mirrored:
+            canary = int(total * self.mirrored / 100)  # copies of GA's requests, GA still serves all
+        if weight == 0 and self.matched:
+            canary = int(total * self.matched / 100)  # the matching requests, taken from GA
+            served = total - canary
         return Window(
-            baseline=self._subset(rng, total - canary, 1.0, self.error_rate),
+            baseline=self._subset(rng, served, 1.0, self.error_rate),
             canary=self._subset(rng, canary, self.slowdown, self.canary_error_rate),
             weight=weight,
         )

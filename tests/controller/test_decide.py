@@ -190,3 +190,140 @@ def test_a_window_follows_the_committed_split_unless_session_affinity_keeps_user
     assert ran_committed_split(window(600, 400), 10, sticky=True)  # returning canary users stay
     assert not ran_committed_split(window(1000, 0), 10, sticky=True)  # nobody reached the canary
     assert ran_committed_split(window(10, 0), 10, sticky=True)  # too few requests to tell
+    assert ran_committed_split(window(1000, 500), 0, mirrored=True)  # the mirrored copies
+    assert not ran_committed_split(window(1000, 500), 0)  # at 0 % without a mirror: not this split
+    assert not ran_committed_split(window(1000, 0), 0, mirrored=True)  # the mirror is not running yet
+
+
+MIRROR = {
+    **ANALYSIS,
+    "analysis": {**ANALYSIS["analysis"], "iterations": 3, "mirror": True, "mirrorWeight": 25},
+}
+IN_MIRROR = (rec("promote", 9_000, "mirror"),)
+
+
+@pytest.mark.parametrize(
+    ("canary", "records", "label"),
+    [(0, (), "mirror"), (60, (rec("promote", 9_000, "2/3"),), "restart")],
+    ids=["never rolled out", "a new revision serving 60%"],
+)
+def test_a_mirrored_rollout_starts_with_the_mirror_stage(
+    canary: int, records: tuple[Any, ...], label: str
+) -> None:
+    rollout, state = state_at(canary, *records, extra=MIRROR, images=V2 if records else V1)
+    chosen = decide(rollout, state, Progress(NOW), ())
+    assert isinstance(chosen, Commit) and chosen.action == Action.START and chosen.restart
+    change = chosen.change
+    assert (change.weights.canary, change.step, change.label, change.verdict) == (
+        0,
+        "mirror",
+        label,
+        "promote",
+    )
+    assert change.route is not None and change.route.mirror == 25.0 and change.route.match is None
+    assert change.expected is not None and change.expected.canary == canary
+
+
+@pytest.mark.parametrize(
+    ("windows", "action", "weight", "step", "mirror_removed"),
+    [
+        (1, Action.HOLD, None, None, False),  # the judge would promote, the iterations are not done
+        (3, Action.PROMOTE, 10, "1/3", True),
+    ],
+)
+def test_the_mirror_stage_promotes_after_its_iterations(
+    windows: int, action: Action, weight: int | None, step: str | None, mirror_removed: bool
+) -> None:
+    rollout, state = state_at(0, *IN_MIRROR, extra=MIRROR)
+    assert state.position.phase == Phase.PROGRESSING and state.position.stage == "mirror"
+    chosen = decide(rollout, state, Progress(NOW, step_windows=windows), (verdict("promote"),))
+    if action == Action.HOLD:
+        assert isinstance(chosen, Stay) and chosen.action == Action.HOLD
+        assert chosen.reasons[0] == "mirror stage: 1 of iterations 3 windows judged"
+        return
+    assert isinstance(chosen, Commit) and chosen.action == action
+    assert (chosen.change.weights.canary, chosen.change.step) == (weight, step)
+    assert chosen.change.route is not None and (chosen.change.route.mirror is None) == mirror_removed
+
+
+def test_a_rollback_in_the_mirror_stage_removes_the_mirror_and_names_the_stage() -> None:
+    rollout, state = state_at(0, *IN_MIRROR, extra=MIRROR)
+    chosen = decide(rollout, state, Progress(NOW, step_windows=1), (verdict("rollback"),))
+    assert isinstance(chosen, Commit) and chosen.action == Action.ROLLBACK
+    assert (chosen.change.weights.canary, chosen.change.step) == (0, "mirror")
+    assert chosen.change.route is not None and chosen.change.route.mirror is None
+    assert "mirror stage" in chosen.summary
+
+
+def test_blue_green_by_mirror_switches_to_100_with_the_final_verdict() -> None:
+    rollout, state = state_at(0, *IN_MIRROR, extra={**MIRROR, "steps": [100]})
+    chosen = decide(rollout, state, Progress(NOW, step_windows=3), (verdict("promote"),))
+    assert isinstance(chosen, Commit) and chosen.change.verdict == CommitVerdict.FINALIZE
+    assert (chosen.change.weights.canary, chosen.change.step) == (100, "1/1")
+    assert chosen.change.route is not None and chosen.change.route.mirror is None
+
+
+AB = {
+    **ANALYSIS,
+    "analysis": {
+        **ANALYSIS["analysis"],
+        "iterations": 2,
+        "match": [{"headers": {"x-user": {"exact": "beta"}}}],
+    },
+}
+IN_MATCH = (rec("promote", 9_000, "match"),)
+
+
+def test_an_ab_rollout_starts_with_the_match_route_at_0_percent() -> None:
+    rollout, state = state_at(0, extra=AB)
+    chosen = decide(rollout, state, Progress(NOW), ())
+    assert isinstance(chosen, Commit) and chosen.action == Action.START
+    assert (chosen.change.weights.canary, chosen.change.step, chosen.change.label) == (0, "match", "match")
+    route = chosen.change.route
+    assert route is not None and route.mirror is None and route.match == rollout.spec.analysis.to_match()
+
+
+@pytest.mark.parametrize(
+    ("windows", "judged", "expected"),
+    [
+        (1, "promote", (Stay, None, None, None)),  # the iterations are not done
+        (2, "promote", (Commit, 10, "1/3", "promote")),  # the match route goes with the first step
+        (1, "rollback", (Commit, 0, "match", "rollback")),  # the rollback removes it
+    ],
+)
+def test_the_ab_stage_is_judged_for_its_iterations(
+    windows: int, judged: str, expected: tuple[Any, ...]
+) -> None:
+    rollout, state = state_at(0, *IN_MATCH, extra=AB)
+    assert state.position.stage == "match"
+    chosen = decide(rollout, state, Progress(NOW, step_windows=windows), (verdict(judged),))
+    kind, weight, step, commit_verdict = expected
+    assert isinstance(chosen, kind)
+    if isinstance(chosen, Stay):
+        assert chosen.reasons[0] == "match stage: 1 of iterations 2 windows judged"
+        return
+    assert isinstance(chosen, Commit)
+    assert (chosen.change.weights.canary, chosen.change.step, chosen.change.verdict) == (
+        weight,
+        step,
+        commit_verdict,
+    )
+    assert chosen.change.route is not None and chosen.change.route.match is None
+
+
+@pytest.mark.parametrize(
+    ("headers", "holds"),
+    [({}, True), ({"X-User": "beta"}, False), ({"x-user": "alpha"}, True)],
+)
+def test_an_ab_stage_whose_load_misses_the_match_holds_and_names_it(
+    headers: dict[str, str], holds: bool
+) -> None:
+    load = {"load": {"mode": "local", "target": "http://127.0.0.1:9898/", "headers": headers}}
+    rollout, state = state_at(0, *IN_MATCH, extra={**AB, **load})
+    chosen = decide(rollout, state, Progress(NOW, step_windows=5), (verdict("promote"),))
+    if holds:
+        assert isinstance(chosen, Stay) and chosen.action == Action.HOLD
+        assert chosen.reasons[0].startswith("analysis.match: the load sends no request that matches")
+        assert "header x-user" in chosen.reasons[0]
+    else:
+        assert isinstance(chosen, Commit) and chosen.change.weights.canary == 10

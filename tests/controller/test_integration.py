@@ -7,6 +7,7 @@ import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import git
 import pytest
@@ -107,3 +108,71 @@ def test_demo_rolls_back_the_slow_canary(tmp_path: Path) -> None:
     rollback = [line for line in lines if line.get("action") == "rollback" and "reasons" in line]
     assert rollback and any("evidence of harm" in reason for reason in rollback[0]["reasons"])
     assert "**rollback**" in (out / "report.md").read_text()
+
+
+def _trailers(out: Path, key: str) -> list[str]:
+    log = git.Repo(out / "repo.git").git.log(f"--format=%(trailers:key={key},valueonly)", "master")
+    return [line for line in log.splitlines() if line.strip()]
+
+
+def _run_demo(tmp_path: Path, story: str, **settings: Any) -> Path:
+    """``rollouts run`` on the real stack through the demo (5 s windows); its output directory."""
+    require_binary("prometheus", "apt-get install prometheus")
+    out = tmp_path / "out"
+    with (tmp_path / "tty").open("w") as tty:
+        demo = Demo(story, interval=5.0, out=out, console=Console(file=tty), **settings)
+        assert demo.run() == 0, (out / "report.md").read_text() if (out / "report.md").exists() else ""
+    return out
+
+
+ROUTE = "workloads/podinfo/virtual-service.yaml"
+
+
+def test_rollouts_run_rolls_back_a_slow_canary_in_the_mirror_stage(tmp_path: Path) -> None:
+    """The controller on the real stack: the mirror commit, windows of mirrored copies judged from the
+    real Prometheus (counted at the canary, reporter destination), a rollback that removes the mirror."""
+    out = _run_demo(tmp_path, "slow", rate=100.0, timeout=120.0, strategy="iterations: 3\n    mirror: true")
+    assert _trailers(out, "Rollout-Verdict")[:2] == ["rollback", "promote"]
+    assert _trailers(out, "Rollout-Step")[:2] == ["mirror", "mirror"]
+    repo = git.Repo(out / "repo.git")
+    assert "mirror:" in repo.git.show(f"master~1:{ROUTE}") and "mirror:" not in repo.git.show(
+        f"master:{ROUTE}"
+    )
+    lines = [json.loads(line) for line in (out / "controller.log").read_text().splitlines()]
+    rollback = [line for line in lines if line.get("action") == "rollback" and "reasons" in line]
+    assert rollback and any("evidence of harm" in reason for reason in rollback[0]["reasons"])
+
+
+def test_rollouts_run_blue_green_by_mirroring_switches_a_good_canary_in_one_commit(tmp_path: Path) -> None:
+    """Blue/green on the real stack: the preview judged on mirrored copies, one 0 -> 100 commit
+    (the mirror removed in it), then ``promote-ga``."""
+    out = _run_demo(
+        tmp_path, "good", rate=100.0, timeout=240.0, strategy="iterations: 3\n    mirror: true", steps="[100]"
+    )
+    steps = _trailers(out, "Rollout-Step")[::-1]
+    assert steps[:2] == ["mirror", "1/1"]
+    verdicts = _trailers(out, "Rollout-Verdict")[::-1]
+    assert verdicts[:2] == ["promote", "finalize"]
+    repo = git.Repo(out / "repo.git")
+    sha = repo.git.log("--format=%H", "--grep=Rollout-Step: 1/1", "master").split()[0]
+    switched = repo.git.show(f"{sha}:{ROUTE}")
+    assert "mirror:" not in switched and "weight: 100" in switched
+
+
+def test_rollouts_run_rolls_back_a_slow_canary_in_the_ab_stage(tmp_path: Path) -> None:
+    """A/B on the real stack: the controller's load carries ``x-user: beta`` (the match takes it to
+    the canary), a second load without it is GA's; the slow canary is rolled back in the match
+    stage and the rollback commit removes the match route."""
+    out = _run_demo(
+        tmp_path,
+        "slow",
+        rate=60.0,
+        timeout=120.0,
+        strategy="iterations: 3\n    match: [{headers: {x-user: {exact: beta}}}]",
+        load="headers: {x-user: beta}",
+        background_rate=100.0,
+    )
+    assert _trailers(out, "Rollout-Verdict")[:2] == ["rollback", "promote"]
+    assert _trailers(out, "Rollout-Step")[:2] == ["match", "match"]
+    repo = git.Repo(out / "repo.git")
+    assert "x-user" in repo.git.show(f"master~1:{ROUTE}") and "x-user" not in repo.git.show(f"master:{ROUTE}")

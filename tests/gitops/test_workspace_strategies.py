@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from rollouts.gitops import Workspace
 from rollouts.routes import Weights, editor_for
 from rollouts.routes.strategies import Request, affinity_value
@@ -61,3 +63,38 @@ def test_without_a_strategy_a_persons_set_cookie_is_left_alone(remote, spec, cac
     assert remote.show(VS) == text.replace("weight: 90   #", "weight: 40   #").replace(
         "weight: 10\n", "weight: 60\n"
     )
+
+
+def test_the_mirror_stage_and_its_rollback_are_commits_at_0_percent(remote, cache):
+    from rollouts.spec_strategy import RouteState
+    from rollouts.state import CommitVerdict, WeightChange
+
+    spec = parse_spec(
+        guide_rollout(
+            str(remote.bare),
+            route=dict(GUIDE_ROUTE),
+            analysis={"iterations": 2, "mirror": True, "mirrorWeight": 40},
+        )
+    )
+    editor = editor_for("VirtualService", stable="ga", canary="canary", source=VS)
+    zero = Weights.for_canary(0)
+    with Workspace.for_spec(spec, cache_dir=cache) as ws:
+        ws.set_weights(spec, zero, verdict="rollback")
+        before = remote.show(VS)
+        start = WeightChange(
+            zero, CommitVerdict.PROMOTE, ("mirror",), step="mirror", route=RouteState(zero, mirror=40.0)
+        )
+        first = ws.commit_weights(spec, start)
+        assert first.sha is not None and editor.table(remote.show(VS)).default.mirror == 40.0
+        assert git(remote.bare, "diff", "--name-only", f"{first.sha}^", first.sha).split() == [VS]
+        # A new revision while the route is already mirrored: its start is an empty commit.
+        again = ws.commit_weights(spec, start)
+        assert again.sha is not None and again.sha != first.sha
+        assert git(remote.bare, "diff", "--name-only", f"{again.sha}^", again.sha).split() == []
+        assert "Rollout-Step: mirror" in git(remote.bare, "log", "-1", "--format=%B", again.sha)
+        back = WeightChange(zero, CommitVerdict.ROLLBACK, ("slow",), step="mirror", route=RouteState(zero))
+        assert ws.commit_weights(spec, back).sha is not None
+        assert remote.show(VS) == before  # the mirror block removed, byte for byte
+        assert ws.commit_weights(spec, back).sha is None  # nothing left to change
+    with pytest.raises(ValueError, match=r"route\.weights must be the change's weights"):
+        WeightChange(zero, CommitVerdict.ROLLBACK, route=RouteState(Weights.for_canary(10)))

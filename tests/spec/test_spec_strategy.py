@@ -160,11 +160,10 @@ def test_the_rollout_spec_takes_session_affinity_and_names_what_it_does_not_run_
     rollout = parse_spec(guide_rollout("x", analysis={"sessionAffinity": {"cookieName": "s", "maxAge": 600}}))
     assert rollout.spec.analysis.session_affinity is not None
     assert rollout.spec.analysis.session_affinity.max_age == 600
-    for analysis, field in (
-        (AB, "analysis.match"),
-        ({"iterations": 2, "mirror": True}, "analysis.mirror"),
-        ({"iterations": 2}, "analysis.iterations"),
-    ):
+    mirrored = parse_spec(guide_rollout("x", analysis={"iterations": 2, "mirror": True, "mirrorWeight": 50}))
+    assert mirrored.spec.analysis.kind == "mirror" and mirrored.spec.analysis.mirror_weight == 50
+    assert parse_spec(guide_rollout("x", analysis=AB)).spec.analysis.kind == "ab"
+    for analysis, field in (({"iterations": 2}, "analysis.iterations"),):
         with pytest.raises(SpecError, match=rf"r\.yaml: spec: {field}: not run by `rollouts run` yet"):
             parse_spec(guide_rollout("x", analysis=analysis), source="r.yaml")
     split = {"kind": "TrafficSplit", "path": "ts.yaml", "stable": "a", "canary": "b"}

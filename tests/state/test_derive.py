@@ -80,6 +80,77 @@ CASES = [
 ]
 
 
+MIRROR = {"analysis": {"iterations": 3, "mirror": True}}
+MIRROR_CASES = [
+    ("mirror: never rolled out: the mirror stage is due", MIRROR, facts(0), at(Phase.START, 0)),
+    (
+        "mirror: at the first step's weight, never ours: the mirror stage is still due",
+        MIRROR,
+        facts(10, rec("promote", 100, "1/3"), images=V2),
+        at(Phase.START, 10),
+    ),
+    (
+        "mirror: our mirror commit at 0%: the mirror stage is analysed",
+        MIRROR,
+        facts(0, rec("promote", 100, "mirror")),
+        at(Phase.PROGRESSING, 0, since=100.0, stage="mirror"),
+    ),
+    (
+        "mirror: resumed in the mirror stage",
+        MIRROR,
+        facts(0, rec("promote", 100, "mirror"), rec("pause", 150), rec("resume", 160)),
+        at(Phase.PROGRESSING, 0, since=160.0, stage="mirror"),
+    ),
+    (
+        "mirror: rolled back at the mirror stage",
+        MIRROR,
+        facts(0, rec("promote", 100, "mirror"), rec("rollback", 200, "mirror")),
+        at(Phase.ROLLEDBACK, 0),
+    ),
+    (
+        "mirror: after the mirror stage, step 1",
+        MIRROR,
+        facts(10, rec("promote", 100, "mirror"), rec("promote", 200, "1/3")),
+        at(Phase.PROGRESSING, 10, 1, 200.0),
+    ),
+    (
+        "mirror: blue/green switched 0 -> 100",
+        {"steps": [100], **MIRROR},
+        facts(100, rec("promote", 100, "mirror"), rec("finalize", 200, "1/1")),
+        at(Phase.PROMOTED, 100),
+    ),
+    (
+        "mirror: a new revision in the mirror stage starts again",
+        MIRROR,
+        facts(0, rec("promote", 100, "mirror"), images=V2),
+        at(Phase.START, 0),
+    ),
+]
+AB = {"analysis": {"iterations": 3, "match": [{"headers": {"x-user": {"exact": "beta"}}}]}}
+MIRROR_CASES += [
+    ("ab: never rolled out: the match stage is due", AB, facts(0), at(Phase.START, 0)),
+    (
+        "ab: our match commit at 0%: the match stage is analysed",
+        AB,
+        facts(0, rec("promote", 100, "match")),
+        at(Phase.PROGRESSING, 0, since=100.0, stage="match"),
+    ),
+    (
+        "ab: rolled back at the match stage",
+        AB,
+        facts(0, rec("promote", 100, "match"), rec("rollback", 200, "match")),
+        at(Phase.ROLLEDBACK, 0),
+    ),
+    (
+        "ab: after the match stage, step 1",
+        AB,
+        facts(10, rec("promote", 100, "match"), rec("promote", 200, "1/3")),
+        at(Phase.PROGRESSING, 10, 1, 200.0),
+    ),
+]
+CASES += MIRROR_CASES
+
+
 @pytest.mark.parametrize(("extra", "given", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_position_from_facts(extra: dict[str, Any], given: GitFacts, expected: Position) -> None:
     where = derive(spec(**extra), given).position
@@ -124,3 +195,29 @@ def test_history_is_the_current_rollout_of_the_revision_oldest_first() -> None:
     )
     history = derive(spec(), given).history
     assert [r.sha for r in history] == ["promote-30", "promote-40"]
+
+
+def test_history_of_a_mirrored_rollout_begins_at_the_mirror_stage() -> None:
+    given = facts(
+        60,
+        rec("promote", 10, "mirror", revision="0.1.9"),
+        rec("promote", 15, "1/3", revision="0.1.9"),
+        rec("promote", 20, "mirror"),
+        rec("promote", 30, "1/3"),
+        rec("promote", 40, "2/3"),
+    )
+    history = derive(spec(**MIRROR), given).history
+    assert [r.sha for r in history] == ["promote-20", "promote-30", "promote-40"]
+    # Without the mirror stage before it, "1/3" is the start, as before.
+    plain = facts(
+        60, rec("promote", 20, "1/3", revision="0.1.9"), rec("promote", 30, "1/3"), rec("promote", 40, "2/3")
+    )
+    assert [r.sha for r in derive(spec(), plain).history] == ["promote-30", "promote-40"]
+    # An earlier rollout of the revision that reached 1/3 from the mirror stage and rolled back ends it.
+    again = facts(
+        0,
+        rec("promote", 20, "mirror"),
+        rec("rollback", 25, "mirror"),
+        rec("promote", 30, "mirror"),
+    )
+    assert [r.sha for r in derive(spec(**MIRROR), again).history] == ["promote-30"]
