@@ -42,12 +42,19 @@ from rollouts.controller.decide import (
     ran_committed_split,
     retries,
 )
-from rollouts.gitops import CommitResult, GitopsError, HumanOverrideError, RecordResult, RolloutState
+from rollouts.gitops import (
+    CommitResult,
+    GitError,
+    HumanOverrideError,
+    RecordResult,
+    RepoFileError,
+    RolloutState,
+)
 from rollouts.load import LoadDriver, LoadRejectedError, LoadRequest, LoadUnavailableError, NoLoad
 from rollouts.logs import decision
 from rollouts.metrics import ControllerMetrics
 from rollouts.notify import Kind, Notice
-from rollouts.routes import RouteError, Weights
+from rollouts.routes import Weights
 from rollouts.spec import Rollout
 from rollouts.state import (
     Action,
@@ -257,10 +264,9 @@ class Machine:
             return TickResult(Phase.UNKNOWN, Action.WAIT, ("Git backoff: retrying later",))
         try:
             state = self.workspace.read_state(self.rollout)
-        except RouteError as exc:
-            # (Before GitopsError: the workspace's RouteFileError is both.)
+        except RepoFileError as exc:
             return self._unreadable(exc)
-        except GitopsError as exc:
+        except GitError as exc:
             return self._git_failed(now, f"cannot read Git: {exc}")
         self.memory.git_failures = 0
         where = state.position
@@ -271,7 +277,7 @@ class Machine:
         progress, windows = self._observe(state, now)
         return self.act(state, decide(self.rollout, state, progress, windows))
 
-    def _unreadable(self, exc: RouteError) -> TickResult:
+    def _unreadable(self, exc: RepoFileError) -> TickResult:
         """A route file or canary manifest we cannot read: retrying does not help, a person must fix
         it. Told once per message."""
         message = f"cannot read the rollout's files in Git: {exc}"
@@ -490,7 +496,7 @@ class Machine:
             self.memory.pending = None  # a human's weights win; the next tick adopts them
             decision(log, self.key, "adopt", [str(exc)])
             return TickResult(Phase.PROGRESSING, Action.NONE, (str(exc),), weight=state.weights.canary)
-        except GitopsError as exc:
+        except (GitError, RepoFileError) as exc:
             return self._git_failed(self.clock(), f"cannot commit {verdict}: {exc}")
         self.memory.pending = None
         self.memory.git_failures = 0
@@ -519,7 +525,7 @@ class Machine:
         except HumanOverrideError as exc:
             decision(log, self.key, "adopt", [str(exc)])
             return TickResult(Phase.FINALIZING, Action.NONE, (str(exc),), weight=chosen.weight)
-        except GitopsError as exc:
+        except (GitError, RepoFileError) as exc:
             return self._git_failed(self.clock(), f"cannot commit the GA images: {exc}")
         self.memory.git_failures = 0
         if result.sha is None:  # GA has them already (a commit of a run that died, or a person)
@@ -542,7 +548,7 @@ class Machine:
             result = self.workspace.record(
                 self.rollout, CommitVerdict.PAUSE, reasons=with_evidence(chosen.reasons, chosen.evidence)
             )
-        except GitopsError as exc:
+        except (GitError, RepoFileError) as exc:
             self.memory.pending = chosen
             return self._git_failed(self.clock(), f"cannot record the pause: {exc}")
         self.memory.pending = None

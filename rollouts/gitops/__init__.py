@@ -15,12 +15,14 @@ from rollouts.gitops.credentials import (
 from rollouts.gitops.discovery import discover
 from rollouts.gitops.errors import (
     DiscoveryError,
+    GitError,
     GitopsError,
     HumanOverrideError,
+    ManifestError,
     PushRejectedError,
-    RouteFileError,
+    RepoFileError,
 )
-from rollouts.gitops.manifest import ManifestError, canary_images, copy_images, image_tag, revision_of
+from rollouts.gitops.manifest import canary_images, copy_images, image_tag, revision_of
 from rollouts.gitops.workspace import CommitResult, RecordResult, Workspace, default_cache_dir
 from rollouts.state import RECORD_VERDICTS, WEIGHT_VERDICTS, Record, RolloutState, format_message
 
@@ -31,14 +33,15 @@ __all__ = [
     "CredentialError",
     "Credentials",
     "DiscoveryError",
+    "GitError",
     "GitopsError",
     "HumanOverrideError",
     "ManifestError",
     "PushRejectedError",
     "Record",
     "RecordResult",
+    "RepoFileError",
     "RolloutState",
-    "RouteFileError",
     "Workspace",
     "add_credential_arguments",
     "canary_images",

@@ -36,7 +36,7 @@ import git
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from rollouts.gitops.credentials import Credentials, redact, url_has_secret
-from rollouts.gitops.errors import GitopsError, HumanOverrideError, PushRejectedError, RouteFileError
+from rollouts.gitops.errors import GitError, GitopsError, HumanOverrideError, PushRejectedError, RepoFileError
 from rollouts.gitops.manifest import canary_images, copy_images, revision_of
 from rollouts.routes import RouteEditor, RouteError, Weights, editor_for
 from rollouts.routes._engine import compose
@@ -72,12 +72,11 @@ _RETRYABLE = ("(fetch first)", "(non-fast-forward)", "failed to update ref", "ca
 
 @contextmanager
 def _file_errors() -> Iterator[None]:
+    """The editors' and manifest readers' errors, about a file on the branch, as :class:`RepoFileError`."""
     try:
         yield
-    except RouteFileError:
-        raise
     except RouteError as exc:
-        raise RouteFileError(str(exc)) from None
+        raise RepoFileError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -233,7 +232,7 @@ class Workspace:
             raise self._error("ls-remote", exc) from None
         sha = out.split(maxsplit=1)[0] if out.strip() else ""
         if not sha:
-            raise GitopsError(self._redact(f"{self.remote}: branch {self.branch!r} not found"))
+            raise GitError(self._redact(f"{self.remote}: branch {self.branch!r} not found"))
         return sha
 
     def fetch(self) -> str:
@@ -255,7 +254,7 @@ class Workspace:
     def show(self, sha: str, rel: str) -> str:
         """The text of ``rel`` at commit ``sha`` (``HEAD``: the clone's head), read under the lock.
 
-        ``RouteFileError`` naming the file and commit when it is missing, a symbolic link (its
+        :class:`RepoFileError` naming the file and commit when it is missing, a symbolic link (its
         "text" would be where it points), not UTF-8, or ``sha`` is unknown. Every read of a repo
         file outside this module goes through here.
         """
@@ -471,7 +470,7 @@ class Workspace:
             )
             try:
                 images_then = canary_images(self._show(last.sha, canary.path), canary.path)
-            except (GitopsError, RouteError):
+            except RepoFileError:
                 images_then = None  # unreadable then: derive falls back on the trailer
         ga_images = None
         ga_path = rollout.spec.finalize.ga_path
@@ -586,7 +585,7 @@ class Workspace:
             try:
                 text = self._file(rel).read_text(encoding="utf-8", errors="replace")
                 compose(text, rel)
-            except RouteError as exc:
+            except (RouteError, RepoFileError) as exc:
                 log.warning("%s: skipping %s", self.remote, exc)
                 continue
             rules.append((rel, text))
@@ -595,7 +594,7 @@ class Workspace:
     def _revision_or_none(self, rollout: Rollout) -> str | None:
         try:
             return revision_of(canary_images(self._read(rollout.spec.canary.path), rollout.spec.canary.path))
-        except RouteError as exc:
+        except RepoFileError as exc:
             log.warning("%s: no canary revision for the trailer: %s", rollout.key, exc)
             return None
 
@@ -624,13 +623,13 @@ class Workspace:
         except git.GitCommandError as exc:
             raise self._error(args[0], exc) from None
 
-    def _error(self, what: str, exc: git.GitCommandError) -> GitopsError:
+    def _error(self, what: str, exc: git.GitCommandError) -> GitError:
         detail = " ".join(
             line.strip() for line in f"{exc.stderr or ''}\n{exc.stdout or ''}".splitlines() if line.strip()
         )
         detail = detail.replace("stderr: ", "").replace("stdout: ", "").strip("' ")
         text = f"{self.remote} ({self.branch}): git {what} failed: {detail or exc.status}"
-        cls = PushRejectedError if what == "push" and any(m in detail for m in _RETRYABLE) else GitopsError
+        cls = PushRejectedError if what == "push" and any(m in detail for m in _RETRYABLE) else GitError
         return cls(self._redact(text))
 
     def _open(self) -> git.Repo:
@@ -690,7 +689,7 @@ class Workspace:
     def _head(self) -> str:
         head = self._rev("HEAD")
         if head is None:
-            raise GitopsError(f"{self.remote} ({self.branch}): the workspace has no HEAD")
+            raise GitError(f"{self.remote} ({self.branch}): the workspace has no HEAD")
         return head
 
     def _file(self, rel: str) -> Path:
@@ -703,7 +702,7 @@ class Workspace:
         path = self.path / rel
         root = self.path.resolve()
         if path.is_symlink() or not path.resolve().is_relative_to(root):
-            raise RouteError(
+            raise RepoFileError(
                 f"{rel}: is a symbolic link on branch {self.branch} of {self.remote}; "
                 "the route and canary files must be regular files"
             )
@@ -716,38 +715,38 @@ class Workspace:
             with path.open(encoding="utf-8", newline="") as handle:
                 return handle.read()
         except FileNotFoundError:
-            raise RouteError(f"{rel}: no such file on branch {self.branch} of {self.remote}") from None
+            raise RepoFileError(f"{rel}: no such file on branch {self.branch} of {self.remote}") from None
         except (OSError, UnicodeDecodeError) as exc:
-            raise RouteError(f"{rel}: cannot read: {exc}") from None
+            raise RepoFileError(f"{rel}: cannot read: {exc}") from None
 
     def _show(self, sha: str, rel: str) -> str:
         """``rel`` at commit ``sha``, from the object database (no worktree, no process)."""
         try:
             commit = self._open().commit(sha)
         except (ValueError, git.BadName) as exc:
-            raise RouteError(f"{rel}: no commit {sha!r} in {self.remote}: {exc}") from None
+            raise RepoFileError(f"{rel}: no commit {sha!r} in {self.remote}: {exc}") from None
         where = f"commit {commit.hexsha[:12]}"
         try:
             blob = commit.tree / rel
         except KeyError:
-            raise RouteError(f"{rel}: not in {where} of {self.remote} ({self.branch})") from None
+            raise RepoFileError(f"{rel}: not in {where} of {self.remote} ({self.branch})") from None
         if blob.mode == blob.link_mode:
-            raise RouteError(
+            raise RepoFileError(
                 f"{rel}: is a symbolic link in {where} of {self.remote}; "
                 "the route and canary files must be regular files"
             )
         if blob.type != "blob":
-            raise RouteError(f"{rel}: is not a file in {where} of {self.remote}")
+            raise RepoFileError(f"{rel}: is not a file in {where} of {self.remote}")
         try:
             text: str = blob.data_stream.read().decode("utf-8")
         except UnicodeDecodeError:
-            raise RouteError(f"{rel}: not UTF-8 in {where} of {self.remote}") from None
+            raise RepoFileError(f"{rel}: not UTF-8 in {where} of {self.remote}") from None
         return text
 
     def _read_or_none(self, rel: str) -> str | None:
         try:
             return self._read(rel)
-        except RouteError:
+        except RepoFileError:
             return None
 
     def _write(self, rel: str, text: str) -> None:
@@ -817,7 +816,7 @@ class Workspace:
                     break
                 except BlockingIOError:
                     if time.monotonic() > deadline:
-                        raise GitopsError(f"{self.path}: workspace is locked by another process") from None
+                        raise GitError(f"{self.path}: workspace is locked by another process") from None
                     time.sleep(0.05)
             try:
                 yield

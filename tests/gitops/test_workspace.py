@@ -12,10 +12,11 @@ from rollouts.gitops import (
     GitopsError,
     HumanOverrideError,
     PushRejectedError,
+    RepoFileError,
     Workspace,
     redact,
 )
-from rollouts.routes import RouteError, Weights
+from rollouts.routes import Weights
 from tests.gitops.conftest import VIRTUAL_SERVICE, deployment, git, make_spec, vs_with
 from tests.routes.test_virtualservice import assert_only_weights_changed
 
@@ -173,7 +174,7 @@ def test_retries_are_bounded(remote, spec, cache):
 )
 def test_bad_route_files_push_nothing(remote, spec, cache, text, message):
     before = remote.commit_file(VS, text, "broken by hand")
-    with pytest.raises(RouteError, match=message) as info:
+    with pytest.raises(RepoFileError, match=message) as info:
         Workspace.for_spec(spec, cache_dir=cache).set_weights(spec, Weights.for_canary(60), verdict="promote")
     assert isinstance(info.value, GitopsError)  # the controller's Git-failure path sees it too
     assert remote.head() == before
@@ -183,7 +184,7 @@ def test_unknown_subset_is_checked_against_the_destination_rule(remote, cache):
     spec = make_spec(str(remote.bare), canary="canary2")
     before = remote.head()
     with pytest.raises(
-        RouteError,
+        RepoFileError,
         match=r"virtual-service\.yaml: .*no destination 'canary2'|subset 'canary2' is "
         r"not declared by the DestinationRule",
     ):
@@ -191,7 +192,7 @@ def test_unknown_subset_is_checked_against_the_destination_rule(remote, cache):
     # The VirtualService names a subset the DestinationRule lacks: named, nothing pushed.
     remote.commit_file(VS, VIRTUAL_SERVICE.replace("subset: canary", "subset: canary2"), "rename")
     with pytest.raises(
-        RouteError,
+        RepoFileError,
         match=r"subset 'canary2' is not declared by the DestinationRule "
         r"\(declared: canary, ga\)",
     ):
@@ -201,7 +202,7 @@ def test_unknown_subset_is_checked_against_the_destination_rule(remote, cache):
 
 def test_missing_file_and_unreachable_remote(remote, tmp_path, cache):
     spec = make_spec(str(remote.bare), path="workloads/podinfo/nope.yaml")
-    with pytest.raises(RouteError, match=r"workloads/podinfo/nope\.yaml: no such file on branch master"):
+    with pytest.raises(RepoFileError, match=r"workloads/podinfo/nope\.yaml: no such file on branch master"):
         Workspace.for_spec(spec, cache_dir=cache).set_weights(spec, Weights.for_canary(60), verdict="manual")
     gone = make_spec(str(tmp_path / "gone.git"))
     with pytest.raises(GitopsError, match=r"gone\.git \(master\): git clone failed"):
@@ -334,7 +335,7 @@ def test_destination_rules_anywhere_in_the_repo_are_checked(remote, spec, cache)
     git(remote.human, "push", "--quiet", "origin", "master")
     before = remote.head()
     with pytest.raises(
-        RouteError, match=r"subset 'canary' is not declared by the DestinationRule \(declared: ga\)"
+        RepoFileError, match=r"subset 'canary' is not declared by the DestinationRule \(declared: ga\)"
     ):
         Workspace.for_spec(spec, cache_dir=cache).set_weights(spec, Weights.for_canary(60), verdict="promote")
     assert remote.head() == before
@@ -449,9 +450,9 @@ def test_symlinked_route_file_is_refused_and_nothing_outside_is_written(remote, 
     git(remote.human, "push", "--quiet", "origin", "HEAD:master")
     before = remote.head()
     with Workspace.for_spec(spec, cache_dir=cache) as ws:
-        with pytest.raises(RouteError, match=f"{VS}: is a symbolic link"):
+        with pytest.raises(RepoFileError, match=f"{VS}: is a symbolic link"):
             ws.set_weights(spec, Weights.for_canary(60), verdict="manual")
-        with pytest.raises(RouteError, match="symbolic link"):
+        with pytest.raises(RepoFileError, match="symbolic link"):
             ws.read_state(spec)
     assert outside.read_text() == VIRTUAL_SERVICE
     assert remote.head() == before
