@@ -42,6 +42,7 @@ from rollouts.controller.decide import (
     ran_committed_split,
     retries,
 )
+from rollouts.controller.errors import MetricsUnavailableError, NoDataError
 from rollouts.gitops import (
     CommitResult,
     GitError,
@@ -111,16 +112,6 @@ class Workspace(Protocol):
     ) -> CommitResult: ...
 
     def record(self, rollout: Rollout, verdict: str, reasons: Sequence[str] = ()) -> RecordResult: ...
-
-
-class MetricsUnavailableError(RuntimeError):
-    """The metrics of a window could not be read (Prometheus down, query error): the same window is
-    asked for again on the next tick, since Prometheus keeps it."""
-
-
-class NoDataError(MetricsUnavailableError):
-    """Prometheus answered, but has no usable data for the window: asking again will not help, so
-    the window is passed over (and counted towards ``analysis.threshold``)."""
 
 
 class MetricsSource(Protocol):

@@ -30,7 +30,7 @@ from analyzer.prometheus import (
     WindowRequest,
     template_from_mapping,
 )
-from rollouts.controller.machine import MetricsUnavailableError, NoDataError
+from rollouts.controller.errors import MetricsUnavailableError, NoDataError
 from rollouts.spec import Rollout
 from rollouts.spec_controller import PrometheusSpec
 

@@ -6,7 +6,6 @@ say and what the history means is :mod:`rollouts.state`'s. The local mesh only n
 """
 
 from rollouts.gitops.credentials import (
-    CredentialError,
     Credentials,
     add_credential_arguments,
     credentials_from_arguments,
@@ -14,6 +13,7 @@ from rollouts.gitops.credentials import (
 )
 from rollouts.gitops.discovery import discover
 from rollouts.gitops.errors import (
+    CredentialError,
     DiscoveryError,
     GitError,
     GitopsError,

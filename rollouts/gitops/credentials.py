@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rollouts.gitops.errors import CredentialError
+
 # user:password@ or token@ in scheme URLs; scp-like URLs (git@host:path) carry no secret.
 _URL_USERINFO = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@", re.IGNORECASE)
 TOKEN_ENV = "ROLLOUTS_GIT_TOKEN"
@@ -34,10 +36,6 @@ case "$1" in
   *) printf '%s\\n' "$ROLLOUTS_GIT_TOKEN" ;;
 esac
 """
-
-
-class CredentialError(ValueError):
-    """A configured credential that cannot be used (missing file, empty token)."""
 
 
 @dataclass(frozen=True)

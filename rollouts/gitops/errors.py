@@ -10,6 +10,8 @@
     │   └── ManifestError       a Kubernetes manifest without the images we need
     ├── HumanOverrideError      someone else changed the weights: we stop and do not overwrite
     └── DiscoveryError          rollout specs cannot be discovered in a repo
+    CredentialError             a configured key or token cannot be used (a ValueError: the
+                                spec's or the flags' fault, found before any Git operation)
 
 The branches are siblings, so a caller handles each for its own reason, in any order (the controller
 backs off on a ``GitError``, reports a ``RepoFileError`` once, adopts a ``HumanOverrideError``).
@@ -57,3 +59,7 @@ class HumanOverrideError(GitopsError):
 class DiscoveryError(GitopsError):
     """Rollout specs could not be discovered: the repo cannot be read, or ``--path`` is not one of
     its directories."""
+
+
+class CredentialError(ValueError):
+    """A configured credential that cannot be used (missing file, empty token)."""

@@ -18,7 +18,7 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode
 
 from rollouts.gitops.errors import ManifestError
 from rollouts.routes._engine import compose, get, get_str, items, splice
-from rollouts.routes.base import RouteError
+from rollouts.routes.errors import RouteError
 
 # Image references that YAML reads back as the same plain string.
 _PLAIN_IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$")

@@ -9,9 +9,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.config.config_exception import ConfigException
 
-
-class KubeConfigError(RuntimeError):
-    """No usable cluster configuration; the message says what was tried."""
+from rollouts.kube.errors import KubeConfigError
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,8 @@ from typing import Any
 
 from kubernetes import client as k8s
 
+from rollouts.kube.errors import LiveRouteError
 from rollouts.routes.base import Weights
-
-
-class LiveRouteError(ValueError):
-    """The live route object lacks the stable or canary destination, or its weights are unusable."""
 
 
 @dataclass(frozen=True)

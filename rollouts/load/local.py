@@ -16,7 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from rollouts.load.base import LoadRequest, LoadStats, LoadUnavailableError
+from rollouts.load.base import LoadRequest, LoadStats
+from rollouts.load.errors import LoadUnavailableError
 from rollouts.load.serve import ServeLoad
 
 

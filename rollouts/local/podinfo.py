@@ -42,6 +42,7 @@ from prometheus_client import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from rollouts.local.errors import ConfigError
 from rollouts.local.process import run_async, serve_until_signalled
 
 #: Prometheus' default buckets (client_golang ``prometheus.DefBuckets``), as podinfo uses them.
@@ -54,10 +55,6 @@ _RANDOM_ERROR_CODES = (500, 400, 409)
 _UNITS = {"s": 1.0, "ms": 0.001}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class ConfigError(ValueError):
-    """A podinfo option out of range; the message names the flag."""
 
 
 @dataclass(frozen=True)

@@ -29,11 +29,9 @@ from typing import IO, Any
 
 from aiohttp import web
 
+from rollouts.local.errors import ProcessError
+
 _PR_SET_PDEATHSIG = 1
-
-
-class ProcessError(RuntimeError):
-    """A child process failed to start or to become ready; the message names it and quotes its log."""
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec

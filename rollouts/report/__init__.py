@@ -20,9 +20,9 @@ from pathlib import Path
 
 import git
 
-from rollouts.report.history import Event, HistoryError, Show, Step, Timeline, parse_message, read_timeline
+from rollouts.report.errors import HistoryError, MetricsConfigError, ReportError
+from rollouts.report.history import Event, Show, Step, Timeline, parse_message, read_timeline
 from rollouts.report.metrics import (
-    MetricsConfigError,
     Selection,
     StepMetrics,
     StepMetricsReport,
@@ -56,10 +56,6 @@ __all__ = [
     "select_subsets",
     "write_report",
 ]
-
-
-class ReportError(ValueError):
-    """A report that cannot be made or written; the message names the option, path or problem."""
 
 
 @dataclass(frozen=True)

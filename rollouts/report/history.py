@@ -19,6 +19,7 @@ from typing import Any
 import git
 
 from rollouts.gitops.errors import RepoFileError
+from rollouts.report.errors import HistoryError
 from rollouts.routes import RouteEditor, RouteError, Weights, editor_for
 from rollouts.spec import Rollout
 from rollouts.state import CommitVerdict, Message, parse_message
@@ -39,10 +40,6 @@ Show = Callable[[str, str], str]
 
 #: Upper bound on the commits read (history can be huge; a report covers one rollout's recent past).
 MAX_COMMITS = 500
-
-
-class HistoryError(ValueError):
-    """The history cannot be read; the message names the repository, branch or file."""
 
 
 @dataclass(frozen=True)

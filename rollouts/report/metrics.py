@@ -37,6 +37,7 @@ from analyzer.prometheus import (
     promql_string,
     template_from_mapping,
 )
+from rollouts.report.errors import MetricsConfigError
 from rollouts.report.history import Step
 from rollouts.spec import Rollout
 
@@ -59,10 +60,6 @@ ISTIO_BY_ROUTE_SUBSET = template_from_mapping(
     },
     source="rollouts.report",
 )
-
-
-class MetricsConfigError(ValueError):
-    """The spec's metrics settings cannot select GA and canary; the message names the field."""
 
 
 @dataclass(frozen=True)

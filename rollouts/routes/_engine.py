@@ -22,7 +22,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from rollouts.routes.base import RouteError, Weights
+from rollouts.routes.base import Weights
+from rollouts.routes.errors import RouteError
 
 INT_TAG = "tag:yaml.org,2002:int"
 STR_TAG = "tag:yaml.org,2002:str"

@@ -10,9 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-
-class RouteError(ValueError):
-    """A route file that cannot be read or written; the message names the file, route and subset."""
+from rollouts.routes.errors import RouteError
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from rollouts.routes._engine import (
     get_str,
     items,
 )
-from rollouts.routes.base import RouteError
+from rollouts.routes.errors import RouteError
 
 API_VERSIONS = (
     "networking.istio.io/v1alpha3",

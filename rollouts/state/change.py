@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rollouts.routes import Weights
+from rollouts.state.errors import MessageError
 from rollouts.state.message import format_message, weights_subject
 from rollouts.state.vocabulary import WEIGHT_VERDICTS, CommitVerdict, FinalizeStage
 
@@ -33,7 +34,7 @@ class WeightChange:
 
     def __post_init__(self) -> None:
         if self.verdict not in WEIGHT_VERDICTS:
-            raise ValueError(
+            raise MessageError(
                 f"verdict must be one of {', '.join(WEIGHT_VERDICTS)}, got {str(self.verdict)!r}"
             )
         object.__setattr__(self, "verdict", CommitVerdict(self.verdict))

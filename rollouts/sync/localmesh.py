@@ -7,7 +7,8 @@ from typing import Any
 
 import requests
 
-from rollouts.routes.base import RouteError, Weights
+from rollouts.routes.base import Weights
+from rollouts.routes.errors import RouteError
 from rollouts.sync.base import Observation, PollingGate
 
 
