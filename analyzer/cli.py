@@ -1,4 +1,5 @@
-"""Command line entry point of ``analyzer``: ``judge`` (JSON lines) and ``simulate`` (planner/benchmark)."""
+"""Command line entry point of ``analyzer``: ``judge`` (JSON lines), ``simulate`` (planner/benchmark)
+and ``replay`` (the judge over past windows from Prometheus, :mod:`analyzer.replay`)."""
 
 from __future__ import annotations
 
@@ -149,6 +150,10 @@ def _floats(text: str, name: str) -> tuple[float, ...]:
         raise ValueError(f"--{name}: expected comma-separated numbers, got {text!r}") from None
 
 
+def _rules(text: str) -> tuple[str, ...]:
+    return tuple(r.strip() for r in text.split(",") if r.strip())
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from analyzer.simulate import (
         DEFAULT_SCENARIOS,
@@ -176,6 +181,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         probabilities = tuple(
             float(p) for p in lognormal_probabilities(bounds, args.ga_median, args.ga_sigma)
         )
+    if args.max_windows is not None:
+        policy = policy.model_copy(update={"max_windows_per_step": args.max_windows})
     traffic = Traffic(
         rate=args.rate,
         interval=args.interval,
@@ -184,6 +191,10 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         ga_probabilities=probabilities,
         ga_error_rate=args.ga_error_rate,
         ga_histogram=ga_histogram,
+        latency_drift=args.drift_latency,
+        error_cv=args.drift_errors,
+        load=_floats(args.load, "load"),
+        ga_lognormal=None if ga_histogram is not None else (args.ga_median, args.ga_sigma),
     )
     scenarios = [Scenario.parse(s) for s in args.scenario] if args.scenario else list(DEFAULT_SCENARIOS)
     summaries = run_simulation(
@@ -197,6 +208,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         flagger_threshold=args.flagger_threshold,
         flagger_immediate=args.flagger_immediate,
         kayenta_alpha=args.kayenta_alpha,
+        rules=_rules(args.rules),
     )
     if args.json:
         for s in summaries:
@@ -245,8 +257,35 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument(
         "--scenario",
         action="append",
-        metavar="NAME[:latency=F,errors=R]",
-        help="canary scenario, repeatable; default: identical, latency x1.5, errors 3%%",
+        metavar="NAME[:latency=F,errors=R,tail=S,tailx=K]",
+        help="canary scenario, repeatable: every request F times slower, error rate R, a share S of "
+        "requests K (default 10) times slower; default: identical, latency x1.5, errors 3%%",
+    )
+    sim.add_argument(
+        "--drift-latency",
+        type=float,
+        default=0.0,
+        metavar="LOGSD",
+        help="per window and subset, log-sd of the latency scale (0.05: about 5 %% from window to window)",
+    )
+    sim.add_argument(
+        "--drift-errors",
+        type=float,
+        default=0.0,
+        metavar="CV",
+        help="per window and subset, coefficient of variation of the error rate (gamma, mean 1)",
+    )
+    sim.add_argument(
+        "--load",
+        default="",
+        metavar="F1,F2,...",
+        help="multipliers of --rate for the rollout's windows 1, 2, ... (the last one repeats)",
+    )
+    sim.add_argument(
+        "--max-windows",
+        type=int,
+        default=None,
+        help="max_windows_per_step for the judge (default: the policy's)",
     )
     sim.add_argument("--rollouts", type=int, default=1000, help="rollouts per scenario and rule")
     sim.add_argument("--seed", type=int, default=1)
@@ -262,8 +301,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="Flagger-style rollback in the check that reaches the threshold, not at the next one",
     )
     sim.add_argument("--kayenta-alpha", type=float, default=0.05, help="Kayenta-style per-window test level")
+    sim.add_argument("--rules", default="judge,flagger,kayenta", help="rules to simulate, comma-separated")
     sim.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     sim.set_defaults(func=_cmd_simulate)
+
+    from analyzer import replay
+
+    replay.add_parser(sub)
     return parser
 
 

@@ -2,12 +2,18 @@
 
 One :class:`Judge` per rollout. It carries two kinds of evidence:
 
-* harm (rollout-wide): e-processes for "the canary is worse than GA" on errors, latency order and the
-  latency tail, averaged with the policy's weights; at ``1/α`` the canary is rolled back. Under an
-  identical canary the chance of that ever happening during the rollout is at most α.
-* safety (per step, restarted by :meth:`Judge.new_step`): e-processes for "the canary is no worse
-  than GA by more than the margins"; a step is promoted when every one of them reaches
-  ``1/promote_alpha`` on enough data.
+* harm (rollout-wide): e-processes for "the canary is worse than GA by more than the harm margins"
+  on errors, latency order and the latency tail, averaged with the policy's weights; at ``1/α`` the
+  canary is rolled back. Under a canary within the margins the chance of that ever happening during
+  the rollout is at most α.
+* safety (per step, carried into the next step of the same revision with the power
+  ``safety_carry``): e-processes for "the canary is no worse than GA by more than the margins"; a
+  step is promoted when every one of them reaches ``1/step_promote_alpha`` (the last step:
+  ``1/promote_alpha``) on enough data.
+
+Every window's evidence is widened by the window-to-window variation of each subset
+(:mod:`analyzer.variation`), measured on earlier windows and floored by the policy's prior, so that
+drift from window to window is not read as a difference.
 
 Absolute SLO ceilings, when set, roll back on their own. No data is never a pass: it is a hold.
 The judge is deterministic, so a restarted controller can replay a step's windows.
@@ -24,6 +30,7 @@ from analyzer.mannwhitney import effect_variance, mann_whitney, null_effect_vari
 from analyzer.noninferiority import tail_bound
 from analyzer.policy import Policy
 from analyzer.sequential import CountEProcess, CountWindow, OrderEProcess, combine_average
+from analyzer.variation import SubsetVariation, scale_sensitivity
 
 __all__ = ["Action", "Judge", "SubsetWindow", "Verdict", "Window"]
 
@@ -112,11 +119,12 @@ class Verdict:
 
 @dataclass
 class _Step:
-    """Per-step data and safety evidence (restarted by ``new_step``)."""
+    """Per-step data and this step's safety evidence (restarted by ``new_step``)."""
 
     safety_errors: CountEProcess
     safety_tail: CountEProcess
     safety_latency: OrderEProcess
+    final: bool = True
     windows: int = 0
     data_windows: int = 0
     canary_requests: float = 0.0
@@ -133,30 +141,79 @@ def _add(a: Histogram | None, b: Histogram) -> Histogram:
     return b if a is None else a + b
 
 
-class Judge:
-    """Judges the windows of one rollout; see the module docstring and docs/analyzer.md."""
+def _tail_counts(window: Window, bound: float) -> CountWindow:
+    """Requests above ``bound`` against all requests, canary and GA."""
+    can, base = window.canary.histogram, window.baseline.histogram
+    return CountWindow(can.exceedance(bound), can.total, base.exceedance(bound), base.total)
 
-    def __init__(self, policy: Policy | None = None) -> None:
+
+SAFETY_TESTS = ("errors", "latency", "tail")
+_Pair = tuple[float, float]
+_Dispersion = tuple[float, _Pair, dict[float, _Pair]]
+_SAFETY_NAMES = {"errors": "error rate", "latency": "latency", "tail": "tail"}
+#: Plug-in alternatives of the count safety tests stay inside this range (multiples of the margin).
+_PLUGIN_RANGE = (0.02, 0.95)
+#: Share of the count safety tests' mixture on the plug-in track "the canary is as good as GA has
+#: been" (the rest on the grid of fixed alternatives, for canaries better or worse than GA).
+SAFETY_PLUGIN_WEIGHT = 0.8
+#: Prior scale of the latency safety mixture, as a share of latency_margin (centred at the margin).
+SAFETY_LATENCY_TAU = 0.5
+
+
+class Judge:
+    """Judges the windows of one rollout; see the module docstring and docs/analyzer.md.
+
+    ``steps``: the rollout's canary weights (e.g. ``(10, 60, 100)``), when known: a step whose
+    weight is followed by another one below 100 is promoted at ``1/step_promote_alpha``. Without
+    them every step is treated as the last (the strict threshold ``1/promote_alpha``).
+    """
+
+    def __init__(self, policy: Policy | None = None, steps: tuple[float, ...] | None = None) -> None:
         self.policy = policy if policy is not None else Policy()
         p = self.policy
-        self._harm_errors = CountEProcess("harm", ratio=p.harm_error_ratio)
-        self._harm_tail = CountEProcess("harm", ratio=1.0)
+        self.steps = tuple(float(x) for x in steps) if steps is not None else None
+        self._harm_errors = CountEProcess("harm", ratio=p.harm_error_ratio, offset=p.harm_error_abs)
+        self._harm_tail = CountEProcess("harm", ratio=p.harm_tail_ratio)
         self._harm_latency = OrderEProcess("harm", null=0.5 + p.harm_latency_margin, tau=p.latency_tau)
         self._tail_bound: float | None = p.tail_bound
+        self._harm_tail_bound: float | None = p.tail_bound
         self._bounds: tuple[float, ...] | None = None
         self._windows = 0
+        self._var_baseline = SubsetVariation()
+        self._var_canary = SubsetVariation()
+        self._carried: dict[str, float] = dict.fromkeys(SAFETY_TESTS, 0.0)
         self._step = self._fresh_step()
 
     def _fresh_step(self) -> _Step:
         p = self.policy
         return _Step(
-            safety_errors=CountEProcess("safety", ratio=p.error_margin_ratio, offset=p.error_margin_abs),
-            safety_tail=CountEProcess("safety", ratio=p.tail_margin_ratio, offset=p.tail_margin_abs),
-            safety_latency=OrderEProcess("safety", null=0.5 + p.latency_margin, tau=p.latency_tau),
+            safety_errors=CountEProcess(
+                "safety",
+                ratio=p.error_margin_ratio,
+                offset=p.error_margin_abs,
+                plugin_weight=SAFETY_PLUGIN_WEIGHT,
+            ),
+            safety_tail=CountEProcess(
+                "safety",
+                ratio=p.tail_margin_ratio,
+                offset=p.tail_margin_abs,
+                plugin_weight=SAFETY_PLUGIN_WEIGHT,
+            ),
+            # Centred where an identical canary is (``latency_margin`` inside the null).
+            safety_latency=OrderEProcess(
+                "safety",
+                null=0.5 + p.latency_margin,
+                tau=SAFETY_LATENCY_TAU * p.latency_margin,
+                center=p.latency_margin,
+            ),
         )
 
     def new_step(self) -> None:
-        """The weight changed: per-step data and safety evidence restart; harm evidence stays."""
+        """The weight changed: per-step data restart; harm evidence stays; each safety e-value is
+        carried as ``e ** safety_carry`` when above 1 (in full when below: never a gain)."""
+        for name in SAFETY_TESTS:
+            log_e = self._safety_log(name)
+            self._carried[name] = self.policy.safety_carry * log_e if log_e > 0 else log_e
         self._step = self._fresh_step()
 
     # -- evidence ---------------------------------------------------------------------------------
@@ -170,6 +227,107 @@ class Judge:
             [w.errors, w.latency, w.tail],
         )
 
+    def _safety_log(self, name: str) -> float:
+        return self._carried[name] + self._step_log(name)
+
+    def _step_log(self, name: str) -> float:
+        """log e-value of this step's own safety evidence on test ``name``."""
+        s = self._step
+        if name == "latency":
+            return s.safety_latency.log_evalue
+        return (s.safety_errors if name == "errors" else s.safety_tail).log_evalue
+
+    def _is_final(self, weight: float) -> bool:
+        if self.steps is None:
+            return True
+        return not any(weight < x < 100 for x in self.steps)
+
+    def _floors(self, window: Window) -> tuple[float, float, dict[float, float]]:
+        """The policy's prior variation in the units of each test: τ² of θ, c² of the error rate,
+        c² of the rate above each fixed tail bound (per subset).
+
+        The latency log-sd is turned into θ units (and into the tail rates' variation) with GA's
+        pooled histogram of earlier windows (GA's shape only; this window's GA at the first one).
+        """
+        p = self.policy
+        shape = self._var_baseline.pooled or window.baseline.histogram
+        log_sd = p.window_latency_log_sd
+        tails = {
+            # The bucket model overstates the tail's sensitivity where GA has almost nothing above the
+            # bound; a count's prior variation is never taken above the error rate's.
+            bound: min(scale_sensitivity(shape, bound).tail * log_sd, p.window_error_cv) ** 2
+            for bound in self._tail_bounds()
+        }
+        return (scale_sensitivity(shape, None).theta * log_sd) ** 2, p.window_error_cv**2, tails
+
+    def _dispersion(self, floors: tuple[float, float, dict[float, float]], strict: bool) -> _Dispersion:
+        """For this window, from earlier ones: τ² of θ (canary + GA); (canary, GA) c² of the error
+        rates; the same for the rate above each fixed tail bound. ``strict`` (harm): never below the
+        prior floors; otherwise (safety) the measured variation shrunk towards them."""
+        lat, err, tails = floors
+        vb, vc = self._var_baseline, self._var_canary
+        return (
+            vb.latency_variance(lat, strict) + vc.latency_variance(lat, strict),
+            (vc.error_cv2(err, strict), vb.error_cv2(err, strict)),
+            {b: (vc.tail_cv2(b, f, strict), vb.tail_cv2(b, f, strict)) for b, f in tails.items()},
+        )
+
+    def _tail_bounds(self) -> tuple[float, ...]:
+        return tuple(sorted({b for b in (self._tail_bound, self._harm_tail_bound) if b is not None}))
+
+    def _plugin(self, events: float, total: float, ratio: float, offset: float) -> float | None:
+        """The count safety tests' plug-in alternative: the canary as good as GA has been so far."""
+        if total <= 0:
+            return None
+        rate = events / total
+        value = rate / (ratio * rate + offset) if ratio * rate + offset > 0 else math.nan
+        if not math.isfinite(value):
+            return None
+        return min(max(value, _PLUGIN_RANGE[0]), _PLUGIN_RANGE[1])
+
+    def _update_counts(self, window: Window, harm: _Dispersion, safety: _Dispersion) -> None:
+        """Errors and, once the tail bounds are fixed, requests above them: count e-processes, each
+        window's likelihood ratio divided by its dispersion."""
+        p, s, vb = self.policy, self._step, self._var_baseline
+        can, base = window.canary, window.baseline
+        counts = CountWindow(can.errors, can.requests, base.errors, base.requests)
+        self._harm_errors = self._harm_errors.update(counts, cv2=harm[1])
+        s.safety_errors = s.safety_errors.update(
+            counts,
+            cv2=safety[1],
+            plugin=self._plugin(vb.errors, vb.requests, p.error_margin_ratio, p.error_margin_abs),
+        )
+        if self._harm_tail_bound is not None:
+            hb = self._harm_tail_bound
+            self._harm_tail = self._harm_tail.update(_tail_counts(window, hb), cv2=harm[2][hb])
+        if self._tail_bound is not None:
+            above, total = vb.tail_rate(self._tail_bound)
+            s.safety_tail = s.safety_tail.update(
+                _tail_counts(window, self._tail_bound),
+                cv2=safety[2][self._tail_bound],
+                plugin=self._plugin(above, total, p.tail_margin_ratio, p.tail_margin_abs),
+            )
+        if base.histogram.total >= p.tail_min_baseline:
+            # Fixed from this window's GA only, used from the next window on (no peeking at its own data).
+            if self._tail_bound is None:
+                self._tail_bound = tail_bound(base.histogram, p.tail_quantile)
+            if self._harm_tail_bound is None:
+                self._harm_tail_bound = tail_bound(base.histogram, p.harm_tail_quantile)
+
+    def _update_latency(self, window: Window, tau2: float, safety_tau2: float) -> None:
+        """Latency order: batch small windows until both sides have enough requests; the variance of
+        each batch's θ̂ is the sampling variance plus the between-window variance τ²."""
+        p, s = self.policy, self._step
+        s.pending_canary = _add(s.pending_canary, window.canary.histogram)
+        s.pending_baseline = _add(s.pending_baseline, window.baseline.histogram)
+        if min(s.pending_canary.total, s.pending_baseline.total) >= p.latency_min_batch:
+            mw = mann_whitney(s.pending_canary, s.pending_baseline)
+            null_var = null_effect_variance(s.pending_canary, s.pending_baseline)
+            self._harm_latency = self._harm_latency.update(mw.effect, null_var + tau2)
+            delong = effect_variance(s.pending_canary, s.pending_baseline)
+            s.safety_latency = s.safety_latency.update(mw.effect, max(delong, 0.25 * null_var) + safety_tau2)
+            s.pending_canary = s.pending_baseline = None
+
     def judge(self, window: Window) -> Verdict:
         """Judge one window. Raises ``ValueError`` (naming the field) on bad input, changing nothing."""
         if not isinstance(window, Window):
@@ -182,39 +340,20 @@ class Judge:
                 f"policy tail_bound {self._tail_bound!r} is not one of the bucket bounds {bounds}"
             )
         self._bounds = bounds
-        p, s = self.policy, self._step
+        s = self._step
         can, base = window.canary, window.baseline
+        s.final = self._is_final(window.weight)
         self._windows += 1
         s.windows += 1
         has_data = can.requests > 0 and base.requests > 0
-
-        # Errors and, once the tail bound is fixed, requests above it: exact count e-processes.
-        counts = CountWindow(can.errors, can.requests, base.errors, base.requests)
-        self._harm_errors = self._harm_errors.update(counts)
-        s.safety_errors = s.safety_errors.update(counts)
-        if self._tail_bound is not None:
-            tail = CountWindow(
-                can.histogram.exceedance(self._tail_bound),
-                can.histogram.total,
-                base.histogram.exceedance(self._tail_bound),
-                base.histogram.total,
-            )
-            self._harm_tail = self._harm_tail.update(tail)
-            s.safety_tail = s.safety_tail.update(tail)
-        elif base.histogram.total >= p.tail_min_baseline:
-            # Fixed from this window's GA only, used from the next window on (no peeking at its own data).
-            self._tail_bound = tail_bound(base.histogram, p.tail_quantile)
-
-        # Latency order: batch small windows until both sides have enough requests.
-        s.pending_canary = _add(s.pending_canary, can.histogram)
-        s.pending_baseline = _add(s.pending_baseline, base.histogram)
-        if min(s.pending_canary.total, s.pending_baseline.total) >= p.latency_min_batch:
-            mw = mann_whitney(s.pending_canary, s.pending_baseline)
-            null_var = null_effect_variance(s.pending_canary, s.pending_baseline)
-            self._harm_latency = self._harm_latency.update(mw.effect, null_var)
-            delong = effect_variance(s.pending_canary, s.pending_baseline)
-            s.safety_latency = s.safety_latency.update(mw.effect, max(delong, 0.25 * null_var))
-            s.pending_canary = s.pending_baseline = None
+        floors = self._floors(window)
+        harm, safety = self._dispersion(floors, strict=True), self._dispersion(floors, strict=False)
+        self._update_counts(window, harm, safety)
+        self._update_latency(window, harm[0], safety[0])
+        # Each subset's own variation, for the next window's dispersion.
+        fixed = self._tail_bounds()
+        self._var_baseline = self._var_baseline.update(base.histogram, base.requests, base.errors, fixed)
+        self._var_canary = self._var_canary.update(can.histogram, can.requests, can.errors, fixed)
 
         s.canary_requests += can.requests
         s.canary_errors += can.errors
@@ -226,6 +365,11 @@ class Judge:
             s.data_windows += 1
 
         evidence = self._evidence(window)
+        evidence.update(
+            window_latency_tau=math.sqrt(harm[0]),
+            window_error_cv=math.sqrt(sum(harm[1])),
+            window_tail_cv=math.sqrt(sum(harm[2].get(self._tail_bound or math.nan, (0.0, 0.0)))),
+        )
         return self._decide(window, has_data, evidence)
 
     def _decide(self, window: Window, has_data: bool, evidence: dict[str, float]) -> Verdict:
@@ -255,13 +399,14 @@ class Judge:
             reasons.append("no canary requests in this window: no data is never a pass")
         if window.baseline.requests <= 0:
             reasons.append("no baseline (GA) requests in this window: nothing to compare with")
-        missing = self._missing_for_promotion()
+        missing = self._missing_for_promotion(evidence)
         if not reasons and not missing:
+            carried = " (with the evidence of earlier steps)" if any(self._carried.values()) else ""
             return Verdict(
                 "promote",
                 [
                     f"non-inferiority established at weight {window.weight:g} on errors, latency and tail "
-                    f"(each e >= {p.safety_threshold:g}) over {s.data_windows} windows, "
+                    f"(each e >= {self._threshold():g}{carried}) over {s.data_windows} windows, "
                     f"{s.canary_requests:.0f} canary requests; no evidence of harm (e={harm:.3g})"
                 ],
                 evidence,
@@ -277,7 +422,11 @@ class Judge:
             reasons.append(f"no evidence of harm (e={harm:.3g} < {p.harm_threshold:g})")
         return Verdict("hold", reasons, evidence)
 
-    def _missing_for_promotion(self) -> list[str]:
+    def _threshold(self) -> float:
+        p = self.policy
+        return p.safety_threshold if self._step.final else p.step_safety_threshold
+
+    def _missing_for_promotion(self, evidence: dict[str, float]) -> list[str]:
         p, s = self.policy, self._step
         missing = []
         if s.data_windows < p.min_windows:
@@ -287,15 +436,34 @@ class Judge:
                 f"{s.canary_requests:.0f} of min_canary_requests {p.min_canary_requests} "
                 "canary requests in this step"
             )
-        for name, e in (
-            ("error rate", s.safety_errors.evalue),
-            ("latency", s.safety_latency.evalue),
-            ("tail", s.safety_tail.evalue),
-        ):
-            if e < p.safety_threshold:
-                missing.append(
-                    f"{name} non-inferiority not yet established (e={e:.3g} < {p.safety_threshold:g})"
+        threshold = self._threshold()
+        more_windows = 0.0
+        for test in SAFETY_TESTS:
+            log_e = self._safety_log(test)
+            if log_e >= math.log(threshold):
+                continue
+            text = (
+                f"{_SAFETY_NAMES[test]} non-inferiority not yet established "
+                f"(e={math.exp(log_e):.3g} < {threshold:g})"
+            )
+            # How much more: at the pace this step's own evidence has grown per window so far.
+            pace = self._step_log(test) / s.data_windows if s.data_windows else 0.0
+            if pace > 1e-9 and s.canary_requests > 0:
+                windows = math.ceil((math.log(threshold) - log_e) / pace)
+                per_window = s.canary_requests / s.data_windows
+                text += (
+                    f": at this step's pace about {windows} more window(s), "
+                    f"≈ {windows * per_window:.0f} more canary requests"
                 )
+                more_windows = max(more_windows, float(windows))
+            elif s.data_windows:
+                text += (
+                    ": this step's data do not point to non-inferiority yet (more traffic or a wider margin)"
+                )
+            missing.append(text)
+        if more_windows and s.data_windows:
+            evidence["more_windows"] = more_windows
+            evidence["more_canary_requests"] = more_windows * s.canary_requests / s.data_windows
         return missing
 
     def _evidence(self, window: Window) -> dict[str, float]:
@@ -309,10 +477,10 @@ class Judge:
             "e_harm_latency": self._harm_latency.evalue,
             "e_harm_tail": self._harm_tail.evalue,
             "harm_threshold": p.harm_threshold,
-            "e_safety_errors": s.safety_errors.evalue,
-            "e_safety_latency": s.safety_latency.evalue,
-            "e_safety_tail": s.safety_tail.evalue,
-            "safety_threshold": p.safety_threshold,
+            "e_safety_errors": math.exp(min(self._safety_log("errors"), 690.0)),
+            "e_safety_latency": math.exp(min(self._safety_log("latency"), 690.0)),
+            "e_safety_tail": math.exp(min(self._safety_log("tail"), 690.0)),
+            "safety_threshold": self._threshold(),
             "canary_requests": float(window.canary.requests),
             "canary_errors": float(window.canary.errors),
             "baseline_requests": float(window.baseline.requests),
@@ -327,6 +495,8 @@ class Judge:
             ev["baseline_error_rate"] = s.baseline_errors / s.baseline_requests
         if self._tail_bound is not None:
             ev["tail_bound"] = self._tail_bound
+        if self._harm_tail_bound is not None:
+            ev["harm_tail_bound"] = self._harm_tail_bound
         if s.canary_histogram is not None and s.baseline_histogram is not None:
             ev["canary_p99"] = s.canary_histogram.quantile(0.99)
             ev["baseline_p99"] = s.baseline_histogram.quantile(0.99)

@@ -59,14 +59,58 @@ class Policy(BaseModel):
         0.05,
         gt=0,
         lt=1,
-        description="Per step: P(promoting a canary that is worse than a margin on a test) is at most this.",
+        description="P(a canary worse than a margin on a test reaches 100 %) is at most this.",
+    )
+    step_promote_alpha: float = Field(
+        0.5,
+        gt=0,
+        lt=1,
+        description="A step before the last is promoted at e >= 1/this (the harm watch goes on); "
+        "the last step needs 1/promote_alpha. Only when the judge knows the steps.",
+    )
+    safety_carry: float = Field(
+        0.75,
+        ge=0,
+        le=1,
+        description="Share (as a power of the e-value) of a step's non-inferiority evidence carried "
+        "into the next step of the same revision (0: every step starts afresh).",
     )
     harm_weights: HarmWeights = Field(default_factory=HarmWeights)
     harm_error_ratio: float = Field(
-        1.0, ge=1, description="Harm null: canary error rate <= this × GA's (1 = any increase is harm)."
+        1.25,
+        ge=1,
+        description="Harm null: canary error rate <= this × GA's + harm_error_abs; "
+        "a smaller increase is never a reason to roll back.",
+    )
+    harm_error_abs: float = Field(
+        0.0, ge=0, lt=1, description="Absolute part of the harm error margin (0.001 = 0.1 point)."
     )
     harm_latency_margin: float = Field(
-        0.0, ge=0, lt=0.5, description="Harm null: θ = P(canary slower) + ½P(tie) <= 0.5 + this."
+        0.02,
+        ge=0,
+        lt=0.5,
+        description="Harm null: θ = P(canary slower) + ½P(tie) <= 0.5 + this (0.02 ≈ 3.5 % slower at "
+        "σ = 0.5, 7 % at σ = 1); a smaller difference is never a reason to roll back.",
+    )
+    harm_tail_ratio: float = Field(
+        1.5,
+        ge=1,
+        description="Harm null: the canary's share above the tail bound <= this × GA's; "
+        "a smaller increase is never a reason to roll back.",
+    )
+    window_latency_log_sd: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="Prior floor: each subset's latency scale varies from window to window by this "
+        "log-sd (0.05 ≈ 5 %); the windows' own variation is used when it is larger.",
+    )
+    window_error_cv: float = Field(
+        0.5,
+        ge=0,
+        le=5,
+        description="Prior floor: coefficient of variation of each subset's error rate from window to "
+        "window; the windows' own variation is used when it is larger.",
     )
     error_margin_ratio: float = Field(
         1.5, ge=1, description="Non-inferiority: canary error rate < ratio × GA's + error_margin_abs."
@@ -79,7 +123,14 @@ class Policy(BaseModel):
         0.99, gt=0, lt=1, description="The tail bound is the bucket bound nearest GA's quantile."
     )
     tail_bound: float | None = Field(
-        None, gt=0, description="Fixed tail bound (seconds), one of the bucket bounds."
+        None, gt=0, description="Fixed tail bound (seconds), one of the bucket bounds (both tail tests)."
+    )
+    harm_tail_quantile: float = Field(
+        0.999,
+        gt=0,
+        lt=1,
+        description="The harm tail test counts requests above the bucket bound nearest GA's quantile: "
+        "far in the tail, where a slow share of requests stands out.",
     )
     tail_margin_ratio: float = Field(
         1.5, ge=1, description="Non-inferiority of the share above the tail bound."
@@ -120,8 +171,13 @@ class Policy(BaseModel):
 
     @property
     def safety_threshold(self) -> float:
-        """Each safety e-value must reach this (1/promote_alpha) before a promotion."""
+        """Each safety e-value must reach this (1/promote_alpha) before the last promotion."""
         return 1.0 / self.promote_alpha
+
+    @property
+    def step_safety_threshold(self) -> float:
+        """Each safety e-value must reach this before a step other than the last is promoted."""
+        return 1.0 / max(self.step_promote_alpha, self.promote_alpha)
 
     @classmethod
     def from_mapping(cls, data: Any, source: str = "policy") -> Policy:

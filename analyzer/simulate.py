@@ -6,6 +6,13 @@ buckets) and errors (binomial) directly: no per-request loop. Every rule sees th
 random stream of a window depends only on (seed, rollout, window index, weight), so rules that are
 at the same weight in the same window see identical counts.
 
+Real traffic is not independent request by request, so a window can also carry variation of its
+own, drawn independently for GA and canary from a stream that depends on (seed, rollout, window
+index) only: each subset's latency scale is multiplied by ``exp(N(0, latency_drift²))`` and its
+error rate by a gamma variable with mean 1 and coefficient of variation ``error_cv``; the load can
+change from window to window (``load``); a canary can be slower by a constant factor, only in a
+share of its requests (a tail regression), or fail more often.
+
 Rules compared:
 
 * ``judge``: this project's :class:`~analyzer.judge.Judge` with a :class:`~analyzer.policy.Policy`.
@@ -29,12 +36,13 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
+from scipy import special, stats
 
 from analyzer.histogram import Histogram
 from analyzer.judge import Judge, SubsetWindow, Window
 from analyzer.mannwhitney import mann_whitney
 from analyzer.policy import Policy
+from analyzer.variation import scaled_probabilities
 
 __all__ = [
     "PODINFO_BOUNDS",
@@ -61,22 +69,10 @@ def lognormal_probabilities(bounds: Sequence[float], median: float, sigma: float
     return np.asarray(np.diff(np.concatenate([[0.0], cdf, [1.0]])), dtype=np.float64)
 
 
-def scaled_probabilities(histogram: Histogram, factor: float) -> npt.NDArray[np.float64]:
-    """Bucket probabilities when every latency of ``histogram`` is multiplied by ``factor``.
-
-    Values are taken as uniform inside a bucket (lower edge 0 for the first), as Prometheus'
-    interpolation assumes; the +Inf bucket stays above the largest finite bound.
-    """
-    if histogram.total <= 0:
-        raise ValueError("the GA histogram has no observations")
-    if factor <= 0:
-        raise ValueError(f"latency factor must be > 0, got {factor!r}")
-    finite = np.asarray(histogram.bounds[:-1], dtype=np.float64)
-    cum = np.asarray(histogram.cumulative[:-1], dtype=np.float64) / histogram.total
-    edges = np.concatenate([[min(0.0, finite[0])], finite]) if finite.size else np.asarray([0.0])
-    cdf_points = np.concatenate([[0.0], cum])
-    cdf = np.interp(finite / factor, edges, cdf_points) if finite.size else np.asarray([])
-    cdf = np.where(finite / factor > edges[-1], cdf_points[-1], cdf)
+def _lognormal_fast(bounds: Sequence[float], median: float, sigma: float) -> npt.NDArray[np.float64]:
+    # lognormal_probabilities without scipy.stats' per-call overhead (called per simulated window)
+    finite = np.asarray(bounds[:-1], dtype=np.float64)
+    cdf = special.ndtr(np.log(finite / median) / sigma)
     return np.asarray(np.diff(np.concatenate([[0.0], cdf, [1.0]])), dtype=np.float64)
 
 
@@ -91,11 +87,25 @@ class Traffic:
     ga_probabilities: tuple[float, ...] = tuple(lognormal_probabilities(PODINFO_BOUNDS, 0.04, 0.5))
     ga_error_rate: float = 0.005
     ga_histogram: Histogram | None = None
+    #: Per window and subset: log-sd of the latency scale (0.05 = the scale varies by about 5 %).
+    latency_drift: float = 0.0
+    #: Per window and subset: coefficient of variation of the error rate (gamma, mean 1).
+    error_cv: float = 0.0
+    #: Multipliers of ``rate`` per window of the rollout (the last one repeats); empty: constant.
+    load: tuple[float, ...] = ()
+    #: (median, sigma) when GA's latency is lognormal: scaled latencies are then exact, not
+    #: interpolated inside buckets (``ga_probabilities`` follow from it).
+    ga_lognormal: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         for name, value in (("rate", self.rate), ("interval", self.interval)):
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        for name, value in (("latency_drift", self.latency_drift), ("error_cv", self.error_cv)):
+            if not (math.isfinite(value) and 0 <= value <= 5):
+                raise ValueError(f"{name} must be a number in [0, 5], got {value!r}")
+        if any(not (math.isfinite(f) and f >= 0) for f in self.load):
+            raise ValueError(f"load multipliers must be finite and >= 0, got {self.load}")
         if (
             not self.steps
             or any(not 0 < s <= 100 for s in self.steps)
@@ -110,6 +120,10 @@ class Traffic:
             or any(a >= b for a, b in itertools.pairwise(finite))
         ):
             raise ValueError(f"bucket bounds must be strictly ascending and end with +Inf, got {self.bounds}")
+        if self.ga_lognormal is not None:
+            median, sigma = self.ga_lognormal
+            probabilities = lognormal_probabilities(self.bounds, median, sigma)
+            object.__setattr__(self, "ga_probabilities", tuple(float(p) for p in probabilities))
         if len(self.ga_probabilities) != len(self.bounds):
             raise ValueError("ga_probabilities must have one value per bucket bound")
         if not 0 <= self.ga_error_rate < 1:
@@ -124,46 +138,68 @@ class Traffic:
         """Bucket probabilities of a canary whose every request is ``slowdown`` times slower."""
         if slowdown == 1.0:
             return np.asarray(self.ga_probabilities)
+        if self.ga_lognormal is not None:
+            return _lognormal_fast(self.bounds, self.ga_lognormal[0] * slowdown, self.ga_lognormal[1])
+        return scaled_probabilities(self._base_histogram(), slowdown)
+
+    def _base_histogram(self) -> Histogram:
         if self.ga_histogram is not None:
-            return scaled_probabilities(self.ga_histogram, slowdown)
-        base = Histogram.from_counts(self.bounds, np.asarray(self.ga_probabilities) * 1e12)
-        return scaled_probabilities(base, slowdown)
+            return self.ga_histogram
+        return Histogram.from_counts(self.bounds, np.asarray(self.ga_probabilities) * 1e12)
+
+    def rate_at(self, window: int) -> float:
+        """Requests per second in the ``window``-th window of the rollout."""
+        if not self.load:
+            return self.rate
+        return self.rate * self.load[min(window, len(self.load) - 1)]
+
+
+_SCENARIO_KEYS = {"latency": "slowdown", "errors": "error_rate", "tail": "tail_share", "tailx": "tail_factor"}
 
 
 @dataclass(frozen=True)
 class Scenario:
-    """A canary: latency factor on every request and its error rate (None: same as GA)."""
+    """A canary: latency factor on every request, its error rate (None: same as GA), and a tail
+    regression (``tail_share`` of its requests ``tail_factor`` times slower still)."""
 
     name: str
     slowdown: float = 1.0
     error_rate: float | None = None
+    tail_share: float = 0.0
+    tail_factor: float = 10.0
 
     @property
     def is_regression(self) -> bool:
-        """Whether a good rule should roll this canary back."""
-        return self.slowdown != 1.0 or self.error_rate is not None
+        """Whether the canary differs from GA at all (a small offset may be one not to roll back)."""
+        return self.slowdown != 1.0 or self.error_rate is not None or self.tail_share > 0
 
     @classmethod
     def parse(cls, text: str) -> Scenario:
-        """``NAME`` or ``NAME:latency=1.5,errors=0.03`` (latency factor, absolute canary error rate)."""
+        """``NAME`` or ``NAME:latency=1.5,errors=0.03,tail=0.03,tailx=10`` (latency factor, absolute
+        canary error rate, share of requests in a slow tail and how much slower they are)."""
         name, _, spec = text.partition(":")
         if not name:
             raise ValueError(f"scenario {text!r}: missing name")
         kwargs: dict[str, float] = {}
         for part in filter(None, spec.split(",")):
             key, _, value = part.partition("=")
-            field_name = {"latency": "slowdown", "errors": "error_rate"}.get(key.strip())
+            field_name = _SCENARIO_KEYS.get(key.strip())
             if field_name is None:
-                raise ValueError(f"scenario {text!r}: unknown key {key.strip()!r} (use latency=, errors=)")
+                raise ValueError(
+                    f"scenario {text!r}: unknown key {key.strip()!r} (use latency=, errors=, tail=, tailx=)"
+                )
             try:
                 kwargs[field_name] = float(value)
             except ValueError:
                 raise ValueError(f"scenario {text!r}: {key.strip()}={value!r} is not a number") from None
         slowdown = kwargs.get("slowdown", 1.0)
         error_rate = kwargs.get("error_rate")
+        tail_share, tail_factor = kwargs.get("tail_share", 0.0), kwargs.get("tail_factor", 10.0)
         if not 0 < slowdown < math.inf or (error_rate is not None and not 0 <= error_rate < 1):
             raise ValueError(f"scenario {text!r}: latency must be > 0 and errors in [0, 1)")
-        return cls(name=name, slowdown=slowdown, error_rate=error_rate)
+        if not (0 <= tail_share <= 1 and 0 < tail_factor < math.inf):
+            raise ValueError(f"scenario {text!r}: tail must be in [0, 1] and tailx > 0")
+        return cls(name, slowdown, error_rate, tail_share, tail_factor)
 
 
 DEFAULT_SCENARIOS = (
@@ -191,23 +227,50 @@ class _Rollout:
     index: int
     canary_p: npt.NDArray[np.float64] = field(init=False)
     ga_p: npt.NDArray[np.float64] = field(init=False)
+    _cache: dict[int, tuple[float, float, float, float]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.canary_p = self.traffic.canary_probabilities(self.scenario.slowdown)
+        self.canary_p = self._canary(1.0)
         self.ga_p = np.asarray(self.traffic.ga_probabilities)
+
+    def _canary(self, scale: float) -> npt.NDArray[np.float64]:
+        sc = self.scenario
+        p = self.traffic.canary_probabilities(sc.slowdown * scale)
+        if sc.tail_share > 0:
+            slow = self.traffic.canary_probabilities(sc.slowdown * sc.tail_factor * scale)
+            p = (1.0 - sc.tail_share) * p + sc.tail_share * slow
+        return np.asarray(p)
+
+    def variation(self, k: int) -> tuple[float, float, float, float]:
+        """(GA latency scale, canary latency scale, GA error factor, canary error factor) of window k:
+        the same for every rule and weight."""
+        if k not in self._cache:
+            t = self.traffic
+            rng = np.random.default_rng([self.seed, self.index, k, 977])
+            d = rng.normal(0.0, t.latency_drift, 2) if t.latency_drift > 0 else np.zeros(2)
+            if t.error_cv > 0:
+                shape = 1.0 / t.error_cv**2
+                g = rng.gamma(shape, 1.0 / shape, 2)
+            else:
+                g = np.ones(2)
+            self._cache[k] = (math.exp(d[0]), math.exp(d[1]), float(g[0]), float(g[1]))
+        return self._cache[k]
 
     def window(self, k: int, weight: float) -> Window:
         rng = np.random.default_rng([self.seed, self.index, k, round(weight * 1000)])
         t = self.traffic
-        n = int(rng.poisson(t.rate * t.interval))
+        n = int(rng.poisson(t.rate_at(k) * t.interval))
         nc = int(rng.binomial(n, weight / 100.0))
         ng = n - nc
         can_err = t.ga_error_rate if self.scenario.error_rate is None else self.scenario.error_rate
-        can = Histogram.from_counts(t.bounds, rng.multinomial(nc, self.canary_p))
-        ga = Histogram.from_counts(t.bounds, rng.multinomial(ng, self.ga_p))
+        ga_scale, can_scale, ga_err_f, can_err_f = self.variation(k)
+        ga_p = self.ga_p if ga_scale == 1.0 else self.traffic.canary_probabilities(ga_scale)
+        can_p = self.canary_p if can_scale == 1.0 else self._canary(can_scale)
+        can = Histogram.from_counts(t.bounds, rng.multinomial(nc, can_p))
+        ga = Histogram.from_counts(t.bounds, rng.multinomial(ng, ga_p))
         return Window(
-            baseline=SubsetWindow(ga, ng, int(rng.binomial(ng, t.ga_error_rate))),
-            canary=SubsetWindow(can, nc, int(rng.binomial(nc, can_err))),
+            baseline=SubsetWindow(ga, ng, int(rng.binomial(ng, min(t.ga_error_rate * ga_err_f, 1.0)))),
+            canary=SubsetWindow(can, nc, int(rng.binomial(nc, min(can_err * can_err_f, 1.0)))),
             weight=weight,
         )
 
@@ -237,9 +300,9 @@ def _drive(
     return Outcome("paused", max_windows, served, steps[step])
 
 
-def _judge_rule(policy: Policy) -> Callable[[], tuple[Decide, Callable[[], None]]]:
+def _judge_rule(policy: Policy, steps: tuple[float, ...]) -> Callable[[], tuple[Decide, Callable[[], None]]]:
     def make() -> tuple[Decide, Callable[[], None]]:
-        judge = Judge(policy)
+        judge = Judge(policy, steps=steps)
 
         def decide(w: Window) -> Literal["promote", "hold", "rollback", "pause"]:
             return judge.judge(w).action
@@ -373,7 +436,7 @@ def run_simulation(
         raise ValueError("steps need at least one weight below 100 to analyse")
     policy = policy if policy is not None else Policy()
     makers = {
-        "judge": _judge_rule(policy),
+        "judge": _judge_rule(policy, traffic.steps),
         "flagger": _flagger_rule(flagger_p99, flagger_success, flagger_threshold, flagger_immediate),
         "kayenta": _kayenta_rule(kayenta_alpha),
     }

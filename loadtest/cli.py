@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     ours.add_argument("-f", "--locustfile", default=None, metavar="FILE", help="run this Locust scenario")
     ours.add_argument("--profile", choices=sorted(PROFILES), default=None, help="built-in scenario")
     ours.add_argument("--processes", type=int, default=1, metavar="N", help="use N worker processes")
+    ours.add_argument(
+        "--sessions", type=float, default=0.0, metavar="SHARE", help="share of workers that keep cookies"
+    )
     ours.add_argument("--quiet", action="store_true", help="no progress bar even on a terminal")
     dist = p.add_argument_group("Locust distributed mode")
     dist.add_argument("--master", action="store_true", help="be the master; workers connect to it")
@@ -149,6 +152,7 @@ def plan_from_args(args: argparse.Namespace) -> RunPlan:
         csv=args.o == "csv",
         basic_auth=basic_auth,
         host_header=args.host or None,
+        sessions=args.sessions,
     )
 
 

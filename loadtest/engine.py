@@ -16,6 +16,7 @@ Design of the hot path (why it is not a FastHttpUser):
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
@@ -29,7 +30,7 @@ from locust.exception import StopUser
 from locust.stats import StatsEntry, StatsError, bucket_response_time
 
 from loadtest.histogram import bucket_value
-from loadtest.http import Connection, RequestTemplate, TransportError, build_request
+from loadtest.http import Connection, CookieJar, RequestTemplate, TransportError, build_request
 from loadtest.options import RunPlan
 from loadtest.report import csv_row
 from loadtest.results import Results
@@ -185,8 +186,9 @@ class LeanUser(User):
         templates = self.templates
         cycle = len(templates)
         turn = random.randrange(cycle)
-        conn = Connection(templates[0], plan.timeout)
-        conns = [conn] if cycle == 1 else [Connection(t, plan.timeout) for t in templates]
+        jar = CookieJar() if keeps_session(recorder.users_started - 1, plan.sessions) else None
+        conn = Connection(templates[0], plan.timeout, jar)
+        conns = [conn] if cycle == 1 else [Connection(t, plan.timeout, jar) for t in templates]
         clock = time.perf_counter
         begin = clock()
         quota = plan.per_user_requests
@@ -264,6 +266,12 @@ class LeanUser(User):
                 watchdog.kill(block=False)
             for c in conns:
                 c.close()
+
+
+def keeps_session(index: int, share: float) -> bool:
+    """Whether user ``index`` (0, 1, ... in start order) keeps cookies: the users that do are
+    spread evenly, and of the first ``n`` users exactly ``floor(n * share)`` do."""
+    return math.floor((index + 1) * share) > math.floor(index * share)
 
 
 def _watchdog(conns: list[Connection], timeout: float) -> None:

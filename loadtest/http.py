@@ -21,6 +21,9 @@ from geventhttpclient._parser import HTTPParseError, HTTPResponseParser
 
 USER_AGENT = "loadtest/0.1 (hey-compatible)"
 RECV_SIZE = 65536
+#: A session keeps at most this many cookies of at most this many characters (hostile targets).
+MAX_COOKIES = 32
+MAX_COOKIE = 4096
 
 
 class TransportError(Exception):
@@ -107,14 +110,57 @@ def build_request(
     )
 
 
-class _Response(HTTPResponseParser):
-    """llhttp callbacks that keep only what a load generator reports: status, body size, completion."""
+class CookieJar:
+    """The cookies one session (a worker that behaves like a browser) keeps and sends back.
 
-    def __init__(self, head: bool) -> None:
+    Only what session affinity needs: ``Set-Cookie: name=value`` stores, ``Max-Age`` of 0 or less
+    deletes; domain, path and expiry dates are ignored (one target, one path space). Why not
+    ``http.cookiejar``: it needs ``urllib`` request and response objects on the hot path, and this
+    client deliberately builds neither. Bounded: at most ``MAX_COOKIES`` of ``MAX_COOKIE`` characters.
+    """
+
+    def __init__(self) -> None:
+        self.cookies: dict[str, str] = {}
+        self.version = 0
+
+    def store(self, header: str) -> None:
+        """Apply one ``Set-Cookie`` header value."""
+        if len(header) > MAX_COOKIE:
+            return
+        first, *attributes = header.split(";")
+        name, sep, value = first.strip().partition("=")
+        if not sep or not name or any(c in name + value for c in "\r\n\0;, "):
+            return
+        expired = False
+        for attribute in attributes:
+            key, _, number = attribute.strip().partition("=")
+            if key.lower() == "max-age":
+                expired = not number.strip().lstrip("-").isdigit() or int(number) <= 0
+        if expired:
+            if self.cookies.pop(name, None) is not None:
+                self.version += 1
+            return
+        if self.cookies.get(name) != value and (name in self.cookies or len(self.cookies) < MAX_COOKIES):
+            self.cookies[name] = value
+            self.version += 1
+
+    def header(self) -> str:
+        """The ``Cookie`` header value (empty when there are none)."""
+        return "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+
+
+class _Response(HTTPResponseParser):
+    """llhttp callbacks that keep only what a load generator reports: status, body size, completion;
+    and the ``Set-Cookie`` headers when the connection belongs to a session (``jar``)."""
+
+    def __init__(self, head: bool, jar: CookieJar | None = None) -> None:
         super().__init__()
         self.head = head
         self.complete = False
         self.body = 0
+        self.jar = jar
+        self._field = ""
+        self._is_cookie = False
 
     def _on_message_begin(self) -> None:
         self.complete = False
@@ -123,11 +169,13 @@ class _Response(HTTPResponseParser):
     def _on_status(self, _: str) -> None:
         pass
 
-    def _on_header_field(self, _: str) -> None:
-        pass
+    def _on_header_field(self, name: str) -> None:
+        if self.jar is not None:
+            self._is_cookie = name.lower() == "set-cookie"
 
-    def _on_header_value(self, _: str) -> None:
-        pass
+    def _on_header_value(self, value: str) -> None:
+        if self._is_cookie and self.jar is not None:
+            self.jar.store(value)
 
     def _on_headers_complete(self) -> bool:
         return self.head  # True tells llhttp that a HEAD response has no body
@@ -151,9 +199,13 @@ def _ssl_context() -> ssl.SSLContext:
 class Connection:
     """One HTTP/1.1 connection to a target, reopened transparently when the server closes it."""
 
-    def __init__(self, template: RequestTemplate, timeout: float | None) -> None:
+    def __init__(
+        self, template: RequestTemplate, timeout: float | None, jar: CookieJar | None = None
+    ) -> None:
         self.template = template
         self.timeout = timeout
+        self.jar = jar
+        self._with_cookies: tuple[int, bytes] = (0, template.payload)  # (jar version, payload)
         self._sock: socket.socket | None = None
         self._parser: _Response | None = None
         self.busy_since = 0.0  # perf_counter() when the current request began, 0 when idle
@@ -197,8 +249,19 @@ class Connection:
                 raise TransportError(f"tls handshake with {t.address}: {_reason(exc)}") from None
         sock.settimeout(None)  # see expire()
         self._sock = sock
-        self._parser = _Response(t.method == "HEAD")
+        self._parser = _Response(t.method == "HEAD", self.jar)
         return sock
+
+    def _session_payload(self) -> bytes:
+        """The template's request with the session's cookies (rebuilt only when they changed)."""
+        jar = self.jar
+        assert jar is not None
+        version, payload = self._with_cookies
+        if version == jar.version:
+            return payload
+        payload = with_cookies(self.template.payload, jar.header())
+        self._with_cookies = (jar.version, payload)
+        return payload
 
     def exchange(self, payload: bytes | None = None) -> tuple[int, int, float, float, float]:
         """Send one request, read its response.
@@ -237,7 +300,12 @@ class Connection:
         assert parser is not None
         received = 0
         try:
-            data = payload if payload is not None else self.template.payload
+            if payload is not None:
+                data = payload
+            elif self.jar is not None:
+                data = self._session_payload()
+            else:
+                data = self.template.payload
             # send(), not sendall(): gevent's sendall queries SO_SNDBUF on every call
             written = sock.send(data)
             if written < len(data):
@@ -267,6 +335,23 @@ class Connection:
         if not self.template.keepalive or not parser.should_keep_alive():
             self.close()
         return status, body, connected - start, sent - connected, first - sent
+
+
+def with_cookies(payload: bytes, cookies: str) -> bytes:
+    """``payload`` (a request) with ``cookies`` added to its ``Cookie`` header (or a new one)."""
+    if not cookies:
+        return payload
+    head, sep, body = payload.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    extra = cookies.encode("latin-1")
+    for index, line in enumerate(lines[1:], start=1):
+        name, colon, value = line.partition(b":")
+        if colon and name.strip().lower() == b"cookie":
+            lines[index] = name + b": " + value.strip() + b"; " + extra
+            break
+    else:
+        lines.append(b"Cookie: " + extra)
+    return b"\r\n".join(lines) + sep + body
 
 
 def _reason(exc: BaseException) -> str:

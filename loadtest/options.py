@@ -98,6 +98,9 @@ class RunPlan(BaseModel):
     csv: bool = False
     basic_auth: tuple[str, str] | None = None
     host_header: str | None = None
+    sessions: float = Field(
+        default=0.0, description="--sessions: share of workers that keep the cookies the target sets"
+    )
 
     @field_validator("url")
     @classmethod
@@ -115,6 +118,13 @@ class RunPlan(BaseModel):
         for name, header_value in value.items():
             if not re.fullmatch(r"[\w-]+", name) or any(c in header_value for c in "\r\n\0"):
                 raise ValueError(f"invalid header {name!r}")
+        return value
+
+    @field_validator("sessions")
+    @classmethod
+    def _sessions(cls, value: float) -> float:
+        if not 0 <= value <= 1:  # NaN fails too
+            raise ValueError(f"--sessions must be a share between 0 and 1 (got {value})")
         return value
 
     @field_validator("concurrency")

@@ -8,15 +8,15 @@ children. The job limit (429) bounds the load one pod generates; beyond one core
 Locust's distributed mode.
 
 Safety: the request names a target URL, a rate or a concurrency, a duration, a method and headers,
-all validated; nothing from a request ever reaches a shell or the file system. Targets must match
-the allowlist given on the command line. Every call but ``/healthz`` and ``/metrics`` needs the
+all validated; nothing from a request ever reaches a shell or the file system. Targets and the
+``Host`` header must match the allowlist given on the command line, and hop-by-hop and framing
+headers are never accepted (:mod:`loadtest.allow`). Every call but ``/healthz`` and ``/metrics`` needs the
 bearer token (compared in constant time).
 """
 
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import hmac
 import itertools
 import json
@@ -26,11 +26,10 @@ import signal
 import sys
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import unquote, urlsplit
 
 import gevent
 import gevent.event
@@ -42,9 +41,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from loadtest.allow import Allowlist, check_header, check_target
 from loadtest.engine import Recorder
 from loadtest.histogram import bucket_value
-from loadtest.options import RunPlan, validate_method, validate_url
+from loadtest.lifeline import parent_gone, set_parent_death_signal
+from loadtest.options import RunPlan, validate_method
 from loadtest.results import Results
 
 log = logging.getLogger("loadtest.serve")
@@ -73,7 +74,15 @@ class JobRequest(BaseModel):
     @field_validator("target")
     @classmethod
     def _target(cls, value: str) -> str:
-        return validate_url(value)
+        return check_target(value)
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, header_value in value.items():
+            if name.lower() != "host":  # judged with the allowlist entry (Allowlist.refusal)
+                check_header(name, header_value)
+        return value
 
     @field_validator("method")
     @classmethod
@@ -93,51 +102,6 @@ class JobRequest(BaseModel):
             concurrency=self.concurrency or default_workers,
             timeout=10.0,
         )
-
-
-def _climbs(path: str) -> bool:
-    """True when ``path`` has a dot segment (``/ok/../admin``, also ``%2e%2e``, ``..%2f``, ``..\\``).
-
-    Servers resolve those before routing, so such a URL passes a path-prefix check and loads a
-    path outside the prefix. Backslashes count as separators because some servers treat them so.
-    """
-    segments = unquote(path).replace("\\", "/").split("/")
-    return any(segment in (".", "..") for segment in segments)
-
-
-class Allowlist:
-    """Targets the server may load: URL prefixes (``http://podinfo.test:9898/``) or host patterns.
-
-    A host pattern is matched with shell wildcards against ``host`` or ``host:port``
-    (``*.test``, ``podinfo.test:9898``). An empty allowlist allows nothing.
-    """
-
-    def __init__(self, patterns: Iterable[str]) -> None:
-        self.prefixes: list[str] = []
-        self.hosts: list[str] = []
-        for raw in patterns:
-            pattern = raw.strip()
-            if not pattern:
-                continue
-            if "://" in pattern:
-                self.prefixes.append(validate_url(pattern))
-            else:
-                self.hosts.append(pattern.lower())
-
-    def allows(self, url: str) -> bool:
-        """True when ``url`` starts with an allowed prefix or its host matches an allowed pattern."""
-        parts = urlsplit(url)
-        if parts.username or parts.password:
-            return False  # credentials in the URL could make a prefix look like another host
-        for prefix in self.prefixes:
-            p = urlsplit(prefix)
-            same_origin = (parts.scheme, parts.hostname, parts.port) == (p.scheme, p.hostname, p.port)
-            path = parts.path or "/"
-            if same_origin and path.startswith(p.path or "/") and not _climbs(path):
-                return True
-        host = (parts.hostname or "").lower()
-        hostport = f"{host}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
-        return any(fnmatch.fnmatchcase(host, h) or fnmatch.fnmatchcase(hostport, h) for h in self.hosts)
 
 
 @dataclass
@@ -346,11 +310,14 @@ class Server:
                 spec.plan()
             except ValidationError as exc:
                 fields = "; ".join(
-                    f"{'.'.join(str(x) for x in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
+                    f"{'.'.join(str(x) for x in e['loc']) or 'body'}: "
+                    + str(e["msg"]).removeprefix("Value error, ")
+                    for e in exc.errors()
                 )
                 return error(400, fields)
-            if not self.allowlist.allows(spec.target):
-                return error(403, f"target {spec.target} is not in the allowlist")
+            refusal = self.allowlist.refusal(spec.target, spec.headers)
+            if refusal is not None:
+                return error(403, refusal)
             if self.running() >= self.max_jobs:
                 return error(429, f"{self.max_jobs} jobs are running already")
             job = self.start(spec)
@@ -395,6 +362,16 @@ class Server:
         return app
 
 
+def _watch_parent(parent_pid: int, stopped: gevent.event.Event) -> None:
+    """Stop the server once ``parent_pid`` is no longer our parent (see :mod:`loadtest.lifeline`)."""
+    while not stopped.is_set():
+        if parent_gone(parent_pid):
+            log.warning("parent %d is gone: stopping", parent_pid)
+            stopped.set()
+            return
+        gevent.sleep(0.5)
+
+
 def _token(args: argparse.Namespace) -> bytes:
     if args.token_file:
         try:
@@ -411,7 +388,7 @@ def _token(args: argparse.Namespace) -> bytes:
 
 
 def main(argv: list[str]) -> int:
-    """``loadtest serve [--host H] [--port P] [--token-file F] [--allow PATTERN ...]``."""
+    """``loadtest serve [--host H] [--port P] [--token-file F] [--allow PATTERN ...] [--parent-pid PID]``."""
     parser = argparse.ArgumentParser(prog="loadtest serve", description="HTTP control API for load jobs.")
     parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
     parser.add_argument("--port", type=int, default=8089, help="port (default 8089)")
@@ -423,9 +400,17 @@ def main(argv: list[str]) -> int:
         action="append",
         default=[],
         metavar="PATTERN",
-        help=f"allowed target: URL prefix or host pattern; repeatable (also ${ALLOW_ENV}, comma-separated)",
+        help="allowed target: URL prefix or host pattern, then ';host=NAME' for each Host header it "
+        f"permits; repeatable (also ${ALLOW_ENV}, comma-separated)",
     )
     parser.add_argument("--max-jobs", type=int, default=4, help="jobs running at once (default 4)")
+    parser.add_argument(
+        "--parent-pid",
+        type=int,
+        default=None,
+        metavar="PID",
+        help="exit when process PID (our parent) dies: the controller's local load server",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="loadtest serve: %(levelname)s: %(message)s")
     logging.getLogger("locust").setLevel(logging.ERROR)  # spawning chatter, per job
@@ -439,7 +424,12 @@ def main(argv: list[str]) -> int:
     if args.max_jobs < 1:
         sys.stderr.write("loadtest serve: error: --max-jobs must be at least 1\n")
         return 2
-    if not allowlist.prefixes and not allowlist.hosts:
+    if args.parent_pid is not None:
+        set_parent_death_signal(signal.SIGTERM)
+        if parent_gone(args.parent_pid):  # it died before prctl took effect
+            sys.stderr.write(f"loadtest serve: error: parent {args.parent_pid} is gone\n")
+            return 2
+    if not allowlist:
         log.warning("the allowlist is empty: every job will be refused (403); pass --allow")
     server = Server(token=token, allowlist=allowlist, max_jobs=args.max_jobs)
     try:
@@ -453,6 +443,8 @@ def main(argv: list[str]) -> int:
     stopped = gevent.event.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(sig, stopped.set)
+    if args.parent_pid is not None:
+        gevent.spawn(_watch_parent, args.parent_pid, stopped)
     stopped.wait()
     for job in list(server.jobs.values()):
         server.stop(job)

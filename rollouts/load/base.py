@@ -5,7 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from rollouts.load.errors import LoadRejectedError
+from rollouts.load.errors import (
+    LoadError,
+    LoadRejectedError,
+    LoadUnavailableError,
+)
 
 
 @dataclass(frozen=True)
@@ -159,3 +163,16 @@ class NoLoad:
 
     def close(self) -> None:
         """Nothing held."""
+
+
+# The errors are defined in errors.py and raised here: importable from here too.
+__all__ = [
+    "LoadDriver",
+    "LoadError",
+    "LoadRejectedError",
+    "LoadRequest",
+    "LoadStats",
+    "LoadUnavailableError",
+    "NoLoad",
+    "ensure_running",
+]

@@ -11,11 +11,17 @@ Scope: HTTP/1.1 and 1.0 requests with ``Content-Length``, chunked or no body (``
 100-continue`` is answered by the forwarder); responses framed by ``Content-Length``, chunked
 encoding or connection close; interim ``1xx`` responses from the backend are skipped.
 Protocol upgrades (WebSocket) are answered 501.
+
+A route may ask for a mirror: a copy of the request goes to a second upstream, in the background,
+with ``-shadow`` appended to its ``Host`` (as Envoy marks shadow requests), and its answer is read
+and dropped; the client never waits for it. At most ``MAX_SHADOWS`` copies are in flight; beyond
+that a copy is skipped, as Envoy's shadowing is best effort too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +32,8 @@ from rollouts.local.errors import ProtocolError
 MAX_HEAD = 64 * 1024
 _HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"upgrade"})
 _MAX_IDLE = 64
+#: Mirrored copies in flight at once; more are skipped.
+MAX_SHADOWS = 256
 
 
 @dataclass(frozen=True)
@@ -140,14 +148,26 @@ class Upstream:
 
 @dataclass(frozen=True)
 class Exchange:
-    """One forwarded request's outcome, for telemetry."""
+    """One forwarded request's outcome, for telemetry; ``mirrored`` for a shadow copy."""
 
     status: int
     seconds: float
+    mirrored: bool = False
 
 
-#: Chooses the backend of a request: returns its pool and a label for the response header.
-Router = Callable[[], tuple[Upstream, str]]
+@dataclass(frozen=True)
+class Route:
+    """Where one request goes: its pool (None: no route, answered 404) and label, an optional
+    mirror (pool and label), and header lines added to the response (``set-cookie: ...``)."""
+
+    upstream: Upstream | None
+    label: str
+    mirror: tuple[Upstream, str] | None = None
+    response_headers: tuple[bytes, ...] = ()
+
+
+#: Chooses the route of a request from its head.
+Router = Callable[[Head], Route]
 #: Called after each request with the label and the exchange.
 Recorder = Callable[[str, Exchange], None]
 
@@ -180,6 +200,7 @@ class Forwarder:
         self.record = record
         self.subset_header = subset_header.encode()
         self.timeout = timeout
+        self._shadows: set[asyncio.Task[None]] = set()
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Handle one client connection until it closes (the ``asyncio.start_server`` callback)."""
@@ -198,16 +219,29 @@ class Forwarder:
                 version = request.start.rsplit(b" ", 1)[-1]
                 connection = b",".join(request.values(b"connection")).lower()
                 close = b"close" in connection or (version == b"HTTP/1.0" and b"keep-alive" not in connection)
-                upstream, label = self.route()
-                subset_line = self.subset_header + b": " + label.encode()
+                route = self.route(request)
+                subset_line = self.subset_header + b": " + route.label.encode()
                 if request.values(b"upgrade"):
                     writer.write(_simple(501, "Not Implemented", "upgrades are not supported", "", True))
                     return
                 method = request.start.split(b" ", 1)[0]
-                message = b"\r\n".join([request.start, *request.forwardable()]) + b"\r\n\r\n" + body
-                answer = await self._exchange(
-                    upstream, label, message, head_only=method == b"HEAD", subset=subset_line, close=close
-                )
+                lines = request.forwardable()
+                message = b"\r\n".join([request.start, *lines]) + b"\r\n\r\n" + body
+                if route.mirror is not None:
+                    self._shadow(route.mirror, request.start, lines, body, method == b"HEAD")
+                if route.upstream is None:
+                    answer = _simple(404, "Not Found", "no route", subset_line.decode(), close)
+                    self.record(route.label, Exchange(404, 0.0))
+                else:
+                    answer = await self._exchange(
+                        route.upstream,
+                        route.label,
+                        message,
+                        head_only=method == b"HEAD",
+                        subset=subset_line,
+                        close=close,
+                        extra=route.response_headers,
+                    )
                 writer.write(answer)
                 await writer.drain()
                 if close:
@@ -217,8 +251,36 @@ class Forwarder:
         finally:
             writer.close()
 
+    def _shadow(
+        self, mirror: tuple[Upstream, str], start: bytes, lines: list[bytes], body: bytes, head: bool
+    ) -> None:
+        """Send a copy to the mirror in the background; its answer is dropped."""
+        if len(self._shadows) >= MAX_SHADOWS:
+            return
+        shadowed = [_shadow_host(line) for line in lines]
+        message = b"\r\n".join([start, *shadowed]) + b"\r\n\r\n" + body
+        upstream, label = mirror
+        task = asyncio.create_task(self._mirror(upstream, label, message, head))
+        self._shadows.add(task)
+        task.add_done_callback(self._shadows.discard)
+
+    async def _mirror(self, upstream: Upstream, label: str, message: bytes, head_only: bool) -> None:
+        with contextlib.suppress(Exception):
+            await self._exchange(
+                upstream, label, message, head_only=head_only, subset=b"", close=False, mirrored=True
+            )
+
     async def _exchange(
-        self, upstream: Upstream, label: str, message: bytes, *, head_only: bool, subset: bytes, close: bool
+        self,
+        upstream: Upstream,
+        label: str,
+        message: bytes,
+        *,
+        head_only: bool,
+        subset: bytes,
+        close: bool,
+        extra: tuple[bytes, ...] = (),
+        mirrored: bool = False,
     ) -> bytes:
         begin = time.perf_counter()
         status = 503
@@ -241,7 +303,12 @@ class Forwarder:
                     writer.close()
                 else:
                     upstream.release(reader, writer)
-                lines = [response_head.start, *response_head.forwardable(), subset]
+                lines = [
+                    response_head.start,
+                    *response_head.forwardable(),
+                    *([subset] if subset else []),
+                    *extra,
+                ]
                 if ended:  # close-delimited: give the client a length instead
                     lines.append(f"content-length: {len(body)}".encode())
                 if close:
@@ -255,7 +322,7 @@ class Forwarder:
             status = 503  # Envoy's answer when it cannot reach the upstream
             return _simple(503, "Service Unavailable", "no healthy upstream", subset.decode(), close)
         finally:
-            self.record(label, Exchange(status, time.perf_counter() - begin))
+            self.record(label, Exchange(status, time.perf_counter() - begin, mirrored))
 
     async def _roundtrip(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, message: bytes, head_only: bool
@@ -274,6 +341,21 @@ class Forwarder:
             return head, body, ended
 
 
+def _shadow_host(line: bytes) -> bytes:
+    """A ``Host`` header line with ``-shadow`` appended to the host (before any port), as Envoy does."""
+    name, sep, value = line.partition(b":")
+    if not sep or name.strip().lower() != b"host":
+        return line
+    host = value.strip()
+    if host.startswith(b"["):
+        end = host.find(b"]") + 1
+        host, port = host[:end], host[end:]
+    else:
+        host, colon, port = host.partition(b":")
+        port = colon + port
+    return name + b": " + host + b"-shadow" + port
+
+
 async def start(
     forwarder: Forwarder, host: str, port: int
 ) -> asyncio.AbstractServer:  # pragma: no cover - thin wrapper
@@ -281,4 +363,4 @@ async def start(
     return await asyncio.start_server(forwarder.serve, host, port, limit=MAX_HEAD)
 
 
-__all__ = ["Exchange", "Forwarder", "Head", "ProtocolError", "Upstream", "start"]
+__all__ = ["MAX_SHADOWS", "Exchange", "Forwarder", "Head", "ProtocolError", "Route", "Upstream", "start"]

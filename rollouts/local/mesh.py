@@ -7,12 +7,22 @@ editors of :mod:`rollouts.routes`) on the remote branch of a Git repo. Like Flux
 private bare repository and a read of the one blob, with no checkout. Requests are passed through
 byte for byte by :mod:`rollouts.local.forwarder` over pooled keep-alive connections.
 
+The strategies are served as Envoy serves them: the routes of the file apply in order (Gateway
+API: by match precedence) with their header, cookie (a regex on ``cookie``) and query conditions; a
+route's mirror sends a copy of the request to the canary with ``-shadow`` on its ``Host`` and drops
+the answer; a ``Set-Cookie`` response header on a destination is added to that destination's answers,
+and the session-affinity route sends the cookie's holders back to it. A request no route takes is
+answered 404, as Envoy answers it.
+
 A revision whose route file does not parse, or names subsets the mesh does not have, is not
 applied: the mesh keeps the last good weights and reports the error on ``/status``.
 
 It emits Istio's standard telemetry for every proxied request, as the destination sidecar would
 (``reporter="destination"``), so that the same PromQL works here and in a cluster:
 ``istio_requests_total`` and ``istio_request_duration_milliseconds`` (Envoy's default buckets).
+A mirrored copy is counted there too, at the canary, as Istio's destination sidecar counts it (the
+source side never sees a shadow request, so Istio has no ``reporter="source"`` series for it); the
+mesh's own ``rollouts_mesh_mirrored_requests_total`` counts the copies separately, for people.
 
 A second, admin port (like Envoy's admin and Istio's agent ports) serves ``/status`` (the sync
 gate's view, see docs/architecture.md), ``/metrics``, ``/healthz`` and ``/readyz``; keeping them off
@@ -36,7 +46,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from aiohttp import web
 from prometheus_client import (
@@ -49,10 +59,11 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from rollouts.local.forwarder import Exchange, Forwarder, Upstream
+from rollouts.local.forwarder import Exchange, Forwarder, Head, Route, Upstream
 from rollouts.local.forwarder import start as start_forwarder
 from rollouts.local.process import run_async, serve_until_signalled
 from rollouts.routes.base import RouteEditor, Weights
+from rollouts.routes.strategies import Request, RouteTable, Rule
 
 #: Envoy's default histogram buckets, in milliseconds, as Istio's standard metrics use them.
 ENVOY_BUCKETS_MS: tuple[float, ...] = (
@@ -179,6 +190,7 @@ class RouteWatcher:
         self.status = MeshStatus(branch=config.branch, kind=config.kind, path=config.path)
         self._repo = git.Repo.init(workdir, bare=True)
         self._attempted: str | None = None  # newest remote sha we tried to apply
+        self.table: RouteTable | None = None  # the routes in force, with the weights of status
 
     def remote_head(self) -> str:
         """The sha the remote branch points at; ``RuntimeError`` when it cannot be read."""
@@ -190,8 +202,8 @@ class RouteWatcher:
                 return sha
         raise RuntimeError(f"branch {self.config.branch!r} not found on remote {self.config.repo}")
 
-    def read_route(self, sha: str) -> Weights:
-        """Fetch ``sha`` and read the weights of the route file at that revision."""
+    def read_route(self, sha: str) -> tuple[Weights, RouteTable]:
+        """Fetch ``sha`` and read the weights and the routes of the route file at that revision."""
         branch = self.config.branch
         self._repo.git.fetch(
             "--quiet", "--no-tags", self.config.repo, f"+refs/heads/{branch}:refs/remotes/origin/{branch}"
@@ -201,7 +213,7 @@ class RouteWatcher:
         except KeyError:
             raise ValueError(f"{self.config.path}: no such file at revision {sha[:12]}") from None
         text = blob.data_stream.read().decode("utf-8")
-        return self.editor.read(text)
+        return self.editor.read(text), self.editor.table(text)
 
     def poll(self) -> MeshStatus:
         """One poll: apply the remote's newest revision if it is new and good; never raises."""
@@ -210,12 +222,27 @@ class RouteWatcher:
             sha = self.remote_head()
             if sha != self._attempted:
                 self._attempted = sha
-                weights = self.read_route(sha)
+                weights, table = self.read_route(sha)
                 status.revision, status.weights, status.error = sha, weights, None
+                self.table = table
         except Exception as exc:  # a bad revision or an unreachable remote must not stop the mesh
             status.error = _one_line(exc)
         status.last_poll = time.time()
         return status
+
+
+def request_of(head: Head) -> Request:
+    """What the route matches look at in a request head (method, path, query, headers)."""
+    parts = head.start.split(b" ")
+    method = parts[0].decode("latin-1") if parts else "GET"
+    target = urlsplit(parts[1].decode("latin-1") if len(parts) > 1 else "/")
+    headers = []
+    for line in head.lines:
+        name, sep, value = line.partition(b":")
+        if sep:
+            headers.append((name.strip().decode("latin-1").lower(), value.strip().decode("latin-1")))
+    query = tuple(parse_qsl(target.query, keep_blank_values=True))
+    return Request(method=method, path=target.path or "/", headers=tuple(headers), query=query)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -243,6 +270,12 @@ class Mesh:
             buckets=ENVOY_BUCKETS_MS,
             registry=self.registry,
         )
+        self.mirrored = Counter(
+            "rollouts_mesh_mirrored_requests",
+            "Mirrored copies sent to the canary by the local mesh (their answers are dropped).",
+            ["destination_workload", "response_code"],
+            registry=self.registry,
+        )
         self._random = random.Random(config.seed)
         self._upstreams = {d.name: Upstream(*d.address) for d in (config.stable, config.canary)}
         self._children: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
@@ -252,12 +285,22 @@ class Mesh:
         """Weights in force: the last applied, or everything to stable before the first good read."""
         return self.watcher.status.weights or Weights(stable=100, canary=0)
 
-    def pick(self) -> Destination:
-        """The destination of the next request, at random with the weights in force."""
-        canary = self.weights.canary
+    def pick(self, weights: Weights | None = None) -> Destination:
+        """The destination of the next request, at random with ``weights`` (default: those in force)."""
+        canary = (weights or self.weights).canary
         if canary and self._random.random() * 100 < canary:
             return self.config.canary
         return self.config.stable
+
+    def rule_for(self, head: Head) -> Rule | None:
+        """The route that takes the request with ``head``; the weights in force when the file has
+        one plain route (the fast path: nothing in the request is looked at)."""
+        table = self.watcher.table
+        if table is None:
+            return Rule(matches=(), weights=self.weights)
+        if len(table.rules) == 1 and not table.rules[0].matches:
+            return table.rules[0]
+        return table.route(request_of(head))
 
     def _record(self, destination: Destination, code: int, millis: float) -> None:
         key = (destination.name, code)
@@ -278,13 +321,26 @@ class Mesh:
 
     # -- traffic -------------------------------------------------------------------------------
 
-    def _route(self) -> tuple[Upstream, str]:
-        destination = self.pick()
-        return self._upstreams[destination.name], destination.name
+    def _route(self, head: Head) -> Route:
+        rule = self.rule_for(head)
+        if rule is None:
+            return Route(None, "none")
+        destination = self.pick(rule.weights)
+        canary = self.config.canary
+        mirror = None
+        if rule.mirror is not None and self._random.random() * 100 < rule.mirror:
+            mirror = (self._upstreams[canary.name], canary.name)
+        side = "canary" if destination is canary else "stable"
+        cookies = tuple(b"set-cookie: " + value.encode() for who, value in rule.set_cookie if who == side)
+        return Route(self._upstreams[destination.name], destination.name, mirror, cookies)
 
     def _on_exchange(self, name: str, exchange: Exchange) -> None:
+        if name not in self._upstreams:
+            return  # no route: no destination to report it
         destination = self.config.canary if name == self.config.canary.name else self.config.stable
         self._record(destination, exchange.status, exchange.seconds * 1000.0)
+        if exchange.mirrored:
+            self.mirrored.labels(destination.workload, str(exchange.status)).inc()
 
     # -- admin ---------------------------------------------------------------------------------
 
@@ -400,4 +456,5 @@ __all__ = [
     "MeshConfig",
     "MeshStatus",
     "RouteWatcher",
+    "request_of",
 ]

@@ -305,3 +305,16 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+# The errors are defined in errors.py and raised here: importable from here too.
+__all__ = [
+    "DEFAULT_BUCKETS",
+    "FAULT_EXEMPT",
+    "ConfigError",
+    "Handler",
+    "Podinfo",
+    "PodinfoConfig",
+    "config_from_args",
+    "main",
+    "parser",
+]

@@ -23,13 +23,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from rollouts.local.errors import ProcessError
 from rollouts.local.mesh import Destination, MeshConfig
 from rollouts.local.process import ChildProcess, free_port, python_module
 from rollouts.local.prometheus import PrometheusServer, ScrapeTarget
-from rollouts.routes.base import Weights
+from rollouts.routes.base import RouteEditor, Weights
 
 GIT_AUTHOR = ("rollouts local stack", "local-stack@rollouts.invalid")
 
@@ -81,6 +81,7 @@ class StackConfig:
     canary_weight: int = 0
     route_path: str = "workloads/podinfo/virtual-service.yaml"
     route_text: str | None = None  # default: guide_virtual_service(canary_weight)
+    route_kind: Literal["VirtualService", "HTTPRoute", "TrafficSplit"] = "VirtualService"
     branch: str = "master"
     poll_interval: float = 1.0
     scrape_interval: float = 1.0
@@ -252,7 +253,7 @@ class LocalStack:
             repo=str(self.repo_path),
             branch=cfg.branch,
             path=cfg.route_path,
-            kind="VirtualService",
+            kind=cfg.route_kind,
             namespace=cfg.namespace,
             service=cfg.service,
             stable=Destination(name="ga", url=self.ga_url, workload=self.workload("ga"), version="ga"),
@@ -319,15 +320,23 @@ class LocalStack:
 
     def set_canary_weight(self, canary: int, message: str | None = None) -> str:
         """Commit new weights with the route editor (only the weight scalars change); the sha."""
+        return self.edit_route(
+            lambda editor, text: editor.write(text, Weights.for_canary(canary)),
+            message or f"podinfo: canary weight {canary}%",
+        )
+
+    def edit_route(self, change: Callable[[RouteEditor, str], str], message: str) -> str:
+        """Commit ``change(editor, current text)`` as the route file (a strategy, weights); the sha."""
         import git
 
         from rollouts.routes import editor_for
 
         repo = git.Repo(self.repo_path)
         current = (repo.commit(self.config.branch).tree / self.config.route_path).data_stream.read().decode()
-        editor = editor_for("VirtualService", stable="ga", canary="canary", source=self.config.route_path)
-        text = editor.write(current, Weights.for_canary(canary))
-        return self.commit_route(text, message or f"podinfo: canary weight {canary}%")
+        editor = editor_for(
+            self.config.route_kind, stable="ga", canary="canary", source=self.config.route_path
+        )
+        return self.commit_route(change(editor, current), message)
 
     def status(self) -> dict[str, Any]:
         """The mesh's ``/status`` document."""

@@ -1,5 +1,6 @@
 """Route editors: one module per traffic API behind one small interface (read weights, write
-weights), as Flagger does in ``pkg/router``.
+weights; add or remove the strategies' match route, mirror and session affinity; read the routing
+table), as Flagger does in ``pkg/router``.
 
 >>> editor = editor_for("VirtualService", stable="ga", canary="canary", source="vs.yaml")
 >>> weights = editor.read(text)                           # doctest: +SKIP
@@ -13,6 +14,7 @@ from collections.abc import Collection, Sequence
 from rollouts.routes.base import RouteEditor, Weights
 from rollouts.routes.errors import RouteError
 from rollouts.routes.httproute import HTTPRouteEditor
+from rollouts.routes.strategies import Match, RequestMatch, RouteTable, Rule, SessionAffinity, StringMatch
 from rollouts.routes.trafficsplit import TrafficSplitEditor
 from rollouts.routes.virtualservice import VirtualServiceEditor, destination_rule_subsets
 
@@ -21,8 +23,14 @@ KINDS = ("VirtualService", "HTTPRoute", "TrafficSplit")
 __all__ = [
     "KINDS",
     "HTTPRouteEditor",
+    "Match",
+    "RequestMatch",
     "RouteEditor",
     "RouteError",
+    "RouteTable",
+    "Rule",
+    "SessionAffinity",
+    "StringMatch",
     "TrafficSplitEditor",
     "VirtualServiceEditor",
     "Weights",

@@ -115,6 +115,11 @@ class Group:
     route_name: str | None
     seq: SequenceNode
     entries: list[Entry]
+    # The route (``http[i]``, ``rules[i]``) holding ``seq``, and the list of routes holding it;
+    # None for APIs without routes (TrafficSplit). The strategies edit around them.
+    item: MappingNode | None = None
+    routes: SequenceNode | None = None
+    index: int = 0
 
 
 class SplitEditor:

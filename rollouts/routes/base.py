@@ -8,7 +8,10 @@ That keeps every editor a pure function that is easy to test byte for byte.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from rollouts.routes.strategies import Match, RouteTable, SessionAffinity
 
 from rollouts.routes.errors import RouteError
 
@@ -34,7 +37,8 @@ class Weights:
 
 
 class RouteEditor(Protocol):
-    """Reads and writes the stable/canary weights of one route in one file's text.
+    """Reads and writes the stable/canary weights of one route in one file's text, and the blocks
+    of the strategies (A/B match route, mirror, session affinity) around it.
 
     ``write`` changes only the weight scalars (and, where the canary destination is missing, adds
     it with the smallest possible change); everything else stays byte for byte.
@@ -49,3 +53,23 @@ class RouteEditor(Protocol):
     def write(self, text: str, weights: Weights) -> str:
         """``text`` with the weights replaced."""
         ...
+
+    def set_match(self, text: str, match: Match | None) -> str:
+        """``text`` with the A/B match route to the canary (None: removed); a route of ours only."""
+        ...
+
+    def set_mirror(self, text: str, percent: float | None) -> str:
+        """``text`` with the default route mirroring ``percent`` to the canary (None: removed)."""
+        ...
+
+    def set_affinity(self, text: str, affinity: SessionAffinity | None) -> str:
+        """``text`` with session affinity for the canary (None: removed)."""
+        ...
+
+    def table(self, text: str) -> RouteTable:
+        """Every route of the file that leads to stable or canary, in the order they apply."""
+        ...
+
+
+# The errors are defined in errors.py and raised here: importable from here too.
+__all__ = ["RouteEditor", "RouteError", "Weights"]

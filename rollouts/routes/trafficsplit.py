@@ -1,7 +1,11 @@
 """SMI ``TrafficSplit`` (``split.smi-spec.io`` v1alpha1 to v1alpha4): ``spec.backends[].weight``.
 
-Backends are named by ``service``. A file may hold several TrafficSplits: ``route_name`` chooses one
-by ``metadata.name``, else it is the one that holds both services.
+Backends are named by ``service``. A TrafficSplit has weights only: no request matches, no mirror,
+no response headers, so A/B matches, mirroring and session affinity are errors that name the field
+(blue/green, a switch from 0 to 100, is a weight change and works).
+
+A file may hold several TrafficSplits: ``route_name`` chooses one by ``metadata.name``, else it is
+the one that holds both services.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from rollouts.routes._engine import (
     items,
     keyed_entry,
 )
+from rollouts.routes.base import RouteError
+from rollouts.routes.strategies import Match, RouteTable, Rule, SessionAffinity
 
 API_GROUPS = ("split.smi-spec.io",)
 
@@ -46,3 +52,32 @@ class TrafficSplitEditor(SplitEditor):
         return keyed_entry(
             item, key="service", word="service", item_word="backend", label=label, source=self.source
         )
+
+    # -- strategies: SMI cannot express them ----------------------------------------------------------
+
+    def _cannot(self, field: str, what: str) -> RouteError:
+        return RouteError(
+            f"{self.source}: {field}: a TrafficSplit has no {what}; use a VirtualService or an HTTPRoute"
+        )
+
+    def set_match(self, text: str, match: Match | None) -> str:
+        """Only "no match" is expressible."""
+        if match is None:
+            return text
+        raise self._cannot("analysis.match", "request matches")
+
+    def set_mirror(self, text: str, percent: float | None) -> str:
+        """Only "no mirror" is expressible."""
+        if percent is None:
+            return text
+        raise self._cannot("analysis.mirror", "traffic mirroring")
+
+    def set_affinity(self, text: str, affinity: SessionAffinity | None) -> str:
+        """Only "no affinity" is expressible."""
+        if affinity is None:
+            return text
+        raise self._cannot("analysis.sessionAffinity", "response headers or request matches")
+
+    def table(self, text: str) -> RouteTable:
+        """One rule: the split."""
+        return RouteTable(rules=(Rule(matches=(), weights=self.read(text), label=self._select(text).label),))

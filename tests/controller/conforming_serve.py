@@ -80,7 +80,14 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--allow", action="append", default=[])
+    parser.add_argument("--parent-pid", type=int, default=None)  # the contract's lifeline
     args = parser.parse_args()
+    if args.parent_pid is not None:
+        from loadtest.lifeline import parent_gone, set_parent_death_signal
+
+        set_parent_death_signal()
+        if parent_gone(args.parent_pid):
+            raise SystemExit(f"parent {args.parent_pid} is gone")
     app = ConformingServe(token=os.environ["LOADTEST_TOKEN"], allow=tuple(args.allow))
     ThreadingHTTPServer((args.host, args.port), make_handler(app, [])).serve_forever()
 

@@ -28,6 +28,12 @@ class Api:
     base: str
     target: str
     proc: subprocess.Popen[bytes]
+    port: int  # the target's port
+
+    @property
+    def narrow(self) -> str:
+        """The allowlist entry ``http://localhost:PORT/ok/;host=podinfo.test``, without its option."""
+        return f"http://localhost:{self.port}/ok/"
 
     def call(self, method: str, path: str, token: str | None = TOKEN, **kw: object) -> requests.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -54,6 +60,8 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
             str(token_file),
             "--allow",
             f"http://127.0.0.1:{target.port}/",
+            "--allow",
+            f"http://localhost:{target.port}/ok/;host=podinfo.test",
             "--max-jobs",
             "2",
         ],
@@ -67,7 +75,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
             break
         except requests.ConnectionError:
             time.sleep(0.1)
-    yield Api(base, f"http://127.0.0.1:{target.port}/", proc)
+    yield Api(base, f"http://127.0.0.1:{target.port}/", proc, target.port)
     proc.terminate()
     proc.wait(timeout=20)
     target.stop()
@@ -250,3 +258,114 @@ def test_chunked_bodies_are_read_and_limited(api: Api) -> None:
     response = requests.post(api.base + "/jobs", data=chunks(small), headers=headers, timeout=10)
     assert response.status_code == 201, response.text
     api.call("DELETE", f"/jobs/{response.json()['id']}")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Connection",
+        "Keep-Alive",
+        "Proxy-Authorization",
+        "Proxy-Connection",
+        "TE",
+        "Trailer",
+        "Transfer-Encoding",
+        "Upgrade",
+        "Content-Length",
+        "content-length",
+    ],
+)
+def test_hop_by_hop_and_framing_headers_are_refused(api: Api, name: str) -> None:
+    """Regression: Content-Length and Transfer-Encoding were sent as given (keep-alive desync)."""
+    body = {"target": api.target, "rate": 1, "duration": 1, "headers": {name: "5"}}
+    response = api.call("POST", "/jobs", json=body)
+    assert response.status_code == 400, response.text
+    assert "hop-by-hop or framing" in response.json()["error"]
+
+
+def test_host_only_where_the_entry_permits_it(api: Api) -> None:
+    """Regression: any Host was sent, so a proxy routing by Host reached any service."""
+    refused = api.call(
+        "POST",
+        "/jobs",
+        json={"target": api.target, "rate": 1, "duration": 1, "headers": {"Host": "admin.svc"}},
+    )
+    assert refused.status_code == 403 and "Host 'admin.svc' is not permitted" in refused.json()["error"]
+    other = {"target": api.narrow, "rate": 1, "duration": 1, "headers": {"HOST": "admin.svc"}}
+    assert api.call("POST", "/jobs", json=other).status_code == 403
+    allowed = {"target": api.narrow + "x", "rate": 5, "duration": 0.5, "headers": {"Host": "podinfo.test"}}
+    created = api.call("POST", "/jobs", json=allowed)
+    assert created.status_code == 201, created.text
+    time.sleep(1.5)
+    done = api.call("GET", f"/jobs/{created.json()['id']}").json()
+    assert done["state"] == "finished" and done["requests"] > 0 and "error" not in done
+
+
+@pytest.mark.parametrize(
+    ("target", "headers"),
+    [
+        ("{t}\u00fc", {}),
+        ("{t}\u4e2d\u6587", {}),
+        ("{t}", {"X-Name": "\u20ac"}),
+        ("{t}", {"X-Name": "caf\u00e9 \u4e2d"}),
+        ("{t}", {"X-N\u00e4me": "v"}),
+    ],
+)
+def test_non_latin1_headers_and_paths_are_400_not_a_failed_job(
+    api: Api, target: str, headers: dict[str, str]
+) -> None:
+    """Regression: accepted with 201, then the job failed with a UnicodeEncodeError traceback."""
+    body = {"target": target.format(t=api.target), "rate": 1, "duration": 1, "headers": headers}
+    response = api.call("POST", "/jobs", json=body)
+    assert response.status_code == 400, response.text
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "..;/admin",
+        "%252e%252e/admin",
+        "%2e%2e/admin",
+        "./x",
+        "..%2fadmin",
+        ";jsessionid=1/x",
+        "a%3bb",
+        "%5c..%5cadmin",
+    ],
+)
+def test_an_allowed_prefix_cannot_be_left_by_normalisation(api: Api, path: str) -> None:
+    """Regression: ``/ok/..;/admin`` and ``/ok/%252e%252e/admin`` passed the ``/ok/`` prefix."""
+    response = api.call("POST", "/jobs", json={"target": api.narrow + path, "rate": 1, "duration": 1})
+    assert response.status_code == 403, response.text
+    assert "not in the allowlist" in response.json()["error"]
+
+
+_HOSTILE_NAMES = st.sampled_from(
+    ["Host", "host", "Content-Length", "transfer-encoding", "Connection", "Proxy-X", "TE", "X-Ok", "A:b"]
+) | st.text(max_size=8)
+_HOSTILE_VALUES = st.sampled_from(
+    ["podinfo.test", "admin.svc", "5", "chunked", "\u20ac", "a\r\nb", "\u00e9"]
+) | st.text(max_size=10)
+_SEGMENTS = ["ok", "x", "..", ".", "%2e%2e", "%252e%252e", "..;", ";p", "%3b", "\\", "%5c", "\u00fc", "%00"]
+_HOSTILE_PATHS = st.lists(st.sampled_from(_SEGMENTS), max_size=5).map("/".join)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(headers=st.dictionaries(_HOSTILE_NAMES, _HOSTILE_VALUES, max_size=3), path=_HOSTILE_PATHS)
+def test_hostile_headers_and_paths_get_an_answer_and_never_a_failed_job(
+    api: Api, headers: dict[str, str], path: str
+) -> None:
+    body = {"target": api.narrow + path, "rate": 20, "duration": 0.3, "headers": headers}
+    response = api.call("POST", "/jobs", json=body)
+    assert response.status_code in (201, 400, 403, 429), response.text
+    if response.status_code == 201:
+        lowered = {k.lower() for k in headers}
+        assert not lowered & {"content-length", "transfer-encoding", "connection", "te"}
+        assert all(v.lower() == "podinfo.test" for k, v in headers.items() if k.lower() == "host")
+        job = response.json()["id"]
+        deadline = time.monotonic() + 10
+        while (state := api.call("GET", f"/jobs/{job}").json())["state"] == "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert state["state"] == "finished" and "error" not in state, state
+    assert api.call("GET", "/healthz", token=None).status_code == 200

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from rollouts.local.forwarder import Exchange, Forwarder, Upstream
+from rollouts.local.forwarder import Exchange, Forwarder, Route, Upstream
 from rollouts.local.process import free_port
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -24,7 +24,7 @@ async def _with_forwarder(
         upstream_server = await asyncio.start_server(upstream_handler, "127.0.0.1", up_port)
     pool = Upstream("127.0.0.1", up_port)
     forwarder = Forwarder(
-        lambda: (pool, "ga"),
+        lambda head: Route(pool, "ga"),
         lambda label, ex: recorded.append((label, ex)),
         subset_header="x-subset",
         timeout=1.0,
@@ -178,3 +178,62 @@ def test_expect_100_continue_is_answered_before_the_body_is_read():
     data, _ = asyncio.run(_with_forwarder(_echo, scenario))
     assert data.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created")
     assert b"PUT /x HTTP/1.1 2 ok" in data
+
+
+def test_a_mirrored_copy_goes_to_the_second_upstream_with_a_shadow_host_and_its_answer_is_dropped():
+    seen: list[bytes] = []
+
+    async def shadow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        from rollouts.local.forwarder import read_body, read_head
+
+        while (head := await read_head(reader)) is not None:
+            await read_body(reader, head)
+            seen.append(b"\n".join([head.start, *head.values(b"host")]))
+            writer.write(b"HTTP/1.1 500 Oops\r\ncontent-length: 6\r\n\r\nshadow")
+            await writer.drain()
+        writer.close()
+
+    async def scenario() -> tuple[bytes, list[tuple[str, Exchange]]]:
+        recorded: list[tuple[str, Exchange]] = []
+        main_server = await asyncio.start_server(_echo, "127.0.0.1", 0)
+        shadow_server = await asyncio.start_server(shadow, "127.0.0.1", 0)
+        main = Upstream("127.0.0.1", main_server.sockets[0].getsockname()[1])
+        mirror = Upstream("127.0.0.1", shadow_server.sockets[0].getsockname()[1])
+        cookie = (b"set-cookie: s=1; Path=/",)
+        forwarder = Forwarder(
+            lambda head: (
+                Route(main, "ga", (mirror, "canary"), cookie) if b"/m" in head.start else Route(None, "none")
+            ),
+            lambda label, ex: recorded.append((label, ex)),
+            subset_header="x-subset",
+            timeout=1.0,
+        )
+        server = await asyncio.start_server(forwarder.serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            data = await _request(
+                port,
+                b"GET /m HTTP/1.1\r\nhost: podinfo:9898\r\n\r\n"
+                b"GET /nowhere HTTP/1.1\r\nhost: podinfo\r\nconnection: close\r\n\r\n",
+            )
+            for _ in range(100):  # the copy is sent in the background
+                if any(ex.mirrored for _, ex in recorded):
+                    break
+                await asyncio.sleep(0.02)
+            return data, recorded
+        finally:
+            for closing in (server, main_server, shadow_server):
+                closing.close()
+            main.close()
+            mirror.close()
+
+    data, recorded = asyncio.run(scenario())
+    assert data.count(b"HTTP/1.1 201 Created") == 1 and b"shadow" not in data  # the mirror's answer: dropped
+    assert b"x-subset: ga\r\nset-cookie: s=1; Path=/\r\n" in data
+    assert b"HTTP/1.1 404 Not Found" in data and data.endswith(b"no route")
+    assert seen == [b"GET /m HTTP/1.1\npodinfo-shadow:9898"]
+    assert sorted((label, ex.status, ex.mirrored) for label, ex in recorded) == [
+        ("canary", 500, True),
+        ("ga", 201, False),
+        ("none", 404, False),
+    ]

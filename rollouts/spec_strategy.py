@@ -1,0 +1,308 @@
+"""The strategies' part of the Rollout spec, in Flagger's words, and the pure plan it makes.
+
+```yaml
+spec:
+  steps: [100]                    # blue/green: one switch after the preview's analysis
+  analysis:
+    iterations: 10                # windows judged at weight 0 before the first step
+    match:                        # A/B: only these requests go to the canary during the iterations
+    - headers: {x-user: {exact: beta}}
+    - headers: {cookie: {regex: "^(.*?;)?(canary=always)(;.*)?$"}}
+    - queryParams: {variant: {exact: b}}
+    mirror: true                  # or: mirror GA's requests to the canary during the iterations
+    mirrorWeight: 100             # percent of the requests mirrored
+    sessionAffinity: {cookieName: rollouts-podinfo, maxAge: 86400}
+```
+
+The names and shapes are Flagger's (``analysis.iterations``, ``match`` as Istio's
+``HTTPMatchRequest`` headers and query parameters, ``mirror``, ``mirrorWeight``,
+``sessionAffinity.cookieName`` and ``maxAge``). What they mean here, as a plan of route states
+(:func:`plan`):
+
+- no ``iterations``: a weighted canary, one stage per step (``sessionAffinity`` adds the cookie);
+- ``iterations`` with ``match``: A/B testing, at least ``iterations`` windows (until the judge
+  promotes) with the match route at weight 0, then the steps (``[100]``: promotion routes
+  everyone) with the match route removed;
+- ``iterations`` with ``mirror``: at least ``iterations`` windows mirroring ``mirrorWeight``
+  percent at weight 0, then the steps with the mirror removed (a step may mirror, then shift);
+- ``iterations`` alone: the preview is judged at weight 0 on load sent to its own service;
+- ``steps: [100]`` after iterations is blue/green: one commit switches 0 -> 100.
+
+A rollback state always has weight 0 and none of the blocks. This module is pure: no Git, no files;
+the commit path applies a state with :func:`apply_state`, the only place that orders the edits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import parse_qsl, urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from rollouts.routes.base import RouteEditor, RouteError, Weights
+from rollouts.routes.strategies import (
+    Match,
+    Request,
+    RequestMatch,
+    SessionAffinity,
+    StringMatch,
+)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+
+class StringMatchSpec(_Model):
+    """One condition: exactly one of ``exact``, ``prefix``, ``regex`` (RE2, full match)."""
+
+    exact: str | None = Field(default=None, description="The value, exactly.")
+    prefix: str | None = Field(default=None, description="The value starts with this.")
+    regex: str | None = Field(default=None, description="The value matches this RE2 regular expression.")
+
+    @model_validator(mode="after")
+    def _one(self) -> StringMatchSpec:
+        given = [k for k in ("exact", "prefix", "regex") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("must have exactly one of exact, prefix, regex")
+        try:
+            self.condition()
+        except RouteError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def condition(self) -> StringMatch:
+        """As a :class:`StringMatch`."""
+        for kind in ("exact", "prefix", "regex"):
+            value = getattr(self, kind)
+            if value is not None:
+                return StringMatch(kind, value)
+        raise ValueError("empty condition")  # pragma: no cover - excluded by the validator
+
+
+class MatchSpec(_Model):
+    """One alternative of ``analysis.match`` (Istio's ``HTTPMatchRequest``: headers and query
+    parameters; a cookie is a regex on the ``cookie`` header, as in Flagger)."""
+
+    headers: dict[str, StringMatchSpec] = Field(
+        default_factory=dict, description="Header name -> condition; all must hold."
+    )
+    query_params: dict[str, StringMatchSpec] = Field(
+        default_factory=dict, alias="queryParams", description="Query parameter -> condition; all must hold."
+    )
+
+    @model_validator(mode="after")
+    def _some(self) -> MatchSpec:
+        if not self.headers and not self.query_params:
+            raise ValueError("needs headers or queryParams")
+        try:
+            self.request_match()
+        except RouteError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def request_match(self) -> RequestMatch:
+        """As a :class:`RequestMatch`."""
+        return RequestMatch(
+            headers=tuple(sorted((name.lower(), c.condition()) for name, c in self.headers.items())),
+            query=tuple(sorted((name, c.condition()) for name, c in self.query_params.items())),
+        )
+
+
+class SessionAffinitySpec(_Model):
+    """Flagger's ``sessionAffinity``: the cookie the canary's answers set."""
+
+    cookie_name: str = Field(alias="cookieName", description="Name of the session cookie.")
+    max_age: int = Field(
+        default=86400, alias="maxAge", ge=1, le=400 * 86400, description="Cookie lifetime in seconds."
+    )
+
+
+class StrategySpec(_Model):
+    """The strategy fields of ``spec.analysis`` (Flagger's names)."""
+
+    iterations: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000,
+        description="The stage before the first step, at weight 0 (with `match`, `mirror`, or load to "
+        "the preview's own service), lasts at least this many windows and ends when the judge "
+        "promotes (or rolls back); with `steps: [100]` this is blue/green.",
+    )
+    match: list[MatchSpec] = Field(
+        default_factory=list,
+        description="A/B testing: during the iterations only requests matching one of these go to the "
+        "canary.",
+    )
+    mirror: bool = Field(
+        default=False, description="During the iterations, mirror GA's requests to the canary."
+    )
+    mirror_weight: int = Field(
+        default=100, alias="mirrorWeight", ge=1, le=100, description="Percent of the requests mirrored."
+    )
+    session_affinity: SessionAffinitySpec | None = Field(
+        default=None,
+        alias="sessionAffinity",
+        description="Users the canary served stay on it (a cookie route, as Flagger's).",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> StrategySpec:
+        if self.match and self.iterations is None:
+            raise ValueError("match needs iterations (the windows judged on the matching requests)")
+        if self.mirror and self.iterations is None:
+            raise ValueError("mirror needs iterations (the windows judged on mirrored requests)")
+        if self.match and self.mirror:
+            raise ValueError("match and mirror cannot be combined: choose A/B testing or mirroring")
+        if self.match and self.session_affinity is not None:
+            raise ValueError("match and sessionAffinity cannot be combined (as in Flagger)")
+        return self
+
+    @property
+    def kind(self) -> Literal["canary", "ab", "mirror", "preview"]:
+        """The analysis before the first step: none, A/B match, mirror, or load to the preview."""
+        if self.iterations is None:
+            return "canary"
+        if self.match:
+            return "ab"
+        return "mirror" if self.mirror else "preview"
+
+    def to_match(self) -> Match | None:
+        """``match`` as a :class:`Match` (None when empty)."""
+        return Match(tuple(m.request_match() for m in self.match)) if self.match else None
+
+
+def check_route_kind(strategy: StrategySpec, kind: str) -> None:
+    """``ValueError`` naming the field when route ``kind`` cannot express the strategy."""
+    if kind != "TrafficSplit":
+        return
+    for field, used in (
+        ("analysis.match", bool(strategy.match)),
+        ("analysis.mirror", strategy.mirror),
+        ("analysis.sessionAffinity", strategy.session_affinity is not None),
+    ):
+        if used:
+            raise ValueError(
+                f"{field}: a TrafficSplit cannot express it; use a VirtualService or an HTTPRoute"
+            )
+
+
+@dataclass(frozen=True)
+class RouteState:
+    """Everything a step commits to the route file."""
+
+    weights: Weights
+    match: Match | None = None
+    mirror: float | None = None
+    affinity: SessionAffinity | None = None
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of a rollout: its route state and, for the iterations, how many windows."""
+
+    name: str
+    state: RouteState
+    windows: int | None = None  # the iterations: at least this many windows (None: no minimum)
+
+
+def plan(
+    strategy: StrategySpec, steps: Sequence[int], *, affinity_value: str | None = None
+) -> tuple[Stage, ...]:
+    """The stages of a rollout, in order (pure). ``affinity_value`` is the session cookie's value for
+    this canary revision (:func:`rollouts.routes.strategies.affinity_value`)."""
+    affinity = None
+    if strategy.session_affinity is not None:
+        if affinity_value is None:
+            raise ValueError("sessionAffinity needs the cookie value of this canary revision")
+        affinity = SessionAffinity(
+            strategy.session_affinity.cookie_name, affinity_value, strategy.session_affinity.max_age
+        )
+    stages: list[Stage] = []
+    if strategy.iterations is not None:
+        zero = Weights.for_canary(0)
+        name = {"ab": "match", "mirror": "mirror", "preview": "preview"}[strategy.kind]
+        state = RouteState(
+            weights=zero,
+            match=strategy.to_match(),
+            mirror=float(strategy.mirror_weight) if strategy.mirror else None,
+        )
+        stages.append(Stage(name=name, state=state, windows=strategy.iterations))
+    for weight in steps:
+        with_affinity = affinity if 0 < weight < 100 else None
+        stages.append(
+            Stage(
+                name=f"step {weight}%", state=RouteState(Weights.for_canary(weight), affinity=with_affinity)
+            )
+        )
+    return tuple(stages)
+
+
+def rollback_state() -> RouteState:
+    """Everything back to GA: weight 0, no match, no mirror, no cookie route."""
+    return RouteState(weights=Weights.for_canary(0))
+
+
+def is_blue_green(strategy: StrategySpec, steps: Sequence[int]) -> bool:
+    """Iterations at weight 0, then one switch to 100."""
+    return strategy.iterations is not None and list(steps) == [100]
+
+
+def apply_state(editor: RouteEditor, text: str, state: RouteState) -> str:
+    """``text`` with the route in ``state``: the blocks that go are removed first, then the weights
+    are written, then the blocks that stay are set (so a switch to 100 never mirrors the canary's own
+    traffic, and a rollback removes the cookie route in the same commit that moves the weights)."""
+    if state.match is None:
+        text = editor.set_match(text, None)
+    if state.mirror is None:
+        text = editor.set_mirror(text, None)
+    if state.affinity is None:
+        text = editor.set_affinity(text, None)
+    text = editor.write(text, state.weights)
+    if state.match is not None:
+        text = editor.set_match(text, state.match)
+    if state.mirror is not None:
+        text = editor.set_mirror(text, state.mirror)
+    if state.affinity is not None:
+        text = editor.set_affinity(text, state.affinity)
+    return text
+
+
+def load_misses_match(match: Match, target: str, headers: dict[str, str]) -> str | None:
+    """Why the load (``target`` URL, ``headers``) sends no request the match takes, or None when it
+    does: the reason of a hold ("never promote") when the canary would get no traffic."""
+    parts = urlsplit(target)
+    request = Request(
+        path=parts.path or "/",
+        headers=tuple((k.lower(), v) for k, v in headers.items()),
+        query=tuple(parse_qsl(parts.query, keep_blank_values=True)),
+    )
+    if match.holds(request):
+        return None
+    wanted = []
+    for alternative in match.alternatives:
+        names = [f"header {n}" for n, _ in alternative.headers] + [f"query {n}" for n, _ in alternative.query]
+        wanted.append(" and ".join(names))
+    return (
+        "analysis.match: the load sends no request that matches (it needs "
+        + "; or ".join(wanted)
+        + "); the canary gets no traffic, so the rollout holds: set load.headers or load.target"
+    )
+
+
+__all__ = [
+    "MatchSpec",
+    "RouteState",
+    "SessionAffinitySpec",
+    "Stage",
+    "StrategySpec",
+    "StringMatchSpec",
+    "apply_state",
+    "check_route_kind",
+    "is_blue_green",
+    "load_misses_match",
+    "plan",
+    "rollback_state",
+]
