@@ -17,6 +17,7 @@ from rollouts.gitops import (
     redact,
 )
 from rollouts.routes import Weights
+from rollouts.spec import Author
 from tests.gitops.conftest import VIRTUAL_SERVICE, deployment, git, make_spec, vs_with
 from tests.routes.test_virtualservice import assert_only_weights_changed
 
@@ -467,3 +468,34 @@ def test_a_reason_with_line_breaks_stays_one_bullet_line(remote, spec, cache):
     assert remote.message(result.sha).startswith(
         "podinfo: canary 10% -> 20% (manual)\n\n- x Rollout-Verdict: rollback\n\nRollout: test/podinfo\n"
     )
+
+
+def test_show_reads_a_file_at_a_commit_and_refuses_links_and_missing_files(remote, spec, cache, tmp_path):
+    first = remote.head()
+    remote.commit_file(VS, vs_with(70, 30), "canary to 30 by hand")
+    (remote.human / "link.yaml").symlink_to(tmp_path / "outside.yaml")
+    git(remote.human, "add", "-A")
+    git(remote.human, "commit", "--quiet", "-m", "a link")
+    git(remote.human, "push", "--quiet", "origin", "HEAD:master")
+    with Workspace.for_spec(spec, cache_dir=cache) as ws:
+        ws.fetch()
+        assert ws.show(first, VS) == VIRTUAL_SERVICE  # the file as it was at that commit
+        assert ws.show("HEAD", VS) == vs_with(70, 30)
+        with pytest.raises(RepoFileError, match=r"link\.yaml: is a symbolic link in commit [0-9a-f]{12}"):
+            ws.show("HEAD", "link.yaml")
+        with pytest.raises(RepoFileError, match=rf"nope\.yaml: not in commit {first[:12]}"):
+            ws.show(first, "nope.yaml")
+        with pytest.raises(RepoFileError, match="no commit 'f00d'"):
+            ws.show("f00d", VS)
+
+
+def test_commit_files_is_a_persons_commit_through_the_same_loop(remote, spec, cache):
+    before = remote.count()
+    with Workspace(
+        spec.spec.git.url, "master", cache_dir=cache, author=Author(name="Ops", email="ops@x")
+    ) as ws:
+        first = ws.commit_files({"docs/new.md": "hello\n", VS: vs_with(80, 20)}, "ops: docs and 20%")
+        again = ws.commit_files({"docs/new.md": "hello\n"}, "ops: docs again")
+    assert first.changed and not again.changed and remote.count() == before + 1
+    assert remote.show("docs/new.md") == "hello\n" and "weight: 20" in remote.show(VS)
+    assert git(remote.bare, "log", "-1", "--format=%an <%ae>: %s").strip() == "Ops <ops@x>: ops: docs and 20%"
