@@ -8,8 +8,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # What the real parts need, as command:Debian-package pairs. The tests run Prometheus (and promtool),
 # Git, Chromium (headless, for the rollout report's page) and hey (loadtest's output is checked against
-# it side by side); the demo needs only Prometheus and Git.
-TEST_NEEDS ?= prometheus:prometheus promtool:prometheus git:git chromium:chromium hey:hey
+# it side by side), and `make bench` GNU time (tests/bench/startup.py reads each command's CPU and
+# max RSS from it); the demo needs only Prometheus and Git.
+TEST_NEEDS ?= prometheus:prometheus promtool:prometheus git:git chromium:chromium hey:hey /usr/bin/time:time
 DEMO_NEEDS ?= prometheus:prometheus git:git
 
 # Install the Debian packages whose commands are missing; only possible as root with apt-get.

@@ -1,5 +1,9 @@
 """Command line entry point of ``analyzer``: ``judge`` (JSON lines), ``simulate`` (planner/benchmark)
-and ``replay`` (the judge over past windows from Prometheus, :mod:`analyzer.replay`)."""
+and ``replay`` (the judge over past windows from Prometheus, :mod:`analyzer.replay`).
+
+Each subcommand imports what it needs when it runs (``--help`` never loads scipy); the input lines
+of ``judge`` are parsed and validated in :mod:`analyzer.lines`.
+"""
 
 from __future__ import annotations
 
@@ -7,94 +11,18 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Iterable
+import traceback
+from collections.abc import Collection, Iterable
 from dataclasses import asdict
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from analyzer.histogram import Histogram
-from analyzer.judge import Judge, SubsetWindow, Window
+from analyzer.lines import InputError, bounded_lines, parse_window
 from analyzer.policy import Policy, PolicyError
 
+if TYPE_CHECKING:
+    from analyzer.judge import Judge
 
-class InputError(ValueError):
-    """A malformed input line; the message names the field."""
-
-
-def _number(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise InputError(f"{name} must be a number, got {json.dumps(value)}")
-    try:
-        return float(value)
-    except ValueError:
-        raise InputError(f"{name} is not a number: {value!r}") from None
-    except OverflowError:  # a JSON integer beyond float range: a message, not a traceback
-        raise InputError(f"{name} is too large: {value}") from None
-
-
-def _histogram_error(message: str, side: str) -> str:
-    """Histogram messages speak of bounds/counts; the input calls them le/buckets."""
-    renamed = message.replace("counts", "buckets").replace("bounds", "le")
-    if message.startswith(("counts", "bounds")):
-        return f"{side}.{renamed}"
-    return f"{side}.{'le' if 'bound' in message else 'buckets'}: {message}"
-
-
-def _subset(data: Any, side: str) -> SubsetWindow:
-    if not isinstance(data, dict):
-        raise InputError(f"{side} must be an object with le, buckets, requests, errors")
-    unknown = sorted(set(data) - {"le", "buckets", "requests", "errors"})
-    if unknown:
-        raise InputError(f"{side}: unknown key {unknown[0]!r}")
-    for key in ("le", "buckets", "requests", "errors"):
-        if key not in data:
-            raise InputError(f"{side}.{key} is missing")
-    for key in ("le", "buckets"):
-        if not isinstance(data[key], list):
-            raise InputError(f"{side}.{key} must be a list")
-    le = [_number(v, f"{side}.le[{i}]") for i, v in enumerate(data["le"])]
-    buckets = [_number(v, f"{side}.buckets[{i}]") for i, v in enumerate(data["buckets"])]
-    try:
-        histogram = Histogram.from_cumulative(le, buckets)
-    except ValueError as exc:
-        raise InputError(_histogram_error(str(exc), side)) from None
-    requests = _number(data["requests"], f"{side}.requests")
-    errors = _number(data["errors"], f"{side}.errors")
-    try:
-        return SubsetWindow(histogram, requests, errors)
-    except ValueError as exc:
-        raise InputError(f"{side}.{exc}") from None
-
-
-def parse_window(line: str) -> tuple[str | None, Window]:
-    """Parse one input line into (rollout id, Window); raises ``InputError`` naming the field."""
-    try:
-        data = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not valid JSON: {exc.msg} at column {exc.colno}") from None
-    if not isinstance(data, dict):
-        raise InputError("each line must be a JSON object")
-    rollout = data.get("rollout")
-    rollout_id = rollout if isinstance(rollout, str) else None
-    try:
-        if rollout_id is None or not rollout_id:
-            raise InputError("rollout must be a non-empty string")
-        unknown = sorted(set(data) - {"rollout", "weight", "baseline", "canary"})
-        if unknown:
-            raise InputError(f"unknown key {unknown[0]!r}")
-        if "weight" not in data:
-            raise InputError("weight is missing")
-        weight = _number(data["weight"], "weight")
-        baseline = _subset(data.get("baseline"), "baseline")
-        canary = _subset(data.get("canary"), "canary")
-        if baseline.histogram.bounds != canary.histogram.bounds:
-            raise InputError("canary.le differs from baseline.le: both subsets need the same bucket bounds")
-        try:
-            return rollout_id, Window(baseline=baseline, canary=canary, weight=weight)
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
-    except InputError as exc:
-        exc.rollout = rollout_id  # type: ignore[attr-defined]
-        raise
+__all__ = ["InputError", "build_parser", "main", "parse_window", "run_judge"]
 
 
 def _json_safe(value: Any) -> Any:
@@ -108,14 +36,19 @@ def _json_safe(value: Any) -> Any:
 
 
 def run_judge(lines: Iterable[str], out: IO[str], policy: Policy) -> int:
-    """Judge JSON lines; one JSON line out per line in, flushed at once. Returns the error count."""
+    """Judge JSON lines; one JSON line out per line in, flushed at once. Returns the error count.
+
+    Every line gets an answer, whatever it holds: a verdict, or ``{"rollout", "line", "error"}``
+    (``line`` counts from 1) and judging goes on.
+    """
+    from analyzer.judge import Judge
+
     judges: dict[str, tuple[Judge, float]] = {}
     errors = 0
-    for line in lines:
+    for number, line in enumerate(lines, start=1):
         rollout: str | None = None
         try:
             rollout, window = parse_window(line)
-            assert rollout is not None
             judge, last_weight = judges.get(rollout, (None, None))
             if judge is None:
                 judge = Judge(policy)
@@ -124,10 +57,17 @@ def run_judge(lines: Iterable[str], out: IO[str], policy: Policy) -> int:
             verdict = judge.judge(window)
             judges[rollout] = (judge, window.weight)
             answer: dict[str, Any] = {"rollout": rollout, **verdict.to_dict()}
-        except (InputError, ValueError) as exc:
+        except InputError as exc:
             errors += 1
+            answer = {"rollout": exc.rollout, "line": number, "error": str(exc)}
+        except ValueError as exc:
             # The judge's own refusals (bounds changed, tail_bound not a bound) still name the rollout.
-            answer = {"rollout": getattr(exc, "rollout", rollout), "error": str(exc)}
+            errors += 1
+            answer = {"rollout": rollout, "line": number, "error": str(exc)}
+        except Exception as exc:  # a bug must not end the stream: answer, say so on stderr, go on
+            errors += 1
+            traceback.print_exc(file=sys.stderr)
+            answer = {"rollout": rollout, "line": number, "error": f"internal error: {type(exc).__name__}"}
         out.write(json.dumps(_json_safe(answer), allow_nan=False) + "\n")
         out.flush()
     return errors
@@ -139,7 +79,7 @@ def _load_policy(path: str | None) -> Policy:
 
 def _cmd_judge(args: argparse.Namespace) -> int:
     policy = _load_policy(args.policy)
-    run_judge(sys.stdin, sys.stdout, policy)
+    run_judge(bounded_lines(sys.stdin), sys.stdout, policy)
     return 0
 
 
@@ -155,6 +95,7 @@ def _rules(text: str) -> tuple[str, ...]:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
+    from analyzer.histogram import Histogram
     from analyzer.simulate import (
         DEFAULT_SCENARIOS,
         PODINFO_BOUNDS,
@@ -218,8 +159,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``analyzer`` argument parser."""
+def build_parser(load: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """The ``analyzer`` argument parser; ``load``: build ``replay``'s full parser only when it is in
+    there (default: always), so that ``analyzer --help`` and ``judge`` do not import it."""
     parser = argparse.ArgumentParser(
         prog="analyzer", description="Canary statistics: judge windows, plan rollouts."
     )
@@ -305,15 +247,23 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     sim.set_defaults(func=_cmd_simulate)
 
-    from analyzer import replay
+    if load is None or "replay" in load:
+        from analyzer import replay  # the judge, the query layer and scipy.stats
 
-    replay.add_parser(sub)
+        replay.add_parser(sub)
+    else:  # listed in `analyzer --help` without importing it (the help line is replay's own)
+        sub.add_parser("replay", help=REPLAY_HELP, add_help=False)
     return parser
+
+
+#: ``analyzer replay``'s help line, for the parser that does not import it (a test compares them).
+REPLAY_HELP = "run the judge over past windows from Prometheus: a real rollout, or an A/A test on GA"
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the ``analyzer`` command; returns the process exit code."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(load={next((w for w in argv if not w.startswith("-")), "")})
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):
         parser.print_help(sys.stderr)

@@ -1,23 +1,74 @@
 """Classic Prometheus histograms, with quantiles exactly as PromQL's ``histogram_quantile``.
 
 A classic histogram is a list of ``le`` upper bounds (ascending, the last one ``+Inf``) with a
-cumulative count per bound. :meth:`Histogram.quantile` reproduces the arithmetic of Prometheus 2.42
-(``promql/quantile.go``: ``bucketQuantile`` with ``ensureMonotonic``) operation for operation, so the
-floats are bit-identical to what Prometheus returns; the test suite checks that against ``promtool``.
-It is written here rather than borrowed because no Python library reproduces those edge cases.
+cumulative count per bound. :meth:`Histogram.quantile` reproduces the arithmetic of Prometheus
+(``promql/quantile.go``: ``bucketQuantile``) operation for operation, so the floats are bit-identical
+to what Prometheus returns; the test suite checks that against ``promtool``. It is written here
+rather than borrowed because no Python library reproduces those edge cases.
+
+Two steps come before the quantile arithmetic, as in ``bucketQuantile``:
+
+- ``coalesceBuckets``: buckets whose ``le`` values are the same number written differently
+  (``"0.2"``, ``"2e-1"``, ``"2.0e-1"``; ``"+Inf"``, ``"+inf"``) are one bucket, their counts added.
+  A Prometheus 2.x scraping two exporters that spell a bound differently (``le="1"`` and
+  ``le="1.0"``) stores two series; ``histogram_quantile`` adds them, so :meth:`from_cumulative` does.
+- the monotonicity fix-up, which changed in Prometheus 2.49.0 (prometheus/prometheus#13153,
+  ``ensureMonotonicAndIgnoreSmallDeltas``): before, counts that decrease are raised to the running
+  maximum (:attr:`Monotonicity.ENVELOPE`); since, a count whose relative difference from the last
+  kept one is below 1e-12 (``almost.Equal``) is first set equal to it, in both directions, and then
+  decreases are removed (:attr:`Monotonicity.SMALL_DELTAS`). :meth:`Monotonicity.for_version` picks
+  the server's, from ``/api/v1/status/buildinfo``.
 """
 
 from __future__ import annotations
 
 import math
+import re
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Histogram"]
+__all__ = ["Histogram", "Monotonicity"]
+
+# promql/quantile.go: smallDeltaTolerance (Prometheus >= 2.49.0).
+SMALL_DELTA_TOLERANCE = 1e-12
+_MIN_NORMAL = sys.float_info.min  # math.Float64frombits(0x0010000000000000), util/almost
+
+
+class Monotonicity(StrEnum):
+    """How non-monotonic cumulative counts are repaired, by Prometheus version."""
+
+    #: Prometheus < 2.49: every decrease is raised to the running maximum (``ensureMonotonic``).
+    ENVELOPE = "envelope"
+    #: Prometheus >= 2.49 (3.x included): relative differences below 1e-12 are equal in both
+    #: directions, then decreases are removed (``ensureMonotonicAndIgnoreSmallDeltas``).
+    SMALL_DELTAS = "small-deltas"
+
+    @classmethod
+    def for_version(cls, version: str | None) -> Monotonicity:
+        """The fix-up of the Prometheus whose build info says ``version`` (``"2.42.0+ds"``,
+        ``"3.5.0"``); an unknown or unreadable version gets the current one, :attr:`SMALL_DELTAS`."""
+        match = re.match(r"^v?(\d+)\.(\d+)", (version or "").strip())
+        if match is None:
+            return cls.SMALL_DELTAS
+        major, minor = int(match[1]), int(match[2])
+        return cls.ENVELOPE if (major, minor) < (2, 49) else cls.SMALL_DELTAS
+
+
+def _almost_equal(a: float, b: float, epsilon: float) -> bool:
+    """Prometheus' ``util/almost.Equal`` for finite, non-negative counts."""
+    if a == b:
+        return True
+    abs_sum = abs(a) + abs(b)
+    diff = abs(a - b)
+    if a == 0 or b == 0 or abs_sum < _MIN_NORMAL:
+        return diff < epsilon * _MIN_NORMAL
+    return diff / min(abs_sum, sys.float_info.max) < epsilon
 
 
 Numbers = Sequence[float | int | str] | npt.NDArray[Any]
@@ -33,20 +84,35 @@ def _as_floats(values: Iterable[float | int | str] | npt.NDArray[Any], name: str
     return tuple(out)
 
 
-def _check_bounds(bounds: tuple[float, ...]) -> None:
+def _check_bounds(bounds: tuple[float, ...], *, allow_equal: bool = False) -> None:
     if not bounds:
         raise ValueError("bounds is empty: a histogram needs at least the +Inf bound")
     for i, bound in enumerate(bounds):
         if math.isnan(bound):
             raise ValueError(f"bounds[{i}] is NaN")
     for i in range(1, len(bounds)):
-        if not bounds[i] > bounds[i - 1]:
+        if bounds[i] < bounds[i - 1] or (bounds[i] == bounds[i - 1] and not allow_equal):
             raise ValueError(
-                f"bounds must be strictly ascending: bounds[{i - 1}]={bounds[i - 1]!r} "
-                f"is followed by bounds[{i}]={bounds[i]!r}"
+                f"bounds must be {'ascending' if allow_equal else 'strictly ascending'}: "
+                f"bounds[{i - 1}]={bounds[i - 1]!r} is followed by bounds[{i}]={bounds[i]!r}"
             )
     if bounds[-1] != math.inf:
         raise ValueError(f"the last bound must be +Inf, got {bounds[-1]!r}")
+
+
+def _coalesce(
+    bounds: tuple[float, ...], counts: tuple[float, ...]
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Prometheus' ``coalesceBuckets``: equal (ascending) bounds become one bucket, counts added."""
+    out_bounds: list[float] = []
+    out_counts: list[float] = []
+    for bound, count in zip(bounds, counts, strict=True):
+        if out_bounds and bound == out_bounds[-1]:
+            out_counts[-1] += count
+        else:
+            out_bounds.append(bound)
+            out_counts.append(count)
+    return tuple(out_bounds), tuple(out_counts)
 
 
 def _check_counts(counts: tuple[float, ...], bounds: tuple[float, ...], name: str) -> None:
@@ -82,18 +148,25 @@ class Histogram:
             raise ValueError("cumulative counts must be monotonic; use Histogram.from_cumulative")
 
     @classmethod
-    def from_cumulative(cls, bounds: Numbers, counts: Numbers) -> Histogram:
+    def from_cumulative(
+        cls, bounds: Numbers, counts: Numbers, *, monotonicity: Monotonicity = Monotonicity.ENVELOPE
+    ) -> Histogram:
         """Histogram from ``le`` bounds and cumulative counts as Prometheus exposes them.
 
-        ``bounds`` ascend strictly and end with ``math.inf`` (the string ``"+Inf"`` is accepted).
-        Raises ``ValueError`` naming the problem for unsorted bounds, a missing +Inf bound, a length
-        mismatch, or negative, infinite or NaN counts. Non-monotonic counts are accepted and replaced
-        by their running maximum, which is what ``histogram_quantile`` does.
+        ``bounds`` ascend and end with ``math.inf`` (strings such as ``"+Inf"``, ``"2e-1"`` are
+        parsed as numbers). Equal bounds (the same number spelled differently) are one bucket whose
+        count is their sum, as ``histogram_quantile`` coalesces them. Raises ``ValueError`` naming the
+        problem for unsorted bounds, a missing +Inf bound, a length mismatch, or negative, infinite or
+        NaN counts. Non-monotonic counts are repaired as the Prometheus of ``monotonicity`` does
+        (default: the running maximum of Prometheus < 2.49, the installed 2.42's).
         """
         b = _as_floats(bounds, "bounds")
         c = _as_floats(counts, "counts")
-        _check_bounds(b)
+        _check_bounds(b, allow_equal=True)
         _check_counts(c, b, "counts")
+        b, c = _coalesce(b, c)
+        if monotonicity is Monotonicity.SMALL_DELTAS:
+            return cls._small_deltas(b, c)
         envelope: list[float] = []
         running = -math.inf
         forced = False
@@ -103,6 +176,25 @@ class Histogram:
             running = max(running, count)
             envelope.append(running)
         return cls(bounds=b, cumulative=tuple(envelope), forced_monotonic=forced)
+
+    @classmethod
+    def _small_deltas(cls, bounds: tuple[float, ...], counts: tuple[float, ...]) -> Histogram:
+        """``ensureMonotonicAndIgnoreSmallDeltas`` (Prometheus >= 2.49), step for step."""
+        out = [counts[0]]
+        prev = counts[0]
+        forced = False
+        for curr in counts[1:]:
+            if curr == prev:
+                out.append(curr)
+            elif _almost_equal(prev, curr, SMALL_DELTA_TOLERANCE):
+                out.append(prev)  # a float artefact, either direction: 'prev' is kept
+            elif curr < prev:
+                out.append(prev)
+                forced = True
+            else:
+                out.append(curr)
+                prev = curr
+        return cls(bounds=bounds, cumulative=tuple(out), forced_monotonic=forced)
 
     @classmethod
     def from_counts(cls, bounds: Numbers, counts: Numbers) -> Histogram:

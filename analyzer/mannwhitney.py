@@ -15,8 +15,8 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy import special
 
+from analyzer import special  # the standard library's, not scipy's: see analyzer/special.py
 from analyzer.histogram import Histogram
 
 __all__ = [

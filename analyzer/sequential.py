@@ -43,7 +43,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from scipy import special
+from analyzer import special  # the standard library's, not scipy's: see analyzer/special.py
 
 __all__ = [
     "HARM_ALTERNATIVES",

@@ -115,6 +115,14 @@ def path_refusal(path: str) -> str | None:
     return None
 
 
+def _under(path: str, prefix: str) -> bool:
+    """``path`` is ``prefix`` or below it, at a segment boundary: ``/api`` covers ``/api`` and
+    ``/api/v1``, not ``/apiary`` (``/api/`` covers only what is below it)."""
+    if prefix.endswith("/"):
+        return path.startswith(prefix)
+    return path == prefix or path.startswith(prefix + "/")
+
+
 @dataclass(frozen=True)
 class Entry:
     """One ``--allow`` entry: a URL prefix or a host pattern, and the ``Host`` names it permits."""
@@ -134,7 +142,7 @@ class Entry:
             refusal = path_refusal(path)
             if refusal is not None:
                 return False, refusal
-            return path.startswith(p.path or "/"), None
+            return _under(path, p.path or "/"), None
         assert self.host is not None
         host = (parts.hostname or "").lower()
         hostport = f"{host}:{parts.port or (443 if parts.scheme == 'https' else 80)}"

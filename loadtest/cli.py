@@ -11,11 +11,12 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from loadtest.options import PROFILES, RunPlan, parse_duration, parse_header
+from analyzer.redaction import redact
+from loadtest.options import PROFILES, RunPlan, parse_duration, parse_header, validate_method
 
 if TYPE_CHECKING:
     from loadtest.report import Report
@@ -102,12 +103,70 @@ def build_parser() -> argparse.ArgumentParser:
     dist.add_argument("--worker", action="store_true", help="be a worker of --master-host")
     dist.add_argument("--master-host", default="127.0.0.1", metavar="HOST")
     dist.add_argument("--master-port", type=int, default=5557, metavar="PORT")
-    p.add_argument("url", metavar="URL")
+    p.add_argument(
+        "url", metavar="URL", nargs="?", default=None, help="the target (a --worker gets it from the master)"
+    )
     return p
 
 
 def plan_from_args(args: argparse.Namespace) -> RunPlan:
     """Turn parsed flags into a validated :class:`RunPlan` (raises ValueError naming the flag)."""
+    return RunPlan(**_plan_fields(args, args.url))
+
+
+#: Which plan fields each flag sets (a worker's claims: the flags it was given).
+_FIELDS_OF_FLAG: dict[str, tuple[str, ...]] = {
+    "url": ("url",),
+    "n": ("requests",),
+    "c": ("concurrency",),
+    "q": ("qps",),
+    "z": ("duration",),
+    "m": ("method",),
+    "t": ("timeout",),
+    "d": ("body",),
+    "D": ("body",),
+    "a": ("basic_auth",),
+    "host": ("host_header",),
+    "disable_keepalive": ("keepalive",),
+    "rate": ("rate",),
+    "locustfile": ("locustfile",),
+    "profile": ("profile",),
+    "sessions": ("sessions",),
+}
+
+
+def given_flags(argv: list[str]) -> set[str]:
+    """The ``dest`` of every flag written on the command line (not the defaults)."""
+    sparse = build_parser()
+    # argparse has no public "was this given?"; without defaults, the namespace holds only those.
+    # (set_defaults(SUPPRESS) would not do: parser-level defaults are copied into append actions.)
+    for action in sparse._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(sparse.parse_args(argv)))
+
+
+def worker_claims(args: argparse.Namespace, given: set[str]) -> dict[str, Any]:
+    """What a worker's own flags say about the plan (plan field -> value, ``headers``: the headers
+    it set), to be checked against the master's plan; ``ValueError`` naming a flag that does not parse."""
+    fields = _plan_fields(args, args.url or "http://worker.invalid/")
+    claims = {f: fields[f] for dest in sorted(given) for f in _FIELDS_OF_FLAG.get(dest, ())}
+    if "method" in claims:
+        claims["method"] = validate_method(claims["method"])
+    if "timeout" in claims:
+        claims["timeout"] = claims["timeout"] or None  # hey: 0 means none
+    headers: dict[str, str] = {}
+    for text in args.H if "H" in given else []:
+        name, value = parse_header(text)
+        headers[name] = value
+    for dest, name in (("A", "Accept"), ("U", "User-Agent"), ("T", "Content-Type")):
+        if dest in given:
+            headers[name] = getattr(args, dest)
+    if headers:
+        claims["headers"] = headers
+    return claims
+
+
+def _plan_fields(args: argparse.Namespace, url: str) -> dict[str, Any]:
     if args.h2:
         raise ValueError("-h2: HTTP/2 is not supported")
     if args.x:
@@ -135,25 +194,25 @@ def plan_from_args(args: argparse.Namespace) -> RunPlan:
     if args.n is not None and args.z is not None:
         raise ValueError("-n and -z conflict: give a number of requests or a duration, not both")
     requests = None if args.z is not None else (args.n if args.n is not None else 200)
-    return RunPlan(
-        url=args.url,
-        method=args.m,
-        headers=headers,
-        body=body,
-        requests=requests,
-        concurrency=args.c,
-        qps=args.q,
-        duration=args.z,
-        timeout=args.t,
-        keepalive=not args.disable_keepalive,
-        rate=args.rate,
-        profile=args.profile,
-        locustfile=args.locustfile,
-        csv=args.o == "csv",
-        basic_auth=basic_auth,
-        host_header=args.host or None,
-        sessions=args.sessions,
-    )
+    return {
+        "url": url,
+        "method": args.m,
+        "headers": headers,
+        "body": body,
+        "requests": requests,
+        "concurrency": args.c,
+        "qps": args.q,
+        "duration": args.z,
+        "timeout": args.t,
+        "keepalive": not args.disable_keepalive,
+        "rate": args.rate,
+        "profile": args.profile,
+        "locustfile": str(Path(args.locustfile).absolute()) if args.locustfile else None,
+        "csv": args.o == "csv",
+        "basic_auth": basic_auth,
+        "host_header": args.host or None,
+        "sessions": args.sessions,
+    }
 
 
 def _explain(exc: ValidationError) -> str:
@@ -169,10 +228,19 @@ def main(argv: list[str] | None = None) -> int:
     """Run the ``loadtest`` command; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["serve"]:
+        from loadtest.serve_args import build_parser as serve_parser
+
+        serve_parser().parse_args(argv[1:])  # --help and usage errors before Locust is imported
         from loadtest.serve import main as serve_main
 
         return serve_main(argv[1:])
     args = build_parser().parse_args(argv)
+    if args.worker:
+        return _worker(args, argv)
+    if args.url is None:
+        return _usage_error(
+            "the following arguments are required: URL (only a --worker gets it from the master)"
+        )
     try:
         plan = plan_from_args(args)
     except ValidationError as exc:
@@ -186,8 +254,6 @@ def main(argv: list[str] | None = None) -> int:
         return _usage_error(
             "-o csv streams from one process: it cannot be combined with --processes/--master"
         )
-    if args.master and args.worker:
-        return _usage_error("--master and --worker conflict")
     if plan.csv and args.json:  # both on stdout would be neither valid CSV nor JSON
         return _usage_error("-o csv and --json conflict: choose one output format")
     return _run(plan, args, processes, argv)
@@ -198,35 +264,35 @@ def _usage_error(message: str) -> int:
     return EXIT_USAGE
 
 
-def _worker_argv(argv: list[str]) -> list[str]:
-    """The flags a local worker process gets: ours minus the ones that make this process the master."""
-    out, skip = [], False
-    for item in argv:
-        if skip:
-            skip = False
-            continue
-        if item in ("--processes", "-cpus"):
-            skip = True
-            continue
-        if item.startswith(("--processes=", "-cpus=")) or item in ("--json", "--quiet"):
-            continue
-        out.append(item)
-    return out
+def _worker(args: argparse.Namespace, argv: list[str]) -> int:
+    """``--worker``: get the plan from the master; flags given here must agree with it."""
+    if args.master:
+        return _usage_error("--master and --worker conflict")
+    try:
+        claims = worker_claims(args, given_flags(argv))
+    except ValidationError as exc:
+        return _usage_error(_explain(exc))
+    except ValueError as exc:
+        return _usage_error(str(exc))
+    import logging
+
+    from loadtest.runner import RunError, run_worker
+
+    logging.basicConfig(level=logging.ERROR, format="loadtest: %(levelname)s: %(message)s")
+    try:
+        run_worker(claims, args.master_host, args.master_port)
+    except RunError as exc:
+        return _usage_error(str(exc))
+    return EXIT_OK
 
 
 def _run(plan: RunPlan, args: argparse.Namespace, processes: int, argv: list[str]) -> int:
     import logging
 
-    from loadtest.runner import Distributed, RunError, run_local, run_local_processes, run_master, run_worker
+    from loadtest.runner import Distributed, RunError, run_local, run_local_processes, run_master
 
     # Locust logs spawning chatter at INFO; a load generator's output is its report
     logging.basicConfig(level=logging.ERROR, format="loadtest: %(levelname)s: %(message)s")
-    if args.worker:
-        try:
-            run_worker(plan, args.master_host, args.master_port)
-        except RunError as exc:
-            return _usage_error(str(exc))
-        return EXIT_OK
     import gevent.event
 
     out = sys.stdout
@@ -253,7 +319,7 @@ def _run(plan: RunPlan, args: argparse.Namespace, processes: int, argv: list[str
             where = Distributed(args.master_bind_host, args.master_bind_port, args.expect_workers)
             report = run_master(plan, where, progress)
         elif processes > 1:
-            report = run_local_processes(plan, processes, _worker_argv(argv), progress)
+            report = run_local_processes(plan, processes, progress)
         else:
             report = run_local(plan, progress, stop_event=reader_gone, csv_sink=csv_sink, handle_signals=True)
     except RunError as exc:
@@ -286,7 +352,7 @@ def _verdict(report: Report) -> int:
     if results.responses == 0:
         top = max(results.errors.items(), key=lambda kv: kv[1])[0] if results.errors else "unknown"
         sys.stderr.write(
-            f"loadtest: error: all {results.requests} requests to {report.url} failed; "
+            f"loadtest: error: all {results.requests} requests to {redact(report.url)} failed; "
             f"most frequent error: {top}\n"
         )
         return EXIT_ALL_FAILED

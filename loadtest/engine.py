@@ -29,6 +29,7 @@ from locust.env import Environment
 from locust.exception import StopUser
 from locust.stats import StatsEntry, StatsError, bucket_response_time
 
+from analyzer.redaction import redact
 from loadtest.histogram import bucket_value
 from loadtest.http import Connection, CookieJar, RequestTemplate, TransportError, build_request
 from loadtest.options import RunPlan
@@ -232,7 +233,7 @@ class LeanUser(User):
                     status, size, dialup, write, wait = conn.exchange()
                 except TransportError as exc:
                     t = conn.template
-                    recorder.pending.record_error(f'{t.method.capitalize()} "{t.url}": {exc}')
+                    recorder.pending.record_error(redact(f'{t.method.capitalize()} "{t.url}": {exc}'))
                     if open_model:
                         intended += interval
                     continue

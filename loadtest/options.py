@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -194,3 +194,61 @@ class RunPlan(BaseModel):
         if self.profile is None:
             return [""]
         return [path for path, weight in PROFILES[self.profile] for _ in range(weight)]
+
+
+#: The flag that sets each plan field, for messages about a worker's flags.
+FLAG_OF = {
+    "url": "URL",
+    "requests": "-n",
+    "concurrency": "-c",
+    "qps": "-q",
+    "duration": "-z",
+    "method": "-m",
+    "timeout": "-t",
+    "body": "-d/-D",
+    "basic_auth": "-a",
+    "host_header": "-host",
+    "keepalive": "-disable-keepalive",
+    "rate": "--rate",
+    "locustfile": "-f",
+    "profile": "--profile",
+    "csv": "-o",
+    "sessions": "--sessions",
+}
+_SECRET_OR_BULKY = frozenset({"body", "basic_auth"})
+
+
+def contradictions(claims: dict[str, Any], plan: RunPlan) -> list[str]:
+    """Where a worker's own flags (``claims``: plan field -> value, and ``headers``: the headers it
+    set) disagree with the master's ``plan``; one phrase per flag, empty when they agree.
+
+    A worker needs only ``--master-host``; flags it is given anyway must say what the master says,
+    or the run would not be the one the master reports. Secrets and bodies are never echoed.
+    """
+    out: list[str] = []
+    for field_name, claimed in sorted(claims.items()):
+        if field_name == "headers":
+            theirs = {k.lower(): v for k, v in plan.headers.items()}
+            for name, header_value in sorted(dict(claimed).items()):
+                master = theirs.get(name.lower())
+                if master != header_value:
+                    said = "no such header" if master is None else repr(master)
+                    out.append(f"header {name}: {header_value!r} (the master's: {said})")
+            continue
+        ours = getattr(plan, field_name, None)
+        value = tuple(claimed) if field_name == "basic_auth" and claimed is not None else claimed
+        if value != ours:
+            flag = FLAG_OF.get(field_name, field_name)
+            if field_name in _SECRET_OR_BULKY:
+                out.append(f"{flag} differs from the master's")
+            else:
+                out.append(f"{flag} {_shown(field_name, value)} (the master's: {_shown(field_name, ours)})")
+    return out
+
+
+def _shown(field_name: str, value: Any) -> str:
+    if field_name == "keepalive":
+        return "off" if value is False else "on"
+    if value is None:
+        return "none"
+    return f"{value:g}" if isinstance(value, float) else str(value)

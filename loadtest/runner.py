@@ -6,6 +6,13 @@
   ``--worker``) are its workers on loopback: Locust's own multi-process mode.
 * ``--master`` / ``--worker``: the same across machines or pods.
 
+The plan travels from the master to the workers over Locust's own custom messages: a worker says
+``loadtest_hello`` with the flags it was given (its claims), the master answers ``loadtest_plan``
+(the whole :class:`RunPlan`) or ``loadtest_refused`` (the claims contradict the plan), and the
+worker answers ``loadtest_ready`` (or ``loadtest_refused`` when it finds a contradiction itself, or
+cannot load the plan's locustfile). The master starts only when ``--expect-workers`` workers are
+ready and no other is connected, so no worker ever runs a plan of its own.
+
 Workers send their exact aggregates twice: as deltas riding on Locust's ``report_to_master`` (for
 the live figures) and once at the end as a custom ``loadtest_final`` message (the figures we print).
 """
@@ -25,8 +32,9 @@ from typing import Any
 
 import gevent
 import gevent.event
-from locust import User
+from locust import User, task
 from locust.env import Environment
+from locust.exception import StopUser
 from locust.runners import STATE_STOPPED, Runner, WorkerRunner
 
 from loadtest.engine import (
@@ -37,7 +45,7 @@ from loadtest.engine import (
     listen,
     make_user_class,
 )
-from loadtest.options import RunPlan
+from loadtest.options import RunPlan, contradictions
 from loadtest.report import Report
 from loadtest.results import Results
 
@@ -45,6 +53,9 @@ log = logging.getLogger("loadtest")
 
 SPAWN_RATE_PER_USER = 1000.0  # hey starts all workers at once; so do we (one spawn step)
 WORKER_WAIT_SECONDS = 60.0
+PLAN_WAIT_SECONDS = 30.0
+HELLO, PLAN, READY, REFUSED = "loadtest_hello", "loadtest_plan", "loadtest_ready", "loadtest_refused"
+ADVICE = "start workers with only --master-host (and --master-port): they get the plan from the master"
 
 
 class RunError(Exception):
@@ -92,14 +103,19 @@ def load_user_classes(path: str) -> list[type[User]]:
     return list(classes.values())
 
 
+def _users(plan: RunPlan, recorder: Recorder) -> tuple[list[type[User]], str]:
+    """The plan's user classes and host: the lean user, or the locustfile's users."""
+    if plan.locustfile is not None:
+        return load_user_classes(plan.locustfile), plan.url.rstrip("/")
+    return [make_user_class(plan, recorder)], plan.url
+
+
 def build_environment(plan: RunPlan, recorder: Recorder) -> Environment:
     """A Locust Environment running the lean user, or the locustfile's users with a request listener."""
+    user_classes, host = _users(plan, recorder)
+    environment = Environment(user_classes=user_classes, host=host)
     if plan.locustfile is not None:
-        user_classes = load_user_classes(plan.locustfile)
-        environment = Environment(user_classes=user_classes, host=plan.url.rstrip("/"))
         attach_request_listener(environment, recorder)
-    else:
-        environment = Environment(user_classes=[make_user_class(plan, recorder)], host=plan.url)
     return environment
 
 
@@ -247,17 +263,16 @@ def run_master(  # noqa: PLR0915  (one sequence: listen, wait, run, collect)
 
     listen(environment.events.worker_report, on_worker_report)
     runner.register_message(FINAL_MESSAGE, on_final)
+    handshake = _MasterHandshake(runner, plan)
     if on_listening is not None:
         on_listening()
     waited = time.monotonic()
-    while runner.worker_count < where.expect_workers:
+    while not handshake.complete(where.expect_workers):
         if time.monotonic() - waited > WORKER_WAIT_SECONDS:
             runner.quit()
-            raise RunError(
-                f"only {runner.worker_count} of {where.expect_workers} workers connected within "
-                f"{WORKER_WAIT_SECONDS:.0f}s to {where.bind_host}:{where.port}"
-            )
+            raise RunError(handshake.shortfall(where, WORKER_WAIT_SECONDS))
         gevent.sleep(0.05)
+    handshake.started = True
     workers = runner.worker_count
     start = time.monotonic()
     hard_deadline = start + plan.duration + _grace(plan) + 3 if plan.duration is not None else float("inf")
@@ -298,11 +313,181 @@ def run_master(  # noqa: PLR0915  (one sequence: listen, wait, run, collect)
     return Report(total, elapsed, plan.url, plan.open_model, plan.rate)
 
 
-def run_worker(plan: RunPlan, master_host: str, master_port: int) -> None:
-    """Be a Locust worker: run the users the master hands out, report, send the final figures."""
-    recorder = Recorder(name=plan.url, method=plan.method, keep_unreported=True)
-    environment = build_environment(plan, recorder)
-    runner: WorkerRunner = environment.create_worker_runner(master_host=master_host, master_port=master_port)
+class _MasterHandshake:
+    """The master's side of the plan hand-over: which workers are ready, which were refused."""
+
+    def __init__(self, runner: Any, plan: RunPlan) -> None:
+        self.runner = runner
+        self.plan = plan
+        self.ready: set[str] = set()
+        self.refused: dict[str, str] = {}
+        self.started = False
+        runner.register_message(HELLO, self._hello)
+        runner.register_message(READY, self._ready)
+        runner.register_message(REFUSED, self._refused)
+        # Locust hands users to any worker that connects while a test runs, in its own handling of
+        # "client_ready" (MasterRunner.handle_message), before a custom message can say whether
+        # the worker has the plan; the lost users leave the rate short. Once the run has started, a
+        # newcomer gets only the "ack" it waits for (so it can say hello and hear the refusal) and is
+        # never counted as a worker. No Locust hook runs before that dispatch, hence the wrapper.
+        original = runner.handle_message
+
+        def handle_message(client_id: str, msg: Any) -> None:
+            if self.started and msg.type == "client_ready" and client_id not in runner.clients:
+                runner.send_message("ack", client_id=client_id, data={"index": -1})
+                return
+            original(client_id, msg)
+
+        runner.handle_message = handle_message
+
+    def _refuse(self, worker: str, reason: str) -> None:
+        self.refused[worker] = reason
+        self.runner.send_message(REFUSED, {"reason": reason}, client_id=worker)
+        sys.stderr.write(f"loadtest: error: refused worker {worker}: {reason}\n")
+        sys.stderr.flush()
+
+    def _hello(self, environment: Environment, msg: Any, **_: Any) -> None:
+        worker = msg.node_id
+        claims = (msg.data or {}).get("claims")
+        if self.started:
+            self._refuse(worker, "the run has already started (a worker must connect before it)")
+            return
+        if not isinstance(claims, dict):
+            self._refuse(worker, "it sent no flags to check (a different loadtest version?)")
+            return
+        disagree = contradictions(claims, self.plan)
+        if disagree:
+            self._refuse(worker, "its flags contradict the master's: " + "; ".join(disagree) + f"; {ADVICE}")
+            return
+        self.runner.send_message(PLAN, {"plan": self.plan.model_dump()}, client_id=worker)
+
+    def _ready(self, environment: Environment, msg: Any, **_: Any) -> None:
+        if msg.node_id not in self.refused:
+            self.ready.add(msg.node_id)
+
+    def _refused(self, environment: Environment, msg: Any, **_: Any) -> None:
+        reason = str((msg.data or {}).get("reason", "no reason given"))
+        self.refused[msg.node_id] = reason
+        self.ready.discard(msg.node_id)
+        sys.stderr.write(f"loadtest: error: worker {msg.node_id} refused the plan: {reason}\n")
+        sys.stderr.flush()
+
+    def complete(self, expected: int) -> bool:
+        """Enough workers are ready, and every connected worker is one of them."""
+        connected = set(self.runner.clients)
+        return len(connected & self.ready) >= expected and connected <= self.ready
+
+    def shortfall(self, where: Distributed, waited: float) -> str:
+        """Why the run could not start: the message of the :class:`RunError`."""
+        connected = set(self.runner.clients)
+        text = (
+            f"only {len(connected & self.ready)} of {where.expect_workers} workers were ready within "
+            f"{waited:.0f}s on {where.bind_host}:{where.port}"
+        )
+        waiting = connected - self.ready - set(self.refused)
+        if waiting:
+            text += f"; {len(waiting)} connected but never asked for the plan (a different loadtest version?)"
+        if self.refused:
+            text += (
+                f"; {len(self.refused)} refused (" + "; ".join(sorted(set(self.refused.values())))[:500] + ")"
+            )
+        return text
+
+
+@dataclass
+class _WorkerPlan:
+    """The plan a worker got from its master (None until then), or why it was refused."""
+
+    plan: RunPlan | None = None
+    refused: str | None = None
+    settled: gevent.event.Event = field(default_factory=gevent.event.Event)
+
+
+def _placeholder_user(holder: _WorkerPlan) -> type[User]:
+    """The user class a worker has before the plan: Locust needs one to create the runner. Its
+    users (only a late spawn could make one) wait for the plan and do nothing."""
+
+    class HeyUser(User):  # the lean user's name: spawn messages name users by class name
+        def wait_time(self) -> float:
+            return 1.0
+
+        @task
+        def wait_for_plan(self) -> None:
+            holder.settled.wait(PLAN_WAIT_SECONDS)
+            raise StopUser()
+
+    return HeyUser
+
+
+def run_worker(claims: dict[str, Any], master_host: str, master_port: int) -> None:
+    """Be a Locust worker: get the plan from the master (checked against ``claims``, the flags this
+    worker was given), run the users the master hands out, report, send the final figures."""
+    holder = _WorkerPlan()
+    recorder = Recorder(name="", method="GET", keep_unreported=True)
+    environment = Environment(user_classes=[_placeholder_user(holder)])
+    try:
+        runner: WorkerRunner = environment.create_worker_runner(
+            master_host=master_host, master_port=master_port
+        )
+    except ConnectionError:
+        raise RunError(f"cannot connect to the master at {master_host}:{master_port}") from None
+
+    def refuse(reason: str) -> None:
+        holder.refused = reason
+        holder.settled.set()
+
+    def on_plan(environment: Environment, msg: Any, **_: Any) -> None:
+        plan = _accept(msg.data, claims, environment, recorder)
+        if isinstance(plan, str):
+            runner.send_message(REFUSED, {"reason": plan})
+            refuse(plan)
+            return
+        holder.plan = plan
+        holder.settled.set()
+        runner.send_message(READY, {})
+
+    def on_refused(environment: Environment, msg: Any, **_: Any) -> None:
+        refuse(str((msg.data or {}).get("reason", "no reason given")))
+
+    runner.register_message(PLAN, on_plan)
+    runner.register_message(REFUSED, on_refused)
+    runner.send_message(HELLO, {"claims": claims})
+    if not holder.settled.wait(PLAN_WAIT_SECONDS) or holder.plan is None:
+        reason = holder.refused or f"no plan from the master within {PLAN_WAIT_SECONDS:.0f}s"
+        runner.send_message("quit")  # Locust's own: the master forgets this worker
+        runner.quit()
+        raise RunError(f"the master at {master_host}:{master_port} refused this worker: {reason}")
+    _run_worker_plan(holder.plan, environment, runner, recorder)
+
+
+def _adopt(environment: Environment, plan: RunPlan, recorder: Recorder) -> None:
+    """Put the plan's users in place of the placeholder (before the master's first spawn)."""
+    recorder.name, recorder.method = plan.url, plan.method
+    environment.user_classes[:], environment.host = _users(plan, recorder)
+    if plan.locustfile is not None:
+        attach_request_listener(environment, recorder)
+
+
+def _accept(data: Any, claims: dict[str, Any], environment: Environment, recorder: Recorder) -> RunPlan | str:
+    """The master's plan, adopted, or why this worker refuses it (its flags contradict it, it does
+    not validate here, its locustfile does not load)."""
+    try:
+        plan = RunPlan.model_validate(data["plan"])
+    except (ValueError, KeyError, TypeError) as exc:
+        return f"the master's plan does not validate here: {exc}"
+    disagree = contradictions(claims, plan)
+    if disagree:
+        return "its flags contradict the master's: " + "; ".join(disagree) + f"; {ADVICE}"
+    try:
+        _adopt(environment, plan, recorder)
+    except RunError as exc:
+        return str(exc)
+    return plan
+
+
+def _run_worker_plan(
+    plan: RunPlan, environment: Environment, runner: WorkerRunner, recorder: Recorder
+) -> None:
     sent = {"final": False, "spawned": False}
 
     def on_report(client_id: str, data: dict[str, Any]) -> None:
@@ -362,13 +547,11 @@ def _free_port() -> int:
         return port
 
 
-def run_local_processes(
-    plan: RunPlan, processes: int, worker_argv: list[str], progress: Progress | None = None
-) -> Report:
+def run_local_processes(plan: RunPlan, processes: int, progress: Progress | None = None) -> Report:
     """Locust's multi-process mode: this process is the master, ``processes`` local workers run the load.
 
-    The workers are this same command with ``--worker`` (never a shell): they parse the same flags,
-    so they build the same plan.
+    The workers are this same command with only ``--worker`` and the master's address (never a
+    shell): they get the plan from the master, as remote workers do.
     """
     where = Distributed(bind_host="127.0.0.1", port=_free_port(), expect_workers=processes)
     children: list[subprocess.Popen[bytes]] = []
@@ -378,7 +561,6 @@ def run_local_processes(
             sys.executable,
             "-m",
             "loadtest",
-            *worker_argv,
             "--worker",
             "--master-host",
             "127.0.0.1",

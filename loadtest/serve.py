@@ -47,11 +47,10 @@ from loadtest.histogram import bucket_value
 from loadtest.lifeline import parent_gone, set_parent_death_signal
 from loadtest.options import RunPlan, validate_method
 from loadtest.results import Results
+from loadtest.serve_args import ALLOW_ENV, TOKEN_ENV, build_parser
 
 log = logging.getLogger("loadtest.serve")
 
-TOKEN_ENV = "LOADTEST_TOKEN"
-ALLOW_ENV = "LOADTEST_ALLOW"
 MAX_BODY = 64 * 1024
 KEEP_FINISHED = 100
 LATENCY_BOUNDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -389,28 +388,7 @@ def _token(args: argparse.Namespace) -> bytes:
 
 def main(argv: list[str]) -> int:
     """``loadtest serve [--host H] [--port P] [--token-file F] [--allow PATTERN ...] [--parent-pid PID]``."""
-    parser = argparse.ArgumentParser(prog="loadtest serve", description="HTTP control API for load jobs.")
-    parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
-    parser.add_argument("--port", type=int, default=8089, help="port (default 8089)")
-    parser.add_argument(
-        "--token-file", default=None, help=f"file holding the bearer token (else ${TOKEN_ENV})"
-    )
-    parser.add_argument(
-        "--allow",
-        action="append",
-        default=[],
-        metavar="PATTERN",
-        help="allowed target: URL prefix or host pattern, then ';host=NAME' for each Host header it "
-        f"permits; repeatable (also ${ALLOW_ENV}, comma-separated)",
-    )
-    parser.add_argument("--max-jobs", type=int, default=4, help="jobs running at once (default 4)")
-    parser.add_argument(
-        "--parent-pid",
-        type=int,
-        default=None,
-        metavar="PID",
-        help="exit when process PID (our parent) dies: the controller's local load server",
-    )
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="loadtest serve: %(levelname)s: %(message)s")
     logging.getLogger("locust").setLevel(logging.ERROR)  # spawning chatter, per job

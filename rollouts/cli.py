@@ -7,12 +7,14 @@ remote's weights were changed by someone else; nothing pushed).
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import re
 import sys
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from rollouts.gitops import CommitResult, RecordResult, RolloutState, Workspace
@@ -24,10 +26,12 @@ _AUTHOR = re.compile(r"^\s*(?P<name>[^<>]+?)\s*<(?P<email>[^<>\s]+)>\s*$")
 
 
 def _weight(value: str) -> int:
-    try:
-        weight = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"WEIGHT must be an integer 0-100, got {value!r}") from None
+    # Plain ASCII digits only: int() also takes ' 10', '+5', '1_0' and other scripts' digits ('١٠').
+    if not re.fullmatch(r"[0-9]{1,3}", value):
+        raise argparse.ArgumentTypeError(
+            f"WEIGHT must be an integer 0-100, got {value[:20]!r} (plain ASCII digits only)"
+        )
+    weight = int(value)
     if not 0 <= weight <= 100:
         raise argparse.ArgumentTypeError(f"WEIGHT must be between 0 and 100, got {weight}")
     return weight
@@ -115,15 +119,19 @@ def _abort(args: argparse.Namespace, rollout: Rollout) -> int:
 
 
 def _status(args: argparse.Namespace, rollout: Rollout) -> int:
-    state = _workspace(args, rollout).read_state(rollout)
+    from rollouts.workloads import series_of
+
+    workspace = _workspace(args, rollout)
+    state = workspace.read_state(rollout)
+    series = series_of(rollout, workspace)  # the files of the head just read
     if args.json:
-        print(json.dumps(state.to_dict(), indent=2, sort_keys=True))
+        print(json.dumps({**state.to_dict(), "series": series}, indent=2, sort_keys=True))
     else:
-        print(format_status(rollout, state))
+        print(format_status(rollout, state, series))
     return 0
 
 
-def format_status(rollout: Rollout, state: RolloutState) -> str:
+def format_status(rollout: Rollout, state: RolloutState, series: list[str] | None = None) -> str:
     """The state of a rollout for people."""
     route = rollout.spec.route
 
@@ -153,7 +161,43 @@ def format_status(rollout: Rollout, state: RolloutState) -> str:
     lines.append(
         f"new revision  {'yes: analysis restarts from the first step' if state.new_revision else 'no'}"
     )
+    for i, line in enumerate(series or ()):
+        lines.append(f"{'series' if i == 0 else '':<14}{line}")
     return "\n".join(lines)
+
+
+def _pipeline_runner(args: argparse.Namespace) -> Any:
+    """The :class:`~rollouts.pipeline.runner.PipelineRunner` of the Pipeline file ``args.spec``."""
+    from rollouts.gitops import Workspace
+    from rollouts.pipeline.runner import PipelineRunner, load_pipeline
+
+    loaded = load_pipeline(args.spec)
+    workspaces = {s.name: Workspace.for_spec(s.rollout, cache_dir=args.cache_dir) for s in loaded.stages}
+    return PipelineRunner(loaded, workspaces)
+
+
+def _pipeline_status(args: argparse.Namespace) -> int:
+    from rollouts.pipeline.job import format_status
+
+    runner = _pipeline_runner(args)
+    facts, manifests = runner.read()
+    from rollouts.pipeline.plan import plan
+    from rollouts.pipeline.runner import PipelineTick
+
+    tick = PipelineTick(plan(runner.loaded.pipeline, facts, runner.clock()), tuple(facts), (), manifests)
+    print(format_status(runner.key, tick))
+    return 0
+
+
+def _approve(args: argparse.Namespace) -> int:
+    runner = _pipeline_runner(args)
+    result = runner.approve(args.environment, args.revision, args.reason)
+    what = f"approve {args.revision} for {args.environment}"
+    if result.changed:
+        print(f"{runner.key}: {what}: pushed {result.sha[:12]} ({result.attempts} attempt(s))")
+    else:
+        print(f"{runner.key}: {what}: approved already, nothing to commit")
+    return 0
 
 
 def _schema(args: argparse.Namespace) -> int:
@@ -168,8 +212,33 @@ def _schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``rollouts`` argument parser with every subcommand."""
+# Subcommands whose parsers live beside heavy code (the controller imports the scheduler, the
+# Kubernetes client and the statistics; the demo the whole local stack; the report matplotlib):
+# name -> (help line, module, function that adds the parser). Their module is imported only when
+# that subcommand is asked for; the help line is the real parser's (a test compares them).
+HEAVY_COMMANDS: Final[Mapping[str, tuple[str, str, str]]] = {
+    "run": ("run the controller: every rollout, hands off", "rollouts.controller.run", "add_run_parser"),
+    "demo": (
+        "the guide's story on one machine: good canary, then regressions",
+        "rollouts.local.demo",
+        "add_demo_parser",
+    ),
+    # rollouts.report.cli is light, but importing it runs the package's __init__ (matplotlib).
+    "report": (
+        "HTML report (and PNG charts) of a rollout from Git history and Prometheus",
+        "rollouts.report.cli",
+        "add_parser",
+    ),
+}
+
+
+def build_parser(load: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """The ``rollouts`` argument parser with every subcommand.
+
+    ``load``: the :data:`HEAVY_COMMANDS` whose full parsers are built (default: all); the others are
+    listed by name and help line only, so that ``rollouts --help`` and ``rollouts status`` start
+    without importing them.
+    """
     parser = argparse.ArgumentParser(prog="rollouts", description="GitOps progressive delivery")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     common = argparse.ArgumentParser(add_help=False)
@@ -186,7 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
     cmd = sub.add_parser("set-weight", parents=[common, reasons], help="set the canary weight as one commit")
     cmd.add_argument("weight", metavar="WEIGHT", type=_weight, help="canary weight in percent (0-100)")
     cmd.set_defaults(func=_set_weight)
-    cmd = sub.add_parser("status", parents=[common], help="the rollout's state, read from Git")
+    cmd = sub.add_parser(
+        "status", parents=[common], help="the rollout's state, read from Git (SPEC may be a Pipeline)"
+    )
     cmd.add_argument("--json", action="store_true", help="as JSON")
     cmd.set_defaults(func=_status)
     for name, text in (("pause", "record a pause in Git"), ("resume", "record a resume in Git")):
@@ -197,24 +268,36 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "promote", parents=[common, reasons], help="advance one step by hand (a commit)"
     ).set_defaults(func=_promote)
+    cmd = sub.add_parser(
+        "approve",
+        parents=[common, reasons],
+        help="approve a revision for a pipeline's environment (a commit)",
+    )
+    cmd.add_argument("--environment", required=True, help="the environment the revision may enter")
+    cmd.add_argument("--revision", required=True, help="the revision (the canary image tag) to approve")
+    cmd.set_defaults(func=_approve, pipeline=True)
     cmd = sub.add_parser("schema", help="print the JSON schema of a Rollout spec")
     cmd.add_argument(
         "--markdown", action="store_true", help="the configuration reference instead (docs/reference.md)"
     )
     cmd.set_defaults(func=_schema)
-    from rollouts.controller.run import add_run_parser
-    from rollouts.local.demo import add_demo_parser
-    from rollouts.report.cli import add_parser as add_report_parser
-
-    add_run_parser(sub)
-    add_demo_parser(sub)
-    add_report_parser(sub)
+    for name, (text, module, function) in HEAVY_COMMANDS.items():
+        if load is None or name in load:
+            getattr(importlib.import_module(module), function)(sub)
+        else:  # listed in `rollouts --help` without importing the controller or the demo
+            sub.add_parser(name, help=text, add_help=False)
     return parser
+
+
+def _command(argv: list[str]) -> str | None:
+    """The subcommand named in ``argv`` (the first word that is not an option), if any."""
+    return next((word for word in argv if not word.startswith("-")), None)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the ``rollouts`` command; returns the process exit code."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(load={_command(argv) or ""})
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
     if func is None:
@@ -224,10 +307,14 @@ def main(argv: list[str] | None = None) -> int:
         code: int = func(args)
         return code
     from rollouts.gitops import CredentialError, GitopsError, HumanOverrideError
+    from rollouts.pipeline.spec import is_pipeline_file
     from rollouts.routes import RouteError
     from rollouts.spec import SpecError, load_spec
 
     try:
+        if getattr(args, "pipeline", False) or (args.command == "status" and is_pipeline_file(args.spec)):
+            code = _approve(args) if args.command == "approve" else _pipeline_status(args)
+            return code
         rollout = load_spec(args.spec)
         code = func(args, rollout)
     except HumanOverrideError as exc:

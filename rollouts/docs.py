@@ -5,9 +5,10 @@ The reference is derived from the schema alone (:func:`rollouts.spec.json_schema
 in YAML), walking every object from the document root through ``$ref``, ``anyOf`` and ``items``, so
 a field added to any pydantic model of the spec shows up without touching this module. Each model
 becomes one section (a table: field, type, default, allowed values, description); a model used in
-several places (GA and canary subsets) is one section listing every path. Free-form mappings that
-another model validates (``spec.analysis.policy`` is the analyzer's ``Policy``) are documented from
-that model's schema: :data:`EMBEDDED`.
+several places (GA and canary subsets) is one section listing every path. Models the spec embeds
+from other packages (``spec.analysis.policy`` is the analyzer's ``Policy``) are fields like any
+other, so they are documented the same way; :func:`reference` can still document a free-form
+mapping from a schema given for its path (``embedded``).
 
 No library renders a JSON schema as Markdown tables the way a reference page needs them (paths
 instead of model names, pydantic's defaults and constraints in their own columns), so it is here.
@@ -38,16 +39,6 @@ _CONSTRAINTS: tuple[tuple[str, Callable[[Any], str]], ...] = (
     ("maxItems", lambda v: f"at most {v} items"),
     ("pattern", lambda v: f"matches `{v}`"),
 )
-
-
-def _embedded() -> dict[str, dict[str, Any]]:
-    """Schemas of free-form mappings that a model validates: path -> that model's JSON schema."""
-    from analyzer.policy import Policy
-
-    return {"spec.analysis.policy": Policy.model_json_schema(by_alias=True, mode="validation")}
-
-
-EMBEDDED: Callable[[], dict[str, dict[str, Any]]] = _embedded
 
 
 @dataclass
@@ -255,7 +246,7 @@ def generated() -> str:
     """docs/reference.md as the code generates it now."""
     from rollouts.spec import json_schema
 
-    return reference(json_schema(), EMBEDDED())
+    return reference(json_schema())
 
 
 def main(argv: list[str] | None = None) -> int:

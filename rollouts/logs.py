@@ -14,6 +14,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from analyzer.redaction import redact
+
 DECISION = "decision"  # the ``extra`` key carrying a decision's fields
 
 
@@ -34,6 +36,20 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str, separators=(",", ":"))
+
+
+class RedactingFormatter(logging.Formatter):
+    """Another formatter's line, redacted (:func:`analyzer.redaction.redact`): the last line of
+    defence for every record of every library (apprise logs webhook URLs at DEBUG, GitPython logs
+    command lines), tracebacks included."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        """The inner formatter's text with URL credentials and webhook secrets masked."""
+        return redact(self.inner.format(record))
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -69,9 +85,11 @@ def configure(fmt: str = "text", level: str = "INFO", stream: Any = None) -> log
         raise ValueError(f"log format must be 'text' or 'json', got {fmt!r}")
     handler: logging.Handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     handler.setFormatter(
-        JsonFormatter()
-        if fmt == "json"
-        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        RedactingFormatter(
+            JsonFormatter()
+            if fmt == "json"
+            else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        )
     )
     root = logging.getLogger()
     for old in list(root.handlers):

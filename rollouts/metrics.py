@@ -65,6 +65,14 @@ class ControllerMetrics:
         self.commits = Counter(
             "rollouts_commits", "Commits made, by verdict", ["rollout", "verdict"], registry=r
         )
+        self.pipeline_revision = Gauge(
+            "rollouts_pipeline_revision",
+            "1 for the canary revision of each pipeline environment; state: where its way in stands",
+            ["pipeline", "environment", "revision", "state"],
+            registry=r,
+        )
+        # The labels each pipeline environment's series carries now (one series per environment).
+        self._pipeline_series: dict[tuple[str, str], tuple[str, str]] = {}
 
     def track(self, rollout: str) -> None:
         """Create the rollout's counters and its duration histogram at zero.
@@ -107,6 +115,18 @@ class ControllerMetrics:
         if test not in TESTS or kind not in EVIDENCE_KINDS:
             raise ValueError(f"evidence must be one of {TESTS} x {EVIDENCE_KINDS}, got {test!r}/{kind!r}")
         self.evidence.labels(rollout=rollout, test=test, kind=kind).set(value)
+
+    def set_pipeline_environment(self, pipeline: str, environment: str, revision: str, state: str) -> None:
+        """Where a pipeline's environment stands: its canary ``revision`` and the ``state`` of the
+        transition into it (``source`` for the first environment); the previous series goes."""
+        key = (pipeline, environment)
+        previous = self._pipeline_series.get(key)
+        if previous is not None and previous != (revision, state):
+            _remove(self.pipeline_revision, (pipeline, environment, *previous))
+        self._pipeline_series[key] = (revision, state)
+        self.pipeline_revision.labels(
+            pipeline=pipeline, environment=environment, revision=revision, state=state
+        ).set(1)
 
     def forget(self, rollout: str) -> None:
         """Drop every series of a rollout that no longer exists (its spec was removed)."""

@@ -4,14 +4,18 @@ configured target, through apprise (Slack, Teams, Discord, e-mail, webhooks, ...
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
 import apprise
 
+from analyzer.redaction import RedactingFilter, redact, url_secrets
+
 log = logging.getLogger(__name__)
+APPRISE_LOGGER = "apprise"  # the one logger apprise writes to
 
 
 class NotifyConfigError(ValueError):
@@ -83,7 +87,9 @@ def _number(value: float) -> str:
 def _redact(url: str) -> str:
     # Webhook URLs carry their secret in the path or query: name the service only.
     scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.split('/', 1)[0].split('@')[-1]}/..." if rest else url
+    host = rest.split("/", 1)[0].split("?", 1)[0].rpartition("@")[2]
+    shown = f"{scheme}://{host}/..." if rest else "(not a URL)"
+    return redact(shown, url_secrets(url))
 
 
 def read_url_files(paths: Iterable[str | Path]) -> list[str]:
@@ -108,16 +114,35 @@ class Notifier:
         self._apprise = apprise.Apprise()
         self.targets = 0
         self.failures = 0
-        for url in urls:
-            if not self._apprise.add(url):
-                raise NotifyConfigError(f"notify target {_redact(url)} is not a URL apprise supports")
-            self.targets += 1
+        urls = list(urls)
+        # apprise logs its targets' URLs (the secret is their path) at DEBUG, and their transport
+        # errors at WARNING: while it works for us, its records pass a filter that knows our secrets.
+        self._filter = RedactingFilter(s for url in urls for s in url_secrets(url))
+        with self._scrubbed():
+            for url in urls:
+                if not self._apprise.add(url):
+                    raise NotifyConfigError(f"notify target {_redact(url)} is not a URL apprise supports")
+                self.targets += 1
+
+    @contextmanager
+    def _scrubbed(self) -> Iterator[None]:
+        """This notifier's secrets are masked in apprise's log records for the duration (apprise
+        notifies synchronously: its worker threads are done when ``notify`` returns)."""
+        logger = logging.getLogger(APPRISE_LOGGER)
+        logger.addFilter(self._filter)
+        try:
+            yield
+        finally:
+            logger.removeFilter(self._filter)
 
     def send(self, notice: Notice) -> bool:
         """Deliver ``notice`` to every target; False (logged) when any delivery failed."""
         if self.targets == 0:
             return True
-        ok = bool(self._apprise.notify(body=notice.body, title=notice.title, notify_type=_TYPES[notice.kind]))
+        with self._scrubbed():
+            ok = bool(
+                self._apprise.notify(body=notice.body, title=notice.title, notify_type=_TYPES[notice.kind])
+            )
         if not ok:
             self.failures += 1
             log.warning("notification %r could not be delivered to every target", notice.title)

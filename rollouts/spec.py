@@ -20,15 +20,24 @@ The controller adds its own sections (analysis, load, notify, finalize) to :clas
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from rollouts.spec_controller import AnalysisSpec, FinalizeSpec, LoadSpec, UrlFile
+from rollouts.spec_strategy import check_route_kind, check_runnable
+from rollouts.yamlsafe import SPEC, YamlLimitError, excerpt, load_all, read_text
 
 API_VERSION = "rollouts.dev/v1alpha1"
 SCHEMA_ID = "https://rollouts.dev/schema/v1alpha1/rollout.schema.json"
@@ -37,6 +46,12 @@ _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # scp-like Git URLs: user@host:path (no scheme).
 _SCP_URL = re.compile(r"^[\w.-]+@[\w.-]+:")
+
+
+# One bad spec gives at most this many lines; the rest are counted.
+MAX_ERROR_LINES = 20
+# Spec discovery reads at most this many YAML files under the directory.
+MAX_SPEC_FILES = 1000
 
 
 class SpecError(ValueError):
@@ -63,6 +78,8 @@ def _repo_path(value: str) -> str:
     path = PurePosixPath(value)
     if not value or path.is_absolute() or ".." in path.parts or "\\" in value:
         raise ValueError("must be a relative path inside the repository (no leading '/', no '..')")
+    if any(part.lower() == ".git" for part in path.parts):
+        raise ValueError("must not point into .git (Git's own files are not part of the desired state)")
     return value
 
 
@@ -144,11 +161,12 @@ class GitSpec(_Model):
     @field_validator("url")
     @classmethod
     def _no_credentials(cls, value: str) -> str:
-        # user:password@ anywhere, or any user@ on HTTP(S) (tokens are passed as https://TOKEN@host).
-        if re.match(r"^[a-z][a-z0-9+.-]*://[^/@]*:[^/@]*@", value, re.IGNORECASE) or re.match(
-            r"^https?://[^/@]+@", value, re.IGNORECASE
-        ):
-            raise ValueError("must not contain credentials; use tokenFile or tokenEnv")
+        # Credentials (user:password@, https://TOKEN@, ?access_token=) and ext:: remote helpers.
+        from rollouts.gitops.credentials import remote_url_problem
+
+        problem = remote_url_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
 
@@ -218,6 +236,12 @@ class RolloutSpec(_Model):
                 raise ValueError(f"must be strictly ascending ({steps[i]} after {steps[i - 1]})")
         return steps
 
+    @model_validator(mode="after")
+    def _strategy(self) -> RolloutSpec:
+        check_route_kind(self.analysis, self.route.kind)
+        check_runnable(self.analysis)
+        return self
+
 
 class Rollout(_Model):
     """A Rollout document."""
@@ -257,7 +281,7 @@ def _message(error: Any) -> str:
     if kind == "value_error":
         return str(error["ctx"]["error"])
     if kind == "literal_error":
-        return f"must be {error['ctx']['expected']}, got {error['input']!r}"
+        return f"must be {error['ctx']['expected']}, got {excerpt(error['input'])}"
     if kind in {"int_type", "string_type", "list_type", "model_type", "dict_type", "model_attributes_type"}:
         want = {
             "int": "an integer",
@@ -266,13 +290,17 @@ def _message(error: Any) -> str:
             "mod": "a mapping",
             "dic": "a mapping",
         }
-        return f"must be {want[kind[:3]]}, got {type(error['input']).__name__} {error['input']!r}"
+        return f"must be {want[kind[:3]]}, got {type(error['input']).__name__} {excerpt(error['input'])}"
     return str(error["msg"])
 
 
 def format_errors(source: str, exc: ValidationError) -> str:
-    """One ``source: field.path: problem`` line per error."""
-    return "\n".join(f"{source}: {_loc(tuple(e['loc']))}: {_message(e)}" for e in exc.errors())
+    """One ``source: field.path: problem`` line per error (at most :data:`MAX_ERROR_LINES`)."""
+    errors = exc.errors()
+    lines = [f"{source}: {_loc(tuple(e['loc']))}: {_message(e)}" for e in errors[:MAX_ERROR_LINES]]
+    if len(errors) > MAX_ERROR_LINES:
+        lines.append(f"{source}: ... and {len(errors) - MAX_ERROR_LINES} more problem(s)")
+    return "\n".join(lines)
 
 
 def parse_spec(data: Any, *, source: str = "<spec>") -> Rollout:
@@ -292,14 +320,9 @@ def load_spec(path: str | Path) -> Rollout:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    try:
-        documents = [d for d in YAML(typ="safe", pure=True).load_all(text) if d is not None]
-    except YAMLError as exc:
-        detail = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-        raise SpecError(f"{path}: malformed YAML: {detail}") from None
+        documents = load_all(read_text(path, SPEC), str(path), SPEC)
+    except YamlLimitError as exc:
+        raise SpecError(str(exc)) from None
     if len(documents) != 1:
         raise SpecError(f"{path}: must hold exactly one Rollout document, found {len(documents)}")
     rollout = parse_spec(documents[0], source=str(path))
@@ -308,6 +331,63 @@ def load_spec(path: str | Path) -> Rollout:
         git = rollout.spec.git.model_copy(update={"url": str((path.parent / url).resolve())})
         rollout = rollout.model_copy(update={"spec": rollout.spec.model_copy(update={"git": git})})
     return rollout
+
+
+def scan_specs(root: Path, repo: Path) -> tuple[list[Rollout], list[str]]:
+    """Every ``kind: Rollout`` document in the ``*.yaml``/``*.yml`` files under ``root`` (a directory
+    of the repository checked out at ``repo``), and one error line per bad file, each naming it.
+
+    One bad file never stops the others: whatever goes wrong reading or validating it (size, depth,
+    aliases, encoding, an unexpected exception) becomes its error line. Symbolic links are never
+    followed (a committed link may point anywhere): a linked file is an error, a linked directory is
+    not entered. A file that cannot be parsed is reported only when it mentions ``kind: Rollout``
+    (an unrelated manifest beside the specs is not ours to judge). At most :data:`MAX_SPEC_FILES`
+    files are read, in sorted order.
+    """
+    files: list[Path] = []
+    errors: list[str] = []
+    for directory, dirnames, filenames in os.walk(root, followlinks=False):
+        base = Path(directory)
+        for name in sorted(dirnames):
+            if (base / name).is_symlink():
+                errors.append(f"{(base / name).relative_to(repo).as_posix()}: symbolic link, not followed")
+        files += [base / name for name in filenames if name.endswith((".yaml", ".yml"))]
+    files.sort()
+    if len(files) > MAX_SPEC_FILES:
+        errors.append(
+            f"{root.relative_to(repo).as_posix()}: more than {MAX_SPEC_FILES} YAML files; the rest not read"
+        )
+    rollouts: list[Rollout] = []
+    for file in files[:MAX_SPEC_FILES]:
+        rel = file.relative_to(repo).as_posix()
+        try:
+            found, problems = _specs_in_file(file, rel)
+        except Exception as exc:  # whatever one file does, the others still run
+            found, problems = [], [f"{rel}: cannot be read: {type(exc).__name__}: {excerpt(str(exc), 200)}"]
+        rollouts += found
+        errors += problems
+    return rollouts, errors
+
+
+def _specs_in_file(file: Path, rel: str) -> tuple[list[Rollout], list[str]]:
+    if file.is_symlink():
+        return [], [f"{rel}: is a symbolic link; Rollout specs must be regular files in the repository"]
+    try:
+        documents = load_all(read_text(file, SPEC, source=rel), rel, SPEC)
+    except YamlLimitError as exc:
+        with file.open("rb") as handle:
+            head = handle.read(SPEC.max_bytes).decode("utf-8", errors="replace")
+        return [], [str(exc)] if "kind: Rollout" in head else []
+    rollouts: list[Rollout] = []
+    errors: list[str] = []
+    for doc in documents:
+        if not isinstance(doc, dict) or doc.get("kind") != "Rollout":
+            continue
+        try:
+            rollouts.append(parse_spec(doc, source=rel))
+        except SpecError as exc:
+            errors.append(str(exc))
+    return rollouts, errors
 
 
 def is_local_path(url: str) -> bool:

@@ -14,6 +14,7 @@ spec:
     prometheus: {url: http://prometheus.istio-system:9090, bearerTokenFile: /var/run/secrets/prom}
     policy:                       # the analyzer's Policy: alpha, margins, SLOs, minimum data,
       alpha: 0.01                 # max_windows_per_step and on_max_windows (pause | rollback) ...
+                                  # (the analyzer's Policy model itself: errors name the key)
   load: {mode: endpoint, endpoint: http://loadtester.test:8089, target: http://podinfo-canary.test:9898/,
          rate: 20, tokenFile: /var/run/secrets/loadtest/token}
   notify: ["slack://T000/B000/XXX", {urlFile: /var/run/secrets/notify/urls}]
@@ -27,7 +28,6 @@ errors, values are strict, errors name the field.
 
 from __future__ import annotations
 
-import importlib
 import re
 from pathlib import PurePosixPath
 from typing import Annotated, Any, Literal
@@ -42,6 +42,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from analyzer.policy import Policy
+from analyzer.prometheus.templates import BUILTIN, template_from_mapping
+from rollouts.spec_strategy import StrategySpec
 
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m(?!s))?(?:(\d+(?:\.\d+)?)s)?(?:(\d+)ms)?$")
 
@@ -122,14 +126,24 @@ class PrometheusSpec(_Model):
 
 class SubsetSpec(_Model):
     """How the metrics name one side (the query template's selector fields; namespace is the rollout's).
-    Empty fields default to ``<name>-<route subset>`` (workload), the route subset (version) and
-    ``<name>`` (service)."""
+    Empty fields are derived from the files the route points at (``rollouts/workloads.py``): the
+    canary and GA manifests' names, the destination's host or backend, the DestinationRule's
+    ``version`` label; else ``<name>-<route subset>``, the route subset and ``<name>``."""
 
     workload: str = Field(
-        default="", description="Workload (Deployment) name; empty: `<name>-<route subset>`."
+        default="",
+        description="Workload (Deployment) name; empty: the canary (or GA, `gaPath`) manifest's name, a "
+        "host's or backend's service name, else `<name>-<route subset>`.",
     )
-    version: str = Field(default="", description="The pods' `version` label; empty: the route's subset name.")
-    service: str = Field(default="", description="Service name; empty: the rollout's name.")
+    version: str = Field(
+        default="",
+        description="The pods' `version` label; empty: the DestinationRule subset's `version` label, else "
+        "the route's subset name.",
+    )
+    service: str = Field(
+        default="",
+        description="Service name; empty: the destination's host or backend, else the rollout's name.",
+    )
 
 
 class SubsetsSpec(_Model):
@@ -139,17 +153,10 @@ class SubsetsSpec(_Model):
     canary: SubsetSpec = Field(default=SubsetSpec(), description="How the metrics name the canary.")
 
 
-def _analyzer(module: str, name: str) -> Any:
-    # The analyzer owns Policy and the query templates; validate against them so that a typo fails
-    # when the spec is loaded, not at the first analysis window.
-    try:
-        return getattr(importlib.import_module(module), name, None)
-    except ImportError:
-        return None
-
-
-class AnalysisSpec(_Model):
-    """How each step is judged (names as in Flagger's ``analysis`` where the meaning is the same)."""
+class AnalysisSpec(StrategySpec):
+    """How each step is judged (names as in Flagger's ``analysis`` where the meaning is the same,
+    the strategies' ``iterations``, ``match``, ``mirror``, ``mirrorWeight`` and ``sessionAffinity``
+    included; see docs/strategies.md)."""
 
     interval: Duration = Field(default=60.0, description="One analysis window per interval (duration).")
     threshold: int = Field(
@@ -166,34 +173,27 @@ class AnalysisSpec(_Model):
     )
     metrics: str | dict[str, Any] = Field(
         default="istio",
-        description="A built-in query template (`istio`, `istio-version`, `podinfo`) or a template of "
-        "your own (`selector`, `histogram`, `requests`, `errors`).",
+        description="A built-in query template (`istio`, `istio-version`, `istio-ambient`, "
+        "`istio-source`... with `-grpc` and `-4xx` variants, `podinfo`; see docs/prometheus.md) or a "
+        "template of your own (`selector`, `histogram`, `requests`, `errors`).",
     )
     subsets: SubsetsSpec = Field(default=SubsetsSpec(), description="How the metrics name GA and canary.")
     prometheus: PrometheusSpec = Field(default=PrometheusSpec(), description="Where the metrics are.")
-    policy: dict[str, Any] = Field(
-        default_factory=dict, description="The judge's policy (the analyzer's `Policy` fields, below)."
+    policy: Policy = Field(
+        default_factory=Policy,
+        description="The judge's policy: the analyzer's `Policy` (its fields are in its own section).",
     )
-
-    @field_validator("policy")
-    @classmethod
-    def _policy(cls, value: dict[str, Any]) -> dict[str, Any]:
-        policy = _analyzer("analyzer", "Policy")
-        if policy is not None:
-            policy.from_mapping(value, source="policy")
-        return value
 
     @field_validator("metrics")
     @classmethod
     def _metrics(cls, value: str | dict[str, Any]) -> str | dict[str, Any]:
-        builtin = _analyzer("analyzer.prometheus", "BUILTIN")
+        # The analyzer owns the query templates: a typo fails when the spec is loaded, not at the
+        # first analysis window.
         if isinstance(value, str):
-            if builtin is not None and value not in builtin:
-                raise ValueError(f"unknown template {value!r}; built-in: {', '.join(sorted(builtin))}")
+            if value not in BUILTIN:
+                raise ValueError(f"unknown template {value!r}; built-in: {', '.join(sorted(BUILTIN))}")
         else:
-            parse = _analyzer("analyzer.prometheus", "template_from_mapping")
-            if parse is not None:
-                parse({"name": "custom", **value}, source="metrics")
+            template_from_mapping({"name": "custom", **value}, source="metrics")
         return value
 
 

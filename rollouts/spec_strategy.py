@@ -11,7 +11,7 @@ spec:
     - queryParams: {variant: {exact: b}}
     mirror: true                  # or: mirror GA's requests to the canary during the iterations
     mirrorWeight: 100             # percent of the requests mirrored
-    sessionAffinity: {cookieName: rollouts-podinfo, maxAge: 86400}
+    sessionAffinity: {cookieName: rollouts-podinfo, maxAge: 86400, primaryCookieName: rollouts-ga}
 ```
 
 The names and shapes are Flagger's (``analysis.iterations``, ``match`` as Istio's
@@ -118,6 +118,12 @@ class SessionAffinitySpec(_Model):
     max_age: int = Field(
         default=86400, alias="maxAge", ge=1, le=400 * 86400, description="Cookie lifetime in seconds."
     )
+    primary_cookie_name: str | None = Field(
+        default=None,
+        alias="primaryCookieName",
+        description="GA's answers set this cookie (lifetime: the analysis interval) and its holders stay "
+        "on GA until it expires, as Flagger's; unset: GA's users are not pinned.",
+    )
 
 
 class StrategySpec(_Model):
@@ -129,15 +135,18 @@ class StrategySpec(_Model):
         le=10_000,
         description="The stage before the first step, at weight 0 (with `match`, `mirror`, or load to "
         "the preview's own service), lasts at least this many windows and ends when the judge "
-        "promotes (or rolls back); with `steps: [100]` this is blue/green.",
+        "promotes (or rolls back); with `steps: [100]` this is blue/green. Not run by `rollouts run` "
+        "yet (an error names it).",
     )
     match: list[MatchSpec] = Field(
         default_factory=list,
         description="A/B testing: during the iterations only requests matching one of these go to the "
-        "canary.",
+        "canary. Not run by `rollouts run` yet (an error names it).",
     )
     mirror: bool = Field(
-        default=False, description="During the iterations, mirror GA's requests to the canary."
+        default=False,
+        description="During the iterations, mirror GA's requests to the canary. Not run by `rollouts "
+        "run` yet (an error names it).",
     )
     mirror_weight: int = Field(
         default=100, alias="mirrorWeight", ge=1, le=100, description="Percent of the requests mirrored."
@@ -172,6 +181,22 @@ class StrategySpec(_Model):
     def to_match(self) -> Match | None:
         """``match`` as a :class:`Match` (None when empty)."""
         return Match(tuple(m.request_match() for m in self.match)) if self.match else None
+
+
+#: The strategy fields ``rollouts run`` does not drive yet; a spec that sets one is refused.
+NOT_RUN_YET = ("match", "mirror", "iterations")
+
+
+def check_runnable(strategy: StrategySpec) -> None:
+    """``ValueError`` naming the field when the spec asks for a strategy the controller does not run
+    yet (session affinity is run; A/B matches, mirroring and the iterations before the first step
+    are written by the route editors and walked by ``python -m rollouts.local.strategy_demo``)."""
+    for field in NOT_RUN_YET:
+        if getattr(strategy, field) not in (None, False, []):
+            raise ValueError(
+                f"analysis.{field}: not run by `rollouts run` yet (the route editors write it; "
+                "see docs/strategies.md)"
+            )
 
 
 def check_route_kind(strategy: StrategySpec, kind: str) -> None:
@@ -209,16 +234,22 @@ class Stage:
 
 
 def plan(
-    strategy: StrategySpec, steps: Sequence[int], *, affinity_value: str | None = None
+    strategy: StrategySpec, steps: Sequence[int], *, affinity_value: str | None = None, interval: float = 60.0
 ) -> tuple[Stage, ...]:
     """The stages of a rollout, in order (pure). ``affinity_value`` is the session cookie's value for
-    this canary revision (:func:`rollouts.routes.strategies.affinity_value`)."""
+    this canary revision (:func:`rollouts.routes.strategies.affinity_value`); ``interval`` (seconds)
+    is the lifetime of the primary cookie."""
     affinity = None
     if strategy.session_affinity is not None:
         if affinity_value is None:
             raise ValueError("sessionAffinity needs the cookie value of this canary revision")
+        spec = strategy.session_affinity
         affinity = SessionAffinity(
-            strategy.session_affinity.cookie_name, affinity_value, strategy.session_affinity.max_age
+            spec.cookie_name,
+            affinity_value,
+            spec.max_age,
+            primary_cookie_name=spec.primary_cookie_name,
+            primary_max_age=max(1, round(interval)),
         )
     stages: list[Stage] = []
     if strategy.iterations is not None:
@@ -293,6 +324,7 @@ def load_misses_match(match: Match, target: str, headers: dict[str, str]) -> str
 
 
 __all__ = [
+    "NOT_RUN_YET",
     "MatchSpec",
     "RouteState",
     "SessionAffinitySpec",
@@ -301,6 +333,7 @@ __all__ = [
     "StringMatchSpec",
     "apply_state",
     "check_route_kind",
+    "check_runnable",
     "is_blue_green",
     "load_misses_match",
     "plan",

@@ -9,6 +9,7 @@ answering 5xx. A query Prometheus rejects (HTTP 400/422: a template bug) fails a
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,6 +19,8 @@ from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 from urllib3.util.retry import Retry
+
+from analyzer.redaction import redact
 
 
 class PrometheusError(RuntimeError):
@@ -33,16 +36,26 @@ class PrometheusQueryError(PrometheusError):
 
 
 def redact_url(text: str, url: str) -> str:
-    """``text`` with the user name and password of ``url`` replaced by ``***``.
+    """``text`` with the user name and password of ``url`` (and any other URL credential) replaced by
+    ``***`` (:func:`analyzer.redaction.redact`).
 
     A Prometheus behind basic auth may be given as ``https://user:pass@host``; messages end up in
     logs, notifications and report pages, and must not carry the password.
     """
     parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return text
     userinfo = parts.netloc.rpartition("@")[0]
-    return text.replace(f"{userinfo}@", "***@")
+    secrets = (userinfo, *userinfo.split(":", 1)) if userinfo else ()
+    return redact(text, tuple(s for s in secrets if len(s) >= 4))
+
+
+# requests/urllib3 quote the request's path and query in their errors ("Max retries exceeded with
+# url: /api/v1/query?query=sum%28...%29&time=..."): the URL-encoded PromQL says nothing to a reader
+# (the query is named separately) and makes the message unreadable.
+_ENCODED_QUERY = re.compile(r"(/api/v1/[a-z_]+)\?[^\s)'\"]*")
+
+
+def _short(text: str) -> str:
+    return _ENCODED_QUERY.sub(r"\1?...", text)
 
 
 @dataclass(frozen=True)
@@ -73,6 +86,7 @@ class PrometheusClient:
         self.attempts = attempts
         self.backoff = backoff
         self.requests_sent = 0
+        self.headers = dict(headers or {})  # also for build_version and probes
         self._connect = PrometheusConnect(
             url=self.url,
             disable_ssl=True,
@@ -99,10 +113,10 @@ class PrometheusClient:
             raw: Any = self._connect.custom_query(promql, params=params)
         except requests.exceptions.RequestException as exc:
             raise PrometheusUnavailableError(
-                self._redact(f"Prometheus at {self.url} did not answer: {exc}")
+                self._redact(f"Prometheus at {self.url} did not answer: {_short(str(exc))}")
             ) from exc
         except PrometheusApiClientException as exc:
-            message = self._redact(str(exc))
+            message = self._redact(_short(str(exc)))
             if "HTTP Status Code 5" in message:
                 raise PrometheusUnavailableError(f"Prometheus at {self.display_url}: {message}") from exc
             raise PrometheusQueryError(
@@ -113,6 +127,30 @@ class PrometheusClient:
                 f"{self.display_url} answered something that is not Prometheus JSON"
             ) from exc
         return _samples(raw, promql)
+
+    def build_version(self) -> str | None:
+        """The server's version from ``/api/v1/status/buildinfo`` (``"2.42.0+ds"``), None when it
+        does not say (an older server, or a Prometheus-compatible one without that endpoint);
+        :class:`PrometheusUnavailableError` when it cannot be reached.
+
+        One attempt, not counted in :attr:`requests_sent` (which counts queries).
+        """
+        try:
+            answer = requests.get(
+                f"{self.url}/api/v1/status/buildinfo",
+                headers=self.headers,
+                timeout=self.timeout,
+                verify=False,
+            )
+        except requests.exceptions.RequestException as exc:
+            raise PrometheusUnavailableError(
+                self._redact(f"Prometheus at {self.url} did not answer: {_short(str(exc))}")
+            ) from exc
+        try:
+            version = answer.json().get("data", {}).get("version") if answer.status_code == 200 else None
+        except (ValueError, AttributeError):
+            return None
+        return str(version) if isinstance(version, str) and version else None
 
     def _redact(self, text: str) -> str:
         return redact_url(text, self.url)

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from analyzer.histogram import Histogram
-from analyzer.prometheus.client import PrometheusClient, Sample
+from analyzer.histogram import Histogram, Monotonicity
+from analyzer.prometheus.client import PrometheusClient, PrometheusUnavailableError, Sample
 from analyzer.prometheus.templates import QueryTemplate, Subset, TemplateError
 
 if TYPE_CHECKING:
@@ -81,10 +81,28 @@ class _Group:
 
 
 class MetricsReader:
-    """Answers rounds of :class:`WindowRequest` with as few queries as the round allows."""
+    """Answers rounds of :class:`WindowRequest` with as few queries as the round allows.
 
-    def __init__(self, client: PrometheusClient) -> None:
+    Histograms are built as the server's ``histogram_quantile`` sees them: equal ``le`` values
+    spelled differently are one bucket, and non-monotonic counts are repaired the way the server's
+    version does (``monotonicity``; default: asked once from its build info, see
+    :class:`~analyzer.histogram.Monotonicity`), so a p99 in a verdict is the p99 on the dashboard.
+    """
+
+    def __init__(self, client: PrometheusClient, *, monotonicity: Monotonicity | None = None) -> None:
         self.client = client
+        self._monotonicity = monotonicity
+
+    @property
+    def monotonicity(self) -> Monotonicity:
+        """The monotonicity fix-up of the server (its build info, read once it answers; while it
+        cannot be reached, the current behaviour, asked again next time)."""
+        if self._monotonicity is None:
+            try:
+                self._monotonicity = Monotonicity.for_version(self.client.build_version())
+            except PrometheusUnavailableError:
+                return Monotonicity.SMALL_DELTAS
+        return self._monotonicity
 
     def read(self, requests: Sequence[WindowRequest]) -> list[Result]:
         """One result per request, in order; raises :class:`~analyzer.prometheus.PrometheusError`
@@ -126,6 +144,11 @@ class MetricsReader:
             except (KeyError, ValueError):
                 bad_le.add(key)
                 continue
+            if math.isnan(bound):
+                bad_le.add(key)
+                continue
+            # "0.2", "2e-1" and "2.0e-1" (or "+Inf" and "+inf") are one bucket: their counts add up,
+            # as histogram_quantile's coalesceBuckets adds them.
             buckets[key][bound] = buckets[key].get(bound, 0.0) + sample.value
         request_counts = _by_key(requests, labels)
         error_counts = _by_key(errors, labels)
@@ -161,6 +184,7 @@ class MetricsReader:
                 hist = Histogram.from_cumulative(
                     [b / divisor if math.isfinite(b) else b for b in bounds],
                     [_clamp(buckets[key][b]) for b in bounds],
+                    monotonicity=self.monotonicity,
                 )
             except ValueError as exc:
                 results[subset] = nodata(f"malformed histogram for {_describe(template, subset)}: {exc}")

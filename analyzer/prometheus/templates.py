@@ -146,60 +146,130 @@ def duration(seconds: float) -> str:
     return f"{millis // 1000}s" if millis % 1000 == 0 else f"{millis}ms"
 
 
-_ISTIO_SERIES = 'reporter="destination", {{ selector }}'
+#: Istio's reporters (istio.io "Istio Standard Metrics", the ``reporter`` label): ``destination``,
+#: the server's sidecar; ``source``, the client's sidecar or a gateway (the only series of a
+#: destination without a sidecar); ``waypoint``, the waypoint proxy of ambient mode, which reports
+#: the L7 metrics there (ztunnel only reports TCP metrics, without a latency histogram).
+IstioReporter = Literal["destination", "source", "waypoint"]
+
+_ISTIO_WORKLOAD: dict[SubsetField, str] = {
+    "namespace": "destination_workload_namespace",
+    "workload": "destination_workload",
+}
+_ISTIO_VERSION: dict[SubsetField, str] = {
+    "namespace": "destination_workload_namespace",
+    "service": "destination_service_name",
+    "version": "destination_version",
+}
+#: What counts as an error: ``5xx`` (the default), or also 4xx (``with_4xx``), and, with ``grpc``,
+#: gRPC failures: Istio sets ``grpc_response_status`` on gRPC requests (``"0"`` is OK; plain HTTP
+#: requests leave it empty), and a failed gRPC call usually answers HTTP 200.
+_FAILED_HTTP = {False: "5..", True: "[45].."}
+
+
+def istio_template(
+    name: str,
+    *,
+    reporter: IstioReporter = "destination",
+    by_version: bool = False,
+    grpc: bool = False,
+    with_4xx: bool = False,
+) -> QueryTemplate:
+    """An Istio standard-metrics template for one reporter, subset kind and error definition.
+
+    With ``grpc`` the errors query adds the requests whose HTTP code is not an error but whose
+    ``grpc_response_status`` is set and not ``0``; the two sets are disjoint (``or`` of series
+    with different ``response_code``), so no request is counted twice.
+    """
+    series = f'reporter="{reporter}", {{{{ selector }}}}'
+    failed = _FAILED_HTTP[with_4xx]
+    http_errors = f'increase(istio_requests_total{{{series}, response_code=~"{failed}"}}[{{{{ window }}}}])'
+    if grpc:
+        grpc_errors = (
+            f'increase(istio_requests_total{{{series}, response_code!~"{failed}", '
+            f'grpc_response_status!~"0|"}}[{{{{ window }}}}])'
+        )
+        errors = f"sum by ({{{{ by }}}}) ({http_errors} or {grpc_errors})"
+    else:
+        errors = f"sum by ({{{{ by }}}}) ({http_errors})"
+    kinds = "gRPC status != 0, " if grpc else ""
+    subset = "a version of a service" if by_version else "a destination workload"
+    return QueryTemplate(
+        name=name,
+        description=f"Istio standard metrics reported by {reporter}; a subset is {subset} in a "
+        f"namespace; errors: {kinds}HTTP {'4xx and 5xx' if with_4xx else '5xx'}",
+        selector=dict(_ISTIO_VERSION if by_version else _ISTIO_WORKLOAD),
+        histogram="sum by ({{ by }}, le) (increase(istio_request_duration_milliseconds_bucket{"
+        + series
+        + "}[{{ window }}]))",
+        requests="sum by ({{ by }}) (increase(istio_requests_total{" + series + "}[{{ window }}]))",
+        errors=errors,
+        unit="ms",
+    )
+
 
 #: Istio standard metrics, one subset per workload (Deployment): the usual Flagger/Kayenta choice.
-ISTIO = QueryTemplate(
-    name="istio",
-    description="Istio standard metrics; a subset is a destination workload in a namespace",
-    selector={"namespace": "destination_workload_namespace", "workload": "destination_workload"},
-    histogram="sum by ({{ by }}, le) (increase(istio_request_duration_milliseconds_bucket{"
-    + _ISTIO_SERIES
-    + "}[{{ window }}]))",
-    requests="sum by ({{ by }}) (increase(istio_requests_total{" + _ISTIO_SERIES + "}[{{ window }}]))",
-    errors="sum by ({{ by }}) (increase(istio_requests_total{"
-    + _ISTIO_SERIES
-    + ', response_code=~"5.."}[{{ window }}]))',
-    unit="ms",
-)
-
+ISTIO = istio_template("istio")
 #: Istio standard metrics, one subset per version label of a service (DestinationRule subsets).
-ISTIO_VERSION = QueryTemplate(
-    name="istio-version",
-    description="Istio standard metrics; a subset is a version of a service in a namespace",
-    selector={
-        "namespace": "destination_workload_namespace",
-        "service": "destination_service_name",
-        "version": "destination_version",
-    },
-    histogram=ISTIO.histogram,
-    requests=ISTIO.requests,
-    errors=ISTIO.errors,
-    unit="ms",
-)
+ISTIO_VERSION = istio_template("istio-version", by_version=True)
+#: Istio ambient mode: the waypoint's L7 metrics (``reporter="waypoint"``), per workload.
+ISTIO_AMBIENT = istio_template("istio-ambient", reporter="waypoint")
+#: Destinations without a sidecar: only the client side reports (``reporter="source"``).
+ISTIO_SOURCE = istio_template("istio-source", reporter="source")
 
 _PODINFO_SERIES = '{{ selector }}, path!~"metrics|healthz|readyz"'
 
-#: podinfo's own RED metrics, scraped from the pods; probes and scrapes are left out.
-PODINFO = QueryTemplate(
-    name="podinfo",
-    description="podinfo's http_request_duration_seconds and http_requests_total, by namespace, app, version",
-    selector={"namespace": "namespace", "service": "app", "version": "version"},
-    histogram="sum by ({{ by }}, le) (increase(http_request_duration_seconds_bucket{"
-    + _PODINFO_SERIES
-    + "}[{{ window }}]))",
-    # http_requests_total has only a status label (no path): count requests from the histogram
-    # instead, so that probes and scrapes are left out here too.
-    requests="sum by ({{ by }}) (increase(http_request_duration_seconds_count{"
-    + _PODINFO_SERIES
-    + "}[{{ window }}]))",
-    errors="sum by ({{ by }}) (increase(http_request_duration_seconds_count{"
-    + _PODINFO_SERIES
-    + ', status=~"5.."}[{{ window }}]))',
-    unit="s",
-)
 
-BUILTIN: Mapping[str, QueryTemplate] = {t.name: t for t in (ISTIO, ISTIO_VERSION, PODINFO)}
+def podinfo_template(name: str, *, with_4xx: bool = False) -> QueryTemplate:
+    """podinfo's own RED metrics, scraped from the pods; probes and scrapes are left out."""
+    return QueryTemplate(
+        name=name,
+        description="podinfo's http_request_duration_seconds and http_requests_total, by namespace, app, "
+        f"version; errors: HTTP {'4xx and 5xx' if with_4xx else '5xx'}",
+        selector={"namespace": "namespace", "service": "app", "version": "version"},
+        histogram="sum by ({{ by }}, le) (increase(http_request_duration_seconds_bucket{"
+        + _PODINFO_SERIES
+        + "}[{{ window }}]))",
+        # http_requests_total has only a status label (no path): count requests from the histogram
+        # instead, so that probes and scrapes are left out here too.
+        requests="sum by ({{ by }}) (increase(http_request_duration_seconds_count{"
+        + _PODINFO_SERIES
+        + "}[{{ window }}]))",
+        errors="sum by ({{ by }}) (increase(http_request_duration_seconds_count{"
+        + _PODINFO_SERIES
+        + f', status=~"{_FAILED_HTTP[with_4xx]}"'
+        + "}[{{ window }}]))",
+        unit="s",
+    )
+
+
+PODINFO = podinfo_template("podinfo")
+
+
+def _builtin() -> dict[str, QueryTemplate]:
+    """Every built-in: the Istio bases (reporter x subset kind), each as is and with ``-grpc``,
+    ``-4xx`` and ``-grpc-4xx``; ``podinfo`` and ``podinfo-4xx``."""
+    out: dict[str, QueryTemplate] = {}
+    bases: list[tuple[str, IstioReporter, bool]] = [
+        ("istio", "destination", False),
+        ("istio-version", "destination", True),
+        ("istio-ambient", "waypoint", False),
+        ("istio-ambient-version", "waypoint", True),
+        ("istio-source", "source", False),
+        ("istio-source-version", "source", True),
+    ]
+    for base, reporter, by_version in bases:
+        for grpc, with_4xx in ((False, False), (True, False), (False, True), (True, True)):
+            name = base + ("-grpc" if grpc else "") + ("-4xx" if with_4xx else "")
+            out[name] = istio_template(
+                name, reporter=reporter, by_version=by_version, grpc=grpc, with_4xx=with_4xx
+            )
+    out["podinfo"] = PODINFO
+    out["podinfo-4xx"] = podinfo_template("podinfo-4xx", with_4xx=True)
+    return out
+
+
+BUILTIN: Mapping[str, QueryTemplate] = _builtin()
 
 
 def quantile_query(template: QueryTemplate, quantile: float, subsets: list[Subset], window: float) -> str:

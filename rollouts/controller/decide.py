@@ -302,17 +302,21 @@ def grid_start(moment: float, interval: float) -> float:
     return math.ceil(moment / interval) * interval
 
 
-def ran_committed_split(window: Window, weight: int, tolerance: float = 0.1) -> bool:
+def ran_committed_split(window: Window, weight: int, tolerance: float = 0.1, *, sticky: bool = False) -> bool:
     """Did the window's traffic follow the committed split? A window the cluster ran partly at the
     old weights (before the sync, or after someone else's change) is not evidence about this step.
 
     With few requests the share is noise, so only a clear disagreement (5 standard errors and more
-    than ``tolerance``) disqualifies a window.
+    than ``tolerance``) disqualifies a window. With session affinity (``sticky``) returning users
+    stay where they were served, so the share is not the weight: only a canary without any request
+    at a weight above 0 disqualifies the window.
     """
     canary, baseline = float(window.canary.requests), float(window.baseline.requests)
     total = canary + baseline
     if total < 20:
         return True
+    if sticky:
+        return canary > 0 or weight == 0
     expected = weight / 100
     share = canary / total
     spread = 5 * math.sqrt(max(expected * (1 - expected), 1e-4) / total)

@@ -225,6 +225,8 @@ class Machine:
     ) -> None:
         self.rollout = rollout
         self.key = rollout.key
+        # Session affinity: returning users stay where they were served (see ran_committed_split).
+        self._sticky = rollout.spec.analysis.session_affinity is not None
         self.workspace = workspace
         self.gate = gate
         self.source = metrics_source
@@ -240,6 +242,11 @@ class Machine:
         # promote-ga: the sync gate shows the GA commit applied; this says GA runs it and is ready.
         self.ga_readiness = ga_readiness
         self.memory = Memory()
+
+    @property
+    def interval(self) -> float:
+        """Seconds between ticks: the rollout's analysis interval (the scheduler's job period)."""
+        return self.rollout.spec.analysis.interval
 
     def close(self) -> None:
         """Stop this rollout's load job and release the load driver."""
@@ -355,7 +362,7 @@ class Machine:
                 return self._metrics_failed(now, since, where, str(exc)), tuple(verdicts)
             m.errors = 0
             m.next_window = end
-            if not ran_committed_split(window, where.weight):
+            if not ran_committed_split(window, where.weight, sticky=self._sticky):
                 log.info(
                     "%s: window %.0f-%.0f did not run the committed split, skipped", self.key, start, end
                 )
@@ -432,7 +439,9 @@ class Machine:
                     start += interval
                     continue
                 start += interval
-                if ran_committed_split(window, weight) and judge.judge(window).action in (
+                if ran_committed_split(window, weight, sticky=self._sticky) and judge.judge(
+                    window
+                ).action in (
                     "promote",
                     "rollback",
                 ):

@@ -26,9 +26,9 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from analyzer import Judge, Policy
+from analyzer import Judge
 from rollouts.controller.errors import SetupError
 from rollouts.controller.gitcache import CachedWorkspace, HeadCache
 from rollouts.controller.machine import GaReadiness, Leadership, Machine, TickResult
@@ -49,6 +49,10 @@ from rollouts.notify import Kind, Notice, Notifier, read_url_files
 from rollouts.spec import Rollout, SpecError, load_spec
 from rollouts.spec_controller import UrlFile
 from rollouts.sync import FluxKustomization, KubernetesSpecGate, LocalMeshGate, SyncGate, VersionProbe
+from rollouts.workloads import for_metrics
+
+if TYPE_CHECKING:
+    from rollouts.pipeline.runner import LoadedPipeline
 
 log = logging.getLogger("rollouts.controller")
 
@@ -151,14 +155,16 @@ class Controller:
     def machine(self, rollout: Rollout) -> Machine:
         """A state machine for ``rollout``; ``SetupError``/``ValueError`` naming what is wrong."""
         analysis = rollout.spec.analysis
-        policy = Policy.from_mapping(analysis.policy, source=f"{rollout.key}: spec.analysis.policy")
+        policy = analysis.policy
         prom = analysis.prometheus
         source_key = (prom.url, prom.bearer_token_file, prom.username)
         source = self.sources.get(source_key)
         if source is None:
             source = self.sources[source_key] = PrometheusSource.for_spec(prom)
-        source.register(rollout)
         workspace = CachedWorkspace(Workspace.for_spec(rollout, cache_dir=self.options.cache_dir), self.heads)
+        # The workloads the route really points at, and a warning now when Prometheus has no series.
+        rollout = for_metrics(rollout, workspace.workspace, source.reader.client)
+        source.register(rollout)
         gate: SyncGate
         events: EventRecorder | None = None
         canary: Callable[[], ObjectRef] | None = None
@@ -290,13 +296,45 @@ def add_run_parser(sub: Any) -> None:
 def _load_specs(args: argparse.Namespace, cache_dir: Path) -> tuple[list[Rollout], list[str]]:
     if args.repo:
         return discover(args.repo, args.branch, args.path, cache_dir, credentials_from_arguments(args))
+    from rollouts.pipeline.spec import is_pipeline_file
+
     rollouts, errors = [], []
     for path in args.specs:
+        if is_pipeline_file(path):
+            continue  # its environments' rollouts come with it (_load_pipelines)
         try:
             rollouts.append(load_spec(path))
         except SpecError as exc:
             errors.append(str(exc))
     return rollouts, errors
+
+
+def _load_pipelines(args: argparse.Namespace) -> tuple[list[LoadedPipeline], list[str]]:
+    """The Pipeline files among the SPEC arguments, each with its environments' rollouts."""
+    from rollouts.pipeline.runner import load_pipeline
+    from rollouts.pipeline.spec import PipelineSpecError, is_pipeline_file
+
+    pipelines, errors = [], []
+    for path in args.specs or ():
+        if not is_pipeline_file(path):
+            continue
+        try:
+            pipelines.append(load_pipeline(path))
+        except PipelineSpecError as exc:
+            errors.append(str(exc))
+    return pipelines, errors
+
+
+def _add_pipelines(controller: Controller, pipelines: list[LoadedPipeline], cache_dir: Path) -> None:
+    """One hand-over job per pipeline beside its environments' rollouts."""
+    from rollouts.pipeline.job import PipelineJob
+    from rollouts.pipeline.runner import PipelineRunner
+
+    for loaded in pipelines:
+        workspaces = {s.name: Workspace.for_spec(s.rollout, cache_dir=cache_dir) for s in loaded.stages}
+        job = PipelineJob(PipelineRunner(loaded, workspaces), controller.metrics)
+        controller.scheduler.add(job)
+        log.info("%s: pipeline running (%s)", job.key, " -> ".join(s.name for s in loaded.stages))
 
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -353,7 +391,12 @@ def _start(args: argparse.Namespace, cache_dir: Path) -> tuple[Controller, Leade
         elector.start()
     try:
         rollouts, errors = _load_specs(args, cache_dir)
+        pipelines, pipeline_errors = _load_pipelines(args)
+        errors += pipeline_errors
+        known = {r.key for r in rollouts}
+        rollouts += [s.rollout for p in pipelines for s in p.stages if s.rollout.key not in known]
         errors += controller.apply(rollouts)
+        _add_pipelines(controller, pipelines, cache_dir)
     except (SetupError, DiscoveryError, ValueError, OSError):
         if elector is not None:
             elector.stop()

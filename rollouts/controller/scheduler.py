@@ -14,24 +14,38 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from rollouts.controller.machine import AlwaysLeader, Leadership, Machine, TickResult
+from rollouts.controller.machine import AlwaysLeader, Leadership, TickResult
 from rollouts.state import Action, Phase
 
 log = logging.getLogger("rollouts.controller")
 
 
+class Job(Protocol):
+    """What the scheduler ticks: a rollout's :class:`Machine`, or a pipeline's hand-over job."""
+
+    key: str
+
+    @property
+    def interval(self) -> float: ...
+
+    def tick(self) -> TickResult: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass
 class Scheduler:
-    """Runs ``Machine.tick`` for every rollout at its interval in a background thread pool."""
+    """Runs ``tick`` of every job (a rollout's machine, a pipeline) at its interval in a thread pool."""
 
     leadership: Leadership = field(default_factory=AlwaysLeader)
     workers: int = 8
     on_tick: Callable[[str, TickResult], None] | None = None
-    machines: dict[str, Machine] = field(default_factory=dict)
+    machines: dict[str, Job] = field(default_factory=dict)
     # For /healthz (rollouts.metrics.Liveness): when each rollout's last tick began, leader or not,
     # and what its last tick as leader did.
     beats: dict[str, float] = field(default_factory=dict)
@@ -39,7 +53,7 @@ class Scheduler:
     _scheduler: BackgroundScheduler | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, machine: Machine) -> None:
+    def add(self, machine: Job) -> None:
         """Schedule ``machine`` (replacing the rollout's previous machine, if any)."""
         with self._lock:
             self.machines[machine.key] = machine
@@ -92,15 +106,15 @@ class Scheduler:
                 self._schedule(machine)
             self._scheduler.start()
 
-    def _schedule(self, machine: Machine) -> None:
+    def _schedule(self, machine: Job) -> None:
         assert self._scheduler is not None
-        interval = machine.rollout.spec.analysis.interval
+        interval = machine.interval
         self._scheduler.add_job(
             self.tick,
             IntervalTrigger(seconds=interval, timezone=dt.UTC),
             args=[machine.key],
             id=machine.key,
-            name=f"rollout {machine.key}",
+            name=machine.key,
             replace_existing=True,
             next_run_time=dt.datetime.now(dt.UTC),
             misfire_grace_time=max(1, int(interval)),

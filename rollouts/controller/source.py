@@ -18,7 +18,6 @@ from pathlib import Path
 
 from analyzer import SubsetWindow, Window
 from analyzer.prometheus import (
-    BUILTIN,
     MetricsReader,
     NoData,
     PrometheusClient,
@@ -26,13 +25,12 @@ from analyzer.prometheus import (
     QueryTemplate,
     Result,
     Subset,
-    TemplateError,
     WindowRequest,
-    template_from_mapping,
 )
 from rollouts.controller.errors import MetricsUnavailableError, NoDataError
 from rollouts.spec import Rollout
 from rollouts.spec_controller import PrometheusSpec
+from rollouts.workloads import subsets_of, template_of
 
 _ROUNDS_KEPT = 64  # cached rounds (a restart replays a step's windows: keep them all for a while)
 _FAILURE_TTL = 2.0  # a failed round is not retried by every rollout of the same round
@@ -43,42 +41,6 @@ class _Sides:
     template: QueryTemplate
     stable: Subset
     canary: Subset
-
-
-def template_of(rollout: Rollout) -> QueryTemplate:
-    """The rollout's query template: a built-in by name, or its own (named after the rollout)."""
-    metrics = rollout.spec.analysis.metrics
-    if isinstance(metrics, str):
-        if metrics not in BUILTIN:
-            raise TemplateError(
-                f"{rollout.key}: unknown template {metrics!r}; built-in: {', '.join(BUILTIN)}"
-            )
-        return BUILTIN[metrics]
-    return template_from_mapping(
-        {"name": f"rollout:{rollout.key}", **metrics}, source=f"{rollout.key} metrics"
-    )
-
-
-def subsets_of(rollout: Rollout) -> tuple[Subset, Subset]:
-    """GA and canary as the metrics name them: namespace from the rollout; workload, version and
-    service from ``spec.analysis.subsets``, defaulting to ``<name>-<route subset>``, the route's
-    subset name and ``<name>`` (the guide's and the local stack's naming)."""
-    name, namespace = rollout.metadata.name, rollout.metadata.namespace
-    sides = rollout.spec.analysis.subsets
-    out = []
-    for spec, route_name in (
-        (sides.stable, rollout.spec.route.stable),
-        (sides.canary, rollout.spec.route.canary),
-    ):
-        out.append(
-            Subset(
-                namespace=namespace,
-                workload=spec.workload or f"{name}-{route_name}",
-                version=spec.version or route_name,
-                service=spec.service or name,
-            )
-        )
-    return out[0], out[1]
 
 
 def prometheus_headers(spec: PrometheusSpec) -> dict[str, str]:

@@ -8,6 +8,7 @@ say and what the history means is :mod:`rollouts.state`'s. The local mesh only n
 from rollouts.gitops.credentials import (
     Credentials,
     add_credential_arguments,
+    check_remote_url,
     credentials_from_arguments,
     redact,
 )
@@ -20,10 +21,18 @@ from rollouts.gitops.errors import (
     HumanOverrideError,
     ManifestError,
     PushRejectedError,
+    RemoteUrlError,
     RepoFileError,
 )
 from rollouts.gitops.manifest import canary_images, copy_images, image_tag, revision_of
-from rollouts.gitops.workspace import CommitResult, RecordResult, Workspace, default_cache_dir
+from rollouts.gitops.workspace import (
+    CommitResult,
+    FileEdit,
+    LogEntry,
+    RecordResult,
+    Workspace,
+    default_cache_dir,
+)
 from rollouts.state import RECORD_VERDICTS, WEIGHT_VERDICTS, Record, RolloutState, format_message
 
 __all__ = [
@@ -33,18 +42,22 @@ __all__ = [
     "CredentialError",
     "Credentials",
     "DiscoveryError",
+    "FileEdit",
     "GitError",
     "GitopsError",
     "HumanOverrideError",
+    "LogEntry",
     "ManifestError",
     "PushRejectedError",
     "Record",
     "RecordResult",
+    "RemoteUrlError",
     "RepoFileError",
     "RolloutState",
     "Workspace",
     "add_credential_arguments",
     "canary_images",
+    "check_remote_url",
     "copy_images",
     "credentials_from_arguments",
     "default_cache_dir",

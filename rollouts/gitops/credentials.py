@@ -22,10 +22,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rollouts.gitops.errors import CredentialError
+from analyzer.redaction import redact as _redact
+from rollouts.gitops.errors import CredentialError, RemoteUrlError
 
 # user:password@ or token@ in scheme URLs; scp-like URLs (git@host:path) carry no secret.
-_URL_USERINFO = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)(?P<userinfo>[^/@\s]+)@", re.IGNORECASE)
+_URL_USERINFO = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)(?P<userinfo>[^/?#\s]*)@", re.IGNORECASE)
+# scp-like user:password@host:path
+_SCP_PASSWORD = re.compile(r"^[^/@:\s]+:[^/\s]*@[\w.-]+:")
+# Git's remote helpers ``<transport>::<address>`` (``ext::sh -c ...`` runs a command).
+_REMOTE_HELPER = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*::")
+_SCHEMES = ("https://", "http://", "ssh://", "git://", "file://", "git+ssh://", "ssh+git://")
 TOKEN_ENV = "ROLLOUTS_GIT_TOKEN"
 USERNAME_ENV = "ROLLOUTS_GIT_USERNAME"
 KNOWN_HOSTS_ENV = "ROLLOUTS_SSH_KNOWN_HOSTS"
@@ -173,18 +179,52 @@ def credentials_from_arguments(args: argparse.Namespace, env: Mapping[str, str] 
 
 
 def url_has_secret(url: str) -> bool:
-    """True when ``url`` carries a password (``user:pass@``) or an HTTP(S) user name (tokens are
-    often passed as ``https://TOKEN@host``); ``ssh://git@host`` and ``git@host:path`` do not."""
+    """True when ``url`` carries a password (``user:pass@``, also scp-like ``user:pass@host:path``),
+    an HTTP(S) user name (tokens are often passed as ``https://TOKEN@host``) or a query parameter
+    named like a secret (``?access_token=``); ``ssh://git@host`` and ``git@host:path`` do not."""
     match = _URL_USERINFO.match(url)
-    if match is None:
-        return False
-    return ":" in match["userinfo"] or match["scheme"].lower().startswith("http")
+    if match is not None and (":" in match["userinfo"] or match["scheme"].lower().startswith("http")):
+        return True
+    if _SCP_PASSWORD.match(url):
+        return True
+    query = url.partition("?")[2].partition("#")[0]
+    return bool(query) and _redact("?" + query) != "?" + query
+
+
+def remote_url_problem(url: str) -> str | None:
+    """Why a Git remote URL is refused, or None when it may be used.
+
+    Credentials in the URL are refused (Git would store the URL in ``.git/config`` and GitPython log
+    it; tokens come from ``tokenFile``/``tokenEnv``), and so are Git's remote helpers
+    (``ext::sh -c ...`` runs a shell command; ``fd::``) and options in disguise (``-u...``). Allowed:
+    ``https://``, ``http://``, ``ssh://``, ``git://``, ``file://``, scp-like ``user@host:path`` and
+    local paths. The text never holds the URL's secret.
+    """
+    if url.startswith("-"):
+        return "is not a repository URL (it starts with '-')"
+    if _REMOTE_HELPER.match(url) and not url.lower().startswith(_SCHEMES):
+        transport = url.split("::", 1)[0]
+        return (
+            f"Git remote helper {transport}:: is refused (it can run commands); use an https://, "
+            "ssh:// or file:// URL, or a local path"
+        )
+    if url_has_secret(url):
+        return (
+            "must not contain credentials; use tokenFile or tokenEnv (--git-token-file or "
+            "--git-token-env on the command line), or an SSH key"
+        )
+    return None
+
+
+def check_remote_url(url: str, setting: str = "spec.git.url") -> None:
+    """:class:`RemoteUrlError` naming ``setting`` (``--repo``, ``spec.git.url``) and the redacted URL
+    when :func:`remote_url_problem` refuses ``url``."""
+    problem = remote_url_problem(url)
+    if problem is not None:
+        raise RemoteUrlError(f"{setting}: {redact(url)}: {problem}")
 
 
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """``text`` with URL userinfo (``https://user:token@``) and every known secret replaced by ``***``."""
-    text = _URL_USERINFO.sub(lambda m: f"{m['scheme']}***@", text)
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
+    """``text`` with URL credentials and every known secret replaced by ``***``
+    (:func:`analyzer.redaction.redact`, the one redaction function)."""
+    return _redact(text, secrets)

@@ -4,7 +4,8 @@
 ``--resync`` seconds. Discovery keeps its own shallow clone per remote and branch (under
 ``<cache>/discovery/``), apart from the workspaces the rollouts commit through: it only reads, and
 a slow resync must never wait for a rollout's push. It must never commit, push, or follow a path
-outside the clone.
+outside the clone (symbolic links are not followed: ``rollouts.spec.scan_specs``), and never hand
+Git a URL with credentials or a remote helper in it.
 """
 
 from __future__ import annotations
@@ -13,11 +14,10 @@ import hashlib
 from pathlib import Path
 
 import git
-from ruamel.yaml import YAML
 
-from rollouts.gitops.credentials import Credentials, redact
-from rollouts.gitops.errors import DiscoveryError
-from rollouts.spec import Rollout, SpecError, is_local_path, parse_spec
+from rollouts.gitops.credentials import Credentials, check_remote_url, redact
+from rollouts.gitops.errors import DiscoveryError, RemoteUrlError
+from rollouts.spec import Rollout, is_local_path, scan_specs
 
 
 def discover(
@@ -31,31 +31,16 @@ def discover(
     ``GIT_SSH_COMMAND``). :class:`DiscoveryError` when the repo cannot be read or ``path`` is not
     one of its directories.
     """
+    try:
+        check_remote_url(url, "--repo")  # before Git sees it: no token in .git/config, no ext::
+    except RemoteUrlError as exc:
+        raise DiscoveryError(str(exc)) from None
     clone = _fetch(url, branch, cache_dir, credentials or Credentials())
     root = (clone / path).resolve()
     if not root.is_dir() or clone.resolve() not in (root, *root.parents):
-        raise DiscoveryError(f"--path {path!r} is not a directory of {url}")
-    rollouts: list[Rollout] = []
-    errors: list[str] = []
-    yaml = YAML(typ="safe", pure=True)
-    for file in sorted([*root.rglob("*.yaml"), *root.rglob("*.yml")]):
-        rel = file.relative_to(clone).as_posix()
-        try:
-            documents = [d for d in yaml.load_all(file.read_text(encoding="utf-8")) if isinstance(d, dict)]
-        except Exception as exc:  # malformed YAML in an unrelated manifest is not our business...
-            if "kind: Rollout" in file.read_text(encoding="utf-8", errors="replace"):
-                errors.append(f"{rel}: malformed YAML: {' '.join(str(exc).split())}")  # ...unless it is ours
-            continue
-        for doc in documents:
-            if doc.get("kind") != "Rollout":
-                continue
-            try:
-                rollout = parse_spec(doc, source=rel)
-            except SpecError as exc:
-                errors.append(str(exc))
-                continue
-            rollouts.append(_found_in(rollout, url))
-    return rollouts, errors
+        raise DiscoveryError(f"--path {path!r} is not a directory of {redact(url)}")
+    found, errors = scan_specs(root, clone.resolve())  # one bad file never stops the others
+    return [_found_in(rollout, url) for rollout in found], errors
 
 
 def _fetch(url: str, branch: str, cache_dir: Path, credentials: Credentials) -> Path:
@@ -74,6 +59,8 @@ def _fetch(url: str, branch: str, cache_dir: Path, credentials: Credentials) -> 
     except git.GitCommandError as exc:
         reason = redact(str(exc.stderr).strip() or str(exc), credentials.secrets())
         raise DiscoveryError(f"cannot read {redact(url)} ({branch}): {reason}") from None
+    except (git.exc.UnsafeProtocolError, git.exc.UnsafeOptionError) as exc:  # belt and braces
+        raise DiscoveryError(f"--repo {redact(url)}: refused by GitPython: {redact(str(exc))}") from None
     return clone
 
 

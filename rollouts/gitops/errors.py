@@ -12,6 +12,7 @@
     └── DiscoveryError          rollout specs cannot be discovered in a repo
     CredentialError             a configured key or token cannot be used (a ValueError: the
                                 spec's or the flags' fault, found before any Git operation)
+    RemoteUrlError              a remote URL that is refused (credentials in it, a remote helper)
 
 The branches are siblings, so a caller handles each for its own reason, in any order (the controller
 backs off on a ``GitError``, reports a ``RepoFileError`` once, adopts a ``HumanOverrideError``).
@@ -63,3 +64,7 @@ class DiscoveryError(GitopsError):
 
 class CredentialError(ValueError):
     """A configured credential that cannot be used (missing file, empty token)."""
+
+
+class RemoteUrlError(ValueError):
+    """A Git remote URL we refuse before Git sees it; the message names the setting, redacted."""

@@ -12,13 +12,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode
 
 from rollouts.gitops.errors import ManifestError
-from rollouts.routes._engine import compose, get, get_str, items, splice
-from rollouts.routes.errors import RouteError
+from rollouts.routes._engine import get, get_str, items, splice
+from rollouts.yamlsafe import MANIFEST, YamlLimitError, compose_all, load_all
 
 # Image references that YAML reads back as the same plain string.
 _PLAIN_IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$")
@@ -27,10 +25,9 @@ _PLAIN_IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$")
 def canary_images(text: str, source: str) -> dict[str, str]:
     """``{container name: image}`` for every container and init container in ``text``."""
     try:
-        documents = [d for d in YAML(typ="safe", pure=True).load_all(text) if d is not None]
-    except YAMLError as exc:
-        detail = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
-        raise ManifestError(f"{source}: malformed YAML: {detail}") from None
+        documents = load_all(text, source, MANIFEST)
+    except YamlLimitError as exc:
+        raise ManifestError(str(exc)) from None
     images: dict[str, str] = {}
     for doc in documents:
         for pod in _pod_specs(doc):
@@ -87,8 +84,8 @@ def copy_images(text: str, images: Mapping[str, str], source: str) -> str:
     containers is an error that names the file.
     """
     try:
-        documents = compose(text, source)
-    except RouteError as exc:
+        documents = compose_all(text, source, MANIFEST)
+    except YamlLimitError as exc:
         raise ManifestError(str(exc)) from None
     edits: list[tuple[int, int, str]] = []
     matched = 0

@@ -19,13 +19,11 @@ Rules (see docs/gitops.md):
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,13 +31,22 @@ from pathlib import Path
 from typing import Any
 
 import git
+from filelock import FileLock, Timeout
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from rollouts.gitops.credentials import Credentials, redact, url_has_secret
-from rollouts.gitops.errors import GitError, GitopsError, HumanOverrideError, PushRejectedError, RepoFileError
+from rollouts.gitops.credentials import Credentials, check_remote_url, redact
+from rollouts.gitops.errors import (
+    GitError,
+    GitopsError,
+    HumanOverrideError,
+    PushRejectedError,
+    RemoteUrlError,
+    RepoFileError,
+)
 from rollouts.gitops.manifest import canary_images, copy_images, revision_of
 from rollouts.routes import RouteEditor, RouteError, Weights, editor_for
 from rollouts.routes._engine import compose
+from rollouts.routes.strategies import SessionAffinity, affinity_value
 from rollouts.spec import Author, Rollout
 from rollouts.state import (
     RECORD_VERDICTS,
@@ -59,6 +66,7 @@ from rollouts.state import (
     record_of,
     record_subject,
 )
+from rollouts.yamlsafe import REPO_FILE, YamlLimitError, decode, read_text
 
 log = logging.getLogger("rollouts.gitops")
 
@@ -119,6 +127,25 @@ class _Edit:
 
 
 @dataclass(frozen=True)
+class FileEdit:
+    """One attempt of a caller's change (:meth:`Workspace.commit_edit`): the message and the files'
+    new text (path -> text; empty: an empty commit)."""
+
+    message: str
+    files: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One commit of the branch's history: sha, commit time (epoch seconds), author, full message."""
+
+    sha: str
+    timestamp: int
+    author: str
+    message: str
+
+
+@dataclass(frozen=True)
 class _Pushed:
     """What :meth:`Workspace._push_change` did: ``sha`` None when nothing had to change."""
 
@@ -126,6 +153,27 @@ class _Pushed:
     head: str
     attempts: int
     message: str = ""
+
+
+def _with_strategy(
+    editor: RouteEditor, rollout: Rollout, text: str, weights: Weights, revision: str | None
+) -> str:
+    """The route ``text`` with the strategy blocks a step at ``weights`` has: the session-affinity
+    cookie route while the canary has some but not all of the traffic, none otherwise (so a
+    rollback, the last step and the route back to GA remove it in the same commit)."""
+    spec = rollout.spec.analysis.session_affinity
+    if spec is None:
+        return text  # no strategy: the commit changes the weights only
+    if not 0 < weights.canary < 100:
+        return editor.set_affinity(text, None)
+    affinity = SessionAffinity(
+        spec.cookie_name,
+        affinity_value(rollout.key, revision or ""),
+        spec.max_age,
+        primary_cookie_name=spec.primary_cookie_name,
+        primary_max_age=max(1, round(rollout.spec.analysis.interval)),
+    )
+    return editor.set_affinity(text, affinity)
 
 
 def default_cache_dir() -> Path:
@@ -153,9 +201,12 @@ class Workspace:
         max_attempts: int = 8,
         backoff: float = 1.0,
     ) -> None:
-        if url_has_secret(url):
-            # Git would store it in .git/config and GitPython log it: tokens go through askpass.
-            raise GitopsError(f"{redact(url)}: credentials in the URL are refused; use tokenFile or tokenEnv")
+        try:
+            # Git would store credentials in .git/config and GitPython log them: tokens go through
+            # askpass. ext:: and other remote helpers would run commands.
+            check_remote_url(url)
+        except RemoteUrlError as exc:
+            raise GitopsError(str(exc)) from None
         self.url = url
         self.branch = branch
         self.author = author or Author()
@@ -245,6 +296,58 @@ class Workspace:
             self._sync()
             return self._head()
 
+    def records(self, rollout: Rollout) -> list[Record]:
+        """Fetch, then our commits for ``rollout``, newest first (at most :data:`MAX_RECORDS`), of
+        every revision: what a pipeline plans on (``read_state`` keeps only the current rollout's)."""
+        with self._locked():
+            self._sync()
+            return list(self._records(rollout))
+
+    def log(
+        self, *, grep: str | None = None, path: str | None = None, max_count: int = MAX_RECORDS
+    ) -> list[LogEntry]:
+        """The branch's commits at the clone's head, newest first: those whose message contains
+        ``grep`` (a fixed string), or that touched ``path``; at most ``max_count``. No fetch: call
+        :meth:`fetch` (or another reading method) first."""
+        sep, end = "\x1f", "\x1e"
+        args = ["log", f"--max-count={max_count}", f"--format=%H{sep}%ct{sep}%an <%ae>{sep}%B{end}"]
+        if grep is not None:
+            args += ["--fixed-strings", f"--grep={grep}"]
+        args.append("HEAD")
+        if path is not None:
+            args += ["--", path]
+        with self._locked():
+            out = self._git(*args)
+        entries: list[LogEntry] = []
+        for raw in out.split(end):
+            chunk = raw.strip("\n")
+            if chunk:
+                sha, at, author, message = chunk.split(sep, 3)
+                entries.append(LogEntry(sha=sha, timestamp=int(at), author=author, message=message))
+        return entries
+
+    def commit_edit(self, plan: Callable[[Callable[[str], str | None]], FileEdit | None]) -> CommitResult:
+        """A caller's change through the one change loop: on each attempt (the freshly fetched head),
+        ``plan(read)`` decides, with ``read(path)`` giving a file's text there (None when missing),
+        and returns the :class:`FileEdit` to commit, or None when nothing has to change (then ``sha``
+        is None). A rejected push runs ``plan`` again on the new head, so a plan that re-checks its
+        conditions there never overwrites a concurrent change it should yield to."""
+
+        def edit() -> _Edit | None:
+            planned = plan(self._read_or_none)
+            return None if planned is None else _Edit(planned.message, dict(planned.files))
+
+        pushed = self._push_change(edit)
+        none = Weights.for_canary(0)
+        return CommitResult(
+            sha=pushed.sha,
+            head=pushed.head,
+            previous=none,
+            weights=none,
+            attempts=pushed.attempts,
+            message=pushed.message,
+        )
+
     def read_weights(self, rollout: Rollout) -> Weights:
         """Fetch, then the current weights of the rollout's route."""
         with self._locked(), _file_errors():
@@ -316,10 +419,10 @@ class Workspace:
                     raise self._override(rollout, change.expected, current)
             elif current != base:
                 raise self._override(rollout, base, current)
-            message = change.message(
-                rollout.key, rollout.metadata.name, base, self._revision_or_none(rollout)
-            )
-            return _Edit(message, {path: editor.write(text, weights)})
+            revision = self._revision_or_none(rollout)
+            message = change.message(rollout.key, rollout.metadata.name, base, revision)
+            new = _with_strategy(editor, rollout, editor.write(text, weights), weights, revision)
+            return _Edit(message, {path: new})
 
         pushed = self._push_change(edit)
         assert base is not None
@@ -412,15 +515,11 @@ class Workspace:
         author, and push; a no-op when they already have that text. Not the controller's path (its
         commits go through :meth:`commit_weights`): for a person's or an automation's commit (the demo's)."""
 
-        def edit() -> _Edit | None:
-            changed = {rel: text for rel, text in files.items() if self._read_or_none(rel) != text}
-            return _Edit(message, changed) if changed else None
+        def plan(read: Callable[[str], str | None]) -> FileEdit | None:
+            changed = {rel: text for rel, text in files.items() if read(rel) != text}
+            return FileEdit(message, changed) if changed else None
 
-        pushed = self._push_change(edit)
-        none = Weights.for_canary(0)
-        return CommitResult(
-            sha=pushed.sha, head=pushed.head, previous=none, weights=none, attempts=pushed.attempts
-        )
+        return self.commit_edit(plan)
 
     # -- the one change loop --------------------------------------------------------------------------
 
@@ -583,7 +682,7 @@ class Workspace:
             if rel == route_path:
                 continue  # the editor checks the route file's own documents
             try:
-                text = self._file(rel).read_text(encoding="utf-8", errors="replace")
+                text = self._read(rel)  # bounded before it is read (a huge file is skipped, unread)
                 compose(text, rel)
             except (RouteError, RepoFileError) as exc:
                 log.warning("%s: skipping %s", self.remote, exc)
@@ -709,15 +808,15 @@ class Workspace:
         return path
 
     def _read(self, rel: str) -> str:
+        path = self._file(rel)
+        if not path.exists():
+            raise RepoFileError(f"{rel}: no such file on branch {self.branch} of {self.remote}")
         try:
-            path = self._file(rel)
-            # newline="": CRLF stays CRLF, so _write puts back exactly the file's own line endings.
-            with path.open(encoding="utf-8", newline="") as handle:
-                return handle.read()
-        except FileNotFoundError:
-            raise RepoFileError(f"{rel}: no such file on branch {self.branch} of {self.remote}") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise RepoFileError(f"{rel}: cannot read: {exc}") from None
+            # Size checked before reading; bytes decoded as they are (CRLF stays CRLF, so _write
+            # puts back exactly the file's own line endings); a bad byte is named by line.
+            return read_text(path, REPO_FILE, source=rel)
+        except YamlLimitError as exc:
+            raise RepoFileError(str(exc)) from None
 
     def _show(self, sha: str, rel: str) -> str:
         """``rel`` at commit ``sha``, from the object database (no worktree, no process)."""
@@ -737,11 +836,13 @@ class Workspace:
             )
         if blob.type != "blob":
             raise RepoFileError(f"{rel}: is not a file in {where} of {self.remote}")
+        if blob.size > REPO_FILE.max_bytes:  # before reading it: the size is in the object header
+            limit = REPO_FILE.max_bytes // 1024
+            raise RepoFileError(f"{rel}: {blob.size} bytes in {where}, more than the limit of {limit} KiB")
         try:
-            text: str = blob.data_stream.read().decode("utf-8")
-        except UnicodeDecodeError:
-            raise RepoFileError(f"{rel}: not UTF-8 in {where} of {self.remote}") from None
-        return text
+            return decode(blob.data_stream.read(), rel)
+        except YamlLimitError as exc:
+            raise RepoFileError(f"{exc} (in {where} of {self.remote})") from None
 
     def _read_or_none(self, rel: str) -> str | None:
         try:
@@ -807,18 +908,13 @@ class Workspace:
     def _locked(self) -> Iterator[None]:
         """One process at a time per workspace (two controllers may share a cache dir)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock_path = self.path.parent / f"{self.path.name}.lock"
-        deadline = time.monotonic() + LOCK_TIMEOUT_S
-        with lock_path.open("a") as handle:
-            while True:
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise GitError(f"{self.path}: workspace is locked by another process") from None
-                    time.sleep(0.05)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        # A fresh FileLock per call: threads of one process exclude each other as processes do.
+        lock = FileLock(self.path.parent / f"{self.path.name}.lock", timeout=LOCK_TIMEOUT_S)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise GitError(f"{self.path}: workspace is locked by another process") from None
+        try:
+            yield
+        finally:
+            lock.release()

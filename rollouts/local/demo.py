@@ -11,6 +11,10 @@ the traffic goes back to GA), ``slow`` (0.2.1, three times slower: rolled back),
 8 % errors: rolled back), ``all`` (good, then image automation commits 0.2.1, then 0.2.2). At the
 end it prints the repo's ``git log`` and writes a report. Without a terminal it prints one line per
 decision instead of the live view, so ``make demo > log`` tells the story too.
+
+``ab``, ``mirror`` and ``bluegreen`` walk a strategy instead (:mod:`rollouts.local.strategy_demo`):
+its route states committed stage by stage and judged from Prometheus, without the controller, which
+does not drive them yet.
 """
 
 from __future__ import annotations
@@ -52,6 +56,8 @@ BEHAVIOUR: dict[str, tuple[str, ...]] = {
     "0.2.1": (*BASE, "--latency-factor=3"),
     "0.2.2": (*BASE, "--error-rate=0.08"),
 }
+#: Scenarios walked by :mod:`rollouts.local.strategy_demo` (the strategies, judged; not the controller).
+STRATEGY_SCENARIOS = ("ab", "bluegreen", "mirror")
 STORY: dict[str, tuple[str, list[tuple[str | None, Action]]]] = {
     # scenario: (first canary version, [(version image automation commits or None, expected end)])
     "good": ("0.2.0", [(None, Action.FINALIZE)]),
@@ -85,16 +91,24 @@ spec:
 """
 
 
-def rollout_spec(stack: LocalStack, interval: float, rate: float) -> str:
-    """The demo's Rollout spec (it lives in the repo; ``git.url: .`` means that repo)."""
+def rollout_spec(
+    stack: LocalStack,
+    interval: float,
+    rate: float,
+    *,
+    url: str = ".",
+    finalize: str = f"{{action: promote-ga, gaPath: {GA}}}",
+) -> str:
+    """The demo's Rollout spec (in the repo, ``git.url: .`` means that repo); its namespace is the
+    stack's."""
     return f"""apiVersion: rollouts.dev/v1alpha1
 kind: Rollout
 metadata:
   name: podinfo
-  namespace: test
+  namespace: {stack.config.namespace}
 spec:
   git:
-    url: .
+    url: {url}
     branch: master
     author: {{name: rollouts-controller, email: rollouts@demo.invalid}}
   route: {{kind: VirtualService, path: {ROUTE}, stable: ga, canary: canary}}
@@ -109,7 +123,7 @@ spec:
     prometheus: {{url: "{stack.prometheus_url}"}}
     policy: {{min_windows: 2, min_canary_requests: 60, max_windows_per_step: 40}}
   load: {{mode: local, target: "{stack.mesh_url}/", rate: {rate:g}}}
-  finalize: {{action: promote-ga, gaPath: {GA}}}
+  finalize: {finalize}
 """
 
 
@@ -178,6 +192,7 @@ class Story:
     """What the controller did, as the display and the report tell it."""
 
     ticks: list[tuple[float, TickResult]] = field(default_factory=list)
+    by_key: list[tuple[str, TickResult]] = field(default_factory=list)  # the same ticks, with their rollout
     started: float = field(default_factory=time.time)
     lock: threading.Lock = field(default_factory=threading.Lock)
     echo: Callable[[str], None] | None = None  # without a terminal: one line per decision
@@ -187,6 +202,7 @@ class Story:
         now = time.time()
         with self.lock:
             self.ticks.append((now, result))
+            self.by_key.append((key, result))
         if self.echo is not None and _is_decision(result):
             self.echo(decision_line(now, key, result))
 
@@ -194,6 +210,11 @@ class Story:
         """Ticks that changed something or judged windows."""
         with self.lock:
             return [(t, r) for t, r in self.ticks if _is_decision(r)]
+
+    def keyed(self) -> list[tuple[str, TickResult]]:
+        """Every tick with the key of its rollout (or pipeline job), oldest first."""
+        with self.lock:
+            return list(self.by_key)
 
     def last(self) -> TickResult | None:
         """The newest tick."""
@@ -430,13 +451,32 @@ def _report(scenario: str, story: Story, log_text: str, ok: bool) -> str:
 def add_demo_parser(sub: Any) -> None:
     """Register ``rollouts demo``."""
     cmd = sub.add_parser("demo", help="the guide's story on one machine: good canary, then regressions")
-    cmd.add_argument("--scenario", choices=sorted(STORY), default="all")
+    cmd.add_argument(
+        "--scenario",
+        choices=[*sorted(STORY), *sorted(STRATEGY_SCENARIOS), "pipeline"],
+        default="all",
+        help="the controller's story (all, good, slow, errors), a strategy walked with the judge "
+        "(ab, mirror, bluegreen; see docs/strategies.md), or a pipeline through two environments "
+        "(pipeline; see docs/pipeline.md)",
+    )
+    cmd.add_argument("--slow", action="store_true", help="strategy scenarios: a canary three times slower")
     cmd.add_argument("--interval", type=float, default=5.0, help="analysis interval in seconds (default 5)")
     cmd.add_argument("--rate", type=float, default=200.0, help="load in requests per second (default 200)")
     cmd.add_argument("--out", type=Path, default=Path("demo-output"), help="where the report and repo go")
     cmd.add_argument("--timeout", type=float, default=150.0, help="seconds each act may take")
-    cmd.set_defaults(
-        func=lambda args: Demo(
-            args.scenario, interval=args.interval, rate=args.rate, out=args.out, timeout=args.timeout
-        ).run()
-    )
+    cmd.set_defaults(func=_run_demo)
+
+
+def _run_demo(args: Any) -> int:
+    if args.scenario in STRATEGY_SCENARIOS:
+        from rollouts.local.strategy_demo import demo
+
+        outcome = demo(args.scenario, slow=args.slow, rate=min(args.rate, 100.0))
+        return 0 if outcome.ended != "held" else 1
+    if args.scenario == "pipeline":
+        from rollouts.local.pipeline_demo import PipelineDemo
+
+        return PipelineDemo(interval=args.interval, rate=args.rate, out=args.out, timeout=args.timeout).run()
+    return Demo(
+        args.scenario, interval=args.interval, rate=args.rate, out=args.out, timeout=args.timeout
+    ).run()

@@ -59,6 +59,7 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from analyzer.redaction import redact
 from rollouts.local.forwarder import Exchange, Forwarder, Head, Route, Upstream
 from rollouts.local.forwarder import start as start_forwarder
 from rollouts.local.process import run_async, serve_until_signalled
@@ -200,7 +201,7 @@ class RouteWatcher:
             sha, _, name = line.partition("\t")
             if name == ref:
                 return sha
-        raise RuntimeError(f"branch {self.config.branch!r} not found on remote {self.config.repo}")
+        raise RuntimeError(f"branch {self.config.branch!r} not found on remote {redact(self.config.repo)}")
 
     def read_route(self, sha: str) -> tuple[Weights, RouteTable]:
         """Fetch ``sha`` and read the weights and the routes of the route file at that revision."""
@@ -212,7 +213,14 @@ class RouteWatcher:
             blob = self._repo.commit(sha).tree / self.config.path
         except KeyError:
             raise ValueError(f"{self.config.path}: no such file at revision {sha[:12]}") from None
-        text = blob.data_stream.read().decode("utf-8")
+        from rollouts.yamlsafe import ROUTE, decode
+
+        if blob.size > ROUTE.max_bytes:  # before reading it: the size is in the object header
+            raise ValueError(
+                f"{self.config.path}: {blob.size} bytes at revision {sha[:12]}, more than the "
+                f"{ROUTE.max_bytes // 1024} KiB a route file may have"
+            )
+        text = decode(blob.data_stream.read(), self.config.path)
         return self.editor.read(text), self.editor.table(text)
 
     def poll(self) -> MeshStatus:
@@ -246,7 +254,7 @@ def request_of(head: Head) -> Request:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = " ".join(redact(str(exc)).split()) or type(exc).__name__
     return text if len(text) <= 500 else text[:497] + "..."
 
 
@@ -423,7 +431,7 @@ async def _run(config: MeshConfig) -> None:
         mesh = Mesh(config, workdir)
         print(
             f"mesh listening on http://{config.host}:{config.port} (admin :{config.admin_port}),"
-            f" following {config.repo} {config.branch}:{config.path}",
+            f" following {redact(config.repo)} {config.branch}:{config.path}",
             flush=True,
         )
         await serve_until_signalled(mesh.runners())

@@ -107,6 +107,7 @@ class Walkthrough:
         self._warm_up()
         loads = self._start_load(target)
         try:
+            self._wait_for_load()
             for index, stage in enumerate(self.stages):
                 self._commit(stage.state, f"{self.scenario}: {stage.name}", outcome)
                 if index:
@@ -175,6 +176,18 @@ class Walkthrough:
             )
         return processes
 
+    def _wait_for_load(self, timeout: float = 90.0) -> None:
+        """Until GA's requests show in Prometheus (``loadtest`` takes seconds to start on a busy
+        machine): windows before that would be empty."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            end = time.time()
+            ga = self.reader.read([WindowRequest(self.subsets["ga"], ISTIO, self.window, end)])[0]
+            if not isinstance(ga, NoData) and ga.requests > 0:
+                return
+            time.sleep(0.5)
+        raise RuntimeError(f"no load reached GA within {timeout:.0f}s")
+
     def _commit(self, state: RouteState, message: str, outcome: Outcome) -> None:
         sha = self.stack.edit_route(lambda editor, text: apply_state(editor, text, state), message)
         self.stack.wait_for_revision(sha, timeout=30)
@@ -235,6 +248,23 @@ def stack_config(slow: bool) -> StackConfig:
     )
 
 
+def demo(
+    scenario: str,
+    *,
+    slow: bool = False,
+    window: float = 3.0,
+    rate: float = 100.0,
+    out: Callable[[str], None] = print,
+) -> Outcome:
+    """Start the stack, walk ``scenario``, print the repo's log; the outcome."""
+    with LocalStack(stack_config(slow)) as stack:
+        outcome = Walkthrough(stack, scenario, window=window, rate=rate, out=out).run()
+        out(f"{scenario}: {outcome.ended}")
+        log = ["git", "--git-dir", str(stack.repo_path), "log", "--oneline", stack.config.branch]
+        out(subprocess.run(log, capture_output=True, text=True, check=False, timeout=30).stdout.rstrip())
+    return outcome
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m rollouts.local.strategy_demo --scenario ab|mirror|bluegreen [--slow]``."""
     parser = argparse.ArgumentParser(
@@ -245,11 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--window", type=float, default=3.0, help="seconds per analysis window (default 3)")
     parser.add_argument("--rate", type=float, default=100.0, help="load in requests/s (default 100)")
     args = parser.parse_args(argv)
-    with LocalStack(stack_config(args.slow)) as stack:
-        outcome = Walkthrough(stack, args.scenario, window=args.window, rate=args.rate).run()
-        print(f"{args.scenario}: {outcome.ended}")
-        log = ["git", "--git-dir", str(stack.repo_path), "log", "--oneline", stack.config.branch]
-        print(subprocess.run(log, capture_output=True, text=True, check=False, timeout=30).stdout)
+    outcome = demo(args.scenario, slow=args.slow, window=args.window, rate=args.rate)
     return 0 if outcome.ended != "held" else 1
 
 

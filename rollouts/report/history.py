@@ -23,6 +23,7 @@ from rollouts.report.errors import HistoryError
 from rollouts.routes import RouteEditor, RouteError, Weights, editor_for
 from rollouts.spec import Rollout
 from rollouts.state import CommitVerdict, Message, parse_message
+from rollouts.yamlsafe import ROUTE, YamlLimitError, decode
 
 __all__ = [
     "MAX_COMMITS",
@@ -147,10 +148,14 @@ class _Reader:
         cached = self._cache.get(blob.hexsha)
         if cached is None:
             try:
-                text = blob.data_stream.read().decode("utf-8")
-                cached = self.editor.read(text)
-            except UnicodeDecodeError:
-                cached = f"{self.path}: not UTF-8 in commit {commit.hexsha[:12]}"
+                if blob.size > ROUTE.max_bytes:  # the size is in the object header: nothing read
+                    raise YamlLimitError(
+                        f"{self.path}: {blob.size} bytes in commit {commit.hexsha[:12]}, more than the "
+                        f"limit of {ROUTE.max_bytes // 1024} KiB"
+                    )
+                cached = self.editor.read(decode(blob.data_stream.read(), self.path))
+            except YamlLimitError as exc:  # too big, or not UTF-8 (line and byte named)
+                cached = f"{exc} (commit {commit.hexsha[:12]})"
             except RouteError as exc:
                 cached = str(exc)
             self._cache[blob.hexsha] = cached

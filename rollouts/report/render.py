@@ -3,7 +3,10 @@
 The page has no external resources: inline CSS, charts embedded as ``data:`` PNGs (the same PNGs are
 also written beside the page), and a Content-Security-Policy that allows nothing else (no scripts at
 all). Everything that comes from Git -- commit messages, authors, reasons, evidence, even the
-rollout's name -- is user input and goes through :func:`html.escape`.
+rollout's name -- is user input: the markup is a Jinja2 template (``templates/report.html.j2``, as
+Locust renders its report) with autoescape on, so no value is ever written into the page unescaped.
+This module never builds markup in Python strings; it draws the charts and hands values to the
+template.
 
 Charts are drawn with matplotlib's object API (``Figure`` + Agg canvas, no ``pyplot``): no global
 figure state, no display needed.
@@ -19,13 +22,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
 from matplotlib.dates import date2num
 from matplotlib.figure import Figure
 
 from analyzer import Histogram
 from analyzer.prometheus import redact_url
-from rollouts.report.history import Event, Timeline
-from rollouts.report.metrics import StepMetrics, StepMetricsReport, SubsetData
+from rollouts.report.history import Timeline
+from rollouts.report.metrics import StepMetricsReport
 from rollouts.routes import Weights
 
 GA_COLOR = "#1f77b4"
@@ -45,6 +50,8 @@ MAX_LATENCY_PANELS = 12
 DPI = 100
 QUANTILES = (0.5, 0.9, 0.99)
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+#: The page's template (in ``rollouts/report/templates/``, shipped as package data).
+TEMPLATE = "report.html.j2"
 
 
 @dataclass(frozen=True)
@@ -64,10 +71,6 @@ class RenderedReport:
 
     html: str
     charts: tuple[Chart, ...] = field(default_factory=tuple)
-
-
-def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
 
 
 def _when(ts: int | float) -> str:
@@ -266,122 +269,54 @@ def errors_chart(metrics: StepMetricsReport) -> Chart | None:
     return Chart("errors.png", "error rates of GA and canary per step", png, width_px, height_px)
 
 
-_STYLE = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px;color:#1b1b1b;
-background:#fff}
-h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd}
-.meta{color:#555;font-size:13px} .meta code{font-size:12px}
-.banner{padding:10px 14px;border-radius:6px;margin:14px 0;font-size:14px}
-.warn{background:#fff4e5;border:1px solid #f0b429} .ok{background:#eef8ee;border:1px solid #9ccc9c}
-figure{margin:8px 0} figure img{max-width:100%;height:auto;border:1px solid #eee}
-table{border-collapse:collapse;font-size:13px;width:100%} th,td{border:1px solid #ddd;padding:4px 6px;
-vertical-align:top;text-align:left} th{background:#f5f5f5} td.num,td.time{white-space:nowrap}
-td.num{text-align:right}
-.badge{display:inline-block;padding:1px 7px;border-radius:9px;color:#fff;font-size:12px}
-pre{white-space:pre-wrap;font-size:12px;margin:4px 0;background:#fafafa;padding:6px}
-ul{margin:0;padding-left:18px} code{font-family:ui-monospace,Menlo,Consolas,monospace}
-dl{margin:0;display:grid;grid-template-columns:max-content auto;gap:0 8px;font-size:12px} dt{color:#555}
-dd{margin:0;font-family:ui-monospace,Menlo,Consolas,monospace}
-"""
+def _canary(weights: Weights | None) -> str:
+    return "–" if weights is None else f"{weights.canary}%"
 
 
-def _img(chart: Chart) -> str:
-    data = base64.b64encode(chart.png).decode("ascii")
-    return (
-        f'<figure><img id="chart-{_e(chart.name.removesuffix(".png"))}" alt="{_e(chart.alt)}" '
-        f'width="{chart.width}" height="{chart.height}" src="data:image/png;base64,{data}">'
-        f"<figcaption class=meta>{_e(chart.alt)} (<code>{_e(chart.name)}</code>)</figcaption></figure>"
+def _percent(rate: float) -> str:
+    return "–" if math.isnan(rate) else f"{100 * rate:.2f}%"
+
+
+def _escape(value: object) -> object:
+    """Autoescape's finalizer: every ``{{ value }}`` goes through :func:`html.escape`.
+
+    markupsafe (Jinja2's default) would write quotes as ``&#34;``/``&#39;`` where the standard
+    library writes ``&quot;``/``&#x27;``; both are correct, and keeping one spelling keeps the pages
+    (and the checks on them) byte-stable. Values that are already markup (macro output) pass as they
+    are; anything this does not see is still escaped by autoescape.
+    """
+    if hasattr(value, "__html__"):
+        return value
+    return Markup(html.escape(str(value), quote=True))
+
+
+def _environment() -> Environment:
+    """A fresh environment per page (no module-level state); templates ship as package data."""
+    environment = Environment(
+        loader=PackageLoader("rollouts.report", "templates"),
+        autoescape=True,
+        finalize=_escape,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
     )
-
-
-def _weights(event: Event) -> str:
-    def one(weights: Weights | None) -> str:
-        return "–" if weights is None else f"{weights.canary}%"
-
-    return f"{one(event.before)} → {one(event.after)}"
-
-
-def _badge(kind: str) -> str:
-    color = VERDICT_COLORS.get(kind, "#555555")
-    return f'<span class="badge" style="background:{color}">{_e(kind)}</span>'
-
-
-def _subset_cells(data: SubsetData | None, missing: str | None) -> str:
-    if data is None:
-        return f'<td colspan="5" class="meta">no data: {_e(missing or "not measured")}</td>'
-    rate = data.error_rate
-    quantiles = "".join(f'<td class="num">{_e(_ms(data.histogram.quantile(q)))}</td>' for q in QUANTILES)
-    return (
-        f'<td class="num">{data.requests:.0f}</td>'
-        f'<td class="num">{data.errors:.0f} ({"–" if math.isnan(rate) else f"{100 * rate:.2f}%"})</td>'
-        + quantiles
+    environment.filters.update(
+        when=_when,
+        duration=_duration,
+        ms=_ms,
+        percent=_percent,
+        count=lambda value: f"{value:.0f}",
+        canary=_canary,
+        b64=lambda data: base64.b64encode(data).decode("ascii"),
     )
-
-
-def _steps_table(items: Sequence[StepMetrics]) -> str:
-    head = (
-        "<tr><th rowspan=2>step</th><th rowspan=2>from (UTC)</th><th rowspan=2>length</th>"
-        "<th rowspan=2>canary</th><th rowspan=2>commit</th>"
-        "<th colspan=5>GA</th><th colspan=5>canary</th></tr>"
-        "<tr>" + "<th>requests</th><th>errors</th><th>p50</th><th>p90</th><th>p99</th>" * 2 + "</tr>"
-    )
-    rows = []
-    for item in items:
-        step = item.step
-        rows.append(
-            f'<tr id="step-{step.index}"><td class="num">{step.index}</td>'
-            f'<td class="time">{_e(_when(step.start))}</td>'
-            f'<td class="num">{_e(_duration(step.duration))}</td><td class="num">{step.weights.canary}%</td>'
-            f"<td><code>{_e(step.event.sha[:10])}</code></td>"
-            + _subset_cells(item.stable, item.stable_missing)
-            + _subset_cells(item.canary, item.canary_missing)
-            + "</tr>"
-        )
-    return f'<table id="steps">{head}{"".join(rows)}</table>'
-
-
-def _evidence(evidence: dict[str, str]) -> str:
-    if not evidence:
-        return '<span class="meta">–</span>'
-    return "<dl>" + "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in evidence.items()) + "</dl>"
-
-
-def _reasons(reasons: Sequence[str]) -> str:
-    if not reasons:
-        return '<span class="meta">–</span>'
-    return "<ul>" + "".join(f"<li>{_e(r)}</li>" for r in reasons) + "</ul>"
-
-
-def _events_table(events: Sequence[Event]) -> str:
-    head = (
-        "<tr><th>time (UTC)</th><th>commit</th><th>author</th><th>canary</th><th>verdict</th>"
-        "<th>step</th><th>revision</th><th>reasons</th><th>evidence</th><th>message</th></tr>"
-    )
-    rows = []
-    for event in reversed(events):  # newest first, as git log
-        error = f'<div class="meta">{_e(event.error)}</div>' if event.error else ""
-        rows.append(
-            f'<tr id="commit-{_e(event.sha[:12])}"><td class="time">{_e(_when(event.timestamp))}</td>'
-            f"<td><code>{_e(event.sha[:10])}</code></td><td>{_e(event.author)}</td>"
-            f'<td class="num">{_e(_weights(event))}{error}</td><td>{_badge(event.kind)}</td>'
-            f"<td>{_e(event.step or '–')}</td><td>{_e(event.revision or '–')}</td>"
-            f"<td>{_reasons(event.reasons)}</td><td>{_evidence(event.evidence)}</td>"
-            f"<td><b>{_e(event.subject)}</b><details><summary>full message</summary>"
-            f"<pre>{_e(event.message)}</pre></details></td></tr>"
-        )
-    return f'<table id="events">{head}{"".join(rows)}</table>'
-
-
-def _chart_section(heading: str, chart: Chart | None, missing: str) -> list[str]:
-    """A heading, then the chart, or ``missing`` when there was nothing to draw."""
-    body = _img(chart) if chart is not None else f'<p class="meta">{_e(missing)}</p>'
-    return [f"<h2>{_e(heading)}</h2>", body]
+    return environment
 
 
 def _range(timeline: Timeline) -> str:
     since = f" since {_when(timeline.since)}" if timeline.since is not None else ""
     until = f" until {_when(timeline.until)}" if timeline.until is not None else ""
-    return _e(since + until + (" UTC" if since or until else ""))
+    return since + until + (" UTC" if since or until else "")
 
 
 def render(timeline: Timeline, metrics: StepMetricsReport, *, generated: int, end: int) -> RenderedReport:
@@ -390,58 +325,22 @@ def render(timeline: Timeline, metrics: StepMetricsReport, *, generated: int, en
     latency = latency_chart(metrics) if metrics.available else None
     errors = errors_chart(metrics) if metrics.available else None
     charts = [chart for chart in (weights, latency, errors) if chart is not None]
-    parts: list[str] = []
-    title = f"Rollout {timeline.rollout}"
-    parts.append(f"<h1>{_e(title)}</h1>")
-    parts.append(
-        f'<div class="meta">route <code>{_e(timeline.route_path)}</code> '
-        f"(stable <code>{_e(timeline.stable)}</code>, canary <code>{_e(timeline.canary)}</code>) · "
-        f"branch <code>{_e(timeline.branch)}</code> at <code>{_e(timeline.head[:12])}</code> · "
-        f"{len(timeline.events)} commit(s){_range(timeline)} · generated {_e(_when(generated))} UTC</div>"
-    )
-    if metrics.available:
-        shown = redact_url(metrics.url or "", metrics.url or "")  # never a password on the page
-        parts.append(
-            f'<div class="banner ok" id="metrics-status">Metrics from Prometheus at <code>{_e(shown)}'
-            f"</code>: {len(metrics.steps)} step(s) measured.</div>"
-        )
-    else:
-        parts.append(
-            f'<div class="banner warn" id="metrics-status"><b>Metrics unavailable</b>: {_e(metrics.error)}. '
-            "This report shows the Git history only.</div>"
-        )
-    for note in (*timeline.notes, *metrics.notes):
-        parts.append(f'<div class="banner warn">{_e(note)}</div>')
-    parts += _chart_section(
-        "Weights over time", weights, "No weights found in the history of the route file."
-    )
-    if metrics.available:
-        parts += _chart_section("Latency per step", latency, "No latency data for any step.")
-        parts += _chart_section("Error rate per step", errors, "No request data for any step.")
-        parts.append("<h2>Steps</h2>")
-        parts.append(_steps_table(metrics.steps))
-        if metrics.selection is not None:
-            selection = metrics.selection
-            parts.append(
-                f'<p class="meta">Template <code>{_e(selection.template.name)}</code>; GA series '
-                f"<code>{_e(selection.describe(selection.stable))}</code>, canary series "
-                f"<code>{_e(selection.describe(selection.canary))}</code>. Each step is read with "
-                "<code>increase()</code> over its whole length at its end: the time from one weight commit "
-                "to the next, which includes the time the cluster took to apply it.</p>"
-            )
-        if metrics.queries:
-            parts.append(
-                "<details><summary>PromQL (last step)</summary>"
-                + "".join(f"<pre>{_e(q)}</pre>" for q in metrics.queries)
-                + "</details>"
-            )
-    parts.append("<h2>Commits and verdicts</h2>")
-    parts.append(_events_table(timeline.events))
     page = (
-        "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
-        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
-        f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>\n"
-        + "\n".join(parts)
-        + "\n</body></html>\n"
+        _environment()
+        .get_template(TEMPLATE)
+        .render(
+            title=f"Rollout {timeline.rollout}",
+            csp=Markup(CSP),  # our constant, not input: quoted as written
+            timeline=timeline,
+            metrics=metrics,
+            # Never a password on the page.
+            prometheus=redact_url(metrics.url or "", metrics.url or ""),
+            notes=(*timeline.notes, *metrics.notes),
+            span=_range(timeline),
+            generated=generated,
+            charts={"weights": weights, "latency": latency, "errors": errors},
+            quantiles=QUANTILES,
+            colors=VERDICT_COLORS,
+        )
     )
     return RenderedReport(html=page, charts=tuple(charts))

@@ -26,6 +26,8 @@ from rollouts.routes.base import RouteError
 #: Marker comments above the routes we add (the text after ``# ``).
 MATCH_MARKER = "gitops-rollouts: canary match route"
 AFFINITY_MARKER = "gitops-rollouts: session affinity route"
+PRIMARY_AFFINITY_MARKER = "gitops-rollouts: session affinity route (GA)"
+OUR_MARKERS = (MATCH_MARKER, AFFINITY_MARKER, PRIMARY_AFFINITY_MARKER)
 
 _PLAIN = re.compile(r"^[A-Za-z_/][A-Za-z0-9_./-]*$")
 _RESERVED = re.compile(
@@ -239,6 +241,8 @@ def first_key_column(mapping: MappingNode) -> int:
 __all__ = [
     "AFFINITY_MARKER",
     "MATCH_MARKER",
+    "OUR_MARKERS",
+    "PRIMARY_AFFINITY_MARKER",
     "Style",
     "block_start",
     "copy_keys",

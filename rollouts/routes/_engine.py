@@ -18,12 +18,11 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from rollouts.routes.base import Weights
 from rollouts.routes.errors import RouteError
+from rollouts.yamlsafe import ROUTE, YamlLimitError, compose_all
 
 INT_TAG = "tag:yaml.org,2002:int"
 STR_TAG = "tag:yaml.org,2002:str"
@@ -33,16 +32,12 @@ MAX_COMMENTED_LINES = 20
 
 
 def compose(text: str, source: str) -> list[Node]:
-    """The node trees of every document in ``text`` (empty documents dropped)."""
+    """The node trees of every document in ``text`` (empty documents dropped), within the bounds of
+    :data:`rollouts.yamlsafe.ROUTE` (size, depth, no aliases, no duplicate keys)."""
     try:
-        documents = list(YAML(typ="rt").compose_all(text))
-    except YAMLError as exc:
-        raise RouteError(f"{source}: malformed YAML: {_one_line(str(exc))}") from exc
-    return [doc for doc in documents if doc is not None]
-
-
-def _one_line(message: str) -> str:
-    return " ".join(part.strip() for part in message.splitlines() if part.strip())
+        return compose_all(text, source, ROUTE)
+    except YamlLimitError as exc:
+        raise RouteError(str(exc)) from None
 
 
 def get(node: Node | None, key: str) -> Node | None:
@@ -294,6 +289,13 @@ class SplitEditor:
             raise RouteError(f"{where}: weight is missing")
         if node.tag != INT_TAG or node.style is not None:
             raise RouteError(f"{where}: weight must be an integer, got {node.value!r}")
+        if (
+            not entry.weight_parent.start_mark.index
+            <= node.start_mark.index
+            <= content_end(entry.weight_parent)
+        ):
+            # ``weight: *w``: the scalar lives at its anchor, elsewhere; editing it would change both.
+            raise RouteError(f"{where}: weight is a YAML alias; write the number out")
         value = _int(str(node.value))
         if value is None:
             raise RouteError(f"{where}: weight must be an integer, got {node.value!r}")

@@ -25,7 +25,6 @@ from rollouts.routes._engine import (
     SplitEditor,
     _int,
     content_end,
-    get,
     items,
     line_end,
     newline_of,
@@ -39,8 +38,6 @@ class StrategyEditor(SplitEditor):
 
     # -- hooks, per API ---------------------------------------------------------------------------
 
-    routes_word = "route"  # "http" route or "rules" rule, for messages
-
     def read_matches(self, item: MappingNode, label: str) -> tuple[RequestMatch, ...]:
         """The match alternatives of route ``item`` (empty: it takes every request)."""
         raise NotImplementedError
@@ -53,6 +50,10 @@ class StrategyEditor(SplitEditor):
 
     def canary_destination(self, group: Group, stable: Entry) -> dict[str, object]:
         """The canary's destination, spelled like the stable entry's (host, subset, port)."""
+        raise NotImplementedError
+
+    def stable_destination(self, stable: Entry) -> dict[str, object]:
+        """The stable entry's destination, as written (host, subset, port)."""
         raise NotImplementedError
 
     def check_others(self, text: str, group: Group, ours: tuple[RequestMatch, ...], skip: set[int]) -> None:
@@ -100,40 +101,59 @@ class StrategyEditor(SplitEditor):
 
     def set_affinity(self, text: str, affinity: SessionAffinity | None) -> str:
         """``text`` with session affinity for the canary (None: without it): the canary's answers
-        set the cookie, and our route before the default one sends the cookie's holders to it."""
+        set the cookie, and our route before the default one sends the cookie's holders to it; with
+        a primary cookie, GA's answers set that one and a second route keeps its holders on GA."""
         if affinity is not None and not isinstance(affinity, SessionAffinity):
             raise RouteError(f"{self.source}: affinity must be a SessionAffinity, got {affinity!r}")
-        text = self._drop_route(text, blocks.AFFINITY_MARKER)
-        group = self._select(text)
-        _stable, canary = self._pair(group)
-        if canary is not None:
-            current = self.cookie_of(canary, group.label)
-            if current is not None and (affinity is None or current != affinity.set_cookie):
-                if not self._is_our_cookie(current, affinity):
-                    raise RouteError(
-                        f"{self.source}: {group.label}: {canary.word} {canary.names[0]!r} already sets "
-                        f"a Set-Cookie header that is not ours ({current!r})"
-                    )
-                text = self.write_cookie(text, group, canary, None)
+        for marker in (blocks.AFFINITY_MARKER, blocks.PRIMARY_AFFINITY_MARKER):
+            text = self._drop_route(text, marker)
+        for side in ("canary", "stable"):
+            text = self._drop_cookie(text, side, affinity)
         if affinity is None:
             return text
-        if self._ours(text, self._select(text), blocks.MATCH_MARKER) is not None:
+        group = self._select(text)
+        if self._ours(text, group, blocks.MATCH_MARKER) is not None:
             raise RouteError(
                 f"{self.source}: {group.label}: has an A/B match route; an A/B match and session "
                 "affinity cannot be combined"
             )
-        group = self._select(text)
         _stable, canary = self._pair(group)
         if canary is None:
             raise RouteError(
                 f"{self.source}: {group.label}: no {self.entry_word} {self.canary!r} to set the session "
                 "cookie on; write the step's weights first"
             )
-        if self.cookie_of(canary, group.label) != affinity.set_cookie:
-            text = self.write_cookie(text, group, canary, affinity.set_cookie)
+        text = self.write_cookie(text, group, canary, affinity.set_cookie)
+        primary = affinity.primary_set_cookie
+        if primary is not None:
+            group = self._select(text)
+            stable, _canary = self._pair(group)
+            text = self.write_cookie(text, group, stable, primary)
         name, condition = affinity.condition
-        sticky = RequestMatch(headers=((name, condition),))
-        return self._add_route(text, (sticky,), blocks.AFFINITY_MARKER)
+        text = self._add_route(text, (RequestMatch(headers=((name, condition),)),), blocks.AFFINITY_MARKER)
+        if affinity.primary_condition is not None:
+            pinned = RequestMatch(headers=(affinity.primary_condition,))
+            text = self._add_route(text, (pinned,), blocks.PRIMARY_AFFINITY_MARKER, to_stable=True)
+        return text
+
+    def _drop_cookie(self, text: str, side: str, affinity: SessionAffinity | None) -> str:
+        """``text`` without our ``Set-Cookie`` on the ``side`` destination; a cookie not ours is refused."""
+        group = self._select(text)
+        stable, canary = self._pair(group)
+        entry = canary if side == "canary" else stable
+        if entry is None:
+            return text
+        current = self.cookie_of(entry, group.label)
+        if current is None:
+            return text
+        if not self._is_our_cookie(current, affinity):
+            if side == "stable" and (affinity is None or affinity.primary_cookie_name is None):
+                return text  # a person's cookie on GA; ours would not go there
+            raise RouteError(
+                f"{self.source}: {group.label}: {entry.word} {entry.names[0]!r} already sets "
+                f"a Set-Cookie header that is not ours ({current!r})"
+            )
+        return self.write_cookie(text, group, entry, None)
 
     @staticmethod
     def _is_our_cookie(current: str, affinity: SessionAffinity | None) -> bool:
@@ -240,7 +260,9 @@ class StrategyEditor(SplitEditor):
             return text
         return blocks.remove(text, blocks.item_span(text, ours, with_marker=True))
 
-    def _add_route(self, text: str, alternatives: tuple[RequestMatch, ...], marker: str) -> str:
+    def _add_route(
+        self, text: str, alternatives: tuple[RequestMatch, ...], marker: str, *, to_stable: bool = False
+    ) -> str:
         group = self._select(text)
         stable, _canary = self._pair(group)
         self.validate_names(group, text)
@@ -251,7 +273,8 @@ class StrategyEditor(SplitEditor):
         where = f"{self.source}: {group.label}"
         ours = tuple(a.merged(d, where) for a in alternatives for d in defaults)
         self.check_others(text, group, ours, {group.index})
-        route = self.render_route(ours, self.canary_destination(group, stable))
+        destination = self.stable_destination(stable) if to_stable else self.canary_destination(group, stable)
+        route = self.render_route(ours, destination)
         column = blocks.dash_column(text, group.item)
         if group.item.flow_style:
             raise RouteError(f"{where}: is in flow style; cannot place a route before it")
@@ -291,4 +314,4 @@ def mapping_items(node: Node | None) -> list[tuple[str, Node]]:
     return [(str(k.value), v) for k, v in node.value if hasattr(k, "value") and isinstance(k.value, str)]
 
 
-__all__ = ["StrategyEditor", "get", "mapping_items"]
+__all__ = ["StrategyEditor", "mapping_items"]

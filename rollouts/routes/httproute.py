@@ -166,6 +166,15 @@ class HTTPRouteEditor(StrategyEditor):
             out[key] = int(value.value) if key == "port" and str(value.value).isdigit() else str(value.value)
         return out
 
+    def stable_destination(self, stable: Entry) -> dict[str, object]:
+        """The stable backendRef's fields but its weight and filters."""
+        out: dict[str, object] = {}
+        for key, value in mapping_items(stable.node):
+            if key in ("weight", "filters") or not isinstance(value, ScalarNode):
+                continue
+            out[key] = int(value.value) if key == "port" and str(value.value).isdigit() else str(value.value)
+        return out
+
     def check_others(self, text: str, group: Group, ours: tuple[RequestMatch, ...], skip: set[int]) -> None:
         """Gateway API gives precedence to the more specific match: a rule a person wrote on the same
         path with header or query conditions that ours would outrank, or that takes exactly our
@@ -173,7 +182,7 @@ class HTTPRouteEditor(StrategyEditor):
         for other in self.find_groups(self.documents(text)):
             if other.routes is not group.routes or other.index in skip or other.item is None:
                 continue
-            if blocks.marker_line(text, other.item) in (blocks.MATCH_MARKER, blocks.AFFINITY_MARKER):
+            if blocks.marker_line(text, other.item) in blocks.OUR_MARKERS:
                 continue
             for theirs in self.read_matches(other.item, other.label):
                 if not (theirs.headers or theirs.query):
@@ -275,12 +284,14 @@ class HTTPRouteEditor(StrategyEditor):
             text = self._drop_filter(text, entry.node, ours, group.label)
         if cookie is None:
             return text
+        side = "canary" if self.canary in entry.names else "stable"
         group = self._select(text)
-        _stable, canary = self._pair(group)
-        assert canary is not None
+        stable, canary = self._pair(group)
+        target = canary if side == "canary" else stable
+        assert target is not None
         modifier = {"add": [{"name": "Set-Cookie", "value": cookie}]}
         filter_ = {"type": "ResponseHeaderModifier", "responseHeaderModifier": modifier}
-        return self._add_filter(text, group, canary.node, filter_)
+        return self._add_filter(text, group, target.node, filter_)
 
     def _drop_filter(self, text: str, owner: MappingNode, filters: list[Node], label: str) -> str:
         """``text`` without ``filters`` (items of ``owner.filters``), or the whole key when they are all."""

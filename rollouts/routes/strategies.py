@@ -203,10 +203,21 @@ class SessionAffinity:
     cookie_name: str
     value: str
     max_age: int = 86400
+    #: Flagger's ``primaryCookieName``: GA's answers set this cookie too, with ``primary_max_age``
+    #: (Flagger: the analysis interval), and its holders stay on GA until it expires; None: GA's
+    #: users are not pinned.
+    primary_cookie_name: str | None = None
+    primary_max_age: int = 60
 
     def __post_init__(self) -> None:
         if not _COOKIE_NAME.match(self.cookie_name):
             raise RouteError(f"invalid cookie name {self.cookie_name!r}")
+        if self.primary_cookie_name is not None and (
+            not _COOKIE_NAME.match(self.primary_cookie_name) or self.primary_cookie_name == self.cookie_name
+        ):
+            raise RouteError(f"invalid primary cookie name {self.primary_cookie_name!r}")
+        if isinstance(self.primary_max_age, bool) or not 1 <= self.primary_max_age <= 400 * 86400:
+            raise RouteError(f"primary cookie max-age must be 1 s to 400 days, got {self.primary_max_age!r}")
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", self.value):
             raise RouteError(f"invalid cookie value {self.value!r}")
         if isinstance(self.max_age, bool) or not 1 <= self.max_age <= 400 * 86400:
@@ -221,6 +232,20 @@ class SessionAffinity:
     def condition(self) -> tuple[str, StringMatch]:
         """The ``cookie`` header condition of the sticky route."""
         return cookie_condition(self.cookie_name, self.value)
+
+    @property
+    def primary_set_cookie(self) -> str | None:
+        """The ``Set-Cookie`` header GA's answers carry (None: GA's users are not pinned)."""
+        if self.primary_cookie_name is None:
+            return None
+        return f"{self.primary_cookie_name}={self.value}; Max-Age={self.primary_max_age}; Path=/"
+
+    @property
+    def primary_condition(self) -> tuple[str, StringMatch] | None:
+        """The ``cookie`` header condition of GA's sticky route."""
+        if self.primary_cookie_name is None:
+            return None
+        return cookie_condition(self.primary_cookie_name, self.value)
 
 
 def affinity_value(rollout: str, canary_revision: str) -> str:

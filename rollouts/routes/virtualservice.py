@@ -232,6 +232,18 @@ class VirtualServiceEditor(StrategyEditor):
             out["port"] = {"number": int(port) if port.isdigit() else port}
         return out
 
+    def stable_destination(self, stable: Entry) -> dict[str, object]:
+        """The stable destination's host, subset and port."""
+        destination = get(stable.node, "destination")
+        out: dict[str, object] = {"host": get_str(destination, "host") or ""}
+        subset = get_str(destination, "subset")
+        if subset is not None:
+            out["subset"] = subset
+        port = get_str(get(destination, "port"), "number")
+        if port is not None:
+            out["port"] = {"number": int(port) if port.isdigit() else port}
+        return out
+
     def check_others(self, text: str, group: Group, ours: tuple[RequestMatch, ...], skip: set[int]) -> None:
         """A route a person wrote before the default one with the very conditions of ours takes all
         of our requests: refused, naming it. (Ours carries the default route's conditions, so it never
@@ -239,7 +251,7 @@ class VirtualServiceEditor(StrategyEditor):
         for other in self.find_groups(self.documents(text)):
             if other.routes is not group.routes or other.index >= group.index or other.item is None:
                 continue
-            if blocks.marker_line(text, other.item) in (blocks.MATCH_MARKER, blocks.AFFINITY_MARKER):
+            if blocks.marker_line(text, other.item) in blocks.OUR_MARKERS:
                 continue
             theirs = set(self.read_matches(other.item, other.label))
             if theirs and any(m in theirs for m in ours):
@@ -326,11 +338,13 @@ class VirtualServiceEditor(StrategyEditor):
             text = blocks.remove(text, span)
         if cookie is None:
             return text
+        side = "canary" if self.canary in entry.names else "stable"
         group = self._select(text)
-        _stable, canary = self._pair(group)
-        assert canary is not None
+        stable, canary = self._pair(group)
+        target = canary if side == "canary" else stable
+        assert target is not None
         value = {"headers": {"response": {"add": {"Set-Cookie": cookie}}}}
-        return self.add_keys(text, canary.node, value, self.style_of(text, group))
+        return self.add_keys(text, target.node, value, self.style_of(text, group))
 
 
 def _string_match(node: Node, where: str) -> StringMatch:

@@ -38,6 +38,7 @@ class Record:
     timestamp: int
     author: str
     finalize: str | None = None  # Rollout-Finalize: ga-image | route-ga (``finalize: promote-ga``)
+    reasons: tuple[str, ...] = ()  # the body's reasons (a rollback's say why; pipelines show them)
 
 
 def record_of(rollout_key: str, sha: str, timestamp: int, author: str, message: Message) -> Record | None:
@@ -54,6 +55,7 @@ def record_of(rollout_key: str, sha: str, timestamp: int, author: str, message: 
         timestamp=timestamp,
         author=author,
         finalize=message.finalize,
+        reasons=message.reasons,
     )
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import requests
 
+from analyzer.redaction import redact
 from rollouts.routes.base import Weights
 from rollouts.routes.errors import RouteError
 from rollouts.sync.base import Observation, PollingGate
@@ -42,7 +43,7 @@ class LocalMeshGate(PollingGate):
             raw = status["weights"]
             weights = Weights(stable=int(raw["stable"]), canary=int(raw["canary"]))
         except (requests.RequestException, ValueError, KeyError, TypeError, RouteError) as exc:
-            return Observation(error=f"local mesh status {self.url} unreadable: {exc}")
+            return Observation(error=redact(f"local mesh status {self.url} unreadable: {exc}"))
         mesh_error = status.get("error")
         return Observation(
             weights=weights,

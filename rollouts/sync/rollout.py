@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from kubernetes import client as k8s
-from ruamel.yaml import YAML
 
 from rollouts.kube import ObjectRef
 from rollouts.kube.readiness import readiness_of
@@ -21,6 +20,7 @@ from rollouts.spec import Rollout
 from rollouts.state import RolloutState
 from rollouts.sync.base import GateResult, Observation
 from rollouts.sync.kubernetes import FluxKustomization, KubernetesGate, RouteTarget
+from rollouts.yamlsafe import MANIFEST, load_all
 
 
 class RepoFiles(Protocol):
@@ -46,7 +46,7 @@ class KubernetesSpecGate:
 
     def _meta(self, rel: str, head: str) -> tuple[str, str]:
         text = self._workspace.show(head, rel)
-        doc = next(d for d in YAML(typ="safe", pure=True).load_all(text) if isinstance(d, dict))
+        doc = next(d for d in load_all(text, rel, MANIFEST) if isinstance(d, dict))  # bounded
         meta = doc.get("metadata") or {}
         return str(meta.get("namespace") or self._rollout.metadata.namespace), str(meta["name"])
 

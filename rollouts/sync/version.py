@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import requests
 
+from analyzer.redaction import redact
 from rollouts.gitops import revision_of
 from rollouts.spec import Rollout
 from rollouts.state import RolloutState
@@ -32,5 +33,5 @@ class VersionProbe:
             answer.raise_for_status()
             version = str(answer.json().get("version"))
         except (requests.RequestException, ValueError, AttributeError) as exc:
-            return False, f"GA {self.url} unreadable: {exc}"
+            return False, redact(f"GA {self.url} unreadable: {exc}")
         return version == wanted, f"GA {self.url} answers version {version}"

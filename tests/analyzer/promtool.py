@@ -45,17 +45,19 @@ def _promql_number(value: float) -> str:
     return f"({value!r})"
 
 
-def write_rule_test(cases: list[QuantileCase], path: Path) -> None:
-    """Write a promtool rule-test file asserting ``Histogram.quantile`` for every case."""
+def write_series_test(cases: list[tuple[list[tuple[str, float]], float, float]], path: Path) -> None:
+    """A promtool rule test: for each ``(series, q, expected)``, series ``h_bucket{case="i", le=...}``
+    with the cumulative counts of ``series`` (``le`` as written: ``"2e-1"`` and ``"0.2"`` stay two
+    series, as two exporters would write them) and the assertion that
+    ``histogram_quantile(q, h_bucket{case="i"})`` is ``expected``."""
     lines = ["rule_files: []", "evaluation_interval: 1m", "tests:", "  - interval: 1m", "    input_series:"]
-    for i, case in enumerate(cases):
-        for bound, count in zip(case.bounds, case.counts, strict=True):
-            lines.append(f'      - series: \'h_bucket{{case="{i}",le="{_num(bound)}"}}\'')
+    for i, (series, _q, _expected) in enumerate(cases):
+        for le, count in series:
+            lines.append(f'      - series: \'h_bucket{{case="{i}",le="{le}"}}\'')
             lines.append(f"        values: '{_num(count)}'")
     lines.append("    promql_expr_test:")
-    for i, case in enumerate(cases):
-        expected = Histogram.from_cumulative(case.bounds, case.counts).quantile(case.q)
-        expr = f'histogram_quantile({_promql_number(case.q)}, h_bucket{{case="{i}"}})'
+    for i, (_series, q, expected) in enumerate(cases):
+        expr = f'histogram_quantile({_promql_number(q)}, h_bucket{{case="{i}"}})'
         if math.isnan(expected):
             expr, value = f"{expr} != bool {expr}", "1"
         else:
@@ -68,6 +70,21 @@ def write_rule_test(cases: list[QuantileCase], path: Path) -> None:
             f"            value: {value}",
         ]
     path.write_text("\n".join(lines) + "\n")
+
+
+def write_rule_test(cases: list[QuantileCase], path: Path) -> None:
+    """Write a promtool rule-test file asserting ``Histogram.quantile`` for every case."""
+    write_series_test(
+        [
+            (
+                [(_num(b), c) for b, c in zip(case.bounds, case.counts, strict=True)],
+                case.q,
+                Histogram.from_cumulative(case.bounds, case.counts).quantile(case.q),
+            )
+            for case in cases
+        ],
+        path,
+    )
 
 
 def run_promtool(

@@ -64,6 +64,7 @@ def test_judge_subprocess_answers_each_line_at_once() -> None:
         proc.stdin.flush()
         assert json.loads(proc.stdout.readline()) == {
             "rollout": None,
+            "line": 2,
             "error": "not valid JSON: Expecting property name enclosed in double quotes at column 2",
         }
     finally:
@@ -214,7 +215,13 @@ def test_judge_huge_numbers_are_errors_naming_the_field_not_a_crash() -> None:
     assert result.returncode == 0, result.stderr
     answers = [json.loads(x) for x in result.stdout.splitlines()]
     assert len(answers) == len(lines)
-    assert answers[0] == {"rollout": "a", "error": "canary.requests is too large: " + str(10**400)}
+    # The number is not echoed: a JSON integer may have thousands of digits.
+    assert answers[0] == {
+        "rollout": "a",
+        "line": 1,
+        "error": "canary.requests is too large: an integer of 401 digits > 2**53 "
+        "(it would be rounded as a float)",
+    }
     assert answers[1]["error"] == "canary.requests is too large: 1e+308 > 2**53"
     assert answers[2]["error"].startswith("canary.histogram total is too large")
     # The refused windows changed nothing: the good line is the rollout's first window.

@@ -23,8 +23,8 @@ PODINFO = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, INF)
 @pytest.mark.parametrize(
     ("bounds", "counts", "message"),
     [
-        ((0.1, 0.05, INF), (1, 2, 3), "strictly ascending"),
-        ((0.1, 0.1, INF), (1, 2, 3), "strictly ascending"),
+        ((0.1, 0.05, INF), (1, 2, 3), "ascending"),
+        ((0.2, 0.1, 0.1, INF), (1, 2, 2, 3), "ascending"),
         ((0.1, 1.0), (1, 2), r"last bound must be \+Inf"),
         ((0.1, 1.0, INF), (1, 2), "lengths must match"),
         ((0.1, 1.0, INF), (1, -2, 3), r"counts\[1\] \(le=1.0\) is negative"),

@@ -145,3 +145,45 @@ def test_subset_metrics_become_the_judges_input():
     metrics = SubsetMetrics(Subset("test", workload="w"), "istio", 60.0, 0.0, hist, requests=4.0, errors=1.0)
     window = metrics.to_subset_window()
     assert (window.histogram, window.requests, window.errors) == (hist, 4.0, 1.0)
+
+
+def test_builtin_istio_variants_are_named_base_grpc_4xx():
+    from analyzer.prometheus import BUILTIN
+
+    bases = (
+        "istio",
+        "istio-version",
+        "istio-ambient",
+        "istio-ambient-version",
+        "istio-source",
+        "istio-source-version",
+    )
+    names = {base + suffix for base in bases for suffix in ("", "-grpc", "-4xx", "-grpc-4xx")}
+    assert set(BUILTIN) == names | {"podinfo", "podinfo-4xx"}
+    for name in names:
+        template = BUILTIN[name]
+        reporter = "waypoint" if "ambient" in name else "source" if "source" in name else "destination"
+        for query in (template.histogram, template.requests, template.errors):
+            assert f'reporter="{reporter}"' in query
+        assert ("grpc_response_status" in template.errors) == ("grpc" in name)
+        assert ('"[45].."' in template.errors) == name.endswith("4xx")
+    assert '"[45].."' in BUILTIN["podinfo-4xx"].errors
+
+
+@pytest.mark.parametrize("name", ["istio-ambient-grpc-4xx", "istio-source", "podinfo-4xx"])
+def test_a_spec_selects_a_new_template_by_name(tmp_path, name):
+    from rollouts.spec import SpecError, load_spec
+
+    spec = (
+        "apiVersion: rollouts.dev/v1alpha1\nkind: Rollout\nmetadata: {name: podinfo, namespace: test}\n"
+        "spec:\n  git: {url: 'git@github.com:org/cluster.git'}\n"
+        "  route: {kind: VirtualService, path: vs.yaml, stable: ga, canary: canary}\n"
+        "  canary: {path: canary.yaml}\n  steps: [10, 100]\n"
+        f"  analysis: {{metrics: {name}}}\n"
+    )
+    path = tmp_path / "rollout.yaml"
+    path.write_text(spec)
+    assert load_spec(path).spec.analysis.metrics == name
+    path.write_text(spec.replace(name, "istio-ambient-5xx"))
+    with pytest.raises(SpecError, match="unknown template 'istio-ambient-5xx'"):
+        load_spec(path)

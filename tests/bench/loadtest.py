@@ -4,6 +4,7 @@
     python -m tests.bench.loadtest rate [--seconds 60]
     python -m tests.bench.loadtest memory [--seconds 600]
     python -m tests.bench.loadtest stall
+    python -m tests.bench.loadtest distributed [--seconds 5] [-c 50]
 
 Needs ``hey`` and ``nginx`` (Debian packages) and two cores: nginx (``worker_processes 1``) is
 pinned to core 1, both load generators to core 0 (hey with GOMAXPROCS=1), one core each.
@@ -268,6 +269,44 @@ def stall(seconds: float, stall_at: float) -> None:
     print(section.strip())
 
 
+def distributed(seconds: float, concurrency: int) -> None:
+    """One process against a master and two workers given only ``--master-host`` (the plan comes
+    from the master), closed model, same flags, same target; the one-process run is the anchor."""
+    port = free_port()
+    argv = [sys.executable, "-m", "tests.loadtest.target", str(port)]
+    with _on_core_1(argv, port) as url:
+        flags = ["--json", "-z", f"{seconds:g}s", "-c", str(concurrency), url]
+        one = json.loads(loadtest(flags))
+        master_port = str(free_port())
+        master = subprocess.Popen(
+            [
+                *LOADTEST,
+                "--quiet",
+                "--master",
+                "--master-bind-port",
+                master_port,
+                "--expect-workers",
+                "2",
+                *flags,
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        workers = [
+            subprocess.Popen([*LOADTEST, "--worker", "--master-port", master_port], stdout=subprocess.DEVNULL)
+            for _ in range(2)
+        ]
+        out, _ = master.communicate(timeout=seconds + 120)
+        for worker in workers:
+            worker.wait(timeout=30)
+        two = json.loads(out)
+    a, b = one["requests_per_second"], two["requests_per_second"]
+    print(f"1 process: {one['requests']} requests, {a:.0f} req/s (anchor)")
+    print(
+        f"master + 2 workers (only --master-host): {two['requests']} requests, {b:.0f} req/s ({b / a:.2f}x)"
+    )
+
+
 def main() -> None:
     """Parse the mode and run it."""
     parser = argparse.ArgumentParser(prog="python -m tests.bench.loadtest")
@@ -287,8 +326,13 @@ def main() -> None:
     s = sub.add_parser("stall")
     s.add_argument("--seconds", type=float, default=30)
     s.add_argument("--stall-at", type=float, default=10)
+    d = sub.add_parser("distributed")
+    d.add_argument("--seconds", type=float, default=5)
+    d.add_argument("-c", type=int, default=50)
     args = parser.parse_args()
-    if args.mode == "throughput":
+    if args.mode == "distributed":
+        distributed(args.seconds, args.c)
+    elif args.mode == "throughput":
         throughput(args.seconds, args.rounds, args.c)
     elif args.mode == "rate":
         rate(args.seconds, args.rate)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from analyzer import Histogram, Judge, Policy, SubsetWindow, Window
+from analyzer import Histogram, Judge, SubsetWindow, Window
 from rollouts.controller.machine import Machine, MetricsUnavailableError, NoDataError
 from rollouts.gitops import Workspace
 from rollouts.local.mesh import Destination, MeshConfig, RouteWatcher
@@ -179,7 +179,7 @@ def build(
     metrics: ControllerMetrics,
     **kwargs: Any,
 ) -> Machine:
-    policy = Policy.from_mapping(spec.spec.analysis.policy)
+    policy = spec.spec.analysis.policy
     return Machine(
         spec,
         workspace=workspace,

@@ -171,3 +171,22 @@ def test_promote_ga_waits_for_ga_then_routes_back(ga: tuple[bool, str], since: f
 def test_promote_ga_copies_the_images_first() -> None:
     rollout, state = state_at(100, *STEP2, rec("finalize", 9_500, "3/3"), extra=PROMOTE_GA, ga_images=GA)
     assert isinstance(decide(rollout, state, Progress(NOW), ()), PromoteImages)
+
+
+def test_a_window_follows_the_committed_split_unless_session_affinity_keeps_users_where_they_were():
+    from analyzer import Histogram, SubsetWindow, Window
+    from rollouts.controller.decide import ran_committed_split
+
+    def window(ga: int, canary: int) -> Window:
+        empty = Histogram.empty((0.1, float("inf")))
+        return Window(
+            baseline=SubsetWindow(histogram=empty, requests=ga, errors=0),
+            canary=SubsetWindow(histogram=empty, requests=canary, errors=0),
+            weight=10,
+        )
+
+    assert ran_committed_split(window(900, 100), 10)
+    assert not ran_committed_split(window(600, 400), 10)  # 40 % at a 10 % step: the old weights ran
+    assert ran_committed_split(window(600, 400), 10, sticky=True)  # returning canary users stay
+    assert not ran_committed_split(window(1000, 0), 10, sticky=True)  # nobody reached the canary
+    assert ran_committed_split(window(10, 0), 10, sticky=True)  # too few requests to tell

@@ -21,7 +21,7 @@ from pathlib import Path
 import git
 import pytest
 
-from analyzer import Judge, Policy
+from analyzer import Judge
 from analyzer.prometheus import MetricsReader, PrometheusClient
 from rollouts.controller.machine import Machine, TickResult, grid_start
 from rollouts.controller.source import PrometheusSource
@@ -116,7 +116,7 @@ def drive(stack: LocalStack, metrics: ControllerMetrics, workdir: Path) -> Live:
     stack.wait_for_revision(stack.set_canary_weight(0, "warm-up done"))
 
     spec = rollout_spec(str(stack.repo_path), analysis={"interval": f"{INTERVAL_S:g}s"})
-    policy = Policy.from_mapping(spec.spec.analysis.policy)
+    policy = spec.spec.analysis.policy
     # The controller's own source: the built-in Istio template, GA and canary as the stack names them.
     source = PrometheusSource(MetricsReader(PrometheusClient(stack.prometheus_url)))
     source.register(spec)

@@ -100,6 +100,12 @@ def test_plain_paths_under_the_prefix_pass() -> None:
     assert not allow.allows("http://user:pw@svc.test:8080/ok/")
 
 
+def test_a_prefix_ends_at_a_segment_boundary() -> None:
+    allow = Allowlist(["http://svc.test/api"])
+    assert allow.allows("http://svc.test/api") and allow.allows("http://svc.test/api/v1?x=1")
+    assert not allow.allows("http://svc.test/apiary") and not allow.allows("http://svc.test/api-admin")
+
+
 def test_non_ascii_targets_are_refused() -> None:
     for url in (
         "http://svc.test/\u00fc",

@@ -5,7 +5,6 @@ session affinity, end to end against real services and a real Prometheus."""
 from __future__ import annotations
 
 import collections
-import json
 import time
 import urllib.error
 import urllib.parse
@@ -15,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from analyzer.prometheus import PrometheusClient
 from rollouts.local.mesh import SUBSET_HEADER
 from rollouts.local.stack import LocalStack, StackConfig, guide_virtual_service
 from rollouts.routes import Weights
@@ -59,10 +59,8 @@ def send(
 
 
 def prometheus_count(stack: LocalStack, query: str) -> float:
-    url = stack.prometheus_url + "/api/v1/query?" + urllib.parse.urlencode({"query": query})
-    with urllib.request.urlopen(url, timeout=5) as response:
-        result = json.load(response)["data"]["result"]
-    return sum(float(sample["value"][1]) for sample in result)
+    """The sum of ``query``'s samples now (the analyzer's Prometheus client)."""
+    return sum(sample.value for sample in PrometheusClient(stack.prometheus_url).query(query, time.time()))
 
 
 def wait_for_count(stack: LocalStack, query: str, expected: float, timeout: float = 20.0) -> float:
@@ -251,3 +249,20 @@ def test_loadtest_sessions_stick_to_the_canary_through_the_mesh(clean):
     # a worker the canary served once stays there: most of the 40 requests per worker are canary's.
     assert 0.2 <= share("0") <= 0.4
     assert share("1") >= 0.6
+
+
+def test_a_primary_cookie_keeps_gas_users_on_ga_as_the_weights_grow(clean):
+    stack = clean
+    affinity = SessionAffinity(
+        "rollouts-canary", "ab12", primary_cookie_name="rollouts-ga", primary_max_age=60
+    )
+    stack.wait_for_revision(stack.set_canary_weight(20, "podinfo: canary 20%"))
+    stack.wait_for_revision(
+        stack.edit_route(lambda e, text: e.set_affinity(text, affinity), "podinfo: affinity")
+    )
+    _, answers = send(stack, 100)
+    cookies = {subset: {c for s, c in answers if s == subset} for subset in ("ga", "canary")}
+    assert cookies == {"ga": {affinity.primary_set_cookie}, "canary": {affinity.set_cookie}}
+    stack.wait_for_revision(stack.set_canary_weight(90, "podinfo: canary 90%"))
+    assert send(stack, 30, headers={"Cookie": "rollouts-ga=ab12"})[0] == {"ga": 30}
+    assert send(stack, 30, headers={"Cookie": "rollouts-canary=ab12"})[0] == {"canary": 30}

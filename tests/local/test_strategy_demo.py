@@ -34,7 +34,7 @@ def test_a_slower_canary_on_the_ab_segment_is_rolled_back_and_the_match_route_re
     # The session stack's canary answers in 30-45 ms, GA in 11-20 ms.
     lines: list[str] = []
     outcome = Walkthrough(clean, "ab", window=2.0, max_windows=8, rate=80.0, out=lines.append).run()
-    assert outcome.ended == "rolled back", lines
+    assert outcome.ended == "rolled back", "\n".join(lines)
     assert outcome.verdicts[-1] == "rollback"
     assert any("commit" in line and "match" in line for line in lines)
     assert route_text(clean) == guide_virtual_service(0)  # the rollback commit removed every block
@@ -64,9 +64,10 @@ def test_blue_green_judges_the_preview_on_mirrored_traffic_then_switches_in_one_
     lines: list[str] = []
     policy = Policy(min_windows=2, min_canary_requests=50)
     outcome = Walkthrough(
-        same_versions, "bluegreen", window=2.0, max_windows=15, rate=100.0, policy=policy, out=lines.append
+        same_versions, "bluegreen", window=2.0, max_windows=40, rate=100.0, policy=policy, out=lines.append
     ).run()
-    assert outcome.ended == "promoted", lines
+    # Alone it takes 3 to 5 windows; on a loaded machine the judge may need many more (never a rollback).
+    assert outcome.ended == "promoted", "\n".join(lines)
     assert "promote" in outcome.verdicts and "rollback" not in outcome.verdicts
     commits = [line for line in lines if line.startswith("commit")]
     assert commits[0].endswith("bluegreen: mirror: canary 0%, mirror")

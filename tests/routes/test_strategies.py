@@ -281,6 +281,28 @@ def test_virtualservice_session_affinity_cookie_and_sticky_route():
     assert affinity_value("test/podinfo", "6.5.2") != affinity.value
 
 
+@pytest.mark.parametrize("kind", ["vs", "hr"])
+def test_a_primary_cookie_keeps_gas_users_on_ga_too(kind):
+    editor, text = (vs(), GUIDE) if kind == "vs" else (hr(), HTTPROUTE_DEFAULT_ONLY)
+    affinity = SessionAffinity(
+        "canary-session", "v7", primary_cookie_name="primary-session", primary_max_age=60
+    )
+    out = editor.set_affinity(text, affinity)
+    inserted_block(text, out)
+    table = editor.table(out)
+    assert dict(table.default.set_cookie) == {
+        "canary": "canary-session=v7; Max-Age=86400; Path=/",
+        "stable": "primary-session=v7; Max-Age=60; Path=/",
+    }
+    assert table.route(Request(headers=(("cookie", "primary-session=v7"),))).weights == Weights(100, 0)
+    assert table.route(Request(headers=(("cookie", "canary-session=v7"),))).weights == Weights(0, 100)
+    assert table.route(Request(headers=(("cookie", "primary-session=v6"),))) is table.default
+    assert editor.set_affinity(out, affinity) == out
+    assert editor.set_affinity(out, None) == text
+    plain = editor.set_affinity(out, SessionAffinity("canary-session", "v8"))  # next revision, no GA pin
+    assert "primary-session" not in plain and editor.set_affinity(plain, None) == text
+
+
 def test_affinity_needs_the_canary_destination_and_refuses_foreign_headers():
     alone = GUIDE.replace(
         "    - destination:\n        host: podinfo\n        subset: canary\n      weight: 10\n", ""
@@ -361,7 +383,7 @@ def test_property_strategies_add_blocks_and_remove_them_byte_for_byte(text, matc
         assert editor.table(mirrored).default.mirror == float(mirror)
     assert editor.set_mirror(mirrored, None) == stepped
     assert editor.set_match(stepped, None) == editor.write(text, Weights.for_canary(canary))
-    affinity = SessionAffinity("rollouts", "abc")
+    affinity = SessionAffinity("rollouts", "abc", primary_cookie_name="ga-pin" if canary % 2 else None)
     sticky = editor.set_affinity(text, affinity)
     inserted_block(text, sticky)
     assert editor.set_affinity(sticky, None) == text

@@ -66,6 +66,9 @@ def test_mirror_then_shift_and_session_affinity_follow_the_steps():
         ("step 100%", 100, None),
     ]
     assert stages[1].state.affinity == SessionAffinity("sess", "abc", 86400)
+    pinned = StrategySpec.model_validate({"sessionAffinity": {"cookieName": "s", "primaryCookieName": "g"}})
+    affinity = plan(pinned, [10], affinity_value="abc", interval=30)[0].state.affinity
+    assert affinity is not None and affinity.primary_set_cookie == "g=abc; Max-Age=30; Path=/"
     assert stages[3].state.affinity is None
     with pytest.raises(ValueError, match="cookie value"):
         plan(strategy, [10])
@@ -148,3 +151,28 @@ def test_property_any_sequence_of_stages_then_rollback_leaves_only_weights(order
             assert (stage.state.mirror is not None) == (table.default.mirror is not None)
     rolled_back = apply_state(editor, current, rollback_state())
     assert rolled_back == editor.write(text, Weights.for_canary(0))
+
+
+def test_the_rollout_spec_takes_session_affinity_and_names_what_it_does_not_run_yet():
+    from rollouts.spec import SpecError, parse_spec
+    from tests.gitrepo import guide_rollout
+
+    rollout = parse_spec(guide_rollout("x", analysis={"sessionAffinity": {"cookieName": "s", "maxAge": 600}}))
+    assert rollout.spec.analysis.session_affinity is not None
+    assert rollout.spec.analysis.session_affinity.max_age == 600
+    for analysis, field in (
+        (AB, "analysis.match"),
+        ({"iterations": 2, "mirror": True}, "analysis.mirror"),
+        ({"iterations": 2}, "analysis.iterations"),
+    ):
+        with pytest.raises(SpecError, match=rf"r\.yaml: spec: {field}: not run by `rollouts run` yet"):
+            parse_spec(guide_rollout("x", analysis=analysis), source="r.yaml")
+    split = {"kind": "TrafficSplit", "path": "ts.yaml", "stable": "a", "canary": "b"}
+    with pytest.raises(SpecError, match=r"spec: analysis.sessionAffinity: a TrafficSplit cannot express it"):
+        parse_spec(
+            guide_rollout("x", analysis={"sessionAffinity": {"cookieName": "s"}}, route=split), source="r"
+        )
+    with pytest.raises(
+        SpecError, match=r"spec.analysis.sessionAffinity.cookieName: required field is missing"
+    ):
+        parse_spec(guide_rollout("x", analysis={"sessionAffinity": {}}), source="r")

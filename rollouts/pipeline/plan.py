@@ -1,0 +1,310 @@
+"""What the pipeline should do now: a pure function from Git facts and the clock to a plan.
+
+For each pair of neighbouring environments (a *transition*, source → target) the plan says where the
+newest revision the source finalized stands: handed over already, soaking, awaiting approval, outside
+its allowed windows, pinned by a person in the target, stopped by a rollback, or ready. The shell
+(:mod:`rollouts.pipeline.run`) reads the facts out of Git, calls :func:`plan`, writes the hand-over
+commits of the ready transitions, and prints the rest. Nothing here reads Git, files or the clock:
+the same facts and ``now`` give the same plan, which is what makes a killed controller safe to restart
+(a hand-over that was pushed is a fact on the next read, so it is never written twice).
+
+The rules, in the order they are checked for one transition:
+
+1. the candidate is the newest revision the source **finalized** (a later revision supersedes an older
+   one, also one that was stopped);
+2. a revision rolled back in the source or any earlier environment is **blocked** from every later one
+   (stop the line);
+3. a revision the target already has (its canary manifest, one of our records there, or our hand-over
+   commit) is **done**;
+4. a change of the target's canary manifest by someone else after the candidate was finalized is a
+   **pin**: the person wins, and the plan says so instead of overwriting it;
+5. the **soak** must have passed since the source finalized it;
+6. the **approval** must exist (``command``; ``merge`` is ready but goes through a branch);
+7. ``now`` must lie in one of the **windows**, if any are listed.
+
+Independently, a revision rolled back in one environment but present in a later one (it got there
+first, or someone put it there) is reported as **out of order**, never silently ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Literal
+
+from rollouts.pipeline.spec import DAYS, Pipeline, Promotion
+
+EventKind = Literal["start", "finalize", "rollback", "handover"]
+
+
+@dataclass(frozen=True)
+class Event:
+    """One of our commits in an environment, reduced to what the pipeline needs.
+
+    ``kind`` is ``start`` (the rollout of ``revision`` began), ``finalize`` (it reached the end of its
+    steps), ``rollback`` (it was rolled back, ``reason`` says why) or ``handover`` (the pipeline wrote
+    it into this environment's canary manifest). ``at`` is the commit time, timezone-aware.
+    """
+
+    revision: str
+    kind: EventKind
+    at: datetime
+    sha: str = ""
+    reason: str = ""
+    images: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Pin:
+    """The newest change to an environment's canary manifest that was not ours."""
+
+    sha: str
+    at: datetime
+    revision: str
+    author: str = ""
+
+
+@dataclass(frozen=True)
+class EnvironmentFacts:
+    """What Git says about one environment (``events`` oldest first)."""
+
+    name: str
+    canary_revision: str
+    canary_images: Mapping[str, str] = field(default_factory=dict)
+    events: tuple[Event, ...] = ()
+    approvals: frozenset[str] = frozenset()  # revisions approved into this environment
+    pin: Pin | None = None
+
+
+class TransitionState(StrEnum):
+    """Where a transition stands; the vocabulary of ``rollouts status PIPELINE``."""
+
+    IDLE = "idle"  # the source has finalized no revision yet
+    DONE = "done"  # the target has the candidate already
+    BLOCKED = "blocked"  # the candidate was rolled back here or earlier
+    PINNED = "pinned"  # a person changed the target's canary manifest after the candidate passed
+    SOAKING = "soaking"
+    AWAITING_APPROVAL = "awaiting-approval"
+    OUTSIDE_WINDOW = "outside-window"
+    READY = "ready"
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One source → target hand-over and where it stands."""
+
+    source: str
+    target: str
+    state: TransitionState
+    reason: str
+    revision: str | None = None
+    images: Mapping[str, str] = field(default_factory=dict)
+    finalized_at: datetime | None = None
+    ready_at: datetime | None = None  # when soaking ends or the next window opens
+    via_branch: bool = False  # approval: merge: the hand-over goes on a branch of ours
+    evidence_sha: str = ""  # the source's finalize commit, named in the hand-over trailers
+
+
+@dataclass(frozen=True)
+class LineStop:
+    """A revision rolled back in ``environment``: it goes no further."""
+
+    revision: str
+    environment: str
+    at: datetime
+    reason: str
+    sha: str = ""
+
+
+@dataclass(frozen=True)
+class OutOfOrder:
+    """A revision rolled back in ``failed_in`` that a later environment (``present_in``) has."""
+
+    revision: str
+    failed_in: str
+    present_in: str
+    failed_at: datetime
+    reason: str
+
+
+@dataclass(frozen=True)
+class PipelinePlan:
+    """The plan for one pipeline at one moment."""
+
+    transitions: tuple[Transition, ...]
+    stops: tuple[LineStop, ...]
+    out_of_order: tuple[OutOfOrder, ...]
+
+    @property
+    def ready(self) -> tuple[Transition, ...]:
+        """The transitions whose hand-over commit should be written now."""
+        return tuple(t for t in self.transitions if t.state is TransitionState.READY)
+
+
+def plan(pipeline: Pipeline, facts: Sequence[EnvironmentFacts], now: datetime) -> PipelinePlan:
+    """The pipeline's plan from the facts of its environments (in pipeline order) at ``now``."""
+    names = [env.name for env in pipeline.spec.environments]
+    if [f.name for f in facts] != names:
+        raise ValueError(f"facts must name the environments in order {names}, got {[f.name for f in facts]}")
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    stops = _stops(facts)
+    first_stop: dict[str, LineStop] = {}
+    for stop in stops:
+        first_stop.setdefault(stop.revision, stop)
+    transitions = tuple(
+        _transition(
+            pipeline.spec.environments[i].promotion,
+            facts[i - 1],
+            facts[i],
+            names=names,
+            first_stop=first_stop,
+            now=now,
+        )
+        for i in range(1, len(facts))
+    )
+    return PipelinePlan(transitions=transitions, stops=stops, out_of_order=_out_of_order(facts, stops))
+
+
+def _transition(
+    promotion: Promotion,
+    source: EnvironmentFacts,
+    target: EnvironmentFacts,
+    *,
+    names: list[str],
+    first_stop: Mapping[str, LineStop],
+    now: datetime,
+) -> Transition:
+    finalized = _newest(source.events, "finalize")
+    if finalized is None:
+        return Transition(
+            source.name, target.name, TransitionState.IDLE, f"{source.name} has finalized no revision yet"
+        )
+    revision = finalized.revision
+    candidate = Transition(
+        source.name,
+        target.name,
+        TransitionState.READY,
+        "",
+        revision=revision,
+        images=dict(finalized.images) or dict(source.canary_images),
+        finalized_at=finalized.at,
+        evidence_sha=finalized.sha,
+    )
+    stop = first_stop.get(revision)
+    if stop is not None and names.index(stop.environment) <= names.index(source.name):
+        why = f"{revision} was rolled back in {stop.environment} at {_clock(stop.at)}: {stop.reason}"
+        return replace(candidate, state=TransitionState.BLOCKED, reason=why)
+    if _has(target, revision):
+        return replace(candidate, state=TransitionState.DONE, reason=f"{target.name} has {revision}")
+    pin = target.pin
+    if pin is not None and pin.at > finalized.at and pin.revision != revision:
+        who = f" by {pin.author}" if pin.author else ""
+        why = (
+            f"{target.name}'s canary manifest was set to {pin.revision}{who} in {pin.sha[:12]} at "
+            f"{_clock(pin.at)}, after {source.name} finalized {revision}: the person's change wins; "
+            "commit the hand-over yourself or revert the pin to let it through"
+        )
+        return replace(candidate, state=TransitionState.PINNED, reason=why)
+    soak_end = finalized.at + timedelta(seconds=promotion.soak or 0)
+    if now < soak_end:
+        left = _minutes(soak_end - now)
+        why = f"{revision} soaks in {source.name} until {_clock(soak_end)} ({left} left, no rollback so far)"
+        return replace(candidate, state=TransitionState.SOAKING, ready_at=soak_end, reason=why)
+    if promotion.approval == "command" and revision not in target.approvals:
+        why = (
+            f"{revision} awaits approval for {target.name}: "
+            f"rollouts approve PIPELINE --environment {target.name} --revision {revision}"
+        )
+        return replace(candidate, state=TransitionState.AWAITING_APPROVAL, reason=why)
+    if promotion.windows and not in_window(promotion, now):
+        opens = next_window(promotion, now)
+        why = (
+            f"{target.name} takes hand-overs only in its windows ({promotion.timezone}); "
+            f"the next opens {_clock(opens, promotion)}"
+        )
+        return replace(candidate, state=TransitionState.OUTSIDE_WINDOW, ready_at=opens, reason=why)
+    via_branch = promotion.approval == "merge"
+    why = f"{revision} passed {source.name} (finalized {_clock(finalized.at)}): hand over to {target.name}"
+    return replace(
+        candidate, via_branch=via_branch, reason=why + (" through a branch to merge" if via_branch else "")
+    )
+
+
+def in_window(promotion: Promotion, now: datetime) -> bool:
+    """True when ``now`` lies in one of ``promotion.windows`` (all times when none are listed)."""
+    if not promotion.windows:
+        return True
+    local = now.astimezone(promotion.zone)
+    day = DAYS[local.weekday()]
+    moment = local.timetz().replace(tzinfo=None)
+    return any(day in w.days and w.start <= moment <= w.end for w in promotion.windows)
+
+
+def next_window(promotion: Promotion, now: datetime) -> datetime:
+    """The first moment after ``now`` at which a window opens (``now`` itself when one is open)."""
+    if in_window(promotion, now):
+        return now
+    local = now.astimezone(promotion.zone)
+    candidates = []
+    for offset in range(8):
+        date = (local + timedelta(days=offset)).date()
+        day = DAYS[date.weekday()]
+        for window in promotion.windows:
+            if day in window.days:
+                start = datetime.combine(date, window.start, tzinfo=promotion.zone)
+                if start > now:
+                    candidates.append(start)
+    return min(candidates).astimezone(UTC)
+
+
+def _stops(facts: Sequence[EnvironmentFacts]) -> tuple[LineStop, ...]:
+    """Every rollback of ours, in pipeline order, then time."""
+    return tuple(
+        LineStop(
+            revision=e.revision, environment=f.name, at=e.at, reason=e.reason or "rolled back", sha=e.sha
+        )
+        for f in facts
+        for e in f.events
+        if e.kind == "rollback"
+    )
+
+
+def _out_of_order(facts: Sequence[EnvironmentFacts], stops: Sequence[LineStop]) -> tuple[OutOfOrder, ...]:
+    names = [f.name for f in facts]
+    found: list[OutOfOrder] = []
+    for stop in stops:
+        for later in facts[names.index(stop.environment) + 1 :]:
+            if _has(later, stop.revision):
+                found.append(
+                    OutOfOrder(
+                        revision=stop.revision,
+                        failed_in=stop.environment,
+                        present_in=later.name,
+                        failed_at=stop.at,
+                        reason=f"{stop.revision} was rolled back in {stop.environment} at {_clock(stop.at)} "
+                        f"({stop.reason}) but {later.name} has it: check {later.name}",
+                    )
+                )
+    return tuple(found)
+
+
+def _has(env: EnvironmentFacts, revision: str) -> bool:
+    return env.canary_revision == revision or any(e.revision == revision for e in env.events)
+
+
+def _newest(events: Sequence[Event], kind: EventKind) -> Event | None:
+    return next((e for e in reversed(events) if e.kind == kind), None)
+
+
+def _minutes(delta: timedelta) -> str:
+    minutes = max(1, round(delta.total_seconds() / 60))
+    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m"
+
+
+def _clock(at: datetime, promotion: Promotion | None = None) -> str:
+    if promotion is not None:
+        return at.astimezone(promotion.zone).strftime(f"%a %Y-%m-%d %H:%M {promotion.timezone}")
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")

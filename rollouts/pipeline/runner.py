@@ -1,0 +1,358 @@
+"""The pipeline's shell: read each environment's facts out of Git, plan (pure), write the hand-overs.
+
+One :class:`PipelineRunner` per Pipeline. A tick reads every environment (its own repository and
+branch, through its own :class:`~rollouts.gitops.Workspace`), calls :func:`rollouts.pipeline.plan`,
+and writes one hand-over commit per ready transition into the target's canary manifest. Nothing is
+kept between ticks: everything is rebuilt from Git, so a controller killed at any moment and started
+again neither repeats nor loses a hand-over (a pushed hand-over is a fact on the next read: ``done``).
+
+A hand-over re-checks, on the head it commits on, that the target's canary manifest is still the text
+the plan was made on; when someone changed it meanwhile (a person pinning a version, image
+automation), their change wins and the tick reports it (:attr:`HandOver.outcome` ``yielded``).
+
+This module must never decide: what a transition should do is :mod:`rollouts.pipeline.plan`'s; what a
+commit says is :mod:`rollouts.state.pipeline`'s.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal, Protocol
+
+from rollouts.gitops.errors import ManifestError
+from rollouts.gitops.manifest import canary_images, copy_images, revision_of
+from rollouts.gitops.workspace import CommitResult, FileEdit, LogEntry
+from rollouts.pipeline.plan import EnvironmentFacts, Event, Pin, PipelinePlan, Transition, plan
+from rollouts.pipeline.spec import Pipeline, PipelineSpecError, parse_pipeline, rollout_paths
+from rollouts.spec import Rollout, SpecError, load_spec
+from rollouts.state import Record, parse_message
+from rollouts.state.pipeline import (
+    PIPELINE,
+    PipelineRecord,
+    PipelineVerdict,
+    approve_subject,
+    events_of,
+    format_pipeline_message,
+    handover_subject,
+    pipeline_record_of,
+)
+from rollouts.yamlsafe import SPEC, YamlLimitError, load_all, read_text
+
+log = logging.getLogger("rollouts.pipeline")
+
+
+class PipelineWorkspace(Protocol):
+    """What the runner needs of a workspace (``rollouts.gitops.Workspace``)."""
+
+    def records(self, rollout: Rollout) -> list[Record]: ...
+
+    def show(self, sha: str, rel: str) -> str: ...
+
+    def log(
+        self, *, grep: str | None = None, path: str | None = None, max_count: int = ...
+    ) -> list[LogEntry]: ...
+
+    def commit_edit(self, plan: Callable[[Callable[[str], str | None]], FileEdit | None]) -> CommitResult: ...
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One environment of a loaded pipeline: its name and its Rollout."""
+
+    name: str
+    rollout: Rollout
+
+
+@dataclass(frozen=True)
+class LoadedPipeline:
+    """A Pipeline document with every environment's Rollout loaded."""
+
+    pipeline: Pipeline
+    stages: tuple[Stage, ...]
+    source: str
+
+
+def load_pipeline(path: str | Path) -> LoadedPipeline:
+    """Load the Pipeline at ``path`` and each environment's Rollout spec (relative to it).
+
+    :class:`PipelineSpecError` naming the file and field; an environment's bad Rollout spec is named
+    with the environment (``pipeline.yaml: spec.environments[1].rollout: prod.yaml: ...``).
+    """
+    path = Path(path)
+    try:  # the spec's bounds: size, depth, aliases, duplicate keys, UTF-8 (docs/limits.md)
+        documents = [d for d in load_all(read_text(path, SPEC), str(path), SPEC) if d is not None]
+    except YamlLimitError as exc:
+        raise PipelineSpecError(str(exc)) from None
+    if len(documents) != 1:
+        raise PipelineSpecError(f"{path}: must hold exactly one Pipeline document, found {len(documents)}")
+    pipeline = parse_pipeline(documents[0], source=str(path))
+    stages: list[Stage] = []
+    keys: dict[str, str] = {}
+    for i, (env, spec_path) in enumerate(
+        zip(pipeline.spec.environments, rollout_paths(pipeline, path), strict=True)
+    ):
+        field_path = f"{path}: spec.environments[{i}].rollout"
+        try:
+            rollout = load_spec(spec_path)
+        except SpecError as exc:
+            raise PipelineSpecError(f"{field_path}: {exc}") from None
+        if rollout.key in keys:
+            raise PipelineSpecError(
+                f"{field_path}: rollout {rollout.key} is already environment {keys[rollout.key]!r}"
+            )
+        keys[rollout.key] = env.name
+        stages.append(Stage(env.name, rollout))
+    return LoadedPipeline(pipeline, tuple(stages), str(path))
+
+
+@dataclass(frozen=True)
+class HandOver:
+    """What a tick did for one ready transition."""
+
+    transition: Transition
+    outcome: Literal["pushed", "done", "yielded"]
+    sha: str | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class PipelineTick:
+    """One tick: the plan it made, and the hand-overs it wrote (or yielded)."""
+
+    plan: PipelinePlan
+    facts: tuple[EnvironmentFacts, ...]
+    handovers: tuple[HandOver, ...] = ()
+    # The canary manifest text each target's facts were read from (the hand-over re-checks it).
+    manifests: Mapping[str, str] = field(default_factory=dict)
+
+
+class PipelineRunner:
+    """Reads, plans and hands over for one pipeline. ``workspaces``: one per environment name."""
+
+    def __init__(
+        self,
+        loaded: LoadedPipeline,
+        workspaces: Mapping[str, PipelineWorkspace],
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        missing = [s.name for s in loaded.stages if s.name not in workspaces]
+        if missing:
+            raise ValueError(f"no workspace for environment(s) {', '.join(missing)}")
+        self.loaded = loaded
+        self.workspaces = workspaces
+        self.clock = clock
+
+    @property
+    def key(self) -> str:
+        """The pipeline's ``namespace/name``."""
+        return self.loaded.pipeline.key
+
+    # -- reading --------------------------------------------------------------------------------------
+
+    def read(self) -> tuple[list[EnvironmentFacts], dict[str, str]]:
+        """Every environment's facts, in pipeline order, and the canary manifest text of each."""
+        facts: list[EnvironmentFacts] = []
+        manifests: dict[str, str] = {}
+        for stage in self.loaded.stages:
+            env_facts, text = self._facts(stage)
+            facts.append(env_facts)
+            manifests[stage.name] = text
+        return facts, manifests
+
+    def _facts(self, stage: Stage) -> tuple[EnvironmentFacts, str]:
+        ws = self.workspaces[stage.name]
+        rollout = stage.rollout
+        records = ws.records(rollout)  # fetches
+        canary_path = rollout.spec.canary.path
+        text = ws.show("HEAD", canary_path)
+        images = canary_images(text, canary_path)
+        promote_ga = rollout.spec.finalize.action == "promote-ga"
+        events: list[Event] = []
+        for event in events_of(records, promote_ga=promote_ga):
+            finalized_images: dict[str, str] = {}
+            if event.kind == "finalize":
+                finalized_images = self._images_at(ws, event.sha, canary_path, promote_ga, rollout)
+            events.append(
+                Event(
+                    revision=event.revision,
+                    kind=event.kind,  # type: ignore[arg-type]  # start | finalize | rollback
+                    at=event.at,
+                    sha=event.sha,
+                    reason=event.reason,
+                    images=finalized_images,
+                )
+            )
+        ours = self._pipeline_records(ws, stage.name)
+        events += [
+            Event(revision=r.revision, kind="handover", at=r.at, sha=r.sha)
+            for r in ours
+            if r.verdict is PipelineVerdict.HANDOVER
+        ]
+        events.sort(key=lambda e: e.at)
+        approvals = frozenset(r.revision for r in ours if r.verdict is PipelineVerdict.APPROVE)
+        return (
+            EnvironmentFacts(
+                name=stage.name,
+                canary_revision=revision_of(images),
+                canary_images=images,
+                events=tuple(events),
+                approvals=approvals,
+                pin=self._pin(ws, canary_path, revision_of(images)),
+            ),
+            text,
+        )
+
+    @staticmethod
+    def _images_at(
+        ws: PipelineWorkspace, sha: str, canary_path: str, promote_ga: bool, rollout: Rollout
+    ) -> dict[str, str]:
+        """The images the environment finalized: the canary manifest at the finalize commit (with
+        ``promote-ga``, the GA manifest, which then holds the canary's images)."""
+        path = rollout.spec.finalize.ga_path if promote_ga and rollout.spec.finalize.ga_path else canary_path
+        try:
+            return canary_images(ws.show(sha, path), path)
+        except (ManifestError, SpecError, ValueError) as exc:
+            log.warning("%s: cannot read the images finalized in %s: %s", rollout.key, sha[:12], exc)
+            return {}
+
+    def _pipeline_records(self, ws: PipelineWorkspace, environment: str) -> list[PipelineRecord]:
+        found = []
+        for entry in ws.log(grep=f"{PIPELINE}: {self.key}"):
+            record = pipeline_record_of(
+                self.key, entry.sha, entry.timestamp, entry.author, parse_message(entry.message)
+            )
+            if record is not None and record.environment == environment:
+                found.append(record)
+        return found
+
+    def _pin(self, ws: PipelineWorkspace, canary_path: str, revision: str) -> Pin | None:
+        """The newest commit that changed the canary manifest, unless it is one of our hand-overs."""
+        newest = ws.log(path=canary_path, max_count=1)
+        if not newest:
+            return None
+        entry = newest[0]
+        if pipeline_record_of(
+            self.key, entry.sha, entry.timestamp, entry.author, parse_message(entry.message)
+        ):
+            return None
+        return Pin(
+            sha=entry.sha,
+            at=datetime.fromtimestamp(entry.timestamp, UTC),
+            revision=revision,
+            author=entry.author,
+        )
+
+    # -- one tick -------------------------------------------------------------------------------------
+
+    def tick(self) -> PipelineTick:
+        """Read, plan, and write the hand-over of every ready transition."""
+        facts, manifests = self.read()
+        result = plan(self.loaded.pipeline, facts, self.clock())
+        for stop in result.out_of_order:
+            log.warning("%s: out of order: %s", self.key, stop.reason)
+        handovers = tuple(self._hand_over(t, manifests[t.target], facts) for t in result.ready)
+        return PipelineTick(plan=result, facts=tuple(facts), handovers=handovers, manifests=manifests)
+
+    def _hand_over(
+        self, transition: Transition, planned_on: str, facts: Sequence[EnvironmentFacts]
+    ) -> HandOver:
+        assert transition.revision is not None
+        if transition.via_branch:
+            # approval: merge needs the gates' branch-and-merge path; never push past a required merge.
+            return HandOver(
+                transition, "yielded", detail="approval: merge is not available for pipelines yet"
+            )
+        stage = next(s for s in self.loaded.stages if s.name == transition.target)
+        ws = self.workspaces[stage.name]
+        path = stage.rollout.spec.canary.path
+        revision, images = transition.revision, dict(transition.images)
+        before = next(f.canary_revision for f in facts if f.name == stage.name)
+        yielded: list[str] = []
+
+        def edit(read: Callable[[str], str | None]) -> FileEdit | None:
+            text = read(path)
+            if text is None:
+                raise ManifestError(f"{path}: missing in {stage.name}'s repository")
+            if revision_of(canary_images(text, path)) == revision:
+                return None  # already there (a restart after a push, or someone did it)
+            if text != planned_on:
+                yielded.append(f"{stage.name}'s canary manifest changed while handing over {revision}")
+                return None  # someone changed it since we planned: theirs wins
+            reasons = [
+                f"{revision} passed {transition.source}: finalized in {transition.evidence_sha[:12]} at "
+                f"{_clock(transition.finalized_at)}",
+                transition.reason,
+            ]
+            message = format_pipeline_message(
+                self.key,
+                handover_subject(
+                    stage.rollout.metadata.name, stage.name, before, revision, transition.source
+                ),
+                verdict=PipelineVerdict.HANDOVER,
+                environment=stage.name,
+                revision=revision,
+                reasons=reasons,
+                source=transition.source,
+                source_commit=transition.evidence_sha or None,
+            )
+            return FileEdit(message, {path: copy_images(text, images, path)})
+
+        result = ws.commit_edit(edit)
+        if yielded:
+            log.warning("%s: %s: it wins, not overwritten", self.key, yielded[-1])
+            return HandOver(transition, "yielded", detail=yielded[-1])
+        if result.sha is None:
+            return HandOver(transition, "done", detail=f"{stage.name} has {revision} already")
+        log.info(
+            "%s: handed %s over from %s to %s in %s",
+            self.key,
+            revision,
+            transition.source,
+            stage.name,
+            result.sha[:12],
+        )
+        return HandOver(transition, "pushed", sha=result.sha)
+
+    # -- people ---------------------------------------------------------------------------------------
+
+    def approve(self, environment: str, revision: str, reasons: Sequence[str] = ()) -> CommitResult:
+        """``rollouts approve``: an empty commit approving ``revision`` for ``environment`` (a no-op
+        when it is approved already). ``ValueError`` for an unknown environment or the first one."""
+        names = [s.name for s in self.loaded.stages]
+        if environment not in names:
+            raise ValueError(f"{self.loaded.source}: no environment {environment!r} (has {', '.join(names)})")
+        if environment == names[0]:
+            raise ValueError(f"{environment} is the first environment: its revisions need no approval")
+        ws = self.workspaces[environment]
+        stage = self.loaded.stages[names.index(environment)]
+
+        ws.records(stage.rollout)  # fetch: the approvals below are read on the remote's head
+        approved = {
+            r.revision
+            for r in self._pipeline_records(ws, environment)
+            if r.verdict is PipelineVerdict.APPROVE
+        }
+        message = format_pipeline_message(
+            self.key,
+            approve_subject(stage.rollout.metadata.name, environment, revision),
+            verdict=PipelineVerdict.APPROVE,
+            environment=environment,
+            revision=revision,
+            reasons=reasons,
+        )
+
+        # Checked before the change loop (reading the log there would take the workspace lock twice):
+        # two people approving at the same moment leave two approval records, which mean the same.
+        def edit(_read: Callable[[str], str | None]) -> FileEdit | None:
+            return None if revision in approved else FileEdit(message, {})
+
+        return ws.commit_edit(edit)
+
+
+def _clock(at: datetime | None) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if at else "an unknown time"

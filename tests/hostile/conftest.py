@@ -1,0 +1,38 @@
+"""Hostile inputs against the real parts: a bare Git remote laid out like the guide's repo.
+
+Every test here feeds input an attacker (or an accident) could commit or type, and checks that it
+ends in a clear error naming the file, field or line, with a non-zero exit for commands, in bounded
+time and memory, and that nothing was committed or pushed (the remote's refs are unchanged).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.gitops.conftest import _git_isolated, cache, remote, spec  # noqa: F401 - fixtures
+from tests.gitrepo import Remote, git
+
+
+def refs(bare: Remote) -> str:
+    """Every ref of the bare remote with its sha: equal before and after means nothing was pushed."""
+    return git(bare.bare, "for-each-ref", "--format=%(refname) %(objectname)")
+
+
+@pytest.fixture
+def pushed(remote: Remote):  # noqa: F811 - the fixture imported above
+    """Commit and push files as the human; returns a function ``(files, message) -> None``."""
+
+    def push(files: dict[str, str | bytes], message: str) -> None:
+        git(remote.human, "pull", "--quiet", "--ff-only", "origin", remote.branch)
+        for rel, content in files.items():
+            path = remote.human / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                path.write_bytes(content)
+            else:
+                path.write_text(content)
+        git(remote.human, "add", "-A")
+        git(remote.human, "commit", "--quiet", "-m", message)
+        git(remote.human, "push", "--quiet", "origin", f"HEAD:{remote.branch}")
+
+    return push
