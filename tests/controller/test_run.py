@@ -11,9 +11,9 @@ from rollouts.cli import main
 from rollouts.controller.errors import SetupError
 from rollouts.controller.run import lease_name
 from rollouts.gitops import DiscoveryError, discover
-from tests.controller.httpjson import json_server
 from tests.controller.machinery import mesh_status
-from tests.gitops.conftest import Remote, git, vs_with
+from tests.fixtures.gitrepo import Remote, git, vs_with
+from tests.fixtures.httpjson import json_server
 
 ROUTE = "workloads/podinfo/virtual-service.yaml"
 

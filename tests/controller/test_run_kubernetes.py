@@ -16,10 +16,10 @@ from rollouts.kube import EventRecorder, api_client
 from rollouts.notify import Kind, Notice
 from rollouts.routes import Weights
 from rollouts.sync import KubernetesSpecGate
-from tests.controller.kubeapi import RunningApi
 from tests.controller.machinery import rollout_spec
 from tests.controller.test_run import ROUTE, spec_doc
-from tests.gitops.conftest import Remote, git, vs_with
+from tests.fixtures.gitrepo import Remote, git, vs_with
+from tests.fixtures.kubeapi import RunningApi
 
 
 def test_gate_and_events_name_the_objects_of_the_manifests_in_git(

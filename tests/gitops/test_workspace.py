@@ -18,7 +18,7 @@ from rollouts.gitops import (
 )
 from rollouts.routes import Weights
 from rollouts.spec import Author
-from tests.gitops.conftest import VIRTUAL_SERVICE, deployment, git, make_spec, vs_with
+from tests.fixtures.gitrepo import VIRTUAL_SERVICE, deployment, git, make_spec, vs_with
 from tests.routes.test_virtualservice import assert_only_weights_changed
 
 VS = "workloads/podinfo/virtual-service.yaml"
@@ -285,7 +285,7 @@ def test_credentials_never_leak(remote, spec, cache, tmp_path, caplog):
 
 
 def test_https_token_authenticates_end_to_end(remote, cache, tmp_path, monkeypatch):
-    from tests.gitops.httpgit import git_http_server
+    from tests.fixtures.httpgit import git_http_server
 
     token = "tok-0123456789abcdef"
     token_file = tmp_path / "token"

@@ -15,7 +15,6 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import git
@@ -23,7 +22,7 @@ import pytest
 
 from analyzer import Judge
 from analyzer.prometheus import MetricsReader, PrometheusClient
-from rollouts.controller.machine import Machine, TickResult, grid_start
+from rollouts.controller.machine import Machine, grid_start
 from rollouts.controller.source import PrometheusSource
 from rollouts.gitops import Workspace
 from rollouts.local.prometheus import ScrapeTarget
@@ -31,7 +30,8 @@ from rollouts.local.stack import LocalStack, StackConfig
 from rollouts.metrics import ControllerMetrics, MetricsServer
 from rollouts.sync import LocalMeshGate
 from tests.controller.machinery import rollout_spec
-from tests.gitops.conftest import deployment
+from tests.fixtures.gitrepo import deployment
+from tests.grafana.live import TOTAL, Live
 from tests.grafana.promserver import Prometheus
 from tests.local.traffic import send
 from tests.support import require_binary
@@ -40,7 +40,6 @@ CANARY_PATH = "workloads/podinfo/canary-deployment.yaml"
 INTERVAL_S = 3.0  # analysis window: three scrapes, so increase() always has two samples in it
 DATA_TIMEOUT_S = 30.0
 BURST = ["/version"] * 45 + ["/status/500"] * 5
-TOTAL = 'istio_requests_total{reporter="destination", destination_workload_namespace="test"}'
 # What every panel needs before the tests look: both subsets' traffic, a commit and a verdict seen
 # as increases by rate()/increase() (two samples each), the evidence of the judged window.
 READY_QUERIES = (
@@ -50,15 +49,6 @@ READY_QUERIES = (
     ('rate(rollouts_analysis_duration_seconds_count{rollout="test/podinfo"}[1m]) > 0', 1),
     ('count(rollouts_evidence{rollout="test/podinfo"})', 1),
 )
-
-
-@dataclass(frozen=True)
-class Live:
-    """What the tests read: Prometheus, and what the controller did."""
-
-    prometheus: Prometheus
-    ticks: list[TickResult]
-    served: Counter[tuple[str, int]]  # (subset that answered, status) -> requests
 
 
 def commit_file(stack: LocalStack, path: str, text: str, message: str) -> None:

@@ -17,9 +17,8 @@ from rollouts.local.mesh import Destination, MeshConfig, RouteWatcher
 from rollouts.routes import RouteError, Weights, editor_for
 from rollouts.spec import SpecError, load_spec
 from rollouts.yamlsafe import MANIFEST, ROUTE, SPEC, YamlLimitError, check, load_all
-from tests.gitops.conftest import VIRTUAL_SERVICE, deployment
-from tests.hostile.conftest import refs
-from tests.hostile.inputs import GOOD_SPEC, alias_bomb, deep, route_with_duplicate
+from tests.fixtures.gitrepo import VIRTUAL_SERVICE, deployment
+from tests.hostile.inputs import GOOD_SPEC, alias_bomb, deep, refs, route_with_duplicate
 
 VS = "workloads/podinfo/virtual-service.yaml"
 MiB = 1024 * 1024

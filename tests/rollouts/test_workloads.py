@@ -14,8 +14,7 @@ from rollouts.gitops import Workspace
 from rollouts.spec import parse_spec
 from rollouts.spec_controller import SubsetSpec
 from rollouts.workloads import for_metrics, resolve, with_resolved_subsets
-from tests.gitops.conftest import deployment
-from tests.gitrepo import guide_rollout
+from tests.fixtures.gitrepo import deployment, guide_rollout
 from tests.support import require_binary
 
 FLAGGER_VS = """apiVersion: networking.istio.io/v1beta1
