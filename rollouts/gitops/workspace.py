@@ -154,6 +154,17 @@ class _Pushed:
     attempts: int
     message: str = ""
 
+    def result(self, previous: Weights, weights: Weights) -> CommitResult:
+        """As the :class:`CommitResult` of a change from ``previous`` to ``weights``."""
+        return CommitResult(
+            sha=self.sha,
+            head=self.head,
+            previous=previous,
+            weights=weights,
+            attempts=self.attempts,
+            message=self.message,
+        )
+
 
 def _with_strategy(
     editor: RouteEditor, rollout: Rollout, text: str, weights: Weights, revision: str | None
@@ -339,14 +350,7 @@ class Workspace:
 
         pushed = self._push_change(edit)
         none = Weights.for_canary(0)
-        return CommitResult(
-            sha=pushed.sha,
-            head=pushed.head,
-            previous=none,
-            weights=none,
-            attempts=pushed.attempts,
-            message=pushed.message,
-        )
+        return pushed.result(none, none)
 
     def read_weights(self, rollout: Rollout) -> Weights:
         """Fetch, then the current weights of the rollout's route."""
@@ -426,14 +430,7 @@ class Workspace:
 
         pushed = self._push_change(edit)
         assert base is not None
-        return CommitResult(
-            sha=pushed.sha,
-            head=pushed.head,
-            previous=base,
-            weights=weights,
-            attempts=pushed.attempts,
-            message=pushed.message,
-        )
+        return pushed.result(base, weights)
 
     def promote_images(
         self, rollout: Rollout, *, reasons: Sequence[str] = (), expected: Weights | None = None
@@ -476,14 +473,7 @@ class Workspace:
 
         pushed = self._push_change(edit)
         assert live is not None
-        return CommitResult(
-            sha=pushed.sha,
-            head=pushed.head,
-            previous=live,
-            weights=live,
-            attempts=pushed.attempts,
-            message=pushed.message,
-        )
+        return pushed.result(live, live)
 
     def record(self, rollout: Rollout, verdict: str, reasons: Sequence[str] = ()) -> RecordResult:
         """An empty commit recording ``pause``, ``resume`` or ``abort``; a no-op when it is already

@@ -157,7 +157,7 @@ def test_the_guides_layout_keeps_its_names(spec):
 
 
 def open_fixture(name: str) -> str:
-    import tests.gitops.conftest as fixtures
+    import tests.fixtures.gitrepo as fixtures
 
     return str(getattr(fixtures, name))
 
