@@ -31,7 +31,7 @@ class HeadCache:
         self.asked = 0
 
     def head(self, workspace: Workspace) -> str:
-        """The remote head of ``workspace``'s branch (``GitopsError`` when the remote cannot say)."""
+        """The remote head of ``workspace``'s branch (``GitError`` when the remote cannot say)."""
         key = (workspace.url, workspace.branch)
         with self._guard:
             lock = self._locks.setdefault(key, threading.Lock())

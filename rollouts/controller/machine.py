@@ -43,12 +43,20 @@ from rollouts.controller.decide import (
     retries,
     rollback_commit,
 )
-from rollouts.gitops import CommitResult, GitopsError, HumanOverrideError, RecordResult, RolloutState
+from rollouts.controller.errors import MetricsUnavailableError, NoDataError
+from rollouts.gitops import (
+    CommitResult,
+    GitError,
+    HumanOverrideError,
+    RecordResult,
+    RepoFileError,
+    RolloutState,
+)
 from rollouts.load import LoadDriver, LoadRejectedError, LoadRequest, LoadUnavailableError, NoLoad
 from rollouts.logs import decision
 from rollouts.metrics import ControllerMetrics
 from rollouts.notify import Kind, Notice
-from rollouts.routes import RouteError, Weights
+from rollouts.routes import Weights
 from rollouts.spec import Rollout
 from rollouts.state import (
     Action,
@@ -111,16 +119,6 @@ class Workspace(Protocol):
     ) -> CommitResult: ...
 
     def record(self, rollout: Rollout, verdict: str, reasons: Sequence[str] = ()) -> RecordResult: ...
-
-
-class MetricsUnavailableError(RuntimeError):
-    """The metrics of a window could not be read (Prometheus down, query error): the same window is
-    asked for again on the next tick, since Prometheus keeps it."""
-
-
-class NoDataError(MetricsUnavailableError):
-    """Prometheus answered, but has no usable data for the window: asking again will not help, so
-    the window is passed over (and counted towards ``analysis.threshold``)."""
 
 
 class MetricsSource(Protocol):
@@ -276,10 +274,9 @@ class Machine:
             return TickResult(Phase.UNKNOWN, Action.WAIT, ("Git backoff: retrying later",))
         try:
             state = self.workspace.read_state(self.rollout)
-        except RouteError as exc:
-            # (Before GitopsError: the workspace's RouteFileError is both.)
+        except RepoFileError as exc:
             return self._unreadable(exc)
-        except GitopsError as exc:
+        except GitError as exc:
             return self._git_failed(now, f"cannot read Git: {exc}")
         self.memory.git_failures = 0
         where = state.position
@@ -290,7 +287,7 @@ class Machine:
         progress, windows = self._observe(state, now)
         return self.act(state, decide(self.rollout, state, progress, windows))
 
-    def _unreadable(self, exc: RouteError) -> TickResult:
+    def _unreadable(self, exc: RepoFileError) -> TickResult:
         """A route file or canary manifest we cannot read: retrying does not help, a person must fix
         it. Told once per message."""
         message = f"cannot read the rollout's files in Git: {exc}"
@@ -531,7 +528,7 @@ class Machine:
         index = steps.index(change.weights.canary)
         try:
             verdict = self.gates.check(index, change.weights, chosen.revision, reasons=chosen.reasons)
-        except (GitopsError, RouteError) as exc:  # a broken file or Git: retried with backoff
+        except (GitError, RepoFileError) as exc:  # a broken file or Git: retried with backoff
             return self._git_failed(self.clock(), f"cannot read the approval of step {index + 1}: {exc}")
         where, now = state.position, self.clock()
         if verdict.action != "wait":
@@ -569,7 +566,7 @@ class Machine:
             self.memory.pending = None  # a human's weights win; the next tick adopts them
             decision(log, self.key, "adopt", [str(exc)])
             return TickResult(Phase.PROGRESSING, Action.NONE, (str(exc),), weight=state.weights.canary)
-        except GitopsError as exc:
+        except (GitError, RepoFileError) as exc:
             return self._git_failed(self.clock(), f"cannot commit {verdict}: {exc}")
         self.memory.pending = None
         self.memory.git_failures = 0
@@ -601,7 +598,7 @@ class Machine:
         except HumanOverrideError as exc:
             decision(log, self.key, "adopt", [str(exc)])
             return TickResult(Phase.FINALIZING, Action.NONE, (str(exc),), weight=chosen.weight)
-        except GitopsError as exc:
+        except (GitError, RepoFileError) as exc:
             return self._git_failed(self.clock(), f"cannot commit the GA images: {exc}")
         self.memory.git_failures = 0
         if result.sha is None:  # GA has them already (a commit of a run that died, or a person)
@@ -624,7 +621,7 @@ class Machine:
             result = self.workspace.record(
                 self.rollout, CommitVerdict.PAUSE, reasons=with_evidence(chosen.reasons, chosen.evidence)
             )
-        except GitopsError as exc:
+        except (GitError, RepoFileError) as exc:
             self.memory.pending = chosen
             return self._git_failed(self.clock(), f"cannot record the pause: {exc}")
         self.memory.pending = None

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from rollouts.controller.custom import CustomSource
 from rollouts.controller.custom import wiring as custom_wiring
+from rollouts.controller.errors import SetupError
 from rollouts.controller.gitcache import CachedWorkspace, HeadCache
 from rollouts.controller.machine import GaReadiness, Leadership, Machine, TickResult
 from rollouts.controller.scheduler import Scheduler
@@ -72,10 +73,6 @@ EVENT_REASONS = {
 }
 
 
-class RunError(RuntimeError):
-    """A rollout that cannot be run; the message names the rollout or file."""
-
-
 # -- building a machine -----------------------------------------------------------------------------
 
 
@@ -104,7 +101,7 @@ def load_driver(rollout: Rollout) -> LoadDriver:
         try:
             token = Path(spec.token_file).read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise RunError(f"{rollout.key}: spec.load.tokenFile {spec.token_file}: {exc.strerror}") from exc
+            raise SetupError(f"{rollout.key}: spec.load.tokenFile {spec.token_file}: {exc.strerror}") from exc
         return ServeLoad(spec.endpoint, token)
     return NoLoad()
 
@@ -155,14 +152,14 @@ class Controller:
             if self.api is None:
                 self.api = api_client(self.options.kubeconfig)
         elif not self.options.mesh:
-            raise RunError("say where the cluster is: --mesh URL (local mesh) or --kubernetes")
+            raise SetupError("say where the cluster is: --mesh URL (local mesh) or --kubernetes")
         kwargs: dict[str, Any] = {"on_tick": self.on_tick}
         if self.leadership is not None:
             kwargs["leadership"] = self.leadership
         self.scheduler = Scheduler(**kwargs)
 
     def machine(self, rollout: Rollout) -> Machine:
-        """A state machine for ``rollout``; ``RunError``/``ValueError`` naming what is wrong."""
+        """A state machine for ``rollout``; ``SetupError``/``ValueError`` naming what is wrong."""
         analysis = rollout.spec.analysis
         policy = analysis.policy
         prom = analysis.prometheus
@@ -172,7 +169,7 @@ class Controller:
         if source is None:
             source = self.sources[source_key] = PrometheusSource.for_spec(prom)
         if unhonoured := not_yet_honoured(rollout):
-            raise RunError(
+            raise SetupError(
                 f"{', '.join(unhonoured)}: not acted on by `rollouts run` yet; refusing to run without it"
             )
         plain = Workspace.for_spec(rollout, cache_dir=self.options.cache_dir)
@@ -415,7 +412,7 @@ def lease_name(value: str | None) -> tuple[str, str]:
     if value:
         namespace, _, name = value.partition("/")
         if not namespace or not name:
-            raise RunError(f"--lease must be NAMESPACE/NAME, got {value!r}")
+            raise SetupError(f"--lease must be NAMESPACE/NAME, got {value!r}")
         return namespace, name
     namespace = os.environ.get("POD_NAMESPACE", "")
     if not namespace and SERVICE_ACCOUNT_NAMESPACE.exists():
@@ -429,7 +426,7 @@ def flux_kustomization(value: str | None) -> FluxKustomization | None:
         return None
     namespace, _, name = value.partition("/")
     if not namespace or not name:
-        raise RunError(f"--flux-kustomization must be NAMESPACE/NAME, got {value!r}")
+        raise SetupError(f"--flux-kustomization must be NAMESPACE/NAME, got {value!r}")
     return FluxKustomization(namespace, name)
 
 
@@ -450,7 +447,7 @@ def _start(args: argparse.Namespace, cache_dir: Path) -> tuple[Controller, Leade
     api = api_client(options.kubeconfig) if options.kubernetes else None
     if args.leader_elect if args.leader_elect is not None else args.kubernetes:
         if not args.kubernetes:
-            raise RunError("--leader-elect needs --kubernetes (the Lease lives in the cluster)")
+            raise SetupError("--leader-elect needs --kubernetes (the Lease lives in the cluster)")
         namespace, name = lease_name(args.lease)
         identity = f"{socket.gethostname()}-{os.getpid()}"
         assert api is not None  # --kubernetes
@@ -463,7 +460,7 @@ def _start(args: argparse.Namespace, cache_dir: Path) -> tuple[Controller, Leade
         rollouts, pipelines, errors = _load(args, cache_dir)
         errors += controller.apply(rollouts)
         errors += controller.apply_pipelines(pipelines)
-    except (RunError, DiscoveryError, ValueError, OSError):
+    except (SetupError, DiscoveryError, ValueError, OSError):
         if elector is not None:
             elector.stop()
         raise
@@ -500,7 +497,7 @@ def _serve(args: argparse.Namespace, controller: Controller, cache_dir: Path) ->
                     rollouts, pipelines, errors = _load(args, cache_dir)
                     errors += controller.apply(rollouts)
                     errors += controller.apply_pipelines(pipelines)
-                except (RunError, DiscoveryError, ValueError) as exc:
+                except (SetupError, DiscoveryError, ValueError) as exc:
                     errors = [str(exc)]  # Git unreachable or a credential unreadable: keep running
                 for line in errors:
                     log.error("%s", line)
@@ -527,7 +524,7 @@ def _run(args: argparse.Namespace) -> int:
         args.kubernetes = True  # inside a pod: the cluster is right here
     try:
         controller, elector, errors = _start(args, cache_dir)
-    except (RunError, DiscoveryError, ValueError, OSError) as exc:
+    except (SetupError, DiscoveryError, ValueError, OSError) as exc:
         print(f"rollouts run: error: {exc}", file=sys.stderr)
         return 1
     for line in errors:

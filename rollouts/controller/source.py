@@ -24,7 +24,7 @@ from analyzer.prometheus import (
     Subset,
     WindowRequest,
 )
-from rollouts.controller.machine import MetricsUnavailableError, NoDataError
+from rollouts.controller.errors import MetricsUnavailableError, NoDataError
 from rollouts.spec import Rollout
 from rollouts.spec_controller import PrometheusSpec
 from rollouts.workloads import subsets_of, template_of

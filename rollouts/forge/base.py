@@ -77,7 +77,8 @@ class ForgeConfig:
     ) -> str:
         """The token from ``token_file`` or the variable ``token_env``, read as the Git token is
         (:meth:`rollouts.gitops.credentials.Credentials.resolve`); errors never quote it."""
-        from rollouts.gitops.credentials import KNOWN_HOSTS_ENV, CredentialError, Credentials
+        from rollouts.gitops.credentials import KNOWN_HOSTS_ENV, Credentials
+        from rollouts.gitops.errors import CredentialError
 
         source = dict(os.environ if env is None else env)
         source.pop(KNOWN_HOSTS_ENV, None)  # an SSH setting: not the forge's to check

@@ -6,9 +6,7 @@ say and what the history means is :mod:`rollouts.state`'s. The local mesh only n
 """
 
 from rollouts.gitops.credentials import (
-    CredentialError,
     Credentials,
-    RemoteUrlError,
     add_credential_arguments,
     check_remote_url,
     credentials_from_arguments,
@@ -16,13 +14,17 @@ from rollouts.gitops.credentials import (
 )
 from rollouts.gitops.discovery import discover, discover_all
 from rollouts.gitops.errors import (
+    CredentialError,
     DiscoveryError,
+    GitError,
     GitopsError,
     HumanOverrideError,
+    ManifestError,
     PushRejectedError,
-    RouteFileError,
+    RemoteUrlError,
+    RepoFileError,
 )
-from rollouts.gitops.manifest import ManifestError, canary_images, copy_images, image_tag, revision_of
+from rollouts.gitops.manifest import canary_images, copy_images, image_tag, revision_of
 from rollouts.gitops.workspace import (
     CommitResult,
     FileEdit,
@@ -41,6 +43,7 @@ __all__ = [
     "Credentials",
     "DiscoveryError",
     "FileEdit",
+    "GitError",
     "GitopsError",
     "HumanOverrideError",
     "LogEntry",
@@ -49,8 +52,8 @@ __all__ = [
     "Record",
     "RecordResult",
     "RemoteUrlError",
+    "RepoFileError",
     "RolloutState",
-    "RouteFileError",
     "Workspace",
     "add_credential_arguments",
     "canary_images",

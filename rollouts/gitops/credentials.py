@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from analyzer.redaction import redact as _redact
+from rollouts.gitops.errors import CredentialError, RemoteUrlError
 
 # user:password@ or token@ in scheme URLs; scp-like URLs (git@host:path) carry no secret.
 _URL_USERINFO = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)(?P<userinfo>[^/?#\s]*)@", re.IGNORECASE)
@@ -41,10 +42,6 @@ case "$1" in
   *) printf '%s\\n' "$ROLLOUTS_GIT_TOKEN" ;;
 esac
 """
-
-
-class CredentialError(ValueError):
-    """A configured credential that cannot be used (missing file, empty token)."""
 
 
 @dataclass(frozen=True)
@@ -192,10 +189,6 @@ def url_has_secret(url: str) -> bool:
         return True
     query = url.partition("?")[2].partition("#")[0]
     return bool(query) and _redact("?" + query) != "?" + query
-
-
-class RemoteUrlError(ValueError):
-    """A Git remote URL we refuse before Git sees it; the message names the setting, redacted."""
 
 
 def remote_url_problem(url: str) -> str | None:

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 import git
 
-from rollouts.gitops.credentials import Credentials, RemoteUrlError, check_remote_url, redact
-from rollouts.gitops.errors import DiscoveryError
+from rollouts.gitops.credentials import Credentials, check_remote_url, redact
+from rollouts.gitops.errors import DiscoveryError, RemoteUrlError
 from rollouts.spec import Rollout, is_local_path, scan_specs
 
 if TYPE_CHECKING:

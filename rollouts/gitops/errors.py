@@ -1,25 +1,50 @@
 """What can go wrong in Git plumbing: one hierarchy, named for what failed.
 
-Every message names the remote (redacted) and what failed; no message carries a credential.
+::
+
+    GitopsError                 anything this package raises
+    ├── GitError                a Git operation failed (clone, fetch, push, ls-remote, the lock):
+    │   └── PushRejectedError   the remote branch moved meanwhile (retried on the new head)
+    ├── RepoFileError           a file on the branch cannot be read or edited (missing, a symbolic
+    │   │                       link, not UTF-8, malformed, bad weights): a person must fix it
+    │   └── ManifestError       a Kubernetes manifest without the images we need
+    ├── HumanOverrideError      someone else changed the weights: we stop and do not overwrite
+    └── DiscoveryError          rollout specs cannot be discovered in a repo
+    CredentialError             a configured key or token cannot be used (a ValueError: the
+                                spec's or the flags' fault, found before any Git operation)
+    RemoteUrlError              a remote URL that is refused (credentials in it, a remote helper)
+
+The branches are siblings, so a caller handles each for its own reason, in any order (the controller
+backs off on a ``GitError``, reports a ``RepoFileError`` once, adopts a ``HumanOverrideError``).
+Every message names the file or the remote (redacted) and what failed; none carries a credential.
 """
 
 from __future__ import annotations
 
-from rollouts.routes import RouteError, Weights
+from rollouts.routes import Weights
 
 
 class GitopsError(RuntimeError):
-    """A Git operation that failed; the message names the remote (redacted) and what failed."""
+    """Anything the Git plumbing raises; the message names the remote (redacted) or the file."""
 
 
-class RouteFileError(GitopsError, RouteError):
-    """A route or canary file on the branch that cannot be read or edited (malformed YAML, bad
-    weights, unknown subset, missing file). Both a :class:`GitopsError` (the controller's Git
-    failures) and a :class:`RouteError` (the editors' errors); the message names file, route, entry."""
+class GitError(GitopsError):
+    """A Git operation that failed (clone, fetch, push, ls-remote, or the workspace's lock): worth
+    retrying later; the message names the remote (redacted), the branch and what failed."""
 
 
-class PushRejectedError(GitopsError):
+class PushRejectedError(GitError):
     """The remote refused our push because its branch moved (retryable)."""
+
+
+class RepoFileError(GitopsError):
+    """A route, canary or GA file on the branch that cannot be read or edited: missing, a symbolic
+    link, not UTF-8, malformed YAML, bad weights, an unknown subset. Retrying does not help; the
+    message names the file (and route, entry or commit)."""
+
+
+class ManifestError(RepoFileError):
+    """A Kubernetes manifest that cannot be read for its container images; the message names the file."""
 
 
 class HumanOverrideError(GitopsError):
@@ -35,3 +60,11 @@ class HumanOverrideError(GitopsError):
 class DiscoveryError(GitopsError):
     """Rollout specs could not be discovered: the repo cannot be read, or ``--path`` is not one of
     its directories."""
+
+
+class CredentialError(ValueError):
+    """A configured credential that cannot be used (missing file, empty token)."""
+
+
+class RemoteUrlError(ValueError):
+    """A Git remote URL we refuse before Git sees it; the message names the setting, redacted."""

@@ -14,16 +14,12 @@ from typing import Any
 
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode
 
+from rollouts.gitops.errors import ManifestError
 from rollouts.routes._engine import get, get_str, items, splice
-from rollouts.routes.base import RouteError
 from rollouts.yamlsafe import MANIFEST, YamlLimitError, compose_all, load_all
 
 # Image references that YAML reads back as the same plain string.
 _PLAIN_IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$")
-
-
-class ManifestError(RouteError):
-    """A canary manifest that cannot be read; the message names the file."""
 
 
 def canary_images(text: str, source: str) -> dict[str, str]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 
-from rollouts.gitops.errors import GitopsError
+from rollouts.gitops.errors import GitError
 
 _REFUSALS = re.compile(
     r"GH006|GH013|protected branch|pre-receive hook declined|not allowed to push code to protected|"
@@ -24,7 +24,7 @@ _REFUSALS = re.compile(
 )
 
 
-class BranchProtectedError(GitopsError):
+class BranchProtectedError(GitError):
     """The remote refuses direct pushes to the branch (protected, or a pre-receive hook said no)."""
 
 

@@ -36,8 +36,15 @@ import git
 from filelock import FileLock, Timeout
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from rollouts.gitops.credentials import Credentials, RemoteUrlError, check_remote_url, redact
-from rollouts.gitops.errors import GitopsError, HumanOverrideError, PushRejectedError, RouteFileError
+from rollouts.gitops.credentials import Credentials, check_remote_url, redact
+from rollouts.gitops.errors import (
+    GitError,
+    GitopsError,
+    HumanOverrideError,
+    PushRejectedError,
+    RemoteUrlError,
+    RepoFileError,
+)
 from rollouts.gitops.manifest import canary_images, copy_images, revision_of
 from rollouts.gitops.protected import BranchProtectedError, is_protected_refusal
 from rollouts.gitops.signing import Signing, with_config
@@ -80,12 +87,11 @@ _RETRYABLE = ("(fetch first)", "(non-fast-forward)", "failed to update ref", "ca
 
 @contextmanager
 def _file_errors() -> Iterator[None]:
+    """The editors' and manifest readers' errors, about a file on the branch, as :class:`RepoFileError`."""
     try:
         yield
-    except RouteFileError:
-        raise
     except RouteError as exc:
-        raise RouteFileError(str(exc)) from None
+        raise RepoFileError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -154,6 +160,17 @@ class _Pushed:
     head: str
     attempts: int
     message: str = ""
+
+    def result(self, previous: Weights, weights: Weights) -> CommitResult:
+        """As the :class:`CommitResult` of a change from ``previous`` to ``weights``."""
+        return CommitResult(
+            sha=self.sha,
+            head=self.head,
+            previous=previous,
+            weights=weights,
+            attempts=self.attempts,
+            message=self.message,
+        )
 
 
 def _with_strategy(
@@ -290,7 +307,7 @@ class Workspace:
             raise self._error("ls-remote", exc) from None
         sha = out.split(maxsplit=1)[0] if out.strip() else ""
         if not sha:
-            raise GitopsError(self._redact(f"{self.remote}: branch {self.branch!r} not found"))
+            raise GitError(self._redact(f"{self.remote}: branch {self.branch!r} not found"))
         return sha
 
     def fetch(self) -> str:
@@ -346,14 +363,7 @@ class Workspace:
 
         pushed = self._push_change(edit)
         none = Weights.for_canary(0)
-        return CommitResult(
-            sha=pushed.sha,
-            head=pushed.head,
-            previous=none,
-            weights=none,
-            attempts=pushed.attempts,
-            message=pushed.message,
-        )
+        return pushed.result(none, none)
 
     def read_weights(self, rollout: Rollout) -> Weights:
         """Fetch, then the current weights of the rollout's route."""
@@ -364,7 +374,7 @@ class Workspace:
     def show(self, sha: str, rel: str) -> str:
         """The text of ``rel`` at commit ``sha`` (``HEAD``: the clone's head), read under the lock.
 
-        ``RouteFileError`` naming the file and commit when it is missing, a symbolic link (its
+        :class:`RepoFileError` naming the file and commit when it is missing, a symbolic link (its
         "text" would be where it points), not UTF-8, or ``sha`` is unknown. Every read of a repo
         file outside this module goes through here.
         """
@@ -442,14 +452,7 @@ class Workspace:
 
         pushed = self._push_change(edit)
         assert base is not None
-        return CommitResult(
-            sha=pushed.sha,
-            head=pushed.head,
-            previous=base,
-            weights=weights,
-            attempts=pushed.attempts,
-            message=pushed.message,
-        )
+        return pushed.result(base, weights)
 
     def promote_images(
         self, rollout: Rollout, *, reasons: Sequence[str] = (), expected: Weights | None = None
@@ -492,14 +495,7 @@ class Workspace:
 
         pushed = self._push_change(edit)
         assert live is not None
-        return CommitResult(
-            sha=pushed.sha,
-            head=pushed.head,
-            previous=live,
-            weights=live,
-            attempts=pushed.attempts,
-            message=pushed.message,
-        )
+        return pushed.result(live, live)
 
     def record(self, rollout: Rollout, verdict: str, reasons: Sequence[str] = ()) -> RecordResult:
         """An empty commit recording ``pause``, ``resume`` or ``abort``; a no-op when it is already
@@ -585,7 +581,7 @@ class Workspace:
             )
             try:
                 images_then = canary_images(self._show(last.sha, canary.path), canary.path)
-            except (GitopsError, RouteError):
+            except RepoFileError:
                 images_then = None  # unreadable then: derive falls back on the trailer
         ga_images = None
         ga_path = rollout.spec.finalize.ga_path
@@ -700,7 +696,7 @@ class Workspace:
             try:
                 text = self._read(rel)  # bounded before it is read (a huge file is skipped, unread)
                 compose(text, rel)
-            except RouteError as exc:
+            except (RouteError, RepoFileError) as exc:
                 log.warning("%s: skipping %s", self.remote, exc)
                 continue
             rules.append((rel, text))
@@ -709,7 +705,7 @@ class Workspace:
     def _revision_or_none(self, rollout: Rollout) -> str | None:
         try:
             return revision_of(canary_images(self._read(rollout.spec.canary.path), rollout.spec.canary.path))
-        except RouteError as exc:
+        except RepoFileError as exc:
             log.warning("%s: no canary revision for the trailer: %s", rollout.key, exc)
             return None
 
@@ -740,7 +736,7 @@ class Workspace:
         except git.GitCommandError as exc:
             raise self._error(args[0], exc) from None
 
-    def _error(self, what: str, exc: git.GitCommandError) -> GitopsError:
+    def _error(self, what: str, exc: git.GitCommandError) -> GitError:
         detail = " ".join(
             line.strip() for line in f"{exc.stderr or ''}\n{exc.stdout or ''}".splitlines() if line.strip()
         )
@@ -748,7 +744,7 @@ class Workspace:
         if is_ssh_url(self.url):
             detail = explain(detail, self.credentials)
         text = f"{self.remote} ({self.branch}): git {what} failed: {detail or exc.status}"
-        cls = PushRejectedError if what == "push" and any(m in detail for m in _RETRYABLE) else GitopsError
+        cls = PushRejectedError if what == "push" and any(m in detail for m in _RETRYABLE) else GitError
         if what == "push" and is_protected_refusal(detail):
             cls = BranchProtectedError
         return cls(self._redact(text))
@@ -810,7 +806,7 @@ class Workspace:
     def _head(self) -> str:
         head = self._rev("HEAD")
         if head is None:
-            raise GitopsError(f"{self.remote} ({self.branch}): the workspace has no HEAD")
+            raise GitError(f"{self.remote} ({self.branch}): the workspace has no HEAD")
         return head
 
     def _file(self, rel: str) -> Path:
@@ -823,7 +819,7 @@ class Workspace:
         path = self.path / rel
         root = self.path.resolve()
         if path.is_symlink() or not path.resolve().is_relative_to(root):
-            raise RouteError(
+            raise RepoFileError(
                 f"{rel}: is a symbolic link on branch {self.branch} of {self.remote}; "
                 "the route and canary files must be regular files"
             )
@@ -832,44 +828,44 @@ class Workspace:
     def _read(self, rel: str) -> str:
         path = self._file(rel)
         if not path.exists():
-            raise RouteError(f"{rel}: no such file on branch {self.branch} of {self.remote}")
+            raise RepoFileError(f"{rel}: no such file on branch {self.branch} of {self.remote}")
         try:
             # Size checked before reading; bytes decoded as they are (CRLF stays CRLF, so _write
             # puts back exactly the file's own line endings); a bad byte is named by line.
             return read_text(path, REPO_FILE, source=rel)
         except YamlLimitError as exc:
-            raise RouteError(str(exc)) from None
+            raise RepoFileError(str(exc)) from None
 
     def _show(self, sha: str, rel: str) -> str:
         """``rel`` at commit ``sha``, from the object database (no worktree, no process)."""
         try:
             commit = self._open().commit(sha)
         except (ValueError, git.BadName) as exc:
-            raise RouteError(f"{rel}: no commit {sha!r} in {self.remote}: {exc}") from None
+            raise RepoFileError(f"{rel}: no commit {sha!r} in {self.remote}: {exc}") from None
         where = f"commit {commit.hexsha[:12]}"
         try:
             blob = commit.tree / rel
         except KeyError:
-            raise RouteError(f"{rel}: not in {where} of {self.remote} ({self.branch})") from None
+            raise RepoFileError(f"{rel}: not in {where} of {self.remote} ({self.branch})") from None
         if blob.mode == blob.link_mode:
-            raise RouteError(
+            raise RepoFileError(
                 f"{rel}: is a symbolic link in {where} of {self.remote}; "
                 "the route and canary files must be regular files"
             )
         if blob.type != "blob":
-            raise RouteError(f"{rel}: is not a file in {where} of {self.remote}")
+            raise RepoFileError(f"{rel}: is not a file in {where} of {self.remote}")
         if blob.size > REPO_FILE.max_bytes:  # before reading it: the size is in the object header
             limit = REPO_FILE.max_bytes // 1024
-            raise RouteError(f"{rel}: {blob.size} bytes in {where}, more than the limit of {limit} KiB")
+            raise RepoFileError(f"{rel}: {blob.size} bytes in {where}, more than the limit of {limit} KiB")
         try:
             return decode(blob.data_stream.read(), rel)
         except YamlLimitError as exc:
-            raise RouteError(f"{exc} (in {where} of {self.remote})") from None
+            raise RepoFileError(f"{exc} (in {where} of {self.remote})") from None
 
     def _read_or_none(self, rel: str) -> str | None:
         try:
             return self._read(rel)
-        except RouteError:
+        except RepoFileError:
             return None
 
     def _write(self, rel: str, text: str) -> None:
@@ -935,7 +931,7 @@ class Workspace:
         try:
             lock.acquire()
         except Timeout:
-            raise GitopsError(f"{self.path}: workspace is locked by another process") from None
+            raise GitError(f"{self.path}: workspace is locked by another process") from None
         try:
             yield
         finally:

@@ -6,11 +6,12 @@ Everything here is a small function or class over the official ``kubernetes`` cl
 server, including the recorded-response server the tests run on loopback.
 """
 
-from rollouts.kube.client import KubeConfigError, ObjectRef, api_client
+from rollouts.kube.client import ObjectRef, api_client
+from rollouts.kube.errors import KubeConfigError, LiveRouteError
 from rollouts.kube.events import EventRecorder
 from rollouts.kube.lease import LeaderElector, LeaseConfig
 from rollouts.kube.readiness import Readiness, deployment_readiness
-from rollouts.kube.routes import ROUTE_APIS, LiveRouteError, read_live_weights, weights_of
+from rollouts.kube.routes import ROUTE_APIS, read_live_weights, weights_of
 
 __all__ = [
     "ROUTE_APIS",

@@ -9,9 +9,9 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.config.config_exception import ConfigException
 
-
-class KubeConfigError(RuntimeError):
-    """No usable cluster configuration; the message says what was tried."""
+from rollouts.kube.errors import (
+    KubeConfigError,
+)
 
 
 @dataclass(frozen=True)
@@ -47,3 +47,7 @@ def api_client(kubeconfig: str | None = None, context: str | None = None) -> k8s
         where = path or "in-cluster service account / ~/.kube/config"
         raise KubeConfigError(f"cannot load Kubernetes configuration from {where}: {exc}") from exc
     return k8s.ApiClient(configuration=configuration)
+
+
+# The errors are defined in errors.py and raised here: importable from here too.
+__all__ = ["KubeConfigError", "ObjectRef", "api_client"]

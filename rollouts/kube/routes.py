@@ -12,11 +12,10 @@ from typing import Any
 
 from kubernetes import client as k8s
 
+from rollouts.kube.errors import (
+    LiveRouteError,
+)
 from rollouts.routes.base import Weights
-
-
-class LiveRouteError(ValueError):
-    """The live route object lacks the stable or canary destination, or its weights are unusable."""
 
 
 @dataclass(frozen=True)
@@ -152,3 +151,7 @@ def read_live_weights(
         return weights_of(obj, kind, stable=stable, canary=canary, route_name=route_name)
     except LiveRouteError as exc:
         raise LiveRouteError(f"{kind} {namespace}/{name}: {exc}") from exc
+
+
+# The errors are defined in errors.py and raised here: importable from here too.
+__all__ = ["ROUTE_APIS", "LiveRouteError", "RouteApi", "read_live_weights", "weights_of"]

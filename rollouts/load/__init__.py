@@ -5,16 +5,8 @@ A driver that cannot reach its endpoint raises ``LoadUnavailableError`` (the ste
 whose job is refused raises ``LoadRejectedError`` (a configuration problem: the rollout pauses).
 """
 
-from rollouts.load.base import (
-    LoadDriver,
-    LoadError,
-    LoadRejectedError,
-    LoadRequest,
-    LoadStats,
-    LoadUnavailableError,
-    NoLoad,
-    ensure_running,
-)
+from rollouts.load.base import LoadDriver, LoadRequest, LoadStats, NoLoad, ensure_running
+from rollouts.load.errors import LoadError, LoadRejectedError, LoadUnavailableError
 from rollouts.load.local import LocalLoad
 from rollouts.load.serve import ServeLoad
 

@@ -5,22 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-
-class LoadError(RuntimeError):
-    """Base of load-driver errors."""
-
-
-class LoadUnavailableError(LoadError):
-    """The load endpoint is down or unreachable (or answered 5xx): the step holds and it is reported."""
-
-
-class LoadRejectedError(LoadError):
-    """The endpoint refused the job (bad token, target outside its allowlist, malformed, too many jobs):
-    a configuration problem a person has to fix, so the rollout pauses."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
+from rollouts.load.errors import (
+    LoadError,
+    LoadRejectedError,
+    LoadUnavailableError,
+)
 
 
 @dataclass(frozen=True)
@@ -174,3 +163,16 @@ class NoLoad:
 
     def close(self) -> None:
         """Nothing held."""
+
+
+# The errors are defined in errors.py and raised here: importable from here too.
+__all__ = [
+    "LoadDriver",
+    "LoadError",
+    "LoadRejectedError",
+    "LoadRequest",
+    "LoadStats",
+    "LoadUnavailableError",
+    "NoLoad",
+    "ensure_running",
+]

@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 
 from rollouts.load import pidfile
-from rollouts.load.base import LoadRequest, LoadStats, LoadUnavailableError
+from rollouts.load.base import LoadRequest, LoadStats
+from rollouts.load.errors import LoadUnavailableError
 from rollouts.load.serve import ServeLoad
 
 

@@ -6,7 +6,8 @@ from typing import Any
 
 import requests
 
-from rollouts.load.base import LoadRejectedError, LoadRequest, LoadStats, LoadUnavailableError, ensure_running
+from rollouts.load.base import LoadRequest, LoadStats, ensure_running
+from rollouts.load.errors import LoadRejectedError, LoadUnavailableError
 
 _REJECTIONS = {
     400: "malformed job",

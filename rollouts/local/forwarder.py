@@ -26,16 +26,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rollouts.local.errors import ProtocolError
+
 #: Longest request or response head accepted (a larger one is answered 431 / 502).
 MAX_HEAD = 64 * 1024
 _HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"upgrade"})
 _MAX_IDLE = 64
 #: Mirrored copies in flight at once; more are skipped.
 MAX_SHADOWS = 256
-
-
-class ProtocolError(Exception):
-    """A message that cannot be framed (bad head, bad chunk)."""
 
 
 @dataclass(frozen=True)

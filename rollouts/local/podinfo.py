@@ -64,6 +64,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
+from rollouts.local.errors import ConfigError
 from rollouts.local.process import run_async, serve_until_signalled
 
 #: Prometheus' default buckets (client_golang ``prometheus.DefBuckets``), as podinfo uses them.
@@ -85,10 +86,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 log = logging.getLogger("rollouts.local.podinfo")
-
-
-class ConfigError(ValueError):
-    """A podinfo option out of range; the message names the flag."""
 
 
 @dataclass(frozen=True)
@@ -656,3 +653,16 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+# The errors are defined in errors.py and raised here: importable from here too.
+__all__ = [
+    "DEFAULT_BUCKETS",
+    "FAULT_EXEMPT",
+    "ConfigError",
+    "Handler",
+    "Podinfo",
+    "PodinfoConfig",
+    "config_from_args",
+    "main",
+    "parser",
+]

@@ -29,11 +29,11 @@ from typing import IO, Any
 
 from aiohttp import web
 
+from rollouts.local.errors import (
+    ProcessError,
+)
+
 _PR_SET_PDEATHSIG = 1
-
-
-class ProcessError(RuntimeError):
-    """A child process failed to start or to become ready; the message names it and quotes its log."""
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -181,3 +181,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+# The errors are defined in errors.py and raised here: importable from here too.
+__all__ = ["ChildProcess", "ProcessError", "free_port", "python_module", "run_async", "serve_until_signalled"]

@@ -23,14 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from rollouts.local.process import ChildProcess, ProcessError, free_port
+from rollouts.local.errors import ProcessError, PrometheusNotFoundError
+from rollouts.local.process import ChildProcess, free_port
 
 #: Install hint shown when the binary is missing.
 INSTALL_HINT = "install it with 'apt-get install prometheus' or point $PROMETHEUS_BINARY at it"
-
-
-class PrometheusNotFoundError(FileNotFoundError):
-    """No ``prometheus`` binary: not given, not in ``$PROMETHEUS_BINARY``, not on ``PATH``."""
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
+from rollouts.local.errors import ProcessError
 from rollouts.local.mesh import Destination, MeshConfig
-from rollouts.local.process import ChildProcess, ProcessError, free_port, python_module
+from rollouts.local.process import ChildProcess, free_port, python_module
 from rollouts.local.prometheus import PrometheusServer, ScrapeTarget
 from rollouts.routes.base import RouteEditor, Weights
 

@@ -24,7 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, Protocol
 
-from rollouts.gitops.manifest import ManifestError, canary_images, copy_images, revision_of
+from rollouts.gitops.errors import ManifestError
+from rollouts.gitops.manifest import canary_images, copy_images, revision_of
 from rollouts.gitops.workspace import CommitResult, FileEdit, LogEntry, Workspace
 from rollouts.pipeline.plan import EnvironmentFacts, Event, Pin, PipelinePlan, Transition, plan
 from rollouts.pipeline.spec import Pipeline, PipelineSpecError, parse_pipeline, rollout_paths

@@ -21,10 +21,10 @@ from pathlib import Path
 import git
 
 from rollouts.report.approvals import ApprovalWait, read_waits
+from rollouts.report.errors import HistoryError, MetricsConfigError, ReportError
 from rollouts.report.evidence import EvidenceTrace, read_evidence
-from rollouts.report.history import Event, HistoryError, Show, Step, Timeline, parse_message, read_timeline
+from rollouts.report.history import Event, Show, Step, Timeline, parse_message, read_timeline
 from rollouts.report.metrics import (
-    MetricsConfigError,
     Selection,
     StepMetrics,
     StepMetricsReport,
@@ -62,10 +62,6 @@ __all__ = [
     "select_subsets",
     "write_report",
 ]
-
-
-class ReportError(ValueError):
-    """A report that cannot be made or written; the message names the option, path or problem."""
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ from typing import Any
 
 import git
 
+from rollouts.gitops.errors import RepoFileError
+from rollouts.report.errors import HistoryError
 from rollouts.routes import RouteEditor, RouteError, Weights, editor_for
 from rollouts.spec import Rollout
 from rollouts.state import CommitVerdict, Message, parse_message
@@ -34,15 +36,11 @@ __all__ = [
     "read_timeline",
 ]
 
-#: ``show(sha, path)``: a file's text at a commit (``Workspace.show``: locked); RouteError when unreadable.
+#: ``show(sha, path)``: a file's text at a commit (``Workspace.show``: locked); RepoFileError when unreadable.
 Show = Callable[[str, str], str]
 
 #: Upper bound on the commits read (history can be huge; a report covers one rollout's recent past).
 MAX_COMMITS = 500
-
-
-class HistoryError(ValueError):
-    """The history cannot be read; the message names the repository, branch or file."""
 
 
 @dataclass(frozen=True)
@@ -170,7 +168,7 @@ class _Reader:
         assert self._show is not None
         try:
             text = self._show(commit.hexsha, self.path)
-        except RouteError as exc:
+        except RepoFileError as exc:
             return None, str(exc)
         cached = self._cache.get(text)
         if cached is None:

@@ -37,6 +37,9 @@ from analyzer.prometheus import (
     promql_string,
     template_from_mapping,
 )
+from rollouts.report.errors import (
+    MetricsConfigError,
+)
 from rollouts.report.history import Step
 from rollouts.spec import Rollout
 
@@ -59,10 +62,6 @@ ISTIO_BY_ROUTE_SUBSET = template_from_mapping(
     },
     source="rollouts.report",
 )
-
-
-class MetricsConfigError(ValueError):
-    """The spec's metrics settings cannot select GA and canary; the message names the field."""
 
 
 @dataclass(frozen=True)
@@ -213,3 +212,18 @@ def read_step_metrics(
     return StepMetricsReport(
         url=url, steps=tuple(results), selection=selection, queries=queries, notes=tuple(notes)
     )
+
+
+# The errors are defined in errors.py and raised here: importable from here too.
+__all__ = [
+    "ISTIO_BY_ROUTE_SUBSET",
+    "MAX_STEPS",
+    "MIN_STEP_S",
+    "MetricsConfigError",
+    "Selection",
+    "StepMetrics",
+    "StepMetricsReport",
+    "SubsetData",
+    "read_step_metrics",
+    "select_subsets",
+]

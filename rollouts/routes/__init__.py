@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from rollouts.routes.base import RouteEditor, RouteError, Weights
+from rollouts.routes.base import RouteEditor, Weights
+from rollouts.routes.errors import RouteError
 from rollouts.routes.httproute import HTTPRouteEditor
 from rollouts.routes.strategies import Match, RequestMatch, RouteTable, Rule, SessionAffinity, StringMatch
 from rollouts.routes.trafficsplit import TrafficSplitEditor

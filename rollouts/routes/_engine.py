@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from rollouts.routes.base import RouteError, Weights
+from rollouts.routes.base import Weights
+from rollouts.routes.errors import RouteError
 from rollouts.yamlsafe import ROUTE, YamlLimitError, compose_all
 
 INT_TAG = "tag:yaml.org,2002:int"

@@ -13,9 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from rollouts.routes.strategies import Match, RouteTable, SessionAffinity
 
-
-class RouteError(ValueError):
-    """A route file that cannot be read or written; the message names the file, route and subset."""
+from rollouts.routes.errors import RouteError
 
 
 @dataclass(frozen=True)
@@ -71,3 +69,7 @@ class RouteEditor(Protocol):
     def table(self, text: str) -> RouteTable:
         """Every route of the file that leads to stable or canary, in the order they apply."""
         ...
+
+
+# The errors are defined in errors.py and raised here: importable from here too.
+__all__ = ["RouteEditor", "RouteError", "Weights"]

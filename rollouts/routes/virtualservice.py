@@ -34,7 +34,7 @@ from rollouts.routes._engine import (
     items,
 )
 from rollouts.routes._strategy import StrategyEditor, mapping_items
-from rollouts.routes.base import RouteError
+from rollouts.routes.errors import RouteError
 from rollouts.routes.strategies import MATCH_KINDS, RequestMatch, StringMatch
 
 API_VERSIONS = (

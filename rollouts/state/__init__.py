@@ -66,6 +66,7 @@ from rollouts.state.derive import (
     position_of,
     record_of,
 )
+from rollouts.state.errors import MessageError
 from rollouts.state.message import (
     Message,
     evidence_line,
@@ -100,6 +101,7 @@ __all__ = [
     "FinalizeStage",
     "GitFacts",
     "Message",
+    "MessageError",
     "Phase",
     "Position",
     "Record",

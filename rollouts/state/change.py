@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from rollouts.routes import Weights
 from rollouts.spec_strategy import RouteState
+from rollouts.state.errors import MessageError
 from rollouts.state.message import format_message, weights_subject
 from rollouts.state.vocabulary import WEIGHT_VERDICTS, CommitVerdict, FinalizeStage
 
@@ -42,7 +43,7 @@ class WeightChange:
         if self.route is not None and self.route.weights != self.weights:
             raise ValueError("route.weights must be the change's weights")
         if self.verdict not in WEIGHT_VERDICTS:
-            raise ValueError(
+            raise MessageError(
                 f"verdict must be one of {', '.join(WEIGHT_VERDICTS)}, got {str(self.verdict)!r}"
             )
         object.__setattr__(self, "verdict", CommitVerdict(self.verdict))

@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+from rollouts.state.errors import MessageError
 from rollouts.state.vocabulary import CommitVerdict, FinalizeStage
 
 #: Trailer keys, in the order the writer emits them.
@@ -84,9 +85,9 @@ def format_message(
 ) -> str:
     """Subject, a body with one reason per line, and the ``Rollout-*`` trailers."""
     if verdict not in tuple(CommitVerdict):
-        raise ValueError(f"verdict must be one of {', '.join(CommitVerdict)}, got {verdict!r}")
+        raise MessageError(f"verdict must be one of {', '.join(CommitVerdict)}, got {verdict!r}")
     if finalize is not None and finalize not in tuple(FinalizeStage):
-        raise ValueError(f"finalize must be one of {', '.join(FinalizeStage)}, got {finalize!r}")
+        raise MessageError(f"finalize must be one of {', '.join(FinalizeStage)}, got {finalize!r}")
     lines = [subject, ""]
     if reasons:
         # One line per reason: a line break in a reason would start lines that read as trailers.

@@ -9,8 +9,9 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
+from rollouts.kube.errors import LiveRouteError
 from rollouts.kube.readiness import deployment_readiness
-from rollouts.kube.routes import LiveRouteError, read_live_weights
+from rollouts.kube.routes import read_live_weights
 from rollouts.routes.base import Weights
 from rollouts.sync.base import Observation, PollingGate
 

@@ -8,7 +8,8 @@ from typing import Any
 import requests
 
 from analyzer.redaction import redact
-from rollouts.routes.base import RouteError, Weights
+from rollouts.routes.base import Weights
+from rollouts.routes.errors import RouteError
 from rollouts.sync.base import Observation, PollingGate
 
 

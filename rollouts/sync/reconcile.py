@@ -147,7 +147,8 @@ class FluxReceiver:
     @classmethod
     def from_spec(cls, spec: ReceiverSpec) -> FluxReceiver:
         """The Receiver of ``spec.flux.receiver`` (URL and token read from their files)."""
-        from rollouts.gitops.credentials import CredentialError, Credentials
+        from rollouts.gitops.credentials import Credentials
+        from rollouts.gitops.errors import CredentialError
 
         try:  # the token is read as the Git token is
             names = {"tokenFile": "spec.flux.receiver.tokenFile"}

@@ -49,7 +49,7 @@ from rollouts.metrics import ControllerMetrics
 from rollouts.spec import Rollout, parse_spec
 from rollouts.sync import LocalMeshGate
 from tests.bench.prometheus_batch import query_requests
-from tests.gitrepo import bare_remote, git
+from tests.fixtures.gitrepo import bare_remote, git
 
 BOUNDS_MS = ("0.5", "1", "5", "10", "25", "50", "100", "250", "500", "1000", "+Inf")
 SHARE = (0.0, 0.01, 0.1, 0.3, 0.7, 0.9, 0.97, 0.99, 0.995, 0.999, 1.0)

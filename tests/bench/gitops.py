@@ -27,7 +27,7 @@ from pathlib import Path
 from rollouts.gitops import Workspace
 from rollouts.routes import Weights
 from rollouts.spec import Rollout, parse_spec
-from tests.gitrepo import guide_rollout
+from tests.fixtures.gitrepo import guide_rollout
 
 VIRTUAL_SERVICE = """apiVersion: networking.istio.io/v1alpha3
 kind: VirtualService

@@ -20,7 +20,7 @@ from pathlib import Path
 from rollouts.routes import RouteEditor, RouteError, editor_for
 from rollouts.spec import SpecError, load_spec
 from rollouts.yamlsafe import ROUTE
-from tests.gitops.conftest import VIRTUAL_SERVICE
+from tests.fixtures.gitrepo import VIRTUAL_SERVICE
 from tests.hostile.inputs import GOOD_SPEC, alias_bomb, deep
 
 

@@ -25,7 +25,7 @@ from rollouts.metrics import ControllerMetrics
 from rollouts.notify import Notice
 from rollouts.spec import Rollout, parse_spec
 from rollouts.sync import LocalMeshGate
-from tests.controller.httpjson import json_server
+from tests.fixtures.httpjson import json_server
 
 BOUNDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, float("inf")]
 INTERVAL = 10.0

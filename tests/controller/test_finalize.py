@@ -16,10 +16,10 @@ from rollouts.metrics import ControllerMetrics
 from rollouts.notify import Kind, Notice
 from rollouts.spec import Rollout
 from rollouts.sync import LocalMeshGate, VersionProbe
-from tests.controller.httpjson import json_server
 from tests.controller.machinery import Clock, Rig, ServiceModel, build, mesh_status, rollout_spec
 from tests.controller.test_machine import our_commits
-from tests.gitops.conftest import Remote, deployment, git, vs_with
+from tests.fixtures.gitrepo import Remote, deployment, git, vs_with
+from tests.fixtures.httpjson import json_server
 
 CANARY = "workloads/podinfo/canary-deployment.yaml"
 GA = "workloads/podinfo/ga-deployment.yaml"

@@ -11,7 +11,7 @@ from rollouts.gitops import GitopsError, Workspace
 from rollouts.routes import Weights
 from rollouts.state import CommitVerdict, WeightChange
 from tests.controller.machinery import rollout_spec
-from tests.gitops.conftest import Remote, vs_with
+from tests.fixtures.gitrepo import Remote, vs_with
 
 ROUTE = "workloads/podinfo/virtual-service.yaml"
 

@@ -17,10 +17,10 @@ from rollouts.metrics import ControllerMetrics
 from rollouts.notify import Kind, Notice
 from rollouts.report.history import parse_message
 from rollouts.sync import LocalMeshGate
-from tests.controller.conforming_serve import ConformingServe
-from tests.controller.httpjson import json_server, make_handler
 from tests.controller.machinery import Clock, Rig, ServiceModel, build, mesh_status, rollout_spec
-from tests.gitops.conftest import Remote, deployment, git, vs_with
+from tests.fixtures.gitrepo import Remote, deployment, git, vs_with
+from tests.fixtures.httpjson import json_server, make_handler
+from tests.load.conforming_serve import ConformingServe
 from tests.support import free_port
 
 CANARY = "workloads/podinfo/canary-deployment.yaml"

@@ -10,7 +10,7 @@ from rollouts.routes import Weights, editor_for
 from rollouts.routes.strategies import Request, affinity_value
 from rollouts.sync import LocalMeshGate
 from tests.controller.machinery import Clock, ServiceModel, build, mesh_status, rollout_spec
-from tests.gitops.conftest import Remote, git, vs_with
+from tests.fixtures.gitrepo import Remote, git, vs_with
 
 ROUTE = "workloads/podinfo/virtual-service.yaml"
 

@@ -21,9 +21,9 @@ from rollouts.spec_gates import WebhookSpec
 from rollouts.sync import LocalMeshGate
 from tests.controller.machinery import Clock, Rig, ServiceModel, build, mesh_status, rollout_spec
 from tests.controller.test_machine import ROUTE, trailers
+from tests.fixtures.gitrepo import Remote, git, vs_with
 from tests.gates.hookserver import HookServer
 from tests.gates.hookserver import serve as serve_hooks
-from tests.gitops.conftest import Remote, git, vs_with
 
 BRANCH = "rollouts/test/podinfo/0.2.0/step-2"
 

@@ -18,7 +18,7 @@ from rollouts.routes import editor_for
 from rollouts.sync import LocalMeshGate
 from tests.controller.machinery import Clock, Rig, ServiceModel, build, mesh_status, rollout_spec
 from tests.controller.test_machine import our_commits
-from tests.gitops.conftest import Remote, git, vs_with
+from tests.fixtures.gitrepo import Remote, git, vs_with
 
 ROUTE = "workloads/podinfo/virtual-service.yaml"
 EDITOR = editor_for("VirtualService", stable="ga", canary="canary", source=ROUTE)

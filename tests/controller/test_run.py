@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 
 from rollouts.cli import main
-from rollouts.controller.run import RunError, lease_name
+from rollouts.controller.errors import SetupError
+from rollouts.controller.run import lease_name
 from rollouts.gitops import DiscoveryError, discover
-from tests.controller.httpjson import json_server
 from tests.controller.machinery import mesh_status
-from tests.gitops.conftest import Remote, git, vs_with
+from tests.fixtures.gitrepo import Remote, git, vs_with
+from tests.fixtures.httpjson import json_server
 
 ROUTE = "workloads/podinfo/virtual-service.yaml"
 
@@ -141,5 +142,5 @@ def test_lease_names(monkeypatch: pytest.MonkeyPatch) -> None:
     assert lease_name("ops/rollouts") == ("ops", "rollouts")
     monkeypatch.setenv("POD_NAMESPACE", "rollouts-system")
     assert lease_name(None) == ("rollouts-system", "rollouts-controller")
-    with pytest.raises(RunError, match="NAMESPACE/NAME"):
+    with pytest.raises(SetupError, match="NAMESPACE/NAME"):
         lease_name("just-a-name")

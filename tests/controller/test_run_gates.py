@@ -12,7 +12,7 @@ from rollouts.state import WeightChange
 from rollouts.sync import FluxKustomization
 from rollouts.sync.reconcile import FluxAnnotations, LocalMeshReconcile, ReconcilingWorkspace
 from tests.controller.machinery import rollout_spec
-from tests.gitops.conftest import Remote
+from tests.fixtures.gitrepo import Remote
 from tests.kube.fluxapi import serve as serve_flux
 
 KUSTOMIZATION = "/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/flux-system/kustomizations/apps"

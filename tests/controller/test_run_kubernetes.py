@@ -8,17 +8,18 @@ from pathlib import Path
 import pytest
 
 from rollouts.cli import main
+from rollouts.controller.errors import SetupError
 from rollouts.controller.gitcache import CachedWorkspace, HeadCache
-from rollouts.controller.run import RunError, flux_kustomization, notifier_for
+from rollouts.controller.run import flux_kustomization, notifier_for
 from rollouts.gitops import Workspace
 from rollouts.kube import EventRecorder, api_client
 from rollouts.notify import Kind, Notice
 from rollouts.routes import Weights
 from rollouts.sync import KubernetesSpecGate
-from tests.controller.kubeapi import RunningApi
 from tests.controller.machinery import rollout_spec
 from tests.controller.test_run import ROUTE, spec_doc
-from tests.gitops.conftest import Remote, git, vs_with
+from tests.fixtures.gitrepo import Remote, git, vs_with
+from tests.fixtures.kubeapi import RunningApi
 
 
 def test_gate_and_events_name_the_objects_of_the_manifests_in_git(
@@ -89,7 +90,7 @@ def test_spec_gate_waits_for_flux_when_asked(remote: Remote, tmp_path: Path, kub
         and "Flux Kustomization flux-system/apps applied master@sha1:4e1c0a9d" in result.reason
     )
     assert gate.wait(Weights(90, 10), "4e1c0a9d2b7f3e6a8c5d1b0f9e2a7c4d6b8e0f13", timeout=0).opened
-    with pytest.raises(RunError, match="NAMESPACE/NAME"):
+    with pytest.raises(SetupError, match="NAMESPACE/NAME"):
         flux_kustomization("apps")
 
 

@@ -12,7 +12,7 @@ from rollouts.metrics import ControllerMetrics
 from rollouts.notify import Notice
 from rollouts.sync import LocalMeshGate
 from tests.controller.machinery import ServiceModel, build, mesh_status, rollout_spec
-from tests.gitops.conftest import Remote, git, vs_with
+from tests.fixtures.gitrepo import Remote, git, vs_with
 
 ROUTE = "workloads/podinfo/virtual-service.yaml"
 

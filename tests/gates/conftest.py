@@ -2,4 +2,9 @@
 
 from __future__ import annotations
 
-from tests.gitops.conftest import _git_isolated, cache, remote  # noqa: F401
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _git_isolated(git_isolated: None) -> None:
+    """Every gate test runs without the user's Git config (``remote``, ``cache``: tests.fixtures.git)."""

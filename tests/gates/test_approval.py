@@ -19,7 +19,7 @@ from rollouts.gates.approval import (
 )
 from rollouts.routes import Weights
 from rollouts.spec_gates import ApprovalSpec
-from tests.gitrepo import bare_remote, git
+from tests.fixtures.gitrepo import bare_remote, git
 
 BRANCH = "rollouts/test/podinfo/0.2.0/step-2"
 STEPS = [10, 60, 100]

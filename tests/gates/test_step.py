@@ -15,12 +15,11 @@ from rollouts.gitops import Workspace
 from rollouts.routes import Weights
 from rollouts.spec import parse_spec
 from rollouts.spec_gates import WebhookSpec
+from tests.fixtures.gitrepo import Remote, git, guide_rollout
 from tests.forge.forgeapi import TOKEN, ForgeApi
 from tests.forge.forgeapi import serve as serve_forge
 from tests.gates.hookserver import HookServer
 from tests.gates.hookserver import serve as serve_hooks
-from tests.gitops.conftest import Remote, git
-from tests.gitrepo import guide_rollout
 
 pytestmark = pytest.mark.integration
 BRANCH = "rollouts/test/podinfo/0.2.0/step-2"
@@ -178,7 +177,7 @@ def test_rollout_hooks_count_during_analysis_and_post_rollout_is_told(remote, ca
 
 def test_weights_a_person_already_set_need_no_approval(remote, cache) -> None:
     spec = rollout(remote, approval={"confirmTrafficIncrease": [60]})
-    from tests.gitops.conftest import vs_with
+    from tests.fixtures.gitrepo import vs_with
 
     remote.commit_file("workloads/podinfo/virtual-service.yaml", vs_with(40, 60), "a person sets 60%")
     verdict = gates(spec, cache).check(1, Weights(40, 60), "0.2.0")

@@ -9,8 +9,7 @@ from rollouts.gitops import Workspace
 from rollouts.gitops.approvals import propose
 from rollouts.routes import Weights
 from rollouts.spec import parse_spec
-from tests.gitops.conftest import git
-from tests.gitrepo import guide_rollout
+from tests.fixtures.gitrepo import git, guide_rollout
 
 BRANCH = "rollouts/test/podinfo/0.2.0/step-2"
 

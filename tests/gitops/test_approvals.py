@@ -11,7 +11,7 @@ from rollouts.gitops import GitopsError, Workspace
 from rollouts.gitops.approvals import propose, read_facts
 from rollouts.gitops.protected import BranchProtectedError
 from rollouts.routes import Weights
-from tests.gitops.conftest import Remote, git, vs_with
+from tests.fixtures.gitrepo import Remote, git, vs_with
 from tests.gitops.test_protected import protect
 
 pytestmark = pytest.mark.integration

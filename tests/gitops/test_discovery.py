@@ -6,8 +6,8 @@ import pytest
 
 from rollouts.cli import build_parser
 from rollouts.gitops import CredentialError, DiscoveryError, credentials_from_arguments, discover
-from tests.gitops.conftest import git
-from tests.gitops.httpgit import git_http_server
+from tests.fixtures.gitrepo import git
+from tests.fixtures.httpgit import git_http_server
 
 SPEC = """\
 apiVersion: rollouts.dev/v1alpha1

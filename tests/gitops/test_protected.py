@@ -14,7 +14,7 @@ import pytest
 from rollouts.gitops import GitopsError, Workspace
 from rollouts.gitops.protected import BranchProtectedError, is_protected_refusal
 from rollouts.routes import Weights
-from tests.gitops.conftest import Remote, git
+from tests.fixtures.gitrepo import Remote, git
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ import pytest
 
 from rollouts.gitops import Workspace
 from rollouts.routes import Weights
-from tests.gitrepo import GIT_ENV, git
+from tests.fixtures.gitrepo import GIT_ENV, git
 
 VS = "workloads/podinfo/virtual-service.yaml"
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,7 +20,7 @@ from rollouts.gitops.signing import Signing, SigningError, with_config
 from rollouts.routes import Weights
 from rollouts.spec import Rollout
 from rollouts.spec_gates import SigningSpec
-from tests.gitops.conftest import Remote
+from tests.fixtures.gitrepo import Remote
 from tests.sshd import keygen
 from tests.support import require_binary
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from rollouts.gitops import CredentialError, Credentials, GitopsError, Workspace
-from tests.gitops.conftest import make_spec
+from tests.fixtures.gitrepo import make_spec
 
 URL = "ssh://git@127.0.0.1:9/org/repo.git"
 

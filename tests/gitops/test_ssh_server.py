@@ -14,7 +14,7 @@ import pytest
 
 from rollouts.gitops import Credentials, GitopsError, Workspace
 from rollouts.routes import Weights
-from tests.gitops.conftest import Remote, make_spec
+from tests.fixtures.gitrepo import Remote, make_spec
 from tests.sshd import SshServer, keygen, sshd
 
 __all__ = ["sshd"]  # the fixture, imported for pytest

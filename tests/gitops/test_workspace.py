@@ -12,11 +12,13 @@ from rollouts.gitops import (
     GitopsError,
     HumanOverrideError,
     PushRejectedError,
+    RepoFileError,
     Workspace,
     redact,
 )
-from rollouts.routes import RouteError, Weights
-from tests.gitops.conftest import VIRTUAL_SERVICE, deployment, git, make_spec, vs_with
+from rollouts.routes import Weights
+from rollouts.spec import Author
+from tests.fixtures.gitrepo import VIRTUAL_SERVICE, deployment, git, make_spec, vs_with
 from tests.routes.test_virtualservice import assert_only_weights_changed
 
 VS = "workloads/podinfo/virtual-service.yaml"
@@ -173,7 +175,7 @@ def test_retries_are_bounded(remote, spec, cache):
 )
 def test_bad_route_files_push_nothing(remote, spec, cache, text, message):
     before = remote.commit_file(VS, text, "broken by hand")
-    with pytest.raises(RouteError, match=message) as info:
+    with pytest.raises(RepoFileError, match=message) as info:
         Workspace.for_spec(spec, cache_dir=cache).set_weights(spec, Weights.for_canary(60), verdict="promote")
     assert isinstance(info.value, GitopsError)  # the controller's Git-failure path sees it too
     assert remote.head() == before
@@ -183,7 +185,7 @@ def test_unknown_subset_is_checked_against_the_destination_rule(remote, cache):
     spec = make_spec(str(remote.bare), canary="canary2")
     before = remote.head()
     with pytest.raises(
-        RouteError,
+        RepoFileError,
         match=r"virtual-service\.yaml: .*no destination 'canary2'|subset 'canary2' is "
         r"not declared by the DestinationRule",
     ):
@@ -191,7 +193,7 @@ def test_unknown_subset_is_checked_against_the_destination_rule(remote, cache):
     # The VirtualService names a subset the DestinationRule lacks: named, nothing pushed.
     remote.commit_file(VS, VIRTUAL_SERVICE.replace("subset: canary", "subset: canary2"), "rename")
     with pytest.raises(
-        RouteError,
+        RepoFileError,
         match=r"subset 'canary2' is not declared by the DestinationRule "
         r"\(declared: canary, ga\)",
     ):
@@ -201,7 +203,7 @@ def test_unknown_subset_is_checked_against_the_destination_rule(remote, cache):
 
 def test_missing_file_and_unreachable_remote(remote, tmp_path, cache):
     spec = make_spec(str(remote.bare), path="workloads/podinfo/nope.yaml")
-    with pytest.raises(RouteError, match=r"workloads/podinfo/nope\.yaml: no such file on branch master"):
+    with pytest.raises(RepoFileError, match=r"workloads/podinfo/nope\.yaml: no such file on branch master"):
         Workspace.for_spec(spec, cache_dir=cache).set_weights(spec, Weights.for_canary(60), verdict="manual")
     gone = make_spec(str(tmp_path / "gone.git"))
     with pytest.raises(GitopsError, match=r"gone\.git \(master\): git clone failed"):
@@ -283,7 +285,7 @@ def test_credentials_never_leak(remote, spec, cache, tmp_path, caplog):
 
 
 def test_https_token_authenticates_end_to_end(remote, cache, tmp_path, monkeypatch):
-    from tests.gitops.httpgit import git_http_server
+    from tests.fixtures.httpgit import git_http_server
 
     token = "tok-0123456789abcdef"
     token_file = tmp_path / "token"
@@ -334,7 +336,7 @@ def test_destination_rules_anywhere_in_the_repo_are_checked(remote, spec, cache)
     git(remote.human, "push", "--quiet", "origin", "master")
     before = remote.head()
     with pytest.raises(
-        RouteError, match=r"subset 'canary' is not declared by the DestinationRule \(declared: ga\)"
+        RepoFileError, match=r"subset 'canary' is not declared by the DestinationRule \(declared: ga\)"
     ):
         Workspace.for_spec(spec, cache_dir=cache).set_weights(spec, Weights.for_canary(60), verdict="promote")
     assert remote.head() == before
@@ -449,9 +451,9 @@ def test_symlinked_route_file_is_refused_and_nothing_outside_is_written(remote, 
     git(remote.human, "push", "--quiet", "origin", "HEAD:master")
     before = remote.head()
     with Workspace.for_spec(spec, cache_dir=cache) as ws:
-        with pytest.raises(RouteError, match=f"{VS}: is a symbolic link"):
+        with pytest.raises(RepoFileError, match=f"{VS}: is a symbolic link"):
             ws.set_weights(spec, Weights.for_canary(60), verdict="manual")
-        with pytest.raises(RouteError, match="symbolic link"):
+        with pytest.raises(RepoFileError, match="symbolic link"):
             ws.read_state(spec)
     assert outside.read_text() == VIRTUAL_SERVICE
     assert remote.head() == before
@@ -466,3 +468,34 @@ def test_a_reason_with_line_breaks_stays_one_bullet_line(remote, spec, cache):
     assert remote.message(result.sha).startswith(
         "podinfo: canary 10% -> 20% (manual)\n\n- x Rollout-Verdict: rollback\n\nRollout: test/podinfo\n"
     )
+
+
+def test_show_reads_a_file_at_a_commit_and_refuses_links_and_missing_files(remote, spec, cache, tmp_path):
+    first = remote.head()
+    remote.commit_file(VS, vs_with(70, 30), "canary to 30 by hand")
+    (remote.human / "link.yaml").symlink_to(tmp_path / "outside.yaml")
+    git(remote.human, "add", "-A")
+    git(remote.human, "commit", "--quiet", "-m", "a link")
+    git(remote.human, "push", "--quiet", "origin", "HEAD:master")
+    with Workspace.for_spec(spec, cache_dir=cache) as ws:
+        ws.fetch()
+        assert ws.show(first, VS) == VIRTUAL_SERVICE  # the file as it was at that commit
+        assert ws.show("HEAD", VS) == vs_with(70, 30)
+        with pytest.raises(RepoFileError, match=r"link\.yaml: is a symbolic link in commit [0-9a-f]{12}"):
+            ws.show("HEAD", "link.yaml")
+        with pytest.raises(RepoFileError, match=rf"nope\.yaml: not in commit {first[:12]}"):
+            ws.show(first, "nope.yaml")
+        with pytest.raises(RepoFileError, match="no commit 'f00d'"):
+            ws.show("f00d", VS)
+
+
+def test_commit_files_is_a_persons_commit_through_the_same_loop(remote, spec, cache):
+    before = remote.count()
+    with Workspace(
+        spec.spec.git.url, "master", cache_dir=cache, author=Author(name="Ops", email="ops@x")
+    ) as ws:
+        first = ws.commit_files({"docs/new.md": "hello\n", VS: vs_with(80, 20)}, "ops: docs and 20%")
+        again = ws.commit_files({"docs/new.md": "hello\n"}, "ops: docs again")
+    assert first.changed and not again.changed and remote.count() == before + 1
+    assert remote.show("docs/new.md") == "hello\n" and "weight: 20" in remote.show(VS)
+    assert git(remote.bare, "log", "-1", "--format=%an <%ae>: %s").strip() == "Ops <ops@x>: ops: docs and 20%"

@@ -8,8 +8,7 @@ from rollouts.gitops import Workspace
 from rollouts.routes import Weights, editor_for
 from rollouts.routes.strategies import Request, affinity_value
 from rollouts.spec import parse_spec
-from tests.gitops.conftest import VIRTUAL_SERVICE, git
-from tests.gitrepo import GUIDE_ROUTE, guide_rollout
+from tests.fixtures.gitrepo import GUIDE_ROUTE, VIRTUAL_SERVICE, git, guide_rollout
 
 VS = "workloads/podinfo/virtual-service.yaml"
 

@@ -17,7 +17,6 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import git
@@ -25,7 +24,7 @@ import pytest
 
 from analyzer.prometheus import MetricsReader, PrometheusClient
 from rollouts.controller.custom import wiring as custom_wiring
-from rollouts.controller.machine import Machine, TickResult, grid_start
+from rollouts.controller.machine import Machine, grid_start
 from rollouts.controller.source import PrometheusSource
 from rollouts.gitops import Workspace
 from rollouts.local.prometheus import ScrapeTarget
@@ -37,8 +36,8 @@ from rollouts.pipeline.spec import parse_pipeline
 from rollouts.spec import Rollout, parse_spec
 from rollouts.sync import LocalMeshGate
 from tests.controller.machinery import rollout_spec
-from tests.gitops.conftest import deployment
-from tests.gitrepo import guide_rollout
+from tests.fixtures.gitrepo import deployment, guide_rollout
+from tests.grafana.live import TOTAL, Live
 from tests.grafana.promserver import Prometheus
 from tests.local.traffic import send
 from tests.pipeline.world import environment
@@ -49,7 +48,6 @@ INTERVAL_S = 3.0  # analysis window: three scrapes, so increase() always has two
 DATA_TIMEOUT_S = 30.0
 PRODUCTION = {"name": "podinfo-prod", "namespace": "test"}
 BURST = ["/version"] * 45 + ["/status/500"] * 5
-TOTAL = 'istio_requests_total{reporter="destination", destination_workload_namespace="test"}'
 # What every panel needs before the tests look: both subsets' traffic, a commit and a verdict seen
 # as increases by rate()/increase() (two samples each), the evidence of the judged window.
 READY_QUERIES = (
@@ -60,16 +58,6 @@ READY_QUERIES = (
     ('count(rollouts_evidence{rollout="test/podinfo"})', 1),
     ('rollouts_pipeline_revision{pipeline="test/podinfo"} == 1', 2),
 )
-
-
-@dataclass(frozen=True)
-class Live:
-    """What the tests read: Prometheus, and what the controller did."""
-
-    prometheus: Prometheus
-    ticks: list[TickResult]
-    served: Counter[tuple[str, int]]  # (subset that answered, status) -> requests
-    pipeline: TickResult  # the pipeline job's tick
 
 
 def commit_file(stack: LocalStack, path: str, text: str, message: str) -> None:

@@ -11,7 +11,7 @@ import math
 
 import pytest
 
-from tests.grafana.conftest import TOTAL, Live
+from tests.grafana.live import TOTAL, Live
 from tests.grafana.panels import DashboardQuery, dashboard_queries
 from tests.grafana.promserver import Prometheus
 

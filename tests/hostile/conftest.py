@@ -9,17 +9,11 @@ from __future__ import annotations
 
 import pytest
 
-from tests.gitops.conftest import _git_isolated, cache, remote, spec  # noqa: F401 - fixtures
-from tests.gitrepo import Remote, git
-
-
-def refs(bare: Remote) -> str:
-    """Every ref of the bare remote with its sha: equal before and after means nothing was pushed."""
-    return git(bare.bare, "for-each-ref", "--format=%(refname) %(objectname)")
+from tests.fixtures.gitrepo import Remote, git
 
 
 @pytest.fixture
-def pushed(remote: Remote):  # noqa: F811 - the fixture imported above
+def pushed(remote: Remote):
     """Commit and push files as the human; returns a function ``(files, message) -> None``."""
 
     def push(files: dict[str, str | bytes], message: str) -> None:
@@ -36,3 +30,8 @@ def pushed(remote: Remote):  # noqa: F811 - the fixture imported above
         git(remote.human, "push", "--quiet", "origin", f"HEAD:{remote.branch}")
 
     return push
+
+
+@pytest.fixture(autouse=True)
+def _git_isolated(git_isolated: None) -> None:
+    """Every hostile-input test runs without the user's Git config."""

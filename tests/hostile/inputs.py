@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tests.fixtures.gitrepo import Remote, git
+
 SPEC_HEAD = """apiVersion: rollouts.dev/v1alpha1
 kind: Rollout
 metadata: {name: podinfo, namespace: test}
@@ -37,7 +39,12 @@ def route_with_duplicate(key: str) -> str:
     """The guide's VirtualService with ``key`` written twice in the GA destination."""
     second = {"weight": "      weight: 10\n", "subset": "        subset: canary\n"}[key]
     first = {"weight": "      weight: 90   # GA\n", "subset": "        subset: ga\n"}[key]
-    from tests.gitops.conftest import VIRTUAL_SERVICE
+    from tests.fixtures.gitrepo import VIRTUAL_SERVICE
 
     assert first in VIRTUAL_SERVICE
     return VIRTUAL_SERVICE.replace(first, first + second, 1)
+
+
+def refs(bare: Remote) -> str:
+    """Every ref of the bare remote with its sha: equal before and after means nothing was pushed."""
+    return git(bare.bare, "for-each-ref", "--format=%(refname) %(objectname)")

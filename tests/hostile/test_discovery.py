@@ -11,9 +11,8 @@ import pytest
 from rollouts.cli import main
 from rollouts.gitops import DiscoveryError, discover
 from rollouts.spec import SpecError, parse_spec
-from tests.gitrepo import git, guide_rollout
-from tests.hostile.conftest import refs
-from tests.hostile.inputs import GOOD_SPEC, alias_bomb, deep
+from tests.fixtures.gitrepo import git, guide_rollout
+from tests.hostile.inputs import GOOD_SPEC, alias_bomb, deep, refs
 
 MESH = ("--mesh", "http://127.0.0.1:1", "--metrics-address", "off")
 

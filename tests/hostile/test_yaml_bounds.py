@@ -12,14 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rollouts.cli import main
-from rollouts.gitops import ManifestError, Workspace, canary_images, copy_images
+from rollouts.gitops import ManifestError, RepoFileError, Workspace, canary_images, copy_images
 from rollouts.local.mesh import Destination, MeshConfig, RouteWatcher
 from rollouts.routes import RouteError, Weights, editor_for
 from rollouts.spec import SpecError, load_spec
 from rollouts.yamlsafe import MANIFEST, ROUTE, SPEC, YamlLimitError, check, load_all
-from tests.gitops.conftest import VIRTUAL_SERVICE, deployment
-from tests.hostile.conftest import refs
-from tests.hostile.inputs import GOOD_SPEC, alias_bomb, deep, route_with_duplicate
+from tests.fixtures.gitrepo import VIRTUAL_SERVICE, deployment
+from tests.hostile.inputs import GOOD_SPEC, alias_bomb, deep, refs, route_with_duplicate
 
 VS = "workloads/podinfo/virtual-service.yaml"
 MiB = 1024 * 1024
@@ -119,7 +118,7 @@ def test_duplicate_keys_in_a_route_file_are_refused_naming_the_line(key, line):
 def test_a_route_file_with_duplicate_keys_is_not_committed(remote, spec, cache, pushed):
     pushed({VS: route_with_duplicate("weight")}, "human: two weights")
     before = refs(remote)
-    with Workspace.for_spec(spec, cache_dir=cache) as ws, pytest.raises(RouteError, match="duplicate key"):
+    with Workspace.for_spec(spec, cache_dir=cache) as ws, pytest.raises(RepoFileError, match="duplicate key"):
         ws.set_weights(spec, Weights.for_canary(60), verdict="manual")
     assert refs(remote) == before
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.controller.httpjson import Request, json_server
-from tests.controller.kubeapi import TOKEN, status_body, write_kubeconfig
+from tests.fixtures.httpjson import Request, json_server
+from tests.fixtures.kubeapi import TOKEN, status_body, write_kubeconfig
 
 RECORDED = Path(__file__).parent / "recorded"
 _PLURALS = {"GitRepository": "gitrepositories", "Kustomization": "kustomizations"}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
@@ -18,14 +16,3 @@ def target() -> Iterator[Target]:
     server = Target(free_port()).start()
     yield server
     server.stop()
-
-
-def run_loadtest(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """``loadtest ARGS`` in its own process (Locust must never be imported by the test process)."""
-    return subprocess.run(
-        [sys.executable, "-m", "loadtest", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )

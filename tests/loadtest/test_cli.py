@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.loadtest.conftest import run_loadtest
+from tests.loadtest.run import run_loadtest
 from tests.loadtest.target import Target
 from tests.support import free_port, require_binary
 

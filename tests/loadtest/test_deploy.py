@@ -8,7 +8,7 @@ from typing import Any
 from dockerfile_parse import DockerfileParser
 
 from tests.deploy.manifests import DEPLOY, load_documents
-from tests.loadtest.conftest import run_loadtest
+from tests.loadtest.run import run_loadtest
 
 HERE = DEPLOY / "loadtest"
 

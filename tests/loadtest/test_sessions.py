@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.loadtest.conftest import run_loadtest
+from tests.loadtest.run import run_loadtest
 from tests.support import free_port
 
 

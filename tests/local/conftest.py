@@ -6,19 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from rollouts.local.stack import LocalStack, ServiceOptions, StackConfig
+from rollouts.local.stack import LocalStack, StackConfig
+from tests.local.services import CANARY, GA
 from tests.support import require_binary
-
-# Delays that put GA and canary in known, disjoint buckets of both bucket layouts:
-# GA 11-19 ms -> Istio le=25 ms, podinfo le=0.025 s; canary 30-44 ms -> le=50 ms, le=0.05 s.
-GA = ServiceOptions(
-    version="6.5.0",
-    args=("--random-delay", "--random-delay-unit=ms", "--random-delay-min=11", "--random-delay-max=20"),
-)
-CANARY = ServiceOptions(
-    version="6.5.1",
-    args=("--random-delay", "--random-delay-unit=ms", "--random-delay-min=30", "--random-delay-max=45"),
-)
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from typing import Any
 from rollouts.local.mesh import Destination, MeshConfig
 from rollouts.local.process import ChildProcess, free_port, python_module
 from rollouts.local.stack import guide_virtual_service
-from tests.gitrepo import Remote, bare_remote, git
+from tests.fixtures.gitrepo import Remote, bare_remote, git
 
 ROUTE = "workloads/podinfo/virtual-service.yaml"
 

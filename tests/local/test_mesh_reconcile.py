@@ -34,7 +34,7 @@ def test_a_reconciling_workspace_pokes_the_mesh_after_each_push(tmp_path):
     from rollouts.routes import Weights
     from rollouts.spec import parse_spec
     from rollouts.sync.reconcile import ReconcilingWorkspace
-    from tests.gitrepo import guide_rollout
+    from tests.fixtures.gitrepo import guide_rollout
     from tests.local.lonemesh import ROUTE
 
     require_binary("git")

@@ -26,7 +26,7 @@ from rollouts.routes.strategies import (
     cookie_condition,
     header,
 )
-from tests.local.conftest import CANARY, GA
+from tests.local.services import CANARY, GA
 from tests.support import require_binary
 
 pytestmark = pytest.mark.integration

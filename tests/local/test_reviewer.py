@@ -9,14 +9,19 @@ from rollouts.gitops import Workspace
 from rollouts.gitops.approvals import propose, read_facts
 from rollouts.local.reviewer import Reviewer
 from rollouts.routes import Weights
-from tests.gitops.conftest import _git_isolated, cache, make_spec, remote  # noqa: F401
+from tests.fixtures.gitrepo import make_spec
 
 pytestmark = pytest.mark.integration
 BRANCH = approval_branch("rollouts", "test", "podinfo", "0.2.0", 2)
 
 
+@pytest.fixture(autouse=True)
+def _git_isolated(git_isolated: None) -> None:
+    """No user or system Git config (``remote`` and ``cache`` come from tests.fixtures.git)."""
+
+
 @pytest.mark.parametrize("strategy", ["merge", "squash", "rebase"])
-def test_the_reviewer_merges_after_its_delay(remote, cache, tmp_path, strategy) -> None:  # noqa: F811
+def test_the_reviewer_merges_after_its_delay(remote, cache, tmp_path, strategy) -> None:
     spec = make_spec(str(remote.bare))
     merged: list[tuple[str, float]] = []
     reviewer = Reviewer(
@@ -39,7 +44,7 @@ def test_the_reviewer_merges_after_its_delay(remote, cache, tmp_path, strategy) 
     assert status.state == "approved", status.reason
 
 
-def test_the_thread_stops(remote, tmp_path) -> None:  # noqa: F811
+def test_the_thread_stops(remote, tmp_path) -> None:
     reviewer = Reviewer(remote.bare, tmp_path / "reviewer", poll=0.05).start()
     reviewer.stop()
     assert reviewer._thread is not None and not reviewer._thread.is_alive()

@@ -15,7 +15,7 @@ from rollouts.cli import main
 from rollouts.controller.run import Controller, Options
 from rollouts.gitops import discover_all
 from rollouts.pipeline.job import JOB_PREFIX
-from tests.gitrepo import Remote, bare_remote, git
+from tests.fixtures.gitrepo import Remote, bare_remote, git
 from tests.pipeline.world import walk
 
 CLOSED = "http://127.0.0.1:9"  # no mesh answers: the rollouts wait at their sync gate

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from rollouts.state import CommitVerdict, FinalizeStage, format_message
-from tests.gitrepo import Remote, git
+from tests.fixtures.gitrepo import Remote, git
 from tests.pipeline.world import walk
 
 CLOSED = "http://127.0.0.1:9"  # no mesh answers: the rollouts wait at their sync gate

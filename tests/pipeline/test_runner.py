@@ -15,7 +15,7 @@ import pytest
 from rollouts.pipeline import TransitionState
 from rollouts.pipeline.runner import load_pipeline
 from rollouts.pipeline.spec import PipelineSpecError
-from tests.gitrepo import GUIDE_CANARY, git
+from tests.fixtures.gitrepo import GUIDE_CANARY, git
 from tests.pipeline.world import deployment, runner_at, walk
 
 

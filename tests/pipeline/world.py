@@ -15,7 +15,7 @@ from rollouts.gitops import Workspace
 from rollouts.pipeline.runner import PipelineRunner, load_pipeline
 from rollouts.routes import Weights
 from rollouts.state import CommitVerdict, WeightChange
-from tests.gitrepo import GUIDE_CANARY, GUIDE_ROUTE, Remote, bare_remote, git, guide_rollout
+from tests.fixtures.gitrepo import GUIDE_CANARY, GUIDE_ROUTE, Remote, bare_remote, git, guide_rollout
 from tests.support import require_binary
 
 ROUTE = """apiVersion: networking.istio.io/v1beta1

@@ -22,26 +22,15 @@ from rollouts.report import read_step_metrics, read_timeline, select_subsets
 from rollouts.report.metrics import StepMetricsReport
 from rollouts.routes import Weights
 from rollouts.spec import Rollout, load_spec
-from tests.gitops.conftest import DESTINATION_RULE, VIRTUAL_SERVICE, deployment, git, vs_with
-from tests.gitrepo import bare_remote
+from tests.fixtures.gitrepo import DESTINATION_RULE, VIRTUAL_SERVICE, bare_remote, deployment, git, vs_with
 from tests.grafana.promserver import run_prometheus
 from tests.report.exporter import Traffic, serve_istio
+from tests.report.scenario import EVIDENCE_JSON, HUMAN_SUBJECT, SPEC
 from tests.support import free_port, require_binary
 
 STEP_S = 3
 ROUTE = "workloads/podinfo/virtual-service.yaml"
 CANARY = "workloads/podinfo/canary-deployment.yaml"
-SPEC = """apiVersion: rollouts.dev/v1alpha1
-kind: Rollout
-metadata: {{name: podinfo, namespace: test}}
-spec:
-  git: {{url: {url}, branch: master}}
-  route: {{kind: VirtualService, path: {route}, stable: ga, canary: canary}}
-  canary: {{path: {canary}}}
-  steps: [10, 60, 100]
-  analysis: {{interval: 1s}}
-"""
-HUMAN_SUBJECT = 'Roll back <script>alert("pwned")</script> & stop'
 GA_FAST = Traffic(requests=9, median_ms=12)
 PHASES = {
     "baseline": {"ga": Traffic(requests=10, median_ms=12)},
@@ -52,7 +41,6 @@ PHASES = {
     },
     "0": {"ga": Traffic(requests=10, median_ms=12)},
 }
-EVIDENCE_JSON = '{"latency.e_harm": 0.42, "errors.e_safety": 25.0, "canary.requests": 31}'
 
 
 @dataclass

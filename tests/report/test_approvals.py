@@ -8,7 +8,7 @@ import pytest
 
 from rollouts.report import read_timeline, read_waits, render
 from rollouts.report.metrics import StepMetricsReport
-from tests.gitops.conftest import git, make_spec, vs_with
+from tests.fixtures.gitrepo import git, make_spec, vs_with
 from tests.report.test_history_edges import commit, repo  # noqa: F401  (the fixture)
 
 T0 = 1_700_000_000

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from rollouts.report.render import CANARY_COLOR, CSP
-from tests.report.conftest import HUMAN_SUBJECT
+from tests.report.scenario import HUMAN_SUBJECT
 from tests.support import require_binary
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from rollouts.cli import main
-from tests.report.conftest import SPEC
+from tests.report.scenario import SPEC
 from tests.support import free_port, require_binary
 
 pytestmark = pytest.mark.integration
@@ -132,8 +132,7 @@ def test_since_accepts_iso_dates_and_ages():
 @pytest.mark.parametrize("head", ["deleted", "broken"])
 def test_route_file_deleted_or_broken_at_the_head_still_gives_a_report(capsys, tmp_path, monkeypatch, head):
     """Regression: the report parsed the head's route file first, so it wrote nothing at all."""
-    from tests.gitops.conftest import DESTINATION_RULE, git, vs_with
-    from tests.gitrepo import bare_remote
+    from tests.fixtures.gitrepo import DESTINATION_RULE, bare_remote, git, vs_with
 
     require_binary("git")
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", "/dev/null")

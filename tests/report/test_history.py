@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from rollouts.gitops import Workspace
 from rollouts.report import parse_message, read_timeline
 from rollouts.routes import Weights
-from tests.report.conftest import EVIDENCE_JSON, HUMAN_SUBJECT
+from tests.report.scenario import EVIDENCE_JSON, HUMAN_SUBJECT
 
 
 def _repo(scenario):

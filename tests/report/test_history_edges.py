@@ -8,7 +8,7 @@ import pytest
 from rollouts.report import read_timeline, render
 from rollouts.report.metrics import StepMetricsReport
 from rollouts.routes import Weights
-from tests.gitops.conftest import DESTINATION_RULE, git, make_spec, vs_with
+from tests.fixtures.gitrepo import DESTINATION_RULE, git, make_spec, vs_with
 from tests.support import require_binary
 
 ROUTE = "workloads/podinfo/virtual-service.yaml"

@@ -22,7 +22,7 @@ from rollouts.cli import main
 from rollouts.report.pipeline import KIND_COLORS, OUTCOME_COLORS, pipeline_timeline
 from rollouts.routes import Weights
 from rollouts.state import CommitVerdict, WeightChange
-from tests.gitrepo import GUIDE_CANARY, git
+from tests.fixtures.gitrepo import GUIDE_CANARY, git
 from tests.pipeline.world import _git_isolated, deployment, runner_at, walk, world
 from tests.report.test_chromium import chromium, console_lines
 from tests.support import require_binary

@@ -16,7 +16,7 @@ from rollouts.report import (
     Timeline,
     render,
 )
-from tests.report.conftest import HUMAN_SUBJECT
+from tests.report.scenario import HUMAN_SUBJECT
 
 pytestmark = pytest.mark.integration
 

@@ -29,7 +29,7 @@ from rollouts.sync.reconcile import (
     reconciler_for,
     watched_kustomization,
 )
-from tests.gitrepo import guide_rollout
+from tests.fixtures.gitrepo import guide_rollout
 
 TOKEN = "receiver-token-s3cr3t"
 

@@ -19,7 +19,7 @@ import pytest
 
 from rollouts.cli import HEAVY_COMMANDS, build_parser
 from tests.analyzer.test_cli import _line
-from tests.gitrepo import GUIDE_CANARY, GUIDE_ROUTE, bare_remote, git, guide_rollout
+from tests.fixtures.gitrepo import GUIDE_CANARY, GUIDE_ROUTE, bare_remote, git, guide_rollout
 from tests.support import require_binary
 
 ROOT = Path(__file__).resolve().parents[2]

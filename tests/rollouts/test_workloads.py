@@ -14,8 +14,7 @@ from rollouts.gitops import Workspace
 from rollouts.spec import parse_spec
 from rollouts.spec_controller import SubsetSpec
 from rollouts.workloads import for_metrics, resolve, with_resolved_subsets
-from tests.gitops.conftest import deployment
-from tests.gitrepo import guide_rollout
+from tests.fixtures.gitrepo import deployment, guide_rollout
 from tests.support import require_binary
 
 FLAGGER_VS = """apiVersion: networking.istio.io/v1beta1
@@ -158,7 +157,7 @@ def test_the_guides_layout_keeps_its_names(spec):
 
 
 def open_fixture(name: str) -> str:
-    import tests.gitops.conftest as fixtures
+    import tests.fixtures.gitrepo as fixtures
 
     return str(getattr(fixtures, name))
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from rollouts.notify import Kind, Notice, Notifier, NotifyConfigError, read_url_files
-from tests.controller.httpjson import json_server
+from tests.fixtures.httpjson import json_server
 
 
 def rollback_notice() -> Notice:

@@ -155,7 +155,7 @@ def test_property_any_sequence_of_stages_then_rollback_leaves_only_weights(order
 
 def test_the_rollout_spec_takes_session_affinity_and_names_what_it_does_not_run_yet():
     from rollouts.spec import SpecError, parse_spec
-    from tests.gitrepo import guide_rollout
+    from tests.fixtures.gitrepo import guide_rollout
 
     rollout = parse_spec(guide_rollout("x", analysis={"sessionAffinity": {"cookieName": "s", "maxAge": 600}}))
     assert rollout.spec.analysis.session_affinity is not None

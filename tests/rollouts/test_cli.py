@@ -7,7 +7,7 @@ import json
 import pytest
 
 from rollouts.cli import EXIT_OVERRIDE, main
-from tests.gitops.conftest import git, vs_with
+from tests.fixtures.gitrepo import git, vs_with
 
 SPEC = """apiVersion: rollouts.dev/v1alpha1
 kind: Rollout

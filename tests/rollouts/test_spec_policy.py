@@ -10,7 +10,7 @@ import pytest
 
 from analyzer.policy import Policy
 from rollouts.spec import SpecError, json_schema, load_spec
-from tests.spec.test_spec import ISSUE_SPEC, write
+from tests.rollouts.test_spec import ISSUE_SPEC, write
 
 
 def _with_policy(tmp_path: Path, policy: str) -> Path:

@@ -16,7 +16,7 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlparse
 
-from tests.controller.httpjson import Request
+from tests.fixtures.httpjson import Request
 
 
 @dataclass
@@ -74,7 +74,7 @@ class ConformingServe:
 
 def main() -> None:
     """Serve the contract on --host/--port until killed (the LocalLoad subprocess test)."""
-    from tests.controller.httpjson import make_handler
+    from tests.fixtures.httpjson import make_handler
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--host", default="127.0.0.1")

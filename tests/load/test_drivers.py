@@ -15,8 +15,8 @@ from rollouts.load import (
     NoLoad,
     ServeLoad,
 )
-from tests.controller.conforming_serve import ConformingServe
-from tests.controller.httpjson import json_server
+from tests.fixtures.httpjson import json_server
+from tests.load.conforming_serve import ConformingServe
 from tests.support import free_port
 
 TARGET = "http://127.0.0.1:9898/"
@@ -98,7 +98,7 @@ def test_no_load_drives_nothing() -> None:
 
 
 def test_local_subprocess_driver() -> None:
-    command = [sys.executable, "-m", "tests.controller.conforming_serve"]
+    command = [sys.executable, "-m", "tests.load.conforming_serve"]
     load = LocalLoad(command, startup_timeout=20)
     try:
         job = load.start(LoadRequest(target=TARGET, duration=30))

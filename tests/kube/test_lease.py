@@ -8,7 +8,7 @@ import time
 import pytest
 
 from rollouts.kube import LeaderElector, LeaseConfig, api_client
-from tests.controller.kubeapi import RunningApi
+from tests.fixtures.kubeapi import RunningApi
 
 
 class Clock:

@@ -8,8 +8,8 @@ from typing import Any
 from rollouts.kube import api_client
 from rollouts.routes.base import Weights
 from rollouts.sync import FluxKustomization, KubernetesGate, LocalMeshGate, RouteTarget
-from tests.controller.httpjson import Request, json_server
-from tests.controller.kubeapi import RunningApi
+from tests.fixtures.httpjson import Request, json_server
+from tests.fixtures.kubeapi import RunningApi
 
 VS = "/apis/networking.istio.io/v1beta1/namespaces/test/virtualservices/podinfo"
 CANARY = "/apis/apps/v1/namespaces/test/deployments/podinfo-canary"

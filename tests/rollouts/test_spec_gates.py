@@ -6,7 +6,7 @@ import pytest
 
 from rollouts.spec import SpecError, parse_spec
 from rollouts.spec_gates import HOOK_TYPES
-from tests.gitrepo import guide_rollout
+from tests.fixtures.gitrepo import guide_rollout
 
 
 def test_flagger_webhooks_and_flux_parse() -> None:

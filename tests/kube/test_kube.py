@@ -18,7 +18,7 @@ from rollouts.kube import (
     weights_of,
 )
 from rollouts.routes.base import Weights
-from tests.controller.kubeapi import RunningApi, write_kubeconfig
+from tests.fixtures.kubeapi import RunningApi, write_kubeconfig
 
 VS_PATH = "/apis/networking.istio.io/v1beta1/namespaces/test/virtualservices/podinfo"
 
