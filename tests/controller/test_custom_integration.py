@@ -23,7 +23,7 @@ from rollouts.metrics import ControllerMetrics
 from rollouts.sync import LocalMeshGate
 from tests.controller.machinery import rollout_spec
 from tests.fixtures.gitrepo import deployment
-from tests.grafana.conftest import CANARY_PATH, commit_file
+from tests.grafana.live import CANARY_PATH, commit_file
 from tests.providers.exporter import exporter
 from tests.support import require_binary
 

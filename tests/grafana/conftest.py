@@ -12,8 +12,6 @@ bursts, so GA and canary series (successes and errors) both exist.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -37,13 +35,12 @@ from rollouts.spec import Rollout, parse_spec
 from rollouts.sync import LocalMeshGate
 from tests.controller.machinery import rollout_spec
 from tests.fixtures.gitrepo import deployment, guide_rollout
-from tests.grafana.live import TOTAL, Live
+from tests.grafana.live import CANARY_PATH, TOTAL, Live, commit_file
 from tests.grafana.promserver import Prometheus
 from tests.local.traffic import send
 from tests.pipeline.world import environment
 from tests.support import require_binary
 
-CANARY_PATH = "workloads/podinfo/canary-deployment.yaml"
 INTERVAL_S = 3.0  # analysis window: three scrapes, so increase() always has two samples in it
 DATA_TIMEOUT_S = 30.0
 PRODUCTION = {"name": "podinfo-prod", "namespace": "test"}
@@ -58,23 +55,6 @@ READY_QUERIES = (
     ('count(rollouts_evidence{rollout="test/podinfo"})', 1),
     ('rollouts_pipeline_revision{pipeline="test/podinfo"} == 1', 2),
 )
-
-
-def commit_file(stack: LocalStack, path: str, text: str, message: str) -> None:
-    """Commit ``text`` at ``path`` on the stack's remote, as image automation would."""
-    scratch = Path(tempfile.mkdtemp(prefix="clone-", dir=stack.directory))
-    try:
-        repo = git.Repo.clone_from(str(stack.repo_path), scratch, branch=stack.config.branch)
-        with repo.config_writer() as writer:
-            writer.set_value("user", "name", "image automation")
-            writer.set_value("user", "email", "flux@example.com")
-        (scratch / path).parent.mkdir(parents=True, exist_ok=True)
-        (scratch / path).write_text(text)
-        repo.git.add(path)
-        repo.git.commit("-m", message)
-        repo.git.push("origin", f"HEAD:refs/heads/{stack.config.branch}")
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def poll(what: str, done: Callable[[], bool], timeout: float = DATA_TIMEOUT_S, step: float = 0.2) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -35,10 +34,3 @@ def prometheus() -> Iterator[PrometheusServer]:
         while not client.query(query, time.time() - 2) and time.monotonic() < deadline:
             time.sleep(0.5)
         yield prom
-
-
-def write(path: Path, text: str) -> str:
-    """Write a secret file (mode 600) and return its path as a string."""
-    path.write_text(text + "\n")
-    path.chmod(0o600)
-    return str(path)

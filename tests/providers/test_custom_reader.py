@@ -13,8 +13,8 @@ from analyzer.prometheus import NoData, PrometheusClient, Subset
 from analyzer.prometheus.custom import CustomReader
 from analyzer.providers import DatadogClient, DatadogConfig, ProviderUnavailableError
 from rollouts.local.prometheus import ScrapeTarget
-from tests.providers.conftest import write
 from tests.providers.exporter import exporter
+from tests.providers.files import write
 from tests.providers.servers import RecordedApi
 
 pytestmark = pytest.mark.integration

@@ -18,7 +18,7 @@ from analyzer.providers import (
     ProviderQueryError,
     ProviderUnavailableError,
 )
-from tests.providers.conftest import write
+from tests.providers.files import write
 from tests.providers.servers import RecordedApi, Seen
 
 RECORDED = Path(__file__).parent / "recorded"

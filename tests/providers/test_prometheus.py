@@ -24,7 +24,7 @@ from analyzer.providers import (
     Tls,
     connect_prometheus,
 )
-from tests.providers.conftest import write
+from tests.providers.files import write
 from tests.providers.servers import TenantProxy, TokenEndpoint
 
 pytestmark = pytest.mark.integration

@@ -18,7 +18,7 @@ from rollouts.spec_controller import PrometheusSpec
 from rollouts.spec_providers import DatadogSpec
 from tests.controller.machinery import rollout_spec
 from tests.controller.test_custom import LAG
-from tests.providers.conftest import write
+from tests.providers.files import write
 from tests.providers.servers import TenantProxy
 
 TOKEN = "wired-token-6b1f"
