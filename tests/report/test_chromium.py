@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rollouts.report.render import CANARY_COLOR, CSP
+from rollouts.report.render import CANARY_COLOR, CSP, TEST_COLORS
 from tests.report.scenario import HUMAN_SUBJECT
 from tests.support import require_binary
 
@@ -125,7 +125,14 @@ def test_screenshot_shows_the_charts(browser):
     assert console_lines(done.stderr) == []
     image = np.asarray(Image.open(shot).convert("RGB")).astype(int)
     assert image.shape == (HEIGHT, WIDTH, 3)
-    orange = np.array([int(CANARY_COLOR[i : i + 2], 16) for i in (1, 3, 5)])
+
+    def rgb(color: str) -> np.ndarray:
+        return np.array([int(color[i : i + 2], 16) for i in (1, 3, 5)])
+
+    # Each chart's own ink: the canary's series on the subset charts; on the evidence chart (e-values
+    # per test, no subsets), the latency e-process, which every judged window has.
+    colours = {name: rgb(CANARY_COLOR) for name in browser.images}
+    colours["chart-evidence"] = rgb(TEST_COLORS["latency"])
     visible = 0
     for name, box in browser.images.items():  # where the probe run of the same page put each chart
         left, top = int(box["left"]), int(box["top"])
@@ -135,9 +142,9 @@ def test_screenshot_shows_the_charts(browser):
         visible += 1
         region = image[top:bottom, left:right]
         ink = float((region.min(axis=2) < 200).mean())
-        canary = int((np.abs(region - orange).max(axis=2) < 40).sum())
+        series = int((np.abs(region - colours[name]).max(axis=2) < 40).sum())
         assert ink > 0.01, f"{name}: only {ink:.1%} of the chart area is drawn"
-        assert canary > 100, f"{name}: no canary-coloured pixels ({canary})"
+        assert series > 100, f"{name}: none of its series' colour drawn ({series} pixels)"
     assert visible >= 2, "the charts should be above the fold"
     # Text above the charts: the page rendered, not only the images.
     assert (image[:60].min(axis=2) < 100).sum() > 200
