@@ -44,6 +44,8 @@ from rollouts.controller.decide import (
     rollback_commit,
 )
 from rollouts.controller.errors import MetricsUnavailableError, NoDataError
+from rollouts.gates.bymerge import kind_of
+from rollouts.gates.errors import AwaitingMergeError
 from rollouts.gitops import (
     CommitResult,
     GitError,
@@ -75,6 +77,7 @@ from rollouts.state.message import PRELUDE_STEPS
 from rollouts.sync import SyncGate
 
 if TYPE_CHECKING:
+    from rollouts.gates.bymerge import MergeWait
     from rollouts.gates.step import StepGates
 
 __all__ = [
@@ -284,6 +287,9 @@ class Machine:
         self._phase(where.phase)
         if not retries(state, self.memory.pending):
             self.memory.pending = None
+        held = self._held_by_merge(state)
+        if held is not None:
+            return held
         progress, windows = self._observe(state, now)
         return self.act(state, decide(self.rollout, state, progress, windows))
 
@@ -489,6 +495,42 @@ class Machine:
         except Exception as exc:  # a probe that fails says "not ready", never ends the tick
             return False, f"GA readiness unknown: {exc}"
 
+    def _held_by_merge(self, state: RolloutState) -> TickResult | None:
+        """A protected branch: a commit of ours waiting on a branch of ours holds the rollout (no
+        step, no analysis; the decision stays on record in that commit). Told once when it lands."""
+        proposals = self.gates.proposals if self.gates is not None else None
+        if proposals is None:
+            return None
+        try:
+            wait = proposals.outstanding(state.revision)
+        except (GitError, RepoFileError) as exc:
+            return self._git_failed(self.clock(), f"cannot read our branches: {exc}")
+        if wait is None:
+            return None
+        if wait.state == "landed":
+            kind = {"rollback": Kind.ROLLBACK, "pause": Kind.PAUSE}.get(wait.kind, Kind.FINALIZE)
+            text = wait.text(self.key, self.clock())
+            decision(log, self.key, "merged", [text], commit=wait.commit)
+            self._tell(kind, text, wait.reasons, state=state, commit=wait.commit or "")
+            if self.gates is not None and wait.kind in ("rollback", "route-ga"):
+                self.gates.finished(state.revision, succeeded=wait.kind == "route-ga")
+            return None  # Git now says where the rollout stands: this tick goes on from there
+        return self._awaiting_merge(state, wait)
+
+    def _awaiting_merge(self, state: RolloutState, wait: MergeWait) -> TickResult:
+        """Hold while ``wait`` is not merged: told once, the wait counted as a gate's."""
+        now = self.clock()
+        text = wait.text(self.key, now)
+        decision(log, self.key, "wait", [text], weight=state.weights.canary)
+        if f"merge:{wait.branch}" not in self.memory.said:
+            self.memory.said.add(f"merge:{wait.branch}")
+            kind = {"rollback": Kind.ROLLBACK, "pause": Kind.PAUSE}.get(wait.kind, Kind.HOLD)
+            self._tell(kind, text, (text, *wait.reasons), state=state)
+        since = wait.since if wait.since is not None else now
+        self.metrics.set_waiting(self.key, max(0.0, now - since))
+        phase = Phase.FINALIZING if wait.kind in ("ga-image", "route-ga") else state.position.phase
+        return TickResult(phase, Action.WAIT, (text,), weight=state.weights.canary)
+
     # -- acting: the one decision of the tick ------------------------------------------------------------
 
     def act(self, state: RolloutState, chosen: Decision) -> TickResult:
@@ -560,8 +602,15 @@ class Machine:
     def _commit(self, state: RolloutState, chosen: Commit) -> TickResult:
         change, verdict = chosen.change, chosen.change.verdict
         self.memory.pending = chosen if chosen.retry else None
+        proposals = self.gates.proposals if self.gates is not None else None
         try:
-            result = self.workspace.commit_weights(self.rollout, change)
+            if proposals is not None and proposals.applies(kind_of(change)):
+                result = proposals.commit_weights(change, chosen.revision)
+            else:
+                result = self.workspace.commit_weights(self.rollout, change)
+        except AwaitingMergeError as exc:
+            self.memory.pending = None  # the branch on the remote holds the rollout from now on
+            return self._awaiting_merge(state, exc.wait)
         except HumanOverrideError as exc:
             self.memory.pending = None  # a human's weights win; the next tick adopts them
             decision(log, self.key, "adopt", [str(exc)])
@@ -591,10 +640,16 @@ class Machine:
 
     def _promote_images(self, state: RolloutState, chosen: PromoteImages) -> TickResult:
         reasons = chosen.reasons
+        proposals = self.gates.proposals if self.gates is not None else None
         try:
-            result = self.workspace.promote_images(
-                self.rollout, reasons=list(reasons), expected=state.weights
-            )
+            if proposals is not None and proposals.applies("ga-image"):
+                result = proposals.promote_images(state.revision, reasons=list(reasons), expected=state.weights)
+            else:
+                result = self.workspace.promote_images(
+                    self.rollout, reasons=list(reasons), expected=state.weights
+                )
+        except AwaitingMergeError as exc:
+            return self._awaiting_merge(state, exc.wait)
         except HumanOverrideError as exc:
             decision(log, self.key, "adopt", [str(exc)])
             return TickResult(Phase.FINALIZING, Action.NONE, (str(exc),), weight=chosen.weight)
@@ -617,10 +672,17 @@ class Machine:
         return TickResult(Phase.FINALIZING, Action.FINALIZE, reasons, commit=result.sha, weight=chosen.weight)
 
     def _record_pause(self, state: RolloutState, chosen: Pause) -> TickResult:
+        proposals = self.gates.proposals if self.gates is not None else None
+        reasons = with_evidence(chosen.reasons, chosen.evidence)
         try:
-            result = self.workspace.record(
-                self.rollout, CommitVerdict.PAUSE, reasons=with_evidence(chosen.reasons, chosen.evidence)
-            )
+            if proposals is not None and proposals.applies("pause"):
+                result = proposals.record(state.revision, CommitVerdict.PAUSE, reasons)
+            else:
+                result = self.workspace.record(self.rollout, CommitVerdict.PAUSE, reasons=reasons)
+        except AwaitingMergeError as exc:
+            self.memory.pending = None
+            self._stop_load()  # a pause stops the analysis load at once, merged or not
+            return self._awaiting_merge(state, exc.wait)
         except (GitError, RepoFileError) as exc:
             self.memory.pending = chosen
             return self._git_failed(self.clock(), f"cannot record the pause: {exc}")

@@ -36,7 +36,6 @@ from rollouts.controller.machine import GaReadiness, Leadership, Machine, TickRe
 from rollouts.controller.scheduler import Scheduler
 from rollouts.controller.source import PrometheusSource
 from rollouts.gates.step import step_gates_for
-from rollouts.gates.support import not_yet_honoured
 from rollouts.gitops import (
     DiscoveryError,
     Workspace,
@@ -168,10 +167,6 @@ class Controller:
         source = self.sources.get(source_key)
         if source is None:
             source = self.sources[source_key] = PrometheusSource.for_spec(prom)
-        if unhonoured := not_yet_honoured(rollout):
-            raise SetupError(
-                f"{', '.join(unhonoured)}: not acted on by `rollouts run` yet; refusing to run without it"
-            )
         plain = Workspace.for_spec(rollout, cache_dir=self.options.cache_dir)
         cached = CachedWorkspace(plain, self.heads)
         # The workloads the route really points at, and a warning now when Prometheus has no series.

@@ -60,10 +60,21 @@ def _segment(text: str) -> str:
     return cleaned[:-5] + "-lock" if cleaned.endswith(".lock") else cleaned
 
 
+def proposal_branch(prefix: str, namespace: str, name: str, revision: str, leaf: str) -> str:
+    """``rollouts/<namespace>/<name>/<revision>/<leaf>``, safe as a ref name: the branch of ours
+    one commit waits on (``step-<n>``, ``rollback``, ``ga-image``, ``route-ga``, ``pause-<n>``)."""
+    parts = [*prefix.split("/"), namespace, name, revision, leaf]
+    return "/".join(_segment(part) for part in parts)
+
+
 def approval_branch(prefix: str, namespace: str, name: str, revision: str, step: int) -> str:
     """``rollouts/<namespace>/<name>/<revision>/step-<n>`` (``step`` 1-based), safe as a ref name."""
-    parts = [*prefix.split("/"), namespace, name, revision, f"step-{step}"]
-    return "/".join(_segment(part) for part in parts)
+    return proposal_branch(prefix, namespace, name, revision, f"step-{step}")
+
+
+def revision_prefix(prefix: str, namespace: str, name: str, revision: str) -> str:
+    """The branches of one rollout of ``revision``: ``rollouts/<namespace>/<name>/<revision>/``."""
+    return proposal_branch(prefix, namespace, name, revision, "x")[:-1]
 
 
 def approval_line(branch: str) -> str:

@@ -24,6 +24,11 @@ def _for(seconds: float) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60} min"
 
 
+def since_text(since: float | None, now: float) -> str:
+    """``, since 2026-01-01 10:00:00Z (12 min)``, or nothing when it is not known."""
+    return f", since {_when(since)} ({_for(now - since)})" if since is not None else ""
+
+
 def approval_text(
     rollout_key: str, step: str | None, status: ApprovalStatus, now: float | None = None
 ) -> str:

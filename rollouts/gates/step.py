@@ -25,8 +25,9 @@ import logging
 from dataclasses import dataclass
 from typing import Literal
 
-from rollouts.forge.base import Forge, ForgeError, Review
+from rollouts.forge.base import Forge, Review
 from rollouts.gates.approval import ApprovalStatus, approval_branch, decide, gated
+from rollouts.gates.proposals import Proposals, open_review
 from rollouts.gates.status import approval_text, webhook_text
 from rollouts.gates.webhooks import FailedChecks, Payload, Phase, Webhooks, checksum
 from rollouts.gitops.approvals import propose, read_facts, was_proposed
@@ -76,6 +77,12 @@ class StepGates:
         self.threshold = threshold or rollout.spec.analysis.threshold
         self._failed: dict[str, FailedChecks] = {}
         self._proposed: set[str] = set()  # branches this process proposed (with the cache's refs)
+        # A protected watched branch: our other commits go by a branch of ours too (bymerge.py).
+        self.proposals = (
+            Proposals(rollout, workspace=workspace, forge=forge)
+            if rollout.spec.approval.protected_branch
+            else None
+        )
 
     def _payload(self, revision: str, phase: Phase) -> Payload:
         meta = self.rollout.metadata
@@ -178,29 +185,25 @@ class StepGates:
     def _review(
         self, branch: str, base: str, step: str, weights: Weights, reasons: tuple[str, ...]
     ) -> Review | None:
-        if self.forge is None:
-            return None
-        try:
-            found = self.forge.find(branch)
-            if found is not None and found.state != "open":
-                return found
-            title = f"{self.rollout.metadata.name}: canary {weights.canary}% (step {step}) awaits approval"
-            body = "\n".join(
-                [
-                    f"gitops-rollouts asks to set **{self.rollout.key}** to canary {weights.canary}% "
-                    f"(step {step}). Merge to approve; close to roll back.",
-                    "",
-                    *(f"- {r}" for r in reasons),
-                ]
-            )
-            review = found or self.forge.open(branch, base, title, body)
-            if found is None and self.forge_auto_merge:
-                self.forge.enable_auto_merge(review)
-            return review
-        except ForgeError as exc:
-            # The forge is a convenience: the merge in Git is the approval. Keep waiting on Git.
-            log.warning("%s: %s", self.rollout.key, exc)
-            return None
+        title = f"{self.rollout.metadata.name}: canary {weights.canary}% (step {step}) awaits approval"
+        body = "\n".join(
+            [
+                f"gitops-rollouts asks to set **{self.rollout.key}** to canary {weights.canary}% "
+                f"(step {step}). Merge to approve; close to roll back.",
+                "",
+                *(f"- {r}" for r in reasons),
+            ]
+        )
+        # The forge is a convenience: the merge in Git is the approval; a failing forge is logged.
+        return open_review(
+            self.forge,
+            branch=branch,
+            base=base,
+            title=title,
+            body=body,
+            auto_merge=self.forge_auto_merge,
+            key=self.rollout.key,
+        )
 
     @property
     def forge_auto_merge(self) -> bool:

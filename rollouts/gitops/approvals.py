@@ -121,22 +121,67 @@ def propose(
         return Proposal(branch, sha, True, base, weights, message)
 
 
+def _landed(ws: Workspace, branch: str) -> str | None:
+    """The newest commit of the (synced) watched branch that carries ``branch``'s approval line."""
+    sep, end = "\x1f", "\x1e"
+    out = ws._git(
+        "log",
+        f"--max-count={MAX_SCAN}",
+        "--fixed-strings",
+        f"--grep={APPROVAL}: {branch}",
+        f"--format=%H{sep}%B{end}",
+        "HEAD",
+    )
+    messages = [tuple(c.strip("\n").split(sep, 1)) for c in out.split(end) if sep in c]
+    return landed(((sha, body) for sha, body in messages), branch)
+
+
+def our_branches(ws: Workspace, prefix: str) -> dict[str, str]:
+    """The remote's branches whose names start with ``prefix`` (name -> tip sha): one ``ls-remote``."""
+    with ws._locked():
+        if not (ws.path / ".git").is_dir():
+            ws._sync()
+        out = ws._git("ls-remote", "origin", f"refs/heads/{prefix}*")
+    found: dict[str, str] = {}
+    for line in out.splitlines():
+        sha, _, ref = line.partition("\t")
+        if ref.startswith(f"refs/heads/{prefix}"):
+            found[ref.removeprefix("refs/heads/")] = sha
+    return found
+
+
+@dataclass(frozen=True)
+class BranchFacts:
+    """One branch of ours as Git shows it now: on the remote, landed on the watched branch (the
+    commit carrying its ``Rollout-Approval`` line), its tip's message and commit time."""
+
+    branch: str
+    exists: bool
+    landed: str | None
+    message: str = ""
+    opened_at: float | None = None
+
+
+def branch_facts(ws: Workspace, branch: str) -> BranchFacts:
+    """Fetch the watched branch, then what became of ``branch`` (see :class:`BranchFacts`)."""
+    with ws._locked():
+        ws._sync()
+        found = _landed(ws, branch)
+        tip = _remote_branch_sha(ws, branch)
+        if tip is None:
+            return BranchFacts(branch, False, found)
+        ref = _fetch_branch(ws, branch)
+        message = ws._git("log", "-1", "--format=%B", ref)
+        opened_at = float(ws._git("log", "-1", "--format=%ct", ref).strip())
+        return BranchFacts(branch, True, found, message, opened_at)
+
+
 def read_facts(ws: Workspace, rollout: Rollout, *, branch: str, expected: Weights) -> ApprovalFacts:
     """What Git says about the approval of ``branch`` (see the module docstring)."""
     with ws._locked(), _file_errors():
         ws._sync()
         current = ws._editor(rollout).read(ws._read(rollout.spec.route.path))
-        sep, end = "\x1f", "\x1e"
-        out = ws._git(
-            "log",
-            f"--max-count={MAX_SCAN}",
-            "--fixed-strings",
-            f"--grep={APPROVAL}: {branch}",
-            f"--format=%H{sep}%B{end}",
-            "HEAD",
-        )
-        messages = [tuple(c.strip("\n").split(sep, 1)) for c in out.split(end) if sep in c]
-        found = landed(((sha, body) for sha, body in messages), branch)
+        found = _landed(ws, branch)
         tip = _remote_branch_sha(ws, branch)
         opened_at = None
         if tip is not None:

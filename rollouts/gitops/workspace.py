@@ -12,7 +12,8 @@ Rules (see docs/gitops.md):
 - A commit changes only the route file (its weight scalars, and the strategy blocks the change's
   route state adds or removes), or is empty (pause/resume, or a new revision's start in a route
   that is already in the mirror or A/B stage).
-- Push without force, only ``HEAD:refs/heads/<branch>``; never tags or ``refs/notes/*``. A rejected
+- Push without force, only ``HEAD:refs/heads/<branch>`` (or, where the branch is protected, the
+  same commit to a new branch of ours, ``via``); never tags or ``refs/notes/*``. A rejected
   push is retried on the new head (fetch, re-read, re-apply) with backoff, a bounded number of
   times, in one loop (:meth:`Workspace._push_change`). If the weights on the new head differ from
   the ones we started from, someone else changed them: :class:`HumanOverrideError`, nothing is pushed.
@@ -36,6 +37,7 @@ import git
 from filelock import FileLock, Timeout
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
+from rollouts.gates.approval import approval_line
 from rollouts.gitops.credentials import Credentials, check_remote_url, redact
 from rollouts.gitops.errors import (
     GitError,
@@ -407,13 +409,17 @@ class Workspace:
         )
         return self.commit_weights(rollout, change)
 
-    def commit_weights(self, rollout: Rollout, change: WeightChange) -> CommitResult:
+    def commit_weights(
+        self, rollout: Rollout, change: WeightChange, *, via: str | None = None
+    ) -> CommitResult:
         """Commit and push ``change`` for the rollout's route; a no-op when its weights are already there.
 
         ``change.expected`` is what the caller believes the weights are (the controller passes the
         weights of its last commit): when the remote says otherwise, :class:`HumanOverrideError` is
         raised and nothing is pushed. The same happens when, after a rejected push, the new head
         carries other weights than the ones this change started from.
+
+        ``via``: push the commit to that new branch of ours instead (see :meth:`_push_change`).
         """
         path, weights = rollout.spec.route.path, change.weights
         base: Weights | None = None  # the weights this change started from (first attempt)
@@ -450,12 +456,17 @@ class Workspace:
             # start of its rollout is recorded by an empty commit with the same trailers.
             return _Edit(message, {path: new} if new != text else {})
 
-        pushed = self._push_change(edit)
+        pushed = self._push_change(edit, via=via)
         assert base is not None
         return pushed.result(base, weights)
 
     def promote_images(
-        self, rollout: Rollout, *, reasons: Sequence[str] = (), expected: Weights | None = None
+        self,
+        rollout: Rollout,
+        *,
+        reasons: Sequence[str] = (),
+        expected: Weights | None = None,
+        via: str | None = None,
     ) -> CommitResult:
         """``finalize: promote-ga``, stage 1: copy the canary's images into the GA manifest (``gaPath``).
 
@@ -493,14 +504,16 @@ class Workspace:
             )
             return _Edit(message, {ga_path: edited})
 
-        pushed = self._push_change(edit)
+        pushed = self._push_change(edit, via=via)
         assert live is not None
         return pushed.result(live, live)
 
-    def record(self, rollout: Rollout, verdict: str, reasons: Sequence[str] = ()) -> RecordResult:
+    def record(
+        self, rollout: Rollout, verdict: str, reasons: Sequence[str] = (), *, via: str | None = None
+    ) -> RecordResult:
         """An empty commit recording ``pause``, ``resume`` or ``abort``; a no-op when it is already
         the rollout's latest such record. Works even when the route or canary file is broken (a
-        human may want to pause exactly then)."""
+        human may want to pause exactly then). ``via``: on that new branch of ours instead."""
         if verdict not in RECORD_VERDICTS:
             raise GitopsError(f"verdict must be one of {', '.join(RECORD_VERDICTS)}, got {verdict!r}")
 
@@ -517,7 +530,7 @@ class Workspace:
             )
             return _Edit(message, {})
 
-        pushed = self._push_change(edit)
+        pushed = self._push_change(edit, via=via)
         return RecordResult(
             sha=pushed.sha, head=pushed.head, attempts=pushed.attempts, message=pushed.message
         )
@@ -535,13 +548,19 @@ class Workspace:
 
     # -- the one change loop --------------------------------------------------------------------------
 
-    def _push_change(self, edit: Callable[[], _Edit | None]) -> _Pushed:
+    def _push_change(self, edit: Callable[[], _Edit | None], *, via: str | None = None) -> _Pushed:
         """Fetch, ``edit()`` on the fresh head, commit, push: the only way a commit leaves this module.
 
         ``edit`` returns the message and the files' new text, or None when nothing has to change (a
         no-op: ``sha`` None). A rejected push is retried on the new head (``edit`` runs again there,
         and may raise :class:`HumanOverrideError`), at most ``max_attempts`` times with backoff. Under
         the lock; on any failure the cached worktree is put back to the remote branch.
+
+        ``via`` (a protected watched branch): the same commit, on the watched branch's head, with one
+        more trailer line ``Rollout-Approval: <via>``, is pushed to the new branch ``via`` of ours
+        instead, and the clone goes back to the remote's watched branch; the caller waits for its
+        merge (:mod:`rollouts.gitops.approvals`). A push to ``via`` is never forced: a branch that
+        exists already is the caller's to read, not to overwrite.
         """
         with self._locked(), _file_errors(), self._clean_on_error():
             attempts = 0
@@ -554,11 +573,18 @@ class Workspace:
                         return _Pushed(sha=None, head=self._head(), attempts=attempts)
                     for rel, text in planned.files.items():
                         self._write(rel, text)
-                    sha = self._commit(
-                        planned.message, paths=list(planned.files), allow_empty=not planned.files
-                    )
-                    self._push()
-                    return _Pushed(sha=sha, head=sha, attempts=attempts, message=planned.message)
+                    message = planned.message if via is None else planned.message + approval_line(via) + "\n"
+                    sha = self._commit(message, paths=list(planned.files), allow_empty=not planned.files)
+                    if via is None:
+                        self._push()
+                        return _Pushed(sha=sha, head=sha, attempts=attempts, message=message)
+                    try:
+                        self._git("push", "--porcelain", "--no-follow-tags", "origin", f"{sha}:refs/heads/{via}")
+                    finally:
+                        # The watched branch stays exactly the remote's: our commit lives on ``via`` only.
+                        remote_ref = f"refs/remotes/origin/{self.branch}"
+                        self._git("checkout", "--quiet", "--force", "-B", self.branch, remote_ref)
+                    return _Pushed(sha=sha, head=self._head(), attempts=attempts, message=message)
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- state ----------------------------------------------------------------------------------------
