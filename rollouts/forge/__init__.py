@@ -6,6 +6,7 @@ approval itself never depends on a forge: the controller waits for our commit to
 the watched branch, which works with any Git server; the request is where a person reviews it.
 """
 
-from rollouts.forge.base import Forge, ForgeConfig, ForgeError, ForgeUnavailableError, Review, forge_for
+from rollouts.forge.base import Forge, ForgeConfig, Review, forge_for
+from rollouts.forge.errors import ForgeError, ForgeUnavailableError
 
 __all__ = ["Forge", "ForgeConfig", "ForgeError", "ForgeUnavailableError", "Review", "forge_for"]

@@ -22,27 +22,30 @@ from typing import Literal, Protocol, TypeVar
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from rollouts.forge.errors import AlreadyExistsError, ForgeError, ForgeUnavailableError, TransientError
+
 log = logging.getLogger("rollouts.forge")
 
 ReviewState = Literal["open", "merged", "closed"]
 T = TypeVar("T")
+# The errors live in rollouts.forge.errors; named here too, where callers have imported them from.
+__all__ = [
+    "AlreadyExistsError",
+    "Forge",
+    "ForgeConfig",
+    "ForgeError",
+    "ForgeUnavailableError",
+    "Retry",
+    "Review",
+    "ReviewState",
+    "TransientError",
+    "body_text",
+    "choose",
+    "find_or_create",
+    "forge_for",
+    "open_only",
+]
 MAX_BODY_CHARS = 60_000  # GitHub refuses bodies over 65,536 characters; GitLab over 1,000,000
-
-
-class ForgeError(RuntimeError):
-    """A forge call that failed for good (refused, not found, bad answer); names forge, repo, branch."""
-
-
-class ForgeUnavailableError(ForgeError):
-    """The forge kept failing transiently (down, 5xx, rate-limited) through every retry."""
-
-
-class AlreadyExistsError(ForgeError):
-    """The forge refused a create because a request for the branch exists (the race's loser)."""
-
-
-class TransientError(ForgeError):
-    """One transient failure, worth another attempt."""
 
 
 @dataclass(frozen=True)

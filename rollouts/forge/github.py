@@ -17,18 +17,16 @@ from github import Auth, Github, GithubException
 from github.PullRequest import PullRequest
 
 from rollouts.forge.base import (
-    AlreadyExistsError,
     ForgeConfig,
-    ForgeError,
     Retry,
     Review,
     ReviewState,
-    TransientError,
     body_text,
     choose,
     find_or_create,
     open_only,
 )
+from rollouts.forge.errors import AlreadyExistsError, ForgeError, TransientError
 
 T = TypeVar("T")
 DEFAULT_URL = "https://api.github.com"

@@ -17,18 +17,16 @@ import requests
 from gitlab.exceptions import GitlabError
 
 from rollouts.forge.base import (
-    AlreadyExistsError,
     ForgeConfig,
-    ForgeError,
     Retry,
     Review,
     ReviewState,
-    TransientError,
     body_text,
     choose,
     find_or_create,
     open_only,
 )
+from rollouts.forge.errors import AlreadyExistsError, ForgeError, TransientError
 
 T = TypeVar("T")
 DEFAULT_URL = "https://gitlab.com"

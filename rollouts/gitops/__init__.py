@@ -14,6 +14,7 @@ from rollouts.gitops.credentials import (
 )
 from rollouts.gitops.discovery import discover, discover_all
 from rollouts.gitops.errors import (
+    BranchProtectedError,
     CredentialError,
     DiscoveryError,
     GitError,
@@ -23,6 +24,7 @@ from rollouts.gitops.errors import (
     PushRejectedError,
     RemoteUrlError,
     RepoFileError,
+    SigningError,
 )
 from rollouts.gitops.manifest import canary_images, copy_images, image_tag, revision_of
 from rollouts.gitops.workspace import (
@@ -38,6 +40,7 @@ from rollouts.state import RECORD_VERDICTS, WEIGHT_VERDICTS, Record, RolloutStat
 __all__ = [
     "RECORD_VERDICTS",
     "WEIGHT_VERDICTS",
+    "BranchProtectedError",
     "CommitResult",
     "CredentialError",
     "Credentials",
@@ -54,6 +57,7 @@ __all__ = [
     "RemoteUrlError",
     "RepoFileError",
     "RolloutState",
+    "SigningError",
     "Workspace",
     "add_credential_arguments",
     "canary_images",

@@ -4,7 +4,8 @@
 
     GitopsError                 anything this package raises
     ├── GitError                a Git operation failed (clone, fetch, push, ls-remote, the lock):
-    │   └── PushRejectedError   the remote branch moved meanwhile (retried on the new head)
+    │   ├── PushRejectedError   the remote branch moved meanwhile (retried on the new head)
+    │   └── BranchProtectedError  the server refuses direct pushes to the branch (not retried)
     ├── RepoFileError           a file on the branch cannot be read or edited (missing, a symbolic
     │   │                       link, not UTF-8, malformed, bad weights): a person must fix it
     │   └── ManifestError       a Kubernetes manifest without the images we need
@@ -13,6 +14,7 @@
     CredentialError             a configured key or token cannot be used (a ValueError: the
                                 spec's or the flags' fault, found before any Git operation)
     RemoteUrlError              a remote URL that is refused (credentials in it, a remote helper)
+    SigningError                a signing key that cannot sign (a ValueError: found at start-up)
 
 The branches are siblings, so a caller handles each for its own reason, in any order (the controller
 backs off on a ``GitError``, reports a ``RepoFileError`` once, adopts a ``HumanOverrideError``).
@@ -35,6 +37,10 @@ class GitError(GitopsError):
 
 class PushRejectedError(GitError):
     """The remote refused our push because its branch moved (retryable)."""
+
+
+class BranchProtectedError(GitError):
+    """The remote refuses direct pushes to the branch (protected, or a pre-receive hook said no)."""
 
 
 class RepoFileError(GitopsError):
@@ -68,3 +74,7 @@ class CredentialError(ValueError):
 
 class RemoteUrlError(ValueError):
     """A Git remote URL we refuse before Git sees it; the message names the setting, redacted."""
+
+
+class SigningError(ValueError):
+    """A signing key that cannot sign; the message names the setting and the key, never its content."""

@@ -15,17 +15,15 @@ from __future__ import annotations
 
 import re
 
-from rollouts.gitops.errors import GitError
+from rollouts.gitops.errors import BranchProtectedError
+
+__all__ = ["BranchProtectedError", "is_protected_refusal"]  # the error lives in gitops.errors
 
 _REFUSALS = re.compile(
     r"GH006|GH013|protected branch|pre-receive hook declined|not allowed to push code to protected|"
     r"push declined due to repository rule|denied by protection|refusing to update protected",
     re.IGNORECASE,
 )
-
-
-class BranchProtectedError(GitError):
-    """The remote refuses direct pushes to the branch (protected, or a pre-receive hook said no)."""
 
 
 def is_protected_refusal(detail: str) -> bool:

@@ -26,16 +26,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from rollouts.gitops.errors import SigningError
 from rollouts.spec_gates import SigningSpec
+
+__all__ = ["FORMAT_ENV", "KEY_ENV", "Signing", "SigningError", "with_config"]  # the error: gitops.errors
 
 KEY_ENV = "ROLLOUTS_SIGNING_KEY"
 FORMAT_ENV = "ROLLOUTS_SIGNING_FORMAT"
 CHECK_TIMEOUT_S = 20.0
 _FORMATS = ("ssh", "openpgp")
-
-
-class SigningError(ValueError):
-    """A signing key that cannot sign; the message names the setting and the key, never its content."""
 
 
 @dataclass(frozen=True)
