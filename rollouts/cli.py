@@ -119,22 +119,26 @@ def _abort(args: argparse.Namespace, rollout: Rollout) -> int:
 
 
 def _status(args: argparse.Namespace, rollout: Rollout) -> int:
-    from rollouts.gates.status import approval_fields, approval_text
-    from rollouts.gates.view import pending_approval
+    from rollouts.gates.status import approval_fields, approval_text, merge_fields
+    from rollouts.gates.view import awaiting_merge, pending_approval
     from rollouts.workloads import series_of
 
     workspace = _workspace(args, rollout)
     state = workspace.read_state(rollout)
     series = series_of(rollout, workspace)  # the files of the head just read
     approval = pending_approval(workspace, rollout, state.weights, state.revision)
+    awaiting = awaiting_merge(workspace, rollout, state.revision)  # protected branch: what holds it
     if args.json:
         out = {**state.to_dict(), "series": series}
         out["approval"] = approval_fields(approval) if approval is not None else None
+        out["awaiting_merge"] = merge_fields(awaiting) if awaiting is not None else None
         print(json.dumps(out, indent=2, sort_keys=True))
     else:
         print(format_status(rollout, state, series))
         if approval is not None:
             print(f"approval      {approval_text(rollout.key, None, approval)}")
+        if awaiting is not None:
+            print(f"awaiting      {awaiting.text(rollout.key)}")
     return 0
 
 

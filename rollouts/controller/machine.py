@@ -643,7 +643,9 @@ class Machine:
         proposals = self.gates.proposals if self.gates is not None else None
         try:
             if proposals is not None and proposals.applies("ga-image"):
-                result = proposals.promote_images(state.revision, reasons=list(reasons), expected=state.weights)
+                result = proposals.promote_images(
+                    state.revision, reasons=list(reasons), expected=state.weights
+                )
             else:
                 result = self.workspace.promote_images(
                     self.rollout, reasons=list(reasons), expected=state.weights

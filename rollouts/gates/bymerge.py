@@ -134,6 +134,8 @@ class MergeWait:
         since = since_text(self.since, now)
         head = f"{rollout_key}: {self.what} awaiting merge: merge {where}{since}"
         if self.state == "closed":
-            head += "; the request was closed unmerged: the rollout still holds (merge it, or delete the branch)"
+            head += (
+                "; the request was closed unmerged: the rollout still holds (merge it, or delete the branch)"
+            )
         why = next((r for r in self.reasons if not r.startswith("Evidence:")), None)
         return f"{head}; {self.kind}: {why}" if why else head

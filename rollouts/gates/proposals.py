@@ -27,7 +27,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from rollouts.forge.base import Forge, ForgeError, Review
+from rollouts.forge.base import Forge, Review
+from rollouts.forge.errors import ForgeError
 from rollouts.gates.approval import revision_prefix
 from rollouts.gates.bymerge import Kind, MergeWait, by_merge, holds, kind_from, kind_of, leaf, standing
 from rollouts.gates.errors import AwaitingMergeError
@@ -107,7 +108,9 @@ class Proposals:
         return self._through(
             "ga-image",
             self.branch(revision, leaf("ga-image")),
-            lambda via: self.workspace.promote_images(self.rollout, reasons=reasons, expected=expected, via=via),
+            lambda via: self.workspace.promote_images(
+                self.rollout, reasons=reasons, expected=expected, via=via
+            ),
             lambda sha: CommitResult(sha, sha, live, live, 1),
             title=f"{self.rollout.metadata.name}: GA -> {revision} (finalize)",
             reasons=reasons,

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rollouts.gates.approval import ApprovalStatus
 from rollouts.gates.webhooks import GateDecision
+
+if TYPE_CHECKING:
+    from rollouts.gates.bymerge import MergeWait
 
 
 def _when(at: float) -> str:
@@ -67,4 +70,18 @@ def approval_fields(status: ApprovalStatus, now: float | None = None) -> dict[st
         "since": _when(status.since) if status.since is not None else None,
         "waited_seconds": round(now - status.since, 1) if status.since is not None else None,
         "reason": status.reason,
+    }
+
+
+def merge_fields(wait: MergeWait, now: float | None = None) -> dict[str, Any]:
+    """The JSON of ``rollouts status --json`` for a commit of ours awaiting its merge."""
+    now = time.time() if now is None else now
+    return {
+        "kind": wait.kind,
+        "state": wait.state,
+        "branch": wait.branch,
+        "request": wait.review_url,
+        "since": _when(wait.since) if wait.since is not None else None,
+        "waited_seconds": round(now - wait.since, 1) if wait.since is not None else None,
+        "reasons": list(wait.reasons),
     }

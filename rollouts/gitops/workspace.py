@@ -40,6 +40,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from rollouts.gates.approval import approval_line
 from rollouts.gitops.credentials import Credentials, check_remote_url, redact
 from rollouts.gitops.errors import (
+    BranchProtectedError,
     GitError,
     GitopsError,
     HumanOverrideError,
@@ -48,7 +49,7 @@ from rollouts.gitops.errors import (
     RepoFileError,
 )
 from rollouts.gitops.manifest import canary_images, copy_images, revision_of
-from rollouts.gitops.protected import BranchProtectedError, is_protected_refusal
+from rollouts.gitops.protected import is_protected_refusal
 from rollouts.gitops.signing import Signing, with_config
 from rollouts.gitops.ssh import explain, is_ssh_url
 from rollouts.routes import RouteEditor, RouteError, Weights, editor_for
@@ -579,7 +580,9 @@ class Workspace:
                         self._push()
                         return _Pushed(sha=sha, head=sha, attempts=attempts, message=message)
                     try:
-                        self._git("push", "--porcelain", "--no-follow-tags", "origin", f"{sha}:refs/heads/{via}")
+                        self._git(
+                            "push", "--porcelain", "--no-follow-tags", "origin", f"{sha}:refs/heads/{via}"
+                        )
                     finally:
                         # The watched branch stays exactly the remote's: our commit lives on ``via`` only.
                         remote_ref = f"refs/remotes/origin/{self.branch}"

@@ -138,7 +138,9 @@ def test_a_rollback_by_pull_request_holds_until_merged_also_across_a_restart(
         # Step 1 waits for its approval like any step; the person merges it.
         rig.until(lambda r: r.weight == 10 and r.action == "hold")
         rig.model.slowdown = 3.0  # the canary turns harmful
-        results = rig.until(lambda r: r.action == "wait" and "rollback awaiting merge" in r.reasons[0], merge=False)
+        results = rig.until(
+            lambda r: r.action == "wait" and "rollback awaiting merge" in r.reasons[0], merge=False
+        )
         reason = results[-1].reasons[0]
         assert f"merge https://github.com/org/cluster/pull/2 (branch {PREFIX}/rollback)" in reason
         assert "; rollback: " in reason  # the harm verdict, on record
@@ -163,3 +165,56 @@ def test_a_rollback_by_pull_request_holds_until_merged_also_across_a_restart(
         assert "weight: 100   # GA" in remote.show(ROUTE)
         assert any("rollback merged" in n.summary for n in rig.notices)
         assert done[-1].weight == 0 and _branches(remote) == []
+
+
+def test_promote_ga_goes_by_two_merges_each_waited_for_and_rebuilt_from_git_after_restarts(
+    remote: Remote, tmp_path: Path
+) -> None:
+    finalize = {"action": "promote-ga", "gaPath": GA}
+    with protected(remote, tmp_path, approval={"protectedBranch": True}, finalize=finalize) as rig:
+        rig.reviewer.prefix = f"{PREFIX}/step-*"  # the person merges the steps only, for now
+        results = rig.until(lambda r: r.action == "wait" and "GA image commit" in r.reasons[0], ticks=80)
+        assert results[-1].phase == "finalizing" and results[-1].weight == 100
+        assert "podinfo:0.1.0" in remote.show(GA)  # GA not promoted yet: a branch waits
+        assert "podinfo:0.2.0" in remote.show(GA, f"{PREFIX}/ga-image")
+        assert trailers(remote, f"{PREFIX}/ga-image")["Rollout-Finalize"] == "ga-image"
+        rig.restart()
+        assert (
+            rig.tick()
+            .reasons[0]
+            .startswith("test/podinfo: GA image commit (finalize, stage 1 of 2) awaiting")
+        )
+        rig.reviewer.prefix = "rollouts/"
+        rig.reviewer.tick()  # stage 1 merged
+        rig.restart()  # killed between the two stages: Git says where it stands
+        second = rig.until(lambda r: r.action == "wait" and "route back to GA" in r.reasons[0], merge=False)
+        assert "weight: 100   # GA" not in remote.show(ROUTE)  # the traffic is still the canary's
+        assert trailers(remote, f"{PREFIX}/route-ga")["Rollout-Finalize"] == "route-ga"
+        assert second[-1].phase == "finalizing"
+        rig.reviewer.tick()  # stage 2 merged
+        done = rig.until(lambda r: r.phase == "promoted", merge=False)
+        assert done[-1].weight == 0 and "weight: 100   # GA" in remote.show(ROUTE)
+        stages = [t.get("Rollout-Finalize") for t in map(lambda s: trailers(remote, s), _ours(remote))]
+        assert stages[-2:] == ["ga-image", "route-ga"]
+        assert any("route back to GA (finalize, stage 2 of 2) merged" in n.summary for n in rig.notices)
+
+
+def _ours(remote: Remote) -> list[str]:
+    """Our commits that reached master (by their trailers), oldest first."""
+    out = git(remote.bare, "log", "--topo-order", "--format=%H", "--grep=Rollout-Approval", "master")
+    return list(reversed(out.split()))
+
+
+def test_a_pause_record_goes_by_merge_and_holds_meanwhile(remote: Remote, tmp_path: Path) -> None:
+    with protected(remote, tmp_path, approval={"protectedBranch": True}) as rig:
+        rig.until(lambda r: r.weight == 10 and r.action == "hold")
+        rig.model.down = "Prometheus down"  # analysis.threshold (3) unreadable windows: onError pause
+        results = rig.until(lambda r: r.action == "wait" and "pause record" in r.reasons[0], merge=False)
+        assert f"branch {PREFIX}/pause-1" in results[-1].reasons[0]
+        assert trailers(remote, f"{PREFIX}/pause-1")["Rollout-Verdict"] == "pause"
+        assert git(remote.bare, "diff", "--stat", "master", f"{PREFIX}/pause-1").strip() == ""  # empty
+        rig.model.down = None
+        assert {rig.tick().action for _ in range(3)} == {"wait"}  # held: no analysis, no step
+        rig.reviewer.tick()
+        paused = rig.until(lambda r: r.phase == "paused", merge=False)
+        assert paused[-1].weight == 10 and trailers(remote, "master^2")["Rollout-Verdict"] == "pause"

@@ -1,5 +1,6 @@
 """`rollouts run` and the gates: per-rollout Flux Kustomization, reconcile now after each push, and
-gate settings it does not act on yet refused with the field named."""
+every gate setting (protected branches with rollbacks by pull request and promote-ga included) built
+into the rollout's machine."""
 
 from __future__ import annotations
 
@@ -18,13 +19,18 @@ from tests.kube.fluxapi import serve as serve_flux
 KUSTOMIZATION = "/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/flux-system/kustomizations/apps"
 
 
-def test_gates_not_acted_on_yet_are_refused_naming_the_field_and_every_webhook_type_runs(
-    remote: Remote, tmp_path: Path
-) -> None:
+def test_every_gate_setting_runs_with_its_gates(remote: Remote, tmp_path: Path) -> None:
     controller = Controller(Options(mesh="http://127.0.0.1:9", cache_dir=tmp_path / "cache"))
-    by_request = rollout_spec(str(remote.bare), approval={"protectedBranch": True, "directRollback": False})
-    assert "spec.approval.directRollback: false" in controller.apply([by_request])[0]
-    # What the state machine does act on runs, with its gates.
+    by_request = rollout_spec(
+        str(remote.bare),
+        approval={"protectedBranch": True, "directRollback": False},
+        finalize={"action": "promote-ga", "gaPath": "workloads/podinfo/ga-deployment.yaml"},
+    )
+    assert controller.apply([by_request]) == []
+    proposals = controller.machine(by_request).gates.proposals  # type: ignore[union-attr]
+    assert proposals is not None and proposals.applies("rollback") and proposals.applies("ga-image")
+    direct = rollout_spec(str(remote.bare), approval={"protectedBranch": True})
+    assert not controller.machine(direct).gates.proposals.applies("rollback")  # type: ignore[union-attr]
     gated = rollout_spec(
         str(remote.bare),
         approval={"confirmPromotion": True},
