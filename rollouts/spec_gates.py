@@ -250,7 +250,8 @@ class ApprovalSpec(_Model):
         default=True,
         alias="directRollback",
         description="Push rollbacks directly even with `protectedBranch` (allow the controller to; "
-        "see docs/gitops.md), so a rollback never waits for a review.",
+        "see docs/gitops.md), so a rollback never waits for a review; `false`: rollbacks go by a "
+        "branch and request too, and the rollout holds until it is merged (as slow as a merge).",
     )
     forge: ForgeSpec | None = Field(default=None, description="Open pull or merge requests there.")
 

@@ -502,7 +502,7 @@ class Machine:
         if proposals is None:
             return None
         try:
-            wait = proposals.outstanding(state.revision)
+            wait = proposals.outstanding(state.revision, open_missing=self.leadership.is_leader())
         except (GitError, RepoFileError) as exc:
             return self._git_failed(self.clock(), f"cannot read our branches: {exc}")
         if wait is None:

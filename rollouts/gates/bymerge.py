@@ -91,8 +91,9 @@ def kind_from(branch: str) -> Kind:
         return "step"
     if last.startswith("pause-"):
         return "pause"
-    if last in ("rollback", "ga-image", "route-ga"):
-        return last  # type: ignore[return-value]
+    base = re.sub(r"-\d+$", "", last)  # ``rollback-2``: the same revision rolled out again
+    if base in ("rollback", "ga-image", "route-ga"):
+        return base  # type: ignore[return-value]
     return "stage"
 
 

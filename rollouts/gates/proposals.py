@@ -33,6 +33,7 @@ from rollouts.gates.approval import revision_prefix
 from rollouts.gates.bymerge import Kind, MergeWait, by_merge, holds, kind_from, kind_of, leaf, standing
 from rollouts.gates.errors import AwaitingMergeError
 from rollouts.gitops.approvals import BranchFacts, branch_facts, our_branches
+from rollouts.gitops.errors import GitopsError
 from rollouts.gitops.workspace import CommitResult, RecordResult, Workspace
 from rollouts.routes import Weights
 from rollouts.spec import Rollout
@@ -40,23 +41,44 @@ from rollouts.state import CommitVerdict, WeightChange, parse_message
 
 log = logging.getLogger("rollouts.gates")
 R = TypeVar("R", CommitResult, RecordResult)
+MAX_AGAIN = 20  # branches of one commit kind for one revision (the same revision rolled out again)
 
 
 def open_review(
-    forge: Forge | None, *, branch: str, base: str, title: str, body: str, auto_merge: bool, key: str
+    forge: Forge | None,
+    *,
+    branch: str,
+    base: str,
+    title: str,
+    body: str,
+    auto_merge: bool,
+    key: str,
+    fresh: bool = False,
 ) -> Review | None:
     """The request of ``branch`` on the forge: found, else opened (with auto-merge when asked).
-    None without a forge, or when the forge fails (logged: the merge in Git is what counts)."""
+    ``fresh``: the branch was just pushed anew, so a closed or merged request of an earlier push is
+    not its request (a new one is opened). None without a forge, or when the forge fails (logged:
+    the merge in Git is what counts)."""
     if forge is None:
         return None
     try:
         found = forge.find(branch)
-        if found is not None and found.state != "open":
+        if found is not None and found.state != "open" and not fresh:
             return found
+        if found is not None and found.state != "open":
+            found = None
         review = found or forge.open(branch, base, title, body)
         if found is None and auto_merge:
             forge.enable_auto_merge(review)
         return review
+    except ForgeError as exc:
+        log.warning("%s: %s", key, exc)
+        return None
+
+
+def _find(forge: Forge, branch: str, key: str) -> Review | None:
+    try:
+        return forge.find(branch)
     except ForgeError as exc:
         log.warning("%s: %s", key, exc)
         return None
@@ -89,8 +111,8 @@ class Proposals:
     def commit_weights(self, change: WeightChange, revision: str) -> CommitResult:
         """``change`` by a branch of ours (see the module docstring)."""
         kind = kind_of(change)
-        branch = self.branch(revision, leaf(kind, step=change.step))
         weights = change.weights
+        branch = self._fresh(self.branch(revision, leaf(kind, step=change.step)), weights)
         return self._through(
             kind,
             branch,
@@ -99,6 +121,18 @@ class Proposals:
             title=f"{self.rollout.metadata.name}: canary {weights.canary}% ({change.verdict})",
             reasons=change.reasons,
         )
+
+    def _fresh(self, branch: str, weights: Weights) -> str:
+        """``branch``, or ``branch-<n>`` when the earlier ones landed long ago and the watched branch
+        has other weights since (the same revision rolled out again: a stale landing is no commit)."""
+        for n in range(1, MAX_AGAIN + 1):
+            name = branch if n == 1 else f"{branch}-{n}"
+            if branch_facts(self.workspace, name).landed is None:
+                return name
+            if self.workspace.read_weights(self.rollout) == weights:
+                return name  # landed, and its weights are there: it is this commit
+            self._landed.discard(name)
+        raise GitopsError(f"{self.rollout.key}: {branch}: more than {MAX_AGAIN} landed branches of ours")
 
     def promote_images(
         self, revision: str, *, reasons: Sequence[str] = (), expected: Weights | None = None
@@ -159,7 +193,7 @@ class Proposals:
             return result  # nothing to change: already there
         log.info("%s: %s proposed on branch %s (%s)", self.rollout.key, kind, branch, result.sha[:12])
         since = time.time()
-        wait = self._wait(kind, branch, facts, reasons=tuple(reasons), title=title, since=since)
+        wait = self._wait(kind, branch, facts, reasons=tuple(reasons), title=title, since=since, fresh=True)
         self._waited.add(branch)
         raise AwaitingMergeError(wait.text(self.rollout.key), wait)
 
@@ -172,6 +206,8 @@ class Proposals:
         reasons: tuple[str, ...],
         title: str | None = None,
         since: float | None = None,
+        open_missing: bool = True,
+        fresh: bool = False,
     ) -> MergeWait:
         body = "\n".join(
             [
@@ -182,14 +218,17 @@ class Proposals:
             ]
         )
         review = open_review(
-            self.forge,
+            self.forge if open_missing else None,
             branch=branch,
             base=self.rollout.spec.git.branch,
             title=title or f"{self.rollout.metadata.name}: {kind}",
             body=body,
             auto_merge=self._auto_merge,
             key=self.rollout.key,
+            fresh=fresh,
         )
+        if not open_missing and self.forge is not None:
+            review = _find(self.forge, branch, self.rollout.key)
         state = standing(
             landed=facts.landed is not None, exists=True, review=review.state if review else None
         )
@@ -210,10 +249,12 @@ class Proposals:
 
     # -- what holds the rollout now -------------------------------------------------------------------
 
-    def outstanding(self, revision: str) -> MergeWait | None:
+    def outstanding(self, revision: str, *, open_missing: bool = False) -> MergeWait | None:
         """A branch of ours for ``revision`` that holds the rollout and has not landed (``waiting``
         or ``closed``), else one this process saw waiting that landed since (``landed``, once), else
-        None. One ``ls-remote``; a fetch only while a branch waits."""
+        None. One ``ls-remote``; a fetch only while a branch waits. The forge is only asked, unless
+        ``open_missing`` (the leader): then a request missing for a waiting branch (the forge was
+        down when it was proposed) is opened."""
         prefix = self._prefix(revision)
         listed = set(our_branches(self.workspace, prefix))
         # A branch seen waiting and gone since: merged and deleted (as forges do), or deleted unmerged.
@@ -233,7 +274,9 @@ class Proposals:
             if not facts.exists:
                 self._waited.discard(branch)  # deleted unmerged: it no longer holds
                 continue
-            wait = self._wait(kind, branch, facts, reasons=reasons, since=facts.opened_at)
+            wait = self._wait(
+                kind, branch, facts, reasons=reasons, since=facts.opened_at, open_missing=open_missing
+            )
             if wait.state == "landed":  # the forge says merged: a squash that kept only the title
                 self._landed.add(branch)
                 if branch in self._waited:

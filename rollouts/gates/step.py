@@ -13,6 +13,10 @@ weights are already on the watched branch, and the workspace's commit is then a 
 dropped our change: a person chose other weights, which wins, as every human override does). Each
 carries the sentence for the log, the status and the notification.
 
+With ``spec.approval.protectedBranch`` it also carries :attr:`StepGates.proposals`
+(:mod:`rollouts.gates.proposals`): the way every other commit of ours (a rollback, promote-ga's
+two stages, a pause record) goes by a branch of ours and holds the rollout until it is merged.
+
 It holds the one piece of memory the gates need between intervals, the failed ``pre-rollout``
 checks of the current revision (Flagger's ``status.failedChecks``); a restart forgets it, which can
 only delay a rollback, never cause a promotion.

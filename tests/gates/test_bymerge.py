@@ -59,6 +59,8 @@ def test_branch_names_share_the_steps_scheme() -> None:
     )
     assert leaf("pause", pauses=0) == "pause-1" and leaf("pause", pauses=2) == "pause-3"
     assert leaf("ga-image") == "ga-image" and kind_from("r/t/p/1/pause-3") == "pause"
+    assert kind_from("r/t/p/1/rollback-2") == "rollback"  # the same revision rolled out again
+    assert kind_from("r/t/p/1/mirror") == "stage" and not holds("r/t/p/1/step-12")
 
 
 @pytest.mark.parametrize(
