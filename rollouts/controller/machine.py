@@ -16,6 +16,11 @@ One tick, top to bottom::
     Git -> state.position -> observe (gate, load, windows -> judge) -> decide -> act
     act: promote (next step or finalize) | rollback | pause | GA images | stay, each write a commit
 
+On a protected branch (``spec.approval.protectedBranch``) every write goes by a branch of ours
+through the gates' :class:`~rollouts.gates.proposals.Proposals`, and a tick first asks whether one
+of ours still waits for its merge: then the rollout holds (no analysis, no step), whatever the
+process remembers, because the branch is on the remote.
+
 The side effects sit behind small interfaces (workspace, gate, load, metrics source, judge,
 notifier, controller metrics), so the transitions read as the story they tell.
 """
