@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import git
 
 from rollouts.gates.approval import APPROVAL
+from rollouts.gates.bymerge import MergeWait, kind_from
 
 MAX_COMMITS = 500
 _SEP, _END = "\x1f", "\x1e"
@@ -39,6 +40,15 @@ class ApprovalWait:
     landed: int
     commit: str  # the first-parent commit that brought the change to the watched branch
     request: str | None
+
+    @property
+    def label(self) -> str:
+        """``step 2/3`` for a step's approval; what else waited on a protected branch otherwise
+        (``rollback``, ``GA image commit (finalize, stage 1 of 2)``, ``pause record`` ...)."""
+        kind = kind_from(self.branch)
+        if kind == "step":
+            return f"step {self.step or '?'}"
+        return MergeWait(kind, self.branch, "landed").what
 
     @property
     def minutes(self) -> int:

@@ -67,3 +67,15 @@ def test_no_approval_no_section_and_branch_names_are_escaped(repo, monkeypatch) 
     (wait,) = read_waits(gitpython.Repo(repo), "master")
     page = render(timeline, none, generated=0, end=0, approvals=(wait,)).html
     assert "<b>x</b>" not in page and "&lt;b&gt;x&lt;/b&gt;" in page
+
+
+def test_a_wait_on_a_protected_branch_is_named_for_what_waited() -> None:
+    from rollouts.report.approvals import ApprovalWait
+
+    def wait(leaf: str) -> ApprovalWait:
+        return ApprovalWait(f"rollouts/test/podinfo/0.2.0/{leaf}", "1/3", 0, 600, "abc", None)
+
+    assert wait("step-2").label == "step 1/3"
+    assert wait("rollback").label == "rollback" and wait("rollback").minutes == 10
+    assert wait("route-ga").label == "route back to GA (finalize, stage 2 of 2)"
+    assert wait("pause-1").label == "pause record"
