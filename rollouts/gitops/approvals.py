@@ -2,13 +2,17 @@
 
 :func:`propose` makes the same commit a step would push to the watched branch (same file edit, same
 message and trailers, plus ``Rollout-Approval: <branch>``), but pushes it to
-``refs/heads/<branch>``, a new branch of ours; the watched branch is untouched. Proposing again is a
-no-op once the branch exists with our change (never a force-push, never a second branch).
+``refs/heads/<branch>``, a new branch of ours, through the workspace's one change loop
+(``via``); the watched branch is untouched. Proposing again is a no-op once the branch exists with
+our change (never a force-push, never a second branch).
 
 :func:`read_facts` gathers what :func:`rollouts.gates.approval.decide` needs from Git: the weights
 on the watched branch's head, whether a commit reachable from it carries our approval line (found
 with ``git log --grep``, so merge, squash and rebase all count), whether our branch still exists,
 and when it was proposed. The forge's view (a request merged or closed) is the caller's to add.
+
+:func:`our_branches` and :func:`branch_facts` read the same for any branch of ours (the commits a
+protected branch sends by merge, :mod:`rollouts.gates.proposals`).
 
 Plumbing only: it decides nothing, and it uses the workspace's own lock, fetch, edit, commit and
 clean-up, so every guarantee of :mod:`rollouts.gitops.workspace` holds (redacted messages, nothing
@@ -20,12 +24,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rollouts.gates.approval import APPROVAL, ApprovalFacts, approval_line, carries, landed
+from rollouts.gates.approval import APPROVAL, ApprovalFacts, carries, landed
 from rollouts.gitops.errors import GitopsError
 from rollouts.gitops.workspace import Workspace, _file_errors
 from rollouts.routes import Weights
 from rollouts.spec import Rollout
-from rollouts.state.message import format_message
+from rollouts.state import CommitVerdict, WeightChange
 
 MAX_SCAN = 200  # commits of the watched branch searched for our line (newest first)
 
@@ -85,13 +89,13 @@ def propose(
     reasons: Sequence[str] = (),
 ) -> Proposal:
     """Commit ``weights`` for the rollout's route on top of the watched branch and push it to
-    ``branch`` (created; an existing branch of ours with our line is returned as it is)."""
+    ``branch`` (created; an existing branch of ours with our line is returned as it is). The commit
+    is the one the step would make (the workspace's change loop, ``via`` the branch: the strategy
+    blocks included), its subject labelled ``(approval)``."""
     path = rollout.spec.route.path
-    with ws._locked(), _file_errors(), ws._clean_on_error():
+    with ws._locked(), _file_errors():
         ws._sync()
-        editor = ws._editor(rollout)
-        text = ws._read(path)
-        base = editor.read(text)
+        base = ws._editor(rollout).read(ws._read(path))
         existing = _remote_branch_sha(ws, branch)
         if existing is not None:
             ref = _fetch_branch(ws, branch)
@@ -101,24 +105,11 @@ def propose(
                     ws._redact(f"{ws.remote}: branch {branch} exists and is not an approval branch of ours")
                 )
             return Proposal(branch, existing, False, base, weights, message)
-        ws._write(path, editor.write(text, weights))
-        subject = f"{rollout.metadata.name}: canary {base.canary}% -> {weights.canary}% (approval)"
-        message = format_message(
-            rollout.key,
-            subject,
-            verdict=verdict,
-            reasons=reasons,
-            step=step,
-            revision=ws._revision_or_none(rollout),
-        )
-        message += approval_line(branch) + "\n"  # the trailer paragraph's last line
-        sha = ws._commit(message, paths=[path])
-        try:
-            ws._git("push", "--porcelain", "--no-follow-tags", "origin", f"{sha}:refs/heads/{branch}")
-        finally:
-            # The watched branch stays exactly the remote's: our commit lives only on our branch.
-            ws._git("checkout", "--quiet", "--force", "-B", ws.branch, f"refs/remotes/origin/{ws.branch}")
-        return Proposal(branch, sha, True, base, weights, message)
+    change = WeightChange(weights, CommitVerdict(verdict), tuple(reasons), step=step, label="approval")
+    result = ws.commit_weights(rollout, change, via=branch)
+    if result.sha is None:
+        raise GitopsError(f"{rollout.key}: nothing to propose on {branch}: {ws.branch} has these weights")
+    return Proposal(branch, result.sha, True, result.previous, weights, result.message)
 
 
 def _landed(ws: Workspace, branch: str) -> str | None:
