@@ -112,26 +112,24 @@ class Proposals:
         """``change`` by a branch of ours (see the module docstring)."""
         kind = kind_of(change)
         weights = change.weights
-        branch = self._fresh(self.branch(revision, leaf(kind, step=change.step)), weights)
         return self._through(
             kind,
-            branch,
+            self._fresh(self.branch(revision, leaf(kind, step=change.step)), weights),
             lambda via: self.workspace.commit_weights(self.rollout, change, via=via),
             lambda sha: CommitResult(sha, sha, weights, weights, 1),
             title=f"{self.rollout.metadata.name}: canary {weights.canary}% ({change.verdict})",
             reasons=change.reasons,
         )
 
-    def _fresh(self, branch: str, weights: Weights) -> str:
-        """``branch``, or ``branch-<n>`` when the earlier ones landed long ago and the watched branch
-        has other weights since (the same revision rolled out again: a stale landing is no commit)."""
+    def _fresh(self, branch: str, weights: Weights) -> BranchFacts:
+        """What Git says of ``branch``, or of ``branch-<n>`` when the earlier ones landed long ago and
+        the watched branch has other weights since (the same revision rolled out again: a stale
+        landing is not this commit)."""
         for n in range(1, MAX_AGAIN + 1):
-            name = branch if n == 1 else f"{branch}-{n}"
-            if branch_facts(self.workspace, name).landed is None:
-                return name
-            if self.workspace.read_weights(self.rollout) == weights:
-                return name  # landed, and its weights are there: it is this commit
-            self._landed.discard(name)
+            facts = branch_facts(self.workspace, branch if n == 1 else f"{branch}-{n}")
+            if facts.landed is None or self.workspace.read_weights(self.rollout) == weights:
+                return facts  # not landed, or landed with its weights there: it is this commit
+            self._landed.discard(facts.branch)
         raise GitopsError(f"{self.rollout.key}: {branch}: more than {MAX_AGAIN} landed branches of ours")
 
     def promote_images(
@@ -141,7 +139,7 @@ class Proposals:
         live = expected or Weights.for_canary(100)
         return self._through(
             "ga-image",
-            self.branch(revision, leaf("ga-image")),
+            branch_facts(self.workspace, self.branch(revision, leaf("ga-image"))),
             lambda via: self.workspace.promote_images(
                 self.rollout, reasons=reasons, expected=expected, via=via
             ),
@@ -159,7 +157,7 @@ class Proposals:
         )
         return self._through(
             "pause",
-            self.branch(revision, leaf("pause", pauses=pauses)),
+            branch_facts(self.workspace, self.branch(revision, leaf("pause", pauses=pauses))),
             lambda via: self.workspace.record(self.rollout, verdict, reasons, via=via),
             lambda sha: RecordResult(sha, sha, 1),
             title=f"{self.rollout.metadata.name}: {verdict} rollout",
@@ -169,14 +167,14 @@ class Proposals:
     def _through(
         self,
         kind: Kind,
-        branch: str,
+        facts: BranchFacts,
         commit: Callable[[str], R],
         landed: Callable[[str], R],
         *,
         title: str,
         reasons: Sequence[str],
     ) -> R:
-        facts = branch_facts(self.workspace, branch)
+        branch = facts.branch
         if facts.landed is not None:
             self._landed.add(branch)
             return landed(facts.landed)
@@ -217,18 +215,20 @@ class Proposals:
                 *(f"- {r}" for r in reasons),
             ]
         )
-        review = open_review(
-            self.forge if open_missing else None,
-            branch=branch,
-            base=self.rollout.spec.git.branch,
-            title=title or f"{self.rollout.metadata.name}: {kind}",
-            body=body,
-            auto_merge=self._auto_merge,
-            key=self.rollout.key,
-            fresh=fresh,
-        )
-        if not open_missing and self.forge is not None:
-            review = _find(self.forge, branch, self.rollout.key)
+        review: Review | None = None
+        if self.forge is not None and not open_missing:
+            review = _find(self.forge, branch, self.rollout.key)  # asked only: not the leader, or status
+        elif self.forge is not None:
+            review = open_review(
+                self.forge,
+                branch=branch,
+                base=self.rollout.spec.git.branch,
+                title=title or f"{self.rollout.metadata.name}: {kind}",
+                body=body,
+                auto_merge=self._auto_merge,
+                key=self.rollout.key,
+                fresh=fresh,
+            )
         state = standing(
             landed=facts.landed is not None, exists=True, review=review.state if review else None
         )
