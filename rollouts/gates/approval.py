@@ -30,8 +30,24 @@ from typing import Literal
 
 from rollouts.routes.base import Weights
 from rollouts.spec_gates import ApprovalSpec
+from rollouts.state.message import APPROVAL, approval_line
 
-APPROVAL = "Rollout-Approval"
+__all__ = [  # APPROVAL and approval_line are the commit protocol's (rollouts.state.message)
+    "APPROVAL",
+    "ApprovalFacts",
+    "ApprovalState",
+    "ApprovalStatus",
+    "ReviewState",
+    "approval_branch",
+    "approval_line",
+    "carries",
+    "decide",
+    "gated",
+    "landed",
+    "proposal_branch",
+    "revision_prefix",
+]
+
 ApprovalState = Literal["waiting", "approved", "rejected", "dropped"]
 ReviewState = Literal["open", "merged", "closed"]
 _REF_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -75,11 +91,6 @@ def approval_branch(prefix: str, namespace: str, name: str, revision: str, step:
 def revision_prefix(prefix: str, namespace: str, name: str, revision: str) -> str:
     """The branches of one rollout of ``revision``: ``rollouts/<namespace>/<name>/<revision>/``."""
     return proposal_branch(prefix, namespace, name, revision, "x")[:-1]
-
-
-def approval_line(branch: str) -> str:
-    """The trailer line our gated commit carries."""
-    return f"{APPROVAL}: {branch}"
 
 
 def carries(message: str, branch: str) -> bool:

@@ -37,7 +37,6 @@ import git
 from filelock import FileLock, Timeout
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from rollouts.gates.approval import approval_line
 from rollouts.gitops.credentials import Credentials, check_remote_url, redact
 from rollouts.gitops.errors import (
     BranchProtectedError,
@@ -75,7 +74,7 @@ from rollouts.state import (
     record_of,
     record_subject,
 )
-from rollouts.state.message import PRELUDE_STEPS
+from rollouts.state.message import PRELUDE_STEPS, approval_line
 from rollouts.yamlsafe import REPO_FILE, YamlLimitError, decode, read_text
 
 log = logging.getLogger("rollouts.gitops")

@@ -26,6 +26,7 @@ STEP = "Rollout-Step"
 REVISION = "Rollout-Revision"
 VERDICT = "Rollout-Verdict"
 FINALIZE = "Rollout-Finalize"
+APPROVAL = "Rollout-Approval"  # the branch of ours a commit waits on (approvals, protected branches)
 EVIDENCE = "Evidence"
 
 _TRAILER = re.compile(r"^(?P<key>Rollout(?:-[A-Za-z0-9-]+)?)\s*:\s*(?P<value>.*?)\s*$")
@@ -53,6 +54,11 @@ def ga_subject(name: str, before: str, revision: str) -> str:
 def record_subject(name: str, verdict: str) -> str:
     """``podinfo: pause rollout`` (an empty commit)."""
     return f"{name}: {verdict} rollout"
+
+
+def approval_line(branch: str) -> str:
+    """``Rollout-Approval: <branch>``: the last trailer line of a commit made on a branch of ours."""
+    return f"{APPROVAL}: {branch}"
 
 
 def evidence_line(evidence: Mapping[str, float]) -> str:
