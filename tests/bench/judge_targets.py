@@ -25,6 +25,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from analyzer.judge import SubsetWindow
 from analyzer.policy import Policy
 from analyzer.simulate import (
     Decide,
@@ -49,6 +50,8 @@ SLOW = Scenario("1.5x slower", slowdown=1.5)
 ERRORS = Scenario("errors 0.5 -> 3 %", error_rate=0.03)
 TAIL = Scenario("tail: 3 % of requests 10x", tail_share=0.03, tail_factor=10.0)
 ALL = (IDENTICAL, OFFSET, SLOW, ERRORS, TAIL)
+#: GA windows before the rollout (the policy's default ``history_windows``: one hour of 1-minute windows).
+HISTORY = Policy().history_windows
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ def _traffic(rate: float, sigma: float, drift: bool, load: tuple[float, ...] = (
         latency_drift=0.05 if drift else 0.0,
         error_cv=0.5 if drift else 0.0,
         load=load,
+        history_windows=HISTORY,
     )
 
 
@@ -83,7 +87,12 @@ CELLS = {
     ),
 }
 
-Maker = Callable[[], tuple[Decide, Callable[[], None]]]
+Maker = Callable[[Sequence[SubsetWindow]], tuple[Decide, Callable[[], None]]]
+
+
+def without_history(make: Maker) -> Maker:
+    """The same rule, given no GA history (the judge falls back on the policy's prior floors)."""
+    return lambda history: make(())
 
 
 def reference_judge(revision: str, policy_args: dict[str, Any]) -> Maker:
@@ -107,7 +116,7 @@ def reference_judge(revision: str, policy_args: dict[str, Any]) -> Maker:
     policy_module: ModuleType = importlib.import_module("analyzer_ref.policy")
     policy = policy_module.Policy(**policy_args)
 
-    def make() -> tuple[Decide, Callable[[], None]]:
+    def make(history: Sequence[SubsetWindow]) -> tuple[Decide, Callable[[], None]]:
         judge = judge_module.Judge(policy)
 
         def decide(w: Any) -> Any:
@@ -188,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     policy = Policy(max_windows_per_step=10)
     for key in args.cells.split(","):
         cell = CELLS[key.strip()]
-        rules: dict[str, Maker] = {"judge": _judge_rule(policy, cell.traffic.steps)}
+        judge = _judge_rule(policy, cell.traffic.steps)
+        rules: dict[str, Maker] = {"judge": judge, "judge, no history": without_history(judge)}
         if args.reference:
             rules[f"judge@{args.reference}"] = reference_judge(args.reference, {"max_windows_per_step": 10})
         rules["flagger"] = _flagger_rule(0.5, 0.99, 2)
