@@ -11,11 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from analyzer import Judge, Policy
+from analyzer import Judge, Policy, SubsetWindow
 from analyzer.prometheus import MetricsReader, PrometheusClient
+from analyzer.replay import Source as ReplaySource
+from analyzer.replay import ga_history
 from rollouts.controller.source import PrometheusSource
 from rollouts.local.process import ChildProcess, free_port
 from rollouts.spec import parse_spec
+from rollouts.workloads import subsets_of, template_of
 from tests.fixtures.gitrepo import guide_rollout, make_spec
 from tests.support import require_binary
 
@@ -110,3 +113,15 @@ def test_history_reads_ga_windows_newest_first_and_stops_where_ga_began(source: 
     assert judge.history.windows == len(windows)
     assert judge.history.tail_bound is not None
     assert judge.history.error_cv2 < Policy().window_error_cv ** 2 / 10
+
+
+def test_replay_reads_the_same_history_as_the_controller(source: PrometheusSource) -> None:
+    """``analyzer replay`` gives its judge what the controller's judge gets (oldest first here)."""
+    rollout = make_spec("file:///nowhere")
+    source.register(rollout)
+    stable, canary = subsets_of(rollout)
+    replay_source = ReplaySource(source.reader, template_of(rollout), stable, canary, INTERVAL)
+    cache: dict[float, SubsetWindow | None] = {}
+    replayed = ga_history(replay_source, float(BEGAN), 60, cache)
+    assert replayed == source.history(rollout, float(BEGAN), INTERVAL, 60)[::-1]
+    assert ga_history(replay_source, float(BEGAN), 60, cache) == replayed  # from the cache
