@@ -4,10 +4,12 @@
 simulates, on the same traffic for every rule, the cells of the issue's targets: 20 and 200
 requests/s, GA σ 0.5 and 1.0, each subset's latency scale varying with log-sd 0.05 and its error
 rate with CV 0.5 from window to window, steps 10 -> 60 -> 100 capped at 10 windows; the iid cells of
-round 1; low traffic (2 requests/s); and load that changes over the rollout. ``--reference`` (a
-Git revision, default the round-1 judge) adds that revision's judge as the rule ``judge@REF``,
-driven by this simulator on the same traffic, so "before" and "after" are measured side by side.
-Prints one markdown table per cell. Figures: docs/benchmarks/analyzer.md.
+round 1 and at 200 requests/s; traffic that varies twice as much as the floors assume ("jumpy");
+low traffic (2 requests/s); and load that changes over the rollout. The judge is run with GA's
+history (``Policy().history_windows`` windows before the rollout) and without it (``judge, no
+history``). ``--reference`` (a Git revision, default the round-1 judge) adds that revision's
+judge as the rule ``judge@REF``, driven by this simulator on the same traffic, so "before" and
+"after" are measured side by side. Prints one markdown table per cell. Figures: docs/benchmarks/analyzer.md.
 """
 
 from __future__ import annotations
@@ -61,12 +63,14 @@ class Cell:
     scenarios: tuple[Scenario, ...]
 
 
-def _traffic(rate: float, sigma: float, drift: bool, load: tuple[float, ...] = ()) -> Traffic:
+def _traffic(
+    rate: float, sigma: float, drift: bool, load: tuple[float, ...] = (), jumpy: bool = False
+) -> Traffic:
     return Traffic(
         rate=rate,
         ga_lognormal=(0.04, sigma),
-        latency_drift=0.05 if drift else 0.0,
-        error_cv=0.5 if drift else 0.0,
+        latency_drift=0.1 if jumpy else 0.05 if drift else 0.0,
+        error_cv=1.0 if jumpy else 0.5 if drift else 0.0,
         load=load,
         history_windows=HISTORY,
     )
@@ -79,6 +83,14 @@ CELLS = {
     "drift-200-1.0": Cell("200 req/s, σ 1.0, drift", _traffic(200, 1.0, True), ALL),
     "iid-20-0.5": Cell("20 req/s, σ 0.5, iid (round 1's table)", _traffic(20, 0.5, False), ALL),
     "iid-20-1.0": Cell("20 req/s, σ 1.0, iid", _traffic(20, 1.0, False), (IDENTICAL, SLOW, ERRORS)),
+    "iid-200-0.5": Cell("200 req/s, σ 0.5, iid", _traffic(200, 0.5, False), ALL),
+    # Not the traffic the floors were chosen for: twice the latency drift, twice the error CV.
+    "jumpy-20-0.5": Cell(
+        "20 req/s, σ 0.5, jumpy (latency log-sd 0.1, error CV 1)", _traffic(20, 0.5, True, jumpy=True), ALL
+    ),
+    "jumpy-200-0.5": Cell(
+        "200 req/s, σ 0.5, jumpy (latency log-sd 0.1, error CV 1)", _traffic(200, 0.5, True, jumpy=True), ALL
+    ),
     "low-2": Cell("2 req/s, σ 0.5, drift", _traffic(2, 0.5, True), (IDENTICAL, SLOW, ERRORS, TAIL)),
     "load-200": Cell(
         "200 req/s x (1, 1, 0.5, 0.5, 2, 2, 0.25, 1), σ 0.5, drift",
