@@ -124,7 +124,7 @@ class Policy(BaseModel):
         10, ge=10, description="GA history windows (with requests) needed before the history is used."
     )
     history_confidence: float = Field(
-        0.75,
+        0.5,
         ge=0.5,
         le=0.95,
         description="Level of the upper confidence bound on GA's measured window-to-window variation "
