@@ -145,6 +145,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         latency_drift=args.drift_latency,
         error_cv=args.drift_errors,
         load=_floats(args.load, "load"),
+        history_windows=args.history_windows,
         ga_lognormal=None if ga_histogram is not None else (args.ga_median, args.ga_sigma),
     )
     scenarios = [Scenario.parse(s) for s in args.scenario] if args.scenario else list(DEFAULT_SCENARIOS)
@@ -226,6 +227,14 @@ def build_parser(load: Collection[str] | None = None) -> argparse.ArgumentParser
         default=0.0,
         metavar="CV",
         help="per window and subset, coefficient of variation of the error rate (gamma, mean 1)",
+    )
+    sim.add_argument(
+        "--history-windows",
+        type=int,
+        default=0,
+        metavar="N",
+        help="GA windows before the rollout given to the judge (all traffic on GA, same drift); "
+        "the controller reads policy.history_windows of them from Prometheus",
     )
     sim.add_argument(
         "--load",

@@ -22,10 +22,12 @@ The judge is deterministic, so a restarted controller can replay a step's window
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from analyzer.histogram import Histogram
+from analyzer.history import HistoryPrior, history_prior
 from analyzer.mannwhitney import effect_variance, mann_whitney, null_effect_variance
 from analyzer.noninferiority import tail_bound
 from analyzer.policy import Policy
@@ -171,9 +173,19 @@ class Judge:
     ``steps``: the rollout's canary weights (e.g. ``(10, 60, 100)``), when known: a step whose
     weight is followed by another one below 100 is promoted at ``1/step_promote_alpha``. Without
     them every step is treated as the last (the strict threshold ``1/promote_alpha``).
+
+    ``history``: GA's windows before the rollout (:mod:`analyzer.history`). With at least
+    ``history_min_windows`` of them the tail bounds are fixed before the first window and the
+    variation floors are GA's measured variation (an upper confidence bound) instead of the policy's
+    prior; GA's rates and variation so far include them.
     """
 
-    def __init__(self, policy: Policy | None = None, steps: tuple[float, ...] | None = None) -> None:
+    def __init__(
+        self,
+        policy: Policy | None = None,
+        steps: tuple[float, ...] | None = None,
+        history: Sequence[SubsetWindow] = (),
+    ) -> None:
         self.policy = policy if policy is not None else Policy()
         p = self.policy
         self.steps = tuple(float(x) for x in steps) if steps is not None else None
@@ -188,6 +200,14 @@ class Judge:
         self._var_canary = SubsetVariation()
         self._carried: dict[str, float] = dict.fromkeys(SAFETY_TESTS, 0.0)
         self._step = self._fresh_step()
+        self.history: HistoryPrior | None = history_prior(history, p)
+        if self.history is not None:
+            self._tail_bound = self.history.tail_bound
+            self._harm_tail_bound = self.history.harm_tail_bound
+            fixed = self._tail_bounds()
+            for w in history:
+                if w.requests > 0 and w.histogram.total > 0:
+                    self._var_baseline = self._var_baseline.update(w.histogram, w.requests, w.errors, fixed)
 
     def _fresh_step(self) -> _Step:
         p = self.policy
@@ -264,7 +284,22 @@ class Judge:
             bound: min(sens.tail(bound) * log_sd, p.window_error_cv) ** 2
             for bound in self._tail_bounds()
         }
-        return (sens.theta * log_sd) ** 2, p.window_error_cv**2, tails
+        lat, err = (sens.theta * log_sd) ** 2, p.window_error_cv**2
+        h = self.history
+        if h is None:
+            return lat, err, tails
+        # GA's measured variation replaces the assumption wherever the history could bound it.
+        if math.isfinite(h.error_cv2):
+            err = h.error_cv2
+        if math.isfinite(h.latency_tau2):
+            lat = h.latency_tau2
+            # Requests above a tail bound are rare: their own count bounds the variation loosely, so
+            # it is also bounded through the latency scale, as the prior does (the smaller one holds).
+            measured_log_sd = math.sqrt(lat) / sens.theta if sens.theta > 0 else math.inf
+            tails = {b: min(h.tail(b), (sens.tail(b) * measured_log_sd) ** 2) for b in tails}
+        else:
+            tails = {b: min(h.tail(b), f) for b, f in tails.items()}
+        return lat, err, tails
 
     def _dispersion(self, floors: tuple[float, float, dict[float, float]], strict: bool) -> _Dispersion:
         """For this window, from earlier ones: τ² of θ (canary + GA); (canary, GA) c² of the error

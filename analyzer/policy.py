@@ -112,6 +112,24 @@ class Policy(BaseModel):
         description="Prior floor: coefficient of variation of each subset's error rate from window to "
         "window; the windows' own variation is used when it is larger.",
     )
+    history_windows: int = Field(
+        60,
+        ge=0,
+        le=10_000,
+        description="GA windows before the rollout that the controller reads (0: none). With at least "
+        "history_min_windows of them the tail bounds are fixed from GA's history and the variation "
+        "floors are measured on it instead of window_latency_log_sd / window_error_cv.",
+    )
+    history_min_windows: int = Field(
+        10, ge=10, description="GA history windows (with requests) needed before the history is used."
+    )
+    history_confidence: float = Field(
+        0.5,
+        ge=0.5,
+        le=0.95,
+        description="Level of the upper confidence bound on GA's measured window-to-window variation "
+        "that replaces the prior floors.",
+    )
     error_margin_ratio: float = Field(
         1.5, ge=1, description="Non-inferiority: canary error rate < ratio × GA's + error_margin_abs."
     )

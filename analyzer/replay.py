@@ -33,7 +33,7 @@ from typing import TextIO
 
 from scipy import stats
 
-from analyzer.judge import Judge, Verdict, Window
+from analyzer.judge import Judge, SubsetWindow, Verdict, Window
 from analyzer.policy import Policy
 from analyzer.prometheus import MetricsReader, NoData, QueryTemplate, Subset, SubsetMetrics
 from analyzer.prometheus.templates import SubsetField
@@ -195,6 +195,29 @@ def _read(source: Source, end: float) -> tuple[SubsetMetrics, SubsetMetrics] | s
     return base, can
 
 
+def ga_history(
+    source: Source, before: float, count: int, cache: dict[float, SubsetWindow | None] | None = None
+) -> list[SubsetWindow]:
+    """GA's (the source's ``baseline``) windows ending at ``before`` and earlier, oldest first, as the
+    controller reads them for the judge: at most ``count``, stopping at the first without data.
+    ``cache`` (window end -> window) spares the reads that consecutive pseudo-rollouts share."""
+    cache = {} if cache is None else cache
+    out: list[SubsetWindow] = []
+    for k in range(count):
+        end = before - k * source.interval
+        if end not in cache:
+            got = source.reader.read_window(source.template, [source.baseline], source.interval, end)
+            result = got[source.baseline]
+            cache[end] = (
+                None if isinstance(result, NoData) or result.requests <= 0 else result.to_subset_window()
+            )
+        window = cache[end]
+        if window is None:
+            break
+        out.append(window)
+    return out[::-1]
+
+
 def _weight(canary: SubsetMetrics, baseline: SubsetMetrics, fixed: float | None) -> float:
     if fixed is not None:
         return fixed
@@ -215,14 +238,20 @@ def replay(
     policy: Policy | None = None,
     weight: float | None = None,
     steps: Sequence[float] | None = None,
+    history_cache: dict[float, SubsetWindow | None] | None = None,
 ) -> Replay:
     """Judge the windows ending at ``ends`` as one rollout; stops at a rollback (the rollout ended).
 
     ``weight`` fixes the weight of every window; otherwise it is the canary's share of requests
     (snapped to the nearest of ``steps`` when given). A changed weight starts a new step. Raises
-    :class:`~analyzer.prometheus.PrometheusError` when Prometheus cannot answer.
+    :class:`~analyzer.prometheus.PrometheusError` when Prometheus cannot answer. The judge gets GA's
+    ``policy.history_windows`` windows before the first one, as the controller's does.
     """
-    judge = Judge(policy, steps=tuple(steps) if steps else None)
+    policy = policy if policy is not None else Policy()
+    history = (
+        ga_history(source, ends[0] - source.interval, policy.history_windows, history_cache) if ends else []
+    )
+    judge = Judge(policy, steps=tuple(steps) if steps else None, history=history)
     windows: list[ReplayedWindow] = []
     decision: ReplayedWindow | None = None
     last_weight: float | None = None
@@ -259,9 +288,10 @@ def aa_test(
     if rollout_windows < 1:
         raise ReplayError(f"rollout windows must be >= 1, got {rollout_windows}")
     rollouts = []
+    cache: dict[float, SubsetWindow | None] = {}
     for i in range(0, len(ends), rollout_windows):
         chunk = ends[i : i + rollout_windows]
-        rollouts.append(replay(source, chunk, policy=policy))
+        rollouts.append(replay(source, chunk, policy=policy, history_cache=cache))
     return AATest(rollouts)
 
 
@@ -457,7 +487,15 @@ def replay_steps(
     """The judge over a rollout's steps as the controller ran them: one judge, ``new_step()`` at each
     boundary, the windows of each step on its grid (from its start), each step ending at its first
     decision. Windows without data are kept with the reason; at most ``max_windows`` are read."""
-    judge = Judge(policy, steps=tuple(rollout_steps) if rollout_steps else None)
+    policy = policy if policy is not None else Policy()
+    history = (
+        ga_history(
+            source, math.floor(steps[0].start / source.interval) * source.interval, policy.history_windows
+        )
+        if steps
+        else []
+    )
+    judge = Judge(policy, steps=tuple(rollout_steps) if rollout_steps else None, history=history)
     out: list[ReplayedWindow] = []
     for index, step in enumerate(steps):
         if index:

@@ -92,6 +92,8 @@ class Traffic:
     #: (median, sigma) when GA's latency is lognormal: scaled latencies are then exact, not
     #: interpolated inside buckets (``ga_probabilities`` follow from it).
     ga_lognormal: tuple[float, float] | None = None
+    #: GA windows before the rollout (all traffic on GA, the same variation model) given to the judge.
+    history_windows: int = 0
 
     def __post_init__(self) -> None:
         for name, value in (("rate", self.rate), ("interval", self.interval)):
@@ -100,6 +102,8 @@ class Traffic:
         for name, value in (("latency_drift", self.latency_drift), ("error_cv", self.error_cv)):
             if not (math.isfinite(value) and 0 <= value <= 5):
                 raise ValueError(f"{name} must be a number in [0, 5], got {value!r}")
+        if not 0 <= self.history_windows <= 10_000:
+            raise ValueError(f"history_windows must be in [0, 10000], got {self.history_windows!r}")
         if any(not (math.isfinite(f) and f >= 0) for f in self.load):
             raise ValueError(f"load multipliers must be finite and >= 0, got {self.load}")
         if (
@@ -252,6 +256,19 @@ class _Rollout:
             self._cache[k] = (math.exp(d[0]), math.exp(d[1]), float(g[0]), float(g[1]))
         return self._cache[k]
 
+    def history(self) -> list[SubsetWindow]:
+        """GA's windows before the rollout, at the rollout's first load and all traffic on GA."""
+        t, out = self.traffic, []
+        for h in range(t.history_windows):
+            rng = np.random.default_rng([self.seed, self.index, h, 983])
+            d = rng.normal(0.0, t.latency_drift) if t.latency_drift > 0 else 0.0
+            g = rng.gamma(1.0 / t.error_cv**2, t.error_cv**2) if t.error_cv > 0 else 1.0
+            n = int(rng.poisson(t.rate_at(0) * t.interval))
+            p = self.ga_p if d == 0.0 else t.canary_probabilities(math.exp(d))
+            ga = Histogram.from_counts(t.bounds, rng.multinomial(n, p))
+            out.append(SubsetWindow(ga, n, int(rng.binomial(n, min(t.ga_error_rate * g, 1.0)))))
+        return out
+
     def window(self, k: int, weight: float) -> Window:
         rng = np.random.default_rng([self.seed, self.index, k, round(weight * 1000)])
         t = self.traffic
@@ -274,10 +291,11 @@ class _Rollout:
 Decide = Callable[[Window], Literal["promote", "hold", "rollback", "pause"]]
 
 
-def _drive(
-    rollout: _Rollout, make_rule: Callable[[], tuple[Decide, Callable[[], None]]], max_windows: int
-) -> Outcome:
-    decide, next_step = make_rule()
+Maker = Callable[[Sequence[SubsetWindow]], tuple[Decide, Callable[[], None]]]
+
+
+def _drive(rollout: _Rollout, make_rule: Maker, max_windows: int) -> Outcome:
+    decide, next_step = make_rule(rollout.history())
     steps = rollout.traffic.analysed_steps
     step, served = 0, 0.0
     for k in range(max_windows):
@@ -296,9 +314,9 @@ def _drive(
     return Outcome("paused", max_windows, served, steps[step])
 
 
-def _judge_rule(policy: Policy, steps: tuple[float, ...]) -> Callable[[], tuple[Decide, Callable[[], None]]]:
-    def make() -> tuple[Decide, Callable[[], None]]:
-        judge = Judge(policy, steps=steps)
+def _judge_rule(policy: Policy, steps: tuple[float, ...]) -> Maker:
+    def make(history: Sequence[SubsetWindow]) -> tuple[Decide, Callable[[], None]]:
+        judge = Judge(policy, steps=steps, history=history)
 
         def decide(w: Window) -> Literal["promote", "hold", "rollback", "pause"]:
             return judge.judge(w).action
@@ -308,10 +326,8 @@ def _judge_rule(policy: Policy, steps: tuple[float, ...]) -> Callable[[], tuple[
     return make
 
 
-def _flagger_rule(
-    p99_ceiling: float, min_success: float, threshold: int, immediate: bool = False
-) -> Callable[[], tuple[Decide, Callable[[], None]]]:
-    def make() -> tuple[Decide, Callable[[], None]]:
+def _flagger_rule(p99_ceiling: float, min_success: float, threshold: int, immediate: bool = False) -> Maker:
+    def make(history: Sequence[SubsetWindow]) -> tuple[Decide, Callable[[], None]]:
         failed = 0
 
         def decide(w: Window) -> Literal["promote", "hold", "rollback", "pause"]:
@@ -337,8 +353,8 @@ def _flagger_rule(
     return make
 
 
-def _kayenta_rule(alpha: float) -> Callable[[], tuple[Decide, Callable[[], None]]]:
-    def make() -> tuple[Decide, Callable[[], None]]:
+def _kayenta_rule(alpha: float) -> Maker:
+    def make(history: Sequence[SubsetWindow]) -> tuple[Decide, Callable[[], None]]:
         def decide(w: Window) -> Literal["promote", "hold", "rollback", "pause"]:
             c, b = w.canary, w.baseline
             if c.requests <= 0 or b.requests <= 0:

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from analyzer import Judge, Policy, Verdict, Window
+from analyzer import Judge, Policy, SubsetWindow, Verdict, Window
 from analyzer.custom import (
     CustomEvidence,
     CustomJudge,
@@ -118,6 +118,10 @@ class CustomSource:
         return CustomWindow(
             base.baseline, base.canary, base.weight, custom=self.readings(rollout, end - start, end)
         )
+
+    def history(self, rollout: Rollout, before: float, interval: float, count: int) -> list[SubsetWindow]:
+        """GA's windows before the rollout, from the built-in source (custom metrics have none)."""
+        return self.inner.history(rollout, before, interval, count)
 
     def readings(self, rollout: Rollout, window: float, end: float) -> tuple[CustomReading, ...]:
         """Each custom metric of ``rollout`` over the window ending at ``end``."""
@@ -271,7 +275,7 @@ def wiring(
     metrics = custom_metrics(rollout.spec.analysis.metrics)
     steps = tuple(float(s) for s in rollout.spec.steps)  # the judge knows the rollout's steps
     if not metrics:
-        return source, lambda: Judge(policy, steps=steps)
+        return source, lambda history: Judge(policy, steps=steps, history=history)
     datadog = rollout.spec.analysis.datadog
     key = (id(source), None if datadog is None else (datadog.url, datadog.api_key_file))
     custom = shared.get(key)
@@ -284,4 +288,4 @@ def wiring(
         custom = shared[key] = CustomSource(source, providers)
     custom.register(rollout)
     report = reporter(metrics_out, rollout.key) if metrics_out is not None else None
-    return custom, lambda: CombinedJudge(policy, metrics, report=report, steps=steps)
+    return custom, lambda history: CombinedJudge(policy, metrics, report=report, steps=steps, history=history)

@@ -28,12 +28,13 @@ notifier, controller metrics), so the transitions read as the story they tell.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from analyzer import Judge, Verdict, Window
+from analyzer import Judge, SubsetWindow, Verdict, Window
 from rollouts.controller.decide import (
     Commit,
     Decision,
@@ -135,6 +136,13 @@ class MetricsSource(Protocol):
     def window(self, rollout: Rollout, start: float, end: float, weight: int) -> Window: ...
 
 
+@runtime_checkable
+class GaHistory(Protocol):
+    """GA's windows before a rollout (the judge's history, :mod:`analyzer.history`), newest first."""
+
+    def history(self, rollout: Rollout, before: float, interval: float, count: int) -> list[SubsetWindow]: ...
+
+
 class Leadership(Protocol):
     """Only the leader commits (``rollouts.kube.LeaderElector``)."""
 
@@ -230,7 +238,7 @@ class Machine:
         workspace: Workspace,
         gate: SyncGate,
         metrics_source: MetricsSource,
-        judge_factory: Callable[[], Judge],
+        judge_factory: Callable[[Sequence[SubsetWindow]], Judge],
         load: LoadDriver | None = None,
         notify: Callable[[Notice], object] = lambda notice: None,
         metrics: ControllerMetrics | None = None,
@@ -428,7 +436,7 @@ class Machine:
         if m.judge is not None and m.revision == state.revision:
             m.judge.new_step()  # rollout-wide evidence stays, per-step counters restart
         else:
-            m.judge = self._rebuilt_judge(state, where)
+            m.judge = self._rebuilt_judge(state, where, since)
         m.step_key, m.revision = (state.revision, since), state.revision
         m.next_window = grid_start(since, self.rollout.spec.analysis.interval)
         m.windows, m.errors, m.gate_open, m.gate_looks = 0, 0, False, 0
@@ -437,7 +445,19 @@ class Machine:
             "%s: step at %d%% began %s", self.key, where.weight, time.strftime("%H:%M:%S", time.gmtime(since))
         )
 
-    def _rebuilt_judge(self, state: RolloutState, where: Position) -> Judge:
+    def _ga_history(self, began: float) -> list[SubsetWindow]:
+        """GA's windows before ``began`` on the analysis grid (``policy.history_windows`` of them at
+        most), oldest first; none when the source cannot tell (the judge then uses its prior)."""
+        count = self.rollout.spec.analysis.policy.history_windows
+        if count <= 0 or not isinstance(self.source, GaHistory):
+            return []
+        interval = self.rollout.spec.analysis.interval
+        last_end = math.floor(began / interval) * interval  # the last whole window before it began
+        windows = self.source.history(self.rollout, last_end, interval, count)
+        log.info("%s: %d GA window(s) before the rollout read for the judge", self.key, len(windows))
+        return windows[::-1]
+
+    def _rebuilt_judge(self, state: RolloutState, where: Position, since: float) -> Judge:
         """A judge that has seen what the judge of this rollout had seen before the current step.
 
         After a restart (or a new revision) the process has no judge. The judge is deterministic, so
@@ -447,9 +467,11 @@ class Machine:
         evidence is not reset by a restart. Each step's replay ends at its first non-hold verdict,
         as the live run did. The current step's windows are replayed by the normal loop.
         """
-        judge = self.judge_factory()
         history = state.history
-        if where.adopted or not history or state.last is None or history[-1].sha != state.last.sha:
+        ours = not (where.adopted or not history or state.last is None or history[-1].sha != state.last.sha)
+        # GA's windows before the rollout began (its first commit; adopted weights: this step).
+        judge = self.judge_factory(self._ga_history(float(history[0].timestamp) if ours else since))
+        if not ours:
             return judge  # weights not set by our commits: nothing to replay from
         steps, interval = self.rollout.spec.steps, self.rollout.spec.analysis.interval
         budget = MAX_REPLAY_WINDOWS

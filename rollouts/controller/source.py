@@ -93,6 +93,29 @@ class PrometheusSource:
         except ValueError as exc:  # e.g. GA and canary histograms with different buckets
             raise NoDataError(f"unusable window: {exc}") from exc
 
+    def history(self, rollout: Rollout, before: float, interval: float, count: int) -> list[SubsetWindow]:
+        """GA's windows of ``interval`` seconds before ``before``, newest first, at most ``count``;
+        it stops at the first window without GA data (GA did not exist, or Prometheus forgot it) and
+        on a failed query (then the judge falls back on its prior: a history is an improvement, never
+        a condition). Read outside the rounds' cache, so the step's windows are never evicted."""
+        with self._lock:
+            sides = self._sides.get(rollout.key)
+        if sides is None:
+            return []
+        out: list[SubsetWindow] = []
+        for k in range(count):
+            end = before - k * interval
+            try:
+                result = self.reader.read_window(sides.template, [sides.stable], interval, end)[sides.stable]
+            except PrometheusError:
+                break
+            if isinstance(result, NoData) or result.requests <= 0:
+                break
+            out.append(
+                SubsetWindow(histogram=result.histogram, requests=result.requests, errors=result.errors)
+            )
+        return out
+
     def _round(self, template: QueryTemplate, window: float, end: float) -> dict[Subset, Result]:
         """The round's results, read once for every registered rollout (caller holds the lock).
 

@@ -26,7 +26,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from analyzer import Judge, Policy
+from analyzer import Judge, Policy, SubsetWindow
 from analyzer.prometheus import MetricsReader, PrometheusClient
 from rollouts.controller.gitcache import CachedWorkspace, HeadCache
 from rollouts.controller.machine import Machine
@@ -206,8 +206,8 @@ def main(argv: list[str] | None = None) -> int:
                 source.register(rollout)
                 policy = Policy()
 
-                def judge(p: Policy = policy) -> Judge:
-                    return Judge(p)
+                def judge(history: Sequence[SubsetWindow], p: Policy = policy) -> Judge:
+                    return Judge(p, history=history)
 
                 scheduler.add(Machine(
                     rollout, workspace=workspace(rollout, root / "cache", heads if way == "batched" else None),  # noqa: E501

@@ -4,10 +4,12 @@
 simulates, on the same traffic for every rule, the cells of the issue's targets: 20 and 200
 requests/s, GA σ 0.5 and 1.0, each subset's latency scale varying with log-sd 0.05 and its error
 rate with CV 0.5 from window to window, steps 10 -> 60 -> 100 capped at 10 windows; the iid cells of
-round 1; low traffic (2 requests/s); and load that changes over the rollout. ``--reference`` (a
-Git revision, default the round-1 judge) adds that revision's judge as the rule ``judge@REF``,
-driven by this simulator on the same traffic, so "before" and "after" are measured side by side.
-Prints one markdown table per cell. Figures: docs/benchmarks/analyzer.md.
+round 1 and at 200 requests/s; traffic that varies twice as much as the floors assume ("jumpy");
+low traffic (2 requests/s); and load that changes over the rollout. The judge is run with GA's
+history (``Policy().history_windows`` windows before the rollout) and without it (``judge, no
+history``). ``--reference`` (a Git revision, default the round-1 judge) adds that revision's
+judge as the rule ``judge@REF``, driven by this simulator on the same traffic, so "before" and
+"after" are measured side by side. Prints one markdown table per cell. Figures: docs/benchmarks/analyzer.md.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from analyzer.judge import SubsetWindow
 from analyzer.policy import Policy
 from analyzer.simulate import (
     Decide,
@@ -49,6 +52,8 @@ SLOW = Scenario("1.5x slower", slowdown=1.5)
 ERRORS = Scenario("errors 0.5 -> 3 %", error_rate=0.03)
 TAIL = Scenario("tail: 3 % of requests 10x", tail_share=0.03, tail_factor=10.0)
 ALL = (IDENTICAL, OFFSET, SLOW, ERRORS, TAIL)
+#: GA windows before the rollout (the policy's default ``history_windows``: one hour of 1-minute windows).
+HISTORY = Policy().history_windows
 
 
 @dataclass(frozen=True)
@@ -58,13 +63,16 @@ class Cell:
     scenarios: tuple[Scenario, ...]
 
 
-def _traffic(rate: float, sigma: float, drift: bool, load: tuple[float, ...] = ()) -> Traffic:
+def _traffic(
+    rate: float, sigma: float, drift: bool, load: tuple[float, ...] = (), jumpy: bool = False
+) -> Traffic:
     return Traffic(
         rate=rate,
         ga_lognormal=(0.04, sigma),
-        latency_drift=0.05 if drift else 0.0,
-        error_cv=0.5 if drift else 0.0,
+        latency_drift=0.1 if jumpy else 0.05 if drift else 0.0,
+        error_cv=1.0 if jumpy else 0.5 if drift else 0.0,
         load=load,
+        history_windows=HISTORY,
     )
 
 
@@ -75,6 +83,14 @@ CELLS = {
     "drift-200-1.0": Cell("200 req/s, σ 1.0, drift", _traffic(200, 1.0, True), ALL),
     "iid-20-0.5": Cell("20 req/s, σ 0.5, iid (round 1's table)", _traffic(20, 0.5, False), ALL),
     "iid-20-1.0": Cell("20 req/s, σ 1.0, iid", _traffic(20, 1.0, False), (IDENTICAL, SLOW, ERRORS)),
+    "iid-200-0.5": Cell("200 req/s, σ 0.5, iid", _traffic(200, 0.5, False), ALL),
+    # Not the traffic the floors were chosen for: twice the latency drift, twice the error CV.
+    "jumpy-20-0.5": Cell(
+        "20 req/s, σ 0.5, jumpy (latency log-sd 0.1, error CV 1)", _traffic(20, 0.5, True, jumpy=True), ALL
+    ),
+    "jumpy-200-0.5": Cell(
+        "200 req/s, σ 0.5, jumpy (latency log-sd 0.1, error CV 1)", _traffic(200, 0.5, True, jumpy=True), ALL
+    ),
     "low-2": Cell("2 req/s, σ 0.5, drift", _traffic(2, 0.5, True), (IDENTICAL, SLOW, ERRORS, TAIL)),
     "load-200": Cell(
         "200 req/s x (1, 1, 0.5, 0.5, 2, 2, 0.25, 1), σ 0.5, drift",
@@ -83,7 +99,12 @@ CELLS = {
     ),
 }
 
-Maker = Callable[[], tuple[Decide, Callable[[], None]]]
+Maker = Callable[[Sequence[SubsetWindow]], tuple[Decide, Callable[[], None]]]
+
+
+def without_history(make: Maker) -> Maker:
+    """The same rule, given no GA history (the judge falls back on the policy's prior floors)."""
+    return lambda history: make(())
 
 
 def reference_judge(revision: str, policy_args: dict[str, Any]) -> Maker:
@@ -107,7 +128,7 @@ def reference_judge(revision: str, policy_args: dict[str, Any]) -> Maker:
     policy_module: ModuleType = importlib.import_module("analyzer_ref.policy")
     policy = policy_module.Policy(**policy_args)
 
-    def make() -> tuple[Decide, Callable[[], None]]:
+    def make(history: Sequence[SubsetWindow]) -> tuple[Decide, Callable[[], None]]:
         judge = judge_module.Judge(policy)
 
         def decide(w: Any) -> Any:
@@ -188,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     policy = Policy(max_windows_per_step=10)
     for key in args.cells.split(","):
         cell = CELLS[key.strip()]
-        rules: dict[str, Maker] = {"judge": _judge_rule(policy, cell.traffic.steps)}
+        judge = _judge_rule(policy, cell.traffic.steps)
+        rules: dict[str, Maker] = {"judge": judge, "judge, no history": without_history(judge)}
         if args.reference:
             rules[f"judge@{args.reference}"] = reference_judge(args.reference, {"max_windows_per_step": 10})
         rules["flagger"] = _flagger_rule(0.5, 0.99, 2)

@@ -196,7 +196,7 @@ def build(
         workspace=workspace,
         gate=gate,
         metrics_source=model,
-        judge_factory=lambda: Judge(policy),
+        judge_factory=lambda history: Judge(policy, history=history),
         notify=notices.append,
         metrics=metrics,
         clock=clock,
