@@ -24,6 +24,10 @@ A mirrored copy is counted there too, at the canary, as Istio's destination side
 source side never sees a shadow request, so Istio has no ``reporter="source"`` series for it); the
 mesh's own ``rollouts_mesh_mirrored_requests_total`` counts the copies separately, for people.
 
+A preview port (:class:`PreviewService`) plays a second Kubernetes Service that selects only the
+canary's pods, as a blue/green preview Service does: every request on it goes to the canary, whatever
+the route file says, and is reported with that Service's ``destination_service_name``.
+
 A second, admin port (like Envoy's admin and Istio's agent ports) serves ``/status`` (the sync
 gate's view, see docs/architecture.md), ``/metrics``, ``/healthz``, ``/readyz`` and ``POST /reconcile``
 (poll the remote now, as Flux's reconcile annotation asks Flux); keeping them off
@@ -112,6 +116,15 @@ class Destination(BaseModel):
         return parsed.hostname or "127.0.0.1", parsed.port or 80
 
 
+class PreviewService(BaseModel):
+    """A Service of the canary alone (blue/green's preview Service): its own port, its own name."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    port: int = Field(ge=0, le=65535, description="traffic port of the preview Service")
+    name: str = Field(description="destination_service_name of its requests, e.g. podinfo-preview")
+
+
 class MeshConfig(BaseModel):
     """Everything the mesh needs; the defaults follow the guide's layout (namespace test, podinfo)."""
 
@@ -129,6 +142,7 @@ class MeshConfig(BaseModel):
     service: str = "podinfo"
     stable: Destination
     canary: Destination
+    preview: PreviewService | None = None
     poll_interval: float = Field(default=1.0, gt=0, le=3600)
     upstream_timeout: float = Field(default=60.0, gt=0)
     seed: int | None = None
@@ -287,7 +301,7 @@ class Mesh:
         )
         self._random = random.Random(config.seed)
         self._upstreams = {d.name: Upstream(*d.address) for d in (config.stable, config.canary)}
-        self._children: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self._poll_lock = asyncio.Lock()  # one poll at a time: the periodic one or a /reconcile
 
     @property
@@ -312,8 +326,9 @@ class Mesh:
             return table.rules[0]
         return table.route(request_of(head))
 
-    def _record(self, destination: Destination, code: int, millis: float) -> None:
-        key = (destination.name, code)
+    def _record(self, destination: Destination, code: int, millis: float, service: str | None = None) -> None:
+        service = service or self.config.service
+        key = (destination.name, service, code)
         children = self._children.get(key)
         if children is None:
             labels = {
@@ -321,7 +336,7 @@ class Mesh:
                 "destination_workload": destination.workload,
                 "destination_workload_namespace": self.config.namespace,
                 "destination_version": destination.version,
-                "destination_service_name": self.config.service,
+                "destination_service_name": service,
                 "response_code": str(code),
             }
             children = (self.requests.labels(**labels), self.duration.labels(**labels))
@@ -351,6 +366,15 @@ class Mesh:
         self._record(destination, exchange.status, exchange.seconds * 1000.0)
         if exchange.mirrored:
             self.mirrored.labels(destination.workload, str(exchange.status)).inc()
+
+    def _preview_route(self, head: Head) -> Route:
+        """The preview Service: every request to the canary (its Service selects only its pods)."""
+        return Route(self._upstreams[self.config.canary.name], self.config.canary.name)
+
+    def _on_preview_exchange(self, name: str, exchange: Exchange) -> None:
+        preview = self.config.preview
+        assert preview is not None  # the preview forwarder exists only with a preview Service
+        self._record(self.config.canary, exchange.status, exchange.seconds * 1000.0, preview.name)
 
     # -- admin ---------------------------------------------------------------------------------
 
@@ -397,13 +421,22 @@ class Mesh:
         forwarder = Forwarder(
             self._route, self._on_exchange, subset_header=SUBSET_HEADER, timeout=self.config.upstream_timeout
         )
-        server = await start_forwarder(forwarder, self.config.host, self.config.port)
+        servers = [await start_forwarder(forwarder, self.config.host, self.config.port)]
+        if self.config.preview is not None:
+            preview = Forwarder(
+                self._preview_route,
+                self._on_preview_exchange,
+                subset_header=SUBSET_HEADER,
+                timeout=self.config.upstream_timeout,
+            )
+            servers.append(await start_forwarder(preview, self.config.host, self.config.preview.port))
         poller = asyncio.create_task(self._poll_forever())
         yield
         poller.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await poller
-        server.close()
+        for server in servers:
+            server.close()
         for upstream in self._upstreams.values():
             upstream.close()
 
@@ -476,6 +509,7 @@ __all__ = [
     "Mesh",
     "MeshConfig",
     "MeshStatus",
+    "PreviewService",
     "RouteWatcher",
     "request_of",
 ]

@@ -26,7 +26,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 from rollouts.local.errors import ProcessError
-from rollouts.local.mesh import Destination, MeshConfig
+from rollouts.local.mesh import Destination, MeshConfig, PreviewService
 from rollouts.local.process import ChildProcess, free_port, python_module
 from rollouts.local.prometheus import PrometheusServer, ScrapeTarget
 from rollouts.routes.base import RouteEditor, Weights
@@ -149,6 +149,17 @@ class LocalStack:
         return self._url("canary")
 
     @property
+    def preview_url(self) -> str:
+        """The canary's own Service (blue/green's preview Service, ``podinfo-preview``): every
+        request to the canary, reported with that ``destination_service_name``."""
+        return self._url("preview")
+
+    @property
+    def preview_service(self) -> str:
+        """The name of the preview Service."""
+        return f"{self.config.service}-preview"
+
+    @property
     def prometheus_url(self) -> str:
         """Prometheus' base URL."""
         if self.prometheus is None:
@@ -169,7 +180,7 @@ class LocalStack:
         self._dir = Path(tempfile.mkdtemp(prefix="rollouts-stack-", dir=self._parent_dir))
         try:
             self._init_remote()
-            for name in ("ga", "canary", "mesh", "mesh-admin"):
+            for name in ("ga", "canary", "mesh", "mesh-admin", "preview"):
                 self.ports[name] = free_port()
             # Prometheus first: its discovery hands targets to the scrapers only after ~5 s, a wait
             # that then overlaps with the services' start-up instead of following it.
@@ -260,6 +271,7 @@ class LocalStack:
             canary=Destination(
                 name="canary", url=self.canary_url, workload=self.workload("canary"), version="canary"
             ),
+            preview=PreviewService(port=self.ports["preview"], name=self.preview_service),
             poll_interval=cfg.poll_interval,
         )
 
