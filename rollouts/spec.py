@@ -253,7 +253,7 @@ class RolloutSpec(_Model):
     @model_validator(mode="after")
     def _strategy(self) -> RolloutSpec:
         check_route_kind(self.analysis, self.route.kind)
-        check_runnable(self.analysis)
+        check_runnable(self.analysis, self.load.mode)
         return self
 
 

@@ -11,6 +11,9 @@ spec:
     - queryParams: {variant: {exact: b}}
     mirror: true                  # or: mirror GA's requests to the canary during the iterations
     mirrorWeight: 100             # percent of the requests mirrored
+    previewService:               # or: the preview judged on load sent to its own Service
+      name: podinfo-preview
+      url: http://podinfo-preview.test:9898/
     sessionAffinity: {cookieName: rollouts-podinfo, maxAge: 86400, primaryCookieName: rollouts-ga}
 ```
 
@@ -25,7 +28,8 @@ The names and shapes are Flagger's (``analysis.iterations``, ``match`` as Istio'
   everyone) with the match route removed;
 - ``iterations`` with ``mirror``: at least ``iterations`` windows mirroring ``mirrorWeight``
   percent at weight 0, then the steps with the mirror removed (a step may mirror, then shift);
-- ``iterations`` alone: the preview is judged at weight 0 on load sent to its own service;
+- ``iterations`` with ``previewService``: the preview is judged at weight 0 on the load sent to its
+  own Service (Argo Rollouts' ``previewService``), users all on GA, no route change until the steps;
 - ``steps: [100]`` after iterations is blue/green: one commit switches 0 -> 100.
 
 A rollback state always has weight 0 and none of the blocks. This module is pure: no Git, no files;
@@ -39,7 +43,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import parse_qsl, urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, HttpUrl, model_validator
 
 from rollouts.routes.base import RouteEditor, RouteError, Weights
 from rollouts.routes.strategies import (
@@ -123,6 +127,20 @@ class SessionAffinitySpec(_Model):
     )
 
 
+class PreviewServiceSpec(_Model):
+    """Argo Rollouts' ``previewService``: a Service that selects only the canary's pods."""
+
+    name: str = Field(
+        min_length=1,
+        description="The preview Service (it selects the canary's pods), e.g. `podinfo-preview`.",
+    )
+    url: HttpUrl | None = Field(
+        default=None,
+        description="Where the analysis load goes during the iterations (e.g. "
+        "`http://podinfo-preview.test:9898/`); required unless `load.mode` is `none`.",
+    )
+
+
 class StrategySpec(_Model):
     """The strategy fields of ``spec.analysis`` (Flagger's names)."""
 
@@ -130,10 +148,9 @@ class StrategySpec(_Model):
         default=None,
         ge=1,
         le=10_000,
-        description="The stage before the first step, at weight 0 (with `match`, `mirror`, or load to "
-        "the preview's own service), lasts at least this many windows and ends when the judge "
-        "promotes (or rolls back); with `steps: [100]` this is blue/green. `rollouts run` runs it "
-        "with `mirror` or `match`; alone it is not run yet (an error names it).",
+        description="The stage before the first step, at weight 0 (with `match`, `mirror`, or "
+        "`previewService`: load to the preview's own Service), lasts at least this many windows and "
+        "ends when the judge promotes (or rolls back); with `steps: [100]` this is blue/green.",
     )
     match: list[MatchSpec] = Field(
         default_factory=list,
@@ -149,6 +166,13 @@ class StrategySpec(_Model):
     mirror_weight: int = Field(
         default=100, alias="mirrorWeight", ge=1, le=100, description="Percent of the requests mirrored."
     )
+    preview_service: PreviewServiceSpec | None = Field(
+        default=None,
+        alias="previewService",
+        description="During the iterations the analysis load goes to this Service of the canary alone "
+        "(users all stay on GA, the route is not changed) and the canary's windows are judged against "
+        "GA's; then the steps (`[100]`: one switch).",
+    )
     session_affinity: SessionAffinitySpec | None = Field(
         default=None,
         alias="sessionAffinity",
@@ -163,6 +187,10 @@ class StrategySpec(_Model):
             raise ValueError("mirror needs iterations (the windows judged on mirrored requests)")
         if self.match and self.mirror:
             raise ValueError("match and mirror cannot be combined: choose A/B testing or mirroring")
+        if self.preview_service is not None and (self.match or self.mirror):
+            raise ValueError("previewService cannot be combined with match or mirror: choose one")
+        if self.preview_service is not None and self.iterations is None:
+            raise ValueError("previewService needs iterations (the windows judged on the preview)")
         if self.match and self.session_affinity is not None:
             raise ValueError("match and sessionAffinity cannot be combined (as in Flagger)")
         return self
@@ -181,20 +209,22 @@ class StrategySpec(_Model):
         return Match(tuple(m.request_match() for m in self.match)) if self.match else None
 
 
-#: The strategy fields ``rollouts run`` does not drive yet; a spec that sets one is refused
-#: (``iterations`` is run with ``mirror`` or ``match``; alone, the preview on its own service's
-#: load, it is not).
-NOT_RUN_YET = ("iterations",)
-
-
-def check_runnable(strategy: StrategySpec) -> None:
-    """``ValueError`` naming the field when the spec asks for a strategy the controller does not run
-    yet (session affinity, mirroring and A/B matches are run; the preview judged on load to its own
-    service, ``iterations`` alone, is walked by ``python -m rollouts.local.strategy_demo``)."""
-    if strategy.iterations is not None and not strategy.mirror and not strategy.match:
+def check_runnable(strategy: StrategySpec, load_mode: str = "none") -> None:
+    """``ValueError`` naming the field when the spec's stage before the first step has nothing to
+    judge: ``iterations`` needs ``mirror``, ``match`` or ``previewService`` (and the preview's
+    ``url`` when the controller sends the load)."""
+    if strategy.kind != "preview":
+        return
+    preview = strategy.preview_service
+    if preview is None:
         raise ValueError(
-            "analysis.iterations: not run by `rollouts run` yet without analysis.mirror or "
-            "analysis.match (the preview on its own service's load; see docs/strategies.md)"
+            "analysis.previewService: required with analysis.iterations without analysis.mirror or "
+            "analysis.match (blue/green: the preview's own Service, where the analysis load goes)"
+        )
+    if preview.url is None and load_mode != "none":
+        raise ValueError(
+            f"analysis.previewService.url: required with load.mode {load_mode} (the load goes to "
+            "the preview's Service during the iterations)"
         )
 
 
@@ -323,8 +353,8 @@ def load_misses_match(match: Match, target: str, headers: dict[str, str]) -> str
 
 
 __all__ = [
-    "NOT_RUN_YET",
     "MatchSpec",
+    "PreviewServiceSpec",
     "RouteState",
     "SessionAffinitySpec",
     "Stage",

@@ -33,7 +33,7 @@ from rollouts.state import (
     step_label,
     with_evidence,
 )
-from rollouts.state.message import MATCH_STEP, MIRROR_STEP, PRELUDE_STEPS
+from rollouts.state.message import MATCH_STEP, MIRROR_STEP, PRELUDE_STEPS, PREVIEW_STEP
 
 
 @dataclass(frozen=True)
@@ -165,21 +165,24 @@ def _route(rollout: Rollout, weight: int, *, prelude: bool = False) -> RouteStat
 
 
 def _start(rollout: Rollout, state: RolloutState) -> Commit:
-    """The rollout's first commit: step 1, or with ``analysis.mirror`` / ``match`` the mirror or A/B
-    stage at 0 % (GA's requests mirrored to the canary, or the match route before the default
-    route), committed like any step (``Rollout-Step: mirror`` or ``match``)."""
+    """The rollout's first commit: step 1, or with ``analysis.mirror`` / ``match`` / ``previewService``
+    the mirror, A/B or preview stage at 0 % (GA's requests mirrored to the canary, the match route
+    before the default route, or the route unchanged while the load goes to the preview's Service),
+    committed like any step (``Rollout-Step: mirror``, ``match`` or ``preview``)."""
     where, current, analysis = state.position, state.weights.canary, rollout.spec.analysis
     first, stage, label = rollout.spec.steps[0], step_label(rollout.spec.steps, rollout.spec.steps[0]), None
     head, place, what = "step 1", "step 1", f"canary {first}%"
-    if analysis.kind in ("mirror", "ab"):
+    if analysis.kind in ("mirror", "ab", "preview"):
         first = 0
-        stage = label = MIRROR_STEP if analysis.mirror else MATCH_STEP
+        stage = label = {"mirror": MIRROR_STEP, "ab": MATCH_STEP, "preview": PREVIEW_STEP}[analysis.kind]
         head, place = f"{stage} stage", f"the {stage} stage"
-        what = (
-            f"{analysis.mirror_weight}% of GA's requests mirrored to the canary"
-            if analysis.mirror
-            else "the requests analysis.match takes go to the canary"
-        )
+        preview = analysis.preview_service
+        what = {
+            "mirror": f"{analysis.mirror_weight}% of GA's requests mirrored to the canary",
+            "ab": "the requests analysis.match takes go to the canary",
+            "preview": f"the analysis load goes to the preview Service {preview.name if preview else ''}, "
+            "users stay on GA",
+        }[analysis.kind]
     reasons: tuple[str, ...] = (where.reason, f"{head}: {what}")
     summary = f"rollout of {state.revision} started: {what}"
     if current > first:
@@ -342,7 +345,8 @@ def _verdict(
             Kind.ROLLBACK,
             f"canary {state.revision} rolled back at "
             + (
-                f"the {state.position.stage} stage: {state.position.stage} removed"
+                f"the {state.position.stage} stage"
+                + (f": {state.position.stage} removed" if state.position.stage != PREVIEW_STEP else "")
                 if state.position.stage in PRELUDE_STEPS
                 else f"{at}%"
             )
@@ -368,6 +372,17 @@ def _load_misses_match(rollout: Rollout) -> str | None:
     if match is None or load.mode == "none" or load.target is None:
         return None
     return load_misses_match(match, str(load.target), dict(load.headers))
+
+
+def load_target(rollout: Rollout, stage: str | None) -> str | None:
+    """Where the analysis load goes at ``stage``: in the preview stage, the preview's own Service
+    (``analysis.previewService.url``: users stay on GA, the load reaches only the canary); otherwise
+    ``load.target``, the users' route."""
+    preview = rollout.spec.analysis.preview_service
+    if stage == PREVIEW_STEP and preview is not None and preview.url is not None:
+        return str(preview.url)
+    target = rollout.spec.load.target
+    return None if target is None else str(target)
 
 
 def grid_start(moment: float, interval: float) -> float:

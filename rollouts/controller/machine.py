@@ -39,6 +39,7 @@ from rollouts.controller.decide import (
     Stay,
     decide,
     grid_start,
+    load_target,
     ran_committed_split,
     retries,
     rollback_commit,
@@ -660,7 +661,7 @@ class Machine:
             return None
         interval = self.rollout.spec.analysis.interval
         request = LoadRequest(
-            target=str(spec.target),
+            target=str(load_target(self.rollout, state.position.stage)),
             duration=interval * 30,
             rate=spec.rate,
             concurrency=spec.concurrency,

@@ -72,7 +72,7 @@ from rollouts.state import (
     record_of,
     record_subject,
 )
-from rollouts.state.message import PRELUDE_STEPS
+from rollouts.state.message import PRELUDE_STEPS, PREVIEW_STEP
 from rollouts.yamlsafe import REPO_FILE, YamlLimitError, decode, read_text
 
 log = logging.getLogger("rollouts.gitops")
@@ -433,7 +433,11 @@ class Workspace:
                 else apply_state(editor, text, change.route)
             )
             new = _with_strategy(editor, rollout, routed, weights, revision)
-            starts_stage = change.step in PRELUDE_STEPS and change.verdict == CommitVerdict.PROMOTE
+            # The start of a stage at 0 % is a commit even when the route does not change (a new
+            # revision in the stage); so is the preview stage's rollback (its route never changes).
+            starts_stage = (change.step in PRELUDE_STEPS and change.verdict == CommitVerdict.PROMOTE) or (
+                change.step == PREVIEW_STEP and change.verdict == CommitVerdict.ROLLBACK
+            )
             if current == weights and (change.route is None or new == text) and not starts_stage:
                 # Already there: our own change pushed by a run that died before it could tell
                 # (``expected`` is then stale), or someone made the same change. Nothing to do.

@@ -13,8 +13,8 @@ end it prints the repo's ``git log`` and writes a report. Without a terminal it 
 decision instead of the live view, so ``make demo > log`` tells the story too.
 
 ``ab``, ``mirror`` and ``bluegreen`` walk a strategy instead (:mod:`rollouts.local.strategy_demo`):
-its route states committed stage by stage and judged from Prometheus, without the controller, which
-does not drive them yet.
+its route states committed stage by stage and judged from Prometheus, without the controller (which
+drives them too: docs/strategies.md).
 """
 
 from __future__ import annotations
@@ -108,13 +108,17 @@ def rollout_spec(
     strategy: str = "",
     load: str = "",
     steps: str = "[10, 60, 100]",
+    preview: bool = False,
 ) -> str:
     """The demo's Rollout spec (in the repo, ``git.url: .`` means that repo); its namespace is the
     stack's. With ``approval`` the 60 % step waits for the merge of its approval branch.
     ``strategy``: more lines of ``analysis`` (e.g. ``"iterations: 3\n    mirror: true"``);
-    ``load``: more fields of ``load`` (e.g. ``"headers: {x-user: beta}"``)."""
+    ``load``: more fields of ``load`` (e.g. ``"headers: {x-user: beta}"``); ``preview``: the
+    stack's preview Service as ``analysis.previewService`` (blue/green on its own Service)."""
     gate = "  approval: {confirmTrafficIncrease: [60]}\n" if approval else ""
     more = f"\n    {strategy}" if strategy else ""
+    if preview:
+        more += f'\n    previewService: {{name: {stack.preview_service}, url: "{stack.preview_url}/"}}'
     return f"""apiVersion: rollouts.dev/v1alpha1
 kind: Rollout
 metadata:
@@ -339,6 +343,7 @@ class Demo:
     # Requests per second of a second load beside the controller's, without its headers (for A/B:
     # GA's share of the traffic the match does not take); 0: none.
     background_rate: float = 0.0
+    preview: bool = False  # analysis.previewService: the stack's preview Service (see rollout_spec)
 
     def run(self) -> int:
         """Run the scenario; 0 when every act ended as the story says."""
@@ -377,6 +382,7 @@ class Demo:
                 strategy=self.strategy,
                 load=self.load,
                 steps=self.steps,
+                preview=self.preview,
             ),
         }
 

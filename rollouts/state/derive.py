@@ -15,7 +15,14 @@ from typing import Any
 
 from rollouts.routes import Weights
 from rollouts.spec import Rollout
-from rollouts.state.message import MATCH_STEP, MIRROR_STEP, PRELUDE_STEPS, Message, is_first_step
+from rollouts.state.message import (
+    MATCH_STEP,
+    MIRROR_STEP,
+    PRELUDE_STEPS,
+    PREVIEW_STEP,
+    Message,
+    is_first_step,
+)
 from rollouts.state.vocabulary import (
     ALL_VERDICTS,
     RECORD_VERDICTS,
@@ -103,7 +110,7 @@ class Position:
     step: int = 0  # 1-based index into spec.steps of the current weight (0: not a step weight)
     adopted: bool = False  # the weight was set by someone else
     finalize: FinalizeStage | None = None  # finalizing: copy the images, or route back to GA
-    stage: str | None = None  # "mirror" or "match": the stage at weight 0, before the first step
+    stage: str | None = None  # "mirror", "match" or "preview": the stage at 0 %, before the first step
 
 
 @dataclass(frozen=True)
@@ -129,7 +136,7 @@ class RolloutState:
     # From the spec the state was derived for: where the rollout stands depends on them.
     steps: tuple[int, ...] = ()
     promote_ga: bool = False
-    # ``analysis.mirror`` or ``match``: a rollout begins with that stage at weight 0 ("mirror", "match").
+    # ``analysis.mirror``, ``match`` or ``previewService``: a rollout begins with that stage at 0 %.
     first_stage: str | None = None
 
     @property
@@ -183,9 +190,9 @@ def derive(rollout: Rollout, facts: GitFacts) -> RolloutState:
 
 def first_stage(rollout: Rollout) -> str | None:
     """The stage a rollout of ``rollout`` begins with before its first step: ``"mirror"``,
-    ``"match"`` (A/B), or None (the first step)."""
+    ``"match"`` (A/B), ``"preview"`` (blue/green's preview Service), or None (the first step)."""
     kind = rollout.spec.analysis.kind
-    return {"mirror": MIRROR_STEP, "ab": MATCH_STEP}.get(kind)
+    return {"mirror": MIRROR_STEP, "ab": MATCH_STEP, "preview": PREVIEW_STEP}.get(kind)
 
 
 def _history(records: Sequence[Record], revision: str) -> tuple[Record, ...]:
@@ -247,7 +254,11 @@ def position_of(state: RolloutState) -> Position:
         )
     promote_ga = state.promote_ga and not state.human_override
     if weight == 0 and last.verdict == CommitVerdict.PROMOTE and last.step in PRELUDE_STEPS:
-        what = "mirrored requests" if last.step == MIRROR_STEP else "the requests analysis.match takes"
+        what = {
+            MIRROR_STEP: "mirrored requests",
+            MATCH_STEP: "the requests analysis.match takes",
+            PREVIEW_STEP: "the load to its preview Service",
+        }[last.step]
         return Position(
             Phase.PROGRESSING,
             weight,

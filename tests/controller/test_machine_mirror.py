@@ -154,6 +154,50 @@ def test_a_rollback_in_the_ab_stage_removes_the_match_route(ab: Rig, remote: Rem
     assert "rolled back at the match stage" in ab.notices[-1].summary
 
 
+PREVIEW = {"name": "podinfo-preview", "url": "http://podinfo-preview.test:9898/"}
+
+
+@pytest.fixture
+def preview(remote: Remote, tmp_path: Path) -> Iterator[Rig]:
+    # The analysis load reaches the canary through its preview Service; GA serves every user.
+    model = ServiceModel(mirrored=30.0)
+    yield from _rig(
+        remote, tmp_path, model, steps=[100], analysis={"mirror": False, "previewService": PREVIEW}
+    )
+
+
+def test_blue_green_on_the_preview_service_judges_at_0_then_switches_in_one_commit(
+    preview: Rig, remote: Remote
+) -> None:
+    results = preview.run(40, until="finalize")
+    assert results[-1].action == "finalize" and "rollback" not in [r.action for r in results]
+    assert [(c["Rollout-Step"], c["Rollout-Verdict"]) for c in our_commits(remote)] == [
+        ("preview", "promote"),
+        ("1/1", "finalize"),
+    ]
+    texts = routes(remote)
+    assert texts == [vs_with(100, 0), vs_with(0, 100)]  # no route change in the preview: one switch
+    first_step = next(i for i, r in enumerate(results) if r.action == "finalize")
+    assert results[first_step].windows >= 5  # the iterations, judged at weight 0
+    assert {weight for _, _, weight in preview.model.reads[:5]} == {0}
+    assert "preview Service podinfo-preview" in preview.notices[0].summary
+
+
+def test_a_rollback_in_the_preview_stage_is_a_commit_and_users_never_left_ga(
+    preview: Rig, remote: Remote
+) -> None:
+    preview.model.slowdown = 4.0
+    results = preview.run(20, until="rollback")
+    assert results[-1].action == "rollback"
+    assert [(c["Rollout-Step"], c["Rollout-Verdict"]) for c in our_commits(remote)] == [
+        ("preview", "promote"),
+        ("preview", "rollback"),
+    ]
+    assert remote.show(ROUTE) == vs_with(100, 0)
+    assert "rolled back at the preview stage: 100% to stable" in preview.notices[-1].summary
+    assert {r.phase for r in preview.run(3)} == {"rolledback"} and len(our_commits(remote)) == 2
+
+
 def test_blue_green_by_a_header_match_switches_0_to_100_in_one_commit(remote: Remote, tmp_path: Path) -> None:
     for rig in _rig(
         remote, tmp_path, ServiceModel(matched=30.0), steps=[100], analysis={"mirror": False, "match": MATCH}
