@@ -14,6 +14,9 @@ spec:
     previewService:               # or: the preview judged on load sent to its own Service
       name: podinfo-preview
       url: http://podinfo-preview.test:9898/
+    postPromotionAnalysis:        # blue/green: judged again after the switch; harm switches back
+      iterations: 3
+      stableService: {name: podinfo-ga, url: http://podinfo-ga.test:9898/}
     sessionAffinity: {cookieName: rollouts-podinfo, maxAge: 86400, primaryCookieName: rollouts-ga}
 ```
 
@@ -30,7 +33,10 @@ The names and shapes are Flagger's (``analysis.iterations``, ``match`` as Istio'
   percent at weight 0, then the steps with the mirror removed (a step may mirror, then shift);
 - ``iterations`` with ``previewService``: the preview is judged at weight 0 on the load sent to its
   own Service (Argo Rollouts' ``previewService``), users all on GA, no route change until the steps;
-- ``steps: [100]`` after iterations is blue/green: one commit switches 0 -> 100.
+- ``steps: [100]`` after iterations is blue/green: one commit switches 0 -> 100; with
+  ``postPromotionAnalysis`` (Argo Rollouts' name) the switched version is judged for at least its
+  ``iterations`` windows more against GA (still running, loaded on its own ``stableService``), and
+  harm is one commit that switches back 100 -> 0.
 
 A rollback state always has weight 0 and none of the blocks. This module is pure: no Git, no files;
 the commit path applies a state with :func:`apply_state`, the only place that orders the edits.
@@ -141,6 +147,24 @@ class PreviewServiceSpec(_Model):
     )
 
 
+class PostPromotionSpec(_Model):
+    """Argo Rollouts' ``postPromotionAnalysis``, for blue/green: the switched version judged again."""
+
+    iterations: int = Field(
+        ge=1,
+        le=10_000,
+        description="Windows judged after the 0 -> 100 switch (at least; until the judge promotes); "
+        "a rollback verdict in them is one commit that switches back 100 -> 0.",
+    )
+    stable_service: PreviewServiceSpec | None = Field(
+        default=None,
+        alias="stableService",
+        description="A Service of GA alone: the analysis load goes to its `url` after the switch, so "
+        "that GA (still running) has requests to be compared with; required unless `load.mode` is "
+        "`none`.",
+    )
+
+
 class StrategySpec(_Model):
     """The strategy fields of ``spec.analysis`` (Flagger's names)."""
 
@@ -172,6 +196,12 @@ class StrategySpec(_Model):
         description="During the iterations the analysis load goes to this Service of the canary alone "
         "(users all stay on GA, the route is not changed) and the canary's windows are judged against "
         "GA's; then the steps (`[100]`: one switch).",
+    )
+    post_promotion: PostPromotionSpec | None = Field(
+        default=None,
+        alias="postPromotionAnalysis",
+        description="Blue/green (`iterations` with `steps: [100]`): after the switch, the switched "
+        "version is judged against GA for at least these windows; harm switches back in one commit.",
     )
     session_affinity: SessionAffinitySpec | None = Field(
         default=None,
@@ -225,6 +255,23 @@ def check_runnable(strategy: StrategySpec, load_mode: str = "none") -> None:
         raise ValueError(
             f"analysis.previewService.url: required with load.mode {load_mode} (the load goes to "
             "the preview's Service during the iterations)"
+        )
+
+
+def check_post_promotion(strategy: StrategySpec, steps: Sequence[int], load_mode: str = "none") -> None:
+    """``ValueError`` naming the field when ``postPromotionAnalysis`` is set outside blue/green or
+    without GA's own Service for the controller's load."""
+    post = strategy.post_promotion
+    if post is None:
+        return
+    if not is_blue_green(strategy, steps):
+        raise ValueError(
+            "analysis.postPromotionAnalysis: only for blue/green (analysis.iterations with steps: [100])"
+        )
+    if load_mode != "none" and (post.stable_service is None or post.stable_service.url is None):
+        raise ValueError(
+            f"analysis.postPromotionAnalysis.stableService.url: required with load.mode {load_mode} "
+            "(after the switch the load goes to GA's own Service)"
         )
 
 
@@ -354,6 +401,7 @@ def load_misses_match(match: Match, target: str, headers: dict[str, str]) -> str
 
 __all__ = [
     "MatchSpec",
+    "PostPromotionSpec",
     "PreviewServiceSpec",
     "RouteState",
     "SessionAffinitySpec",
@@ -361,6 +409,7 @@ __all__ = [
     "StrategySpec",
     "StringMatchSpec",
     "apply_state",
+    "check_post_promotion",
     "check_route_kind",
     "check_runnable",
     "is_blue_green",

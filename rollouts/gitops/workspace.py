@@ -72,7 +72,7 @@ from rollouts.state import (
     record_of,
     record_subject,
 )
-from rollouts.state.message import PRELUDE_STEPS, PREVIEW_STEP
+from rollouts.state.message import PRELUDE_STEPS
 from rollouts.yamlsafe import REPO_FILE, YamlLimitError, decode, read_text
 
 log = logging.getLogger("rollouts.gitops")
@@ -434,10 +434,10 @@ class Workspace:
             )
             new = _with_strategy(editor, rollout, routed, weights, revision)
             # The start of a stage at 0 % is a commit even when the route does not change (a new
-            # revision in the stage); so is the preview stage's rollback (its route never changes).
-            starts_stage = (change.step in PRELUDE_STEPS and change.verdict == CommitVerdict.PROMOTE) or (
-                change.step == PREVIEW_STEP and change.verdict == CommitVerdict.ROLLBACK
-            )
+            # revision in the stage); so is a verdict that says so (``record_unchanged``).
+            starts_stage = (
+                change.step in PRELUDE_STEPS and change.verdict == CommitVerdict.PROMOTE
+            ) or change.record_unchanged
             if current == weights and (change.route is None or new == text) and not starts_stage:
                 # Already there: our own change pushed by a run that died before it could tell
                 # (``expected`` is then stale), or someone made the same change. Nothing to do.

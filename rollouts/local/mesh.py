@@ -24,9 +24,10 @@ A mirrored copy is counted there too, at the canary, as Istio's destination side
 source side never sees a shadow request, so Istio has no ``reporter="source"`` series for it); the
 mesh's own ``rollouts_mesh_mirrored_requests_total`` counts the copies separately, for people.
 
-A preview port (:class:`PreviewService`) plays a second Kubernetes Service that selects only the
-canary's pods, as a blue/green preview Service does: every request on it goes to the canary, whatever
-the route file says, and is reported with that Service's ``destination_service_name``.
+Service ports (:class:`ServicePort`) play Kubernetes Services that select the pods of one version
+only, as a blue/green preview Service selects the canary's (and a Service of GA alone, for the
+analysis after the switch): every request on one goes to its version, whatever the route file says,
+and is reported with that Service's ``destination_service_name``.
 
 A second, admin port (like Envoy's admin and Istio's agent ports) serves ``/status`` (the sync
 gate's view, see docs/architecture.md), ``/metrics``, ``/healthz``, ``/readyz`` and ``POST /reconcile``
@@ -116,13 +117,14 @@ class Destination(BaseModel):
         return parsed.hostname or "127.0.0.1", parsed.port or 80
 
 
-class PreviewService(BaseModel):
-    """A Service of the canary alone (blue/green's preview Service): its own port, its own name."""
+class ServicePort(BaseModel):
+    """A Service of one version alone (blue/green's preview Service): its own port, its own name."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    port: int = Field(ge=0, le=65535, description="traffic port of the preview Service")
+    port: int = Field(ge=0, le=65535, description="traffic port of the Service")
     name: str = Field(description="destination_service_name of its requests, e.g. podinfo-preview")
+    destination: Literal["stable", "canary"] = Field(description="the version its pods run")
 
 
 class MeshConfig(BaseModel):
@@ -142,7 +144,7 @@ class MeshConfig(BaseModel):
     service: str = "podinfo"
     stable: Destination
     canary: Destination
-    preview: PreviewService | None = None
+    services: tuple[ServicePort, ...] = ()
     poll_interval: float = Field(default=1.0, gt=0, le=3600)
     upstream_timeout: float = Field(default=60.0, gt=0)
     seed: int | None = None
@@ -367,14 +369,17 @@ class Mesh:
         if exchange.mirrored:
             self.mirrored.labels(destination.workload, str(exchange.status)).inc()
 
-    def _preview_route(self, head: Head) -> Route:
-        """The preview Service: every request to the canary (its Service selects only its pods)."""
-        return Route(self._upstreams[self.config.canary.name], self.config.canary.name)
+    def _service_forwarder(self, service: ServicePort) -> Forwarder:
+        """The forwarder of a Service of one version: every request to it (its selector)."""
+        destination = self.config.canary if service.destination == "canary" else self.config.stable
+        route = Route(self._upstreams[destination.name], destination.name)
 
-    def _on_preview_exchange(self, name: str, exchange: Exchange) -> None:
-        preview = self.config.preview
-        assert preview is not None  # the preview forwarder exists only with a preview Service
-        self._record(self.config.canary, exchange.status, exchange.seconds * 1000.0, preview.name)
+        def record(name: str, exchange: Exchange) -> None:
+            self._record(destination, exchange.status, exchange.seconds * 1000.0, service.name)
+
+        return Forwarder(
+            lambda head: route, record, subset_header=SUBSET_HEADER, timeout=self.config.upstream_timeout
+        )
 
     # -- admin ---------------------------------------------------------------------------------
 
@@ -422,14 +427,10 @@ class Mesh:
             self._route, self._on_exchange, subset_header=SUBSET_HEADER, timeout=self.config.upstream_timeout
         )
         servers = [await start_forwarder(forwarder, self.config.host, self.config.port)]
-        if self.config.preview is not None:
-            preview = Forwarder(
-                self._preview_route,
-                self._on_preview_exchange,
-                subset_header=SUBSET_HEADER,
-                timeout=self.config.upstream_timeout,
+        for service in self.config.services:
+            servers.append(
+                await start_forwarder(self._service_forwarder(service), self.config.host, service.port)
             )
-            servers.append(await start_forwarder(preview, self.config.host, self.config.preview.port))
         poller = asyncio.create_task(self._poll_forever())
         yield
         poller.cancel()
@@ -509,7 +510,7 @@ __all__ = [
     "Mesh",
     "MeshConfig",
     "MeshStatus",
-    "PreviewService",
     "RouteWatcher",
+    "ServicePort",
     "request_of",
 ]

@@ -20,6 +20,7 @@ from rollouts.state.message import (
     MIRROR_STEP,
     PRELUDE_STEPS,
     PREVIEW_STEP,
+    SWITCHED_STAGE,
     Message,
     is_first_step,
 )
@@ -110,7 +111,9 @@ class Position:
     step: int = 0  # 1-based index into spec.steps of the current weight (0: not a step weight)
     adopted: bool = False  # the weight was set by someone else
     finalize: FinalizeStage | None = None  # finalizing: copy the images, or route back to GA
-    stage: str | None = None  # "mirror", "match" or "preview": the stage at 0 %, before the first step
+    # "mirror", "match" or "preview": the stage at 0 %, before the first step; "switched": blue/green
+    # at 100 % while postPromotionAnalysis judges the switched version.
+    stage: str | None = None
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,8 @@ class RolloutState:
     promote_ga: bool = False
     # ``analysis.mirror``, ``match`` or ``previewService``: a rollout begins with that stage at 0 %.
     first_stage: str | None = None
+    # ``analysis.postPromotionAnalysis``: a blue/green switch (a promote at 100 %) is judged again.
+    post_promotion: bool = False
 
     @property
     def position(self) -> Position:
@@ -148,7 +153,7 @@ class RolloutState:
         """A JSON-friendly dict (the Git facts; ``rollouts status --json``)."""
         out = asdict(self)
         out["weights"] = {"stable": self.weights.stable, "canary": self.weights.canary}
-        for derived_from_spec in ("steps", "promote_ga", "first_stage"):
+        for derived_from_spec in ("steps", "promote_ga", "first_stage", "post_promotion"):
             del out[derived_from_spec]
         return out
 
@@ -185,6 +190,7 @@ def derive(rollout: Rollout, facts: GitFacts) -> RolloutState:
         steps=tuple(rollout.spec.steps),
         promote_ga=rollout.spec.finalize.action == "promote-ga",
         first_stage=first_stage(rollout),
+        post_promotion=rollout.spec.analysis.post_promotion is not None,
     )
 
 
@@ -271,6 +277,18 @@ def position_of(state: RolloutState) -> Position:
             return Position(Phase.PROMOTED, weight, f"GA runs {state.revision}; traffic routed back to GA")
         who = "by a human" if state.human_override else f"({last.verdict})"
         return Position(Phase.ROLLEDBACK, weight, f"canary {state.revision} routed 0% {who}")
+    if weight == 100 and state.post_promotion and last.verdict == CommitVerdict.PROMOTE:
+        if state.human_override:
+            return Position(Phase.PROMOTED, weight, f"canary {state.revision} at 100% set by someone else")
+        return Position(
+            Phase.PROGRESSING,
+            weight,
+            f"analysing canary {state.revision} after the switch to 100% (postPromotionAnalysis; GA "
+            "still runs)",
+            since=_since(state, float(last.timestamp)),
+            step=_step(steps, weight),
+            stage=SWITCHED_STAGE,
+        )
     if weight == 100:
         if promote_ga:
             # Stage 1 commits the canary's images into GA; stage 2 waits for GA, then routes back.
@@ -325,6 +343,7 @@ def position(rollout: Rollout, state: RolloutState) -> Position:
         state.steps != tuple(rollout.spec.steps)
         or state.promote_ga != (rollout.spec.finalize.action == "promote-ga")
         or state.first_stage != first_stage(rollout)
+        or state.post_promotion != (rollout.spec.analysis.post_promotion is not None)
     ):
         raise ValueError(f"{rollout.key}: the state was derived for another spec")
     return state.position

@@ -198,6 +198,55 @@ def test_a_rollback_in_the_preview_stage_is_a_commit_and_users_never_left_ga(
     assert {r.phase for r in preview.run(3)} == {"rolledback"} and len(our_commits(remote)) == 2
 
 
+POST = {
+    "iterations": 3,
+    "stableService": {"name": "podinfo-stable", "url": "http://podinfo-stable.test:9898/"},
+}
+
+
+@pytest.fixture
+def post(remote: Remote, tmp_path: Path) -> Iterator[Rig]:
+    model = ServiceModel(mirrored=30.0, ga_own=30.0)
+    analysis = {"mirror": False, "previewService": PREVIEW, "postPromotionAnalysis": POST}
+    yield from _rig(remote, tmp_path, model, steps=[100], analysis=analysis)
+
+
+def test_post_promotion_analysis_judges_the_switched_version_then_finalizes(
+    post: Rig, remote: Remote
+) -> None:
+    results = post.run(60, until="finalize")
+    assert results[-1].action == "finalize" and "rollback" not in [r.action for r in results]
+    assert [(c["Rollout-Step"], c["Rollout-Verdict"]) for c in our_commits(remote)] == [
+        ("preview", "promote"),
+        ("1/1", "promote"),  # the switch: judged again
+        ("1/1", "finalize"),  # an empty commit: the switched version passed
+    ]
+    assert routes(remote) == [vs_with(100, 0), vs_with(0, 100), vs_with(0, 100)]
+    switch = next(i for i, r in enumerate(results) if r.action == "promote")
+    assert sum(r.windows for r in results[switch + 1 :]) >= 3  # postPromotionAnalysis.iterations
+
+
+def test_harm_after_the_switch_switches_back_in_one_commit_with_the_reason(post: Rig, remote: Remote) -> None:
+    results = post.run(40, until="promote")
+    assert [c["Rollout-Step"] for c in our_commits(remote)] == ["preview", "1/1"]
+    post.model.slowdown = 4.0  # the switched version degrades under every user's traffic
+    results = post.run(20, until="rollback")
+    assert results[-1].action == "rollback"
+    commits = our_commits(remote)
+    assert [(c["Rollout-Step"], c["Rollout-Verdict"]) for c in commits] == [
+        ("preview", "promote"),
+        ("1/1", "promote"),
+        ("1/1", "rollback"),
+    ]
+    assert remote.show(ROUTE) == vs_with(100, 0)  # switched back 100 -> 0, byte for byte
+    body = git(remote.bare, "log", "-1", "--format=%B", "master")
+    assert "canary 100% -> 0%" in body
+    assert "postPromotionAnalysis: harm after the switch, switched back 100% -> 0%" in body
+    assert "evidence of harm" in body
+    assert "switched back after the blue/green switch" in post.notices[-1].summary
+    assert {r.phase for r in post.run(3)} == {"rolledback"} and len(our_commits(remote)) == 3
+
+
 def test_blue_green_by_a_header_match_switches_0_to_100_in_one_commit(remote: Remote, tmp_path: Path) -> None:
     for rig in _rig(
         remote, tmp_path, ServiceModel(matched=30.0), steps=[100], analysis={"mirror": False, "match": MATCH}

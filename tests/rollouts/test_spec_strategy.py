@@ -183,6 +183,25 @@ def test_the_rollout_spec_takes_session_affinity_and_names_what_a_strategy_lacks
             parse_spec(
                 guide_rollout("x", analysis=analysis, **({"load": load} if load else {})), source="r.yaml"
             )
+    post = {
+        **preview,
+        "postPromotionAnalysis": {"iterations": 2, "stableService": {"name": "podinfo-stable"}},
+    }
+    assert parse_spec(guide_rollout("x", analysis=post, steps=[100])).spec.analysis.post_promotion is not None
+    for analysis, steps, load, field in (
+        (post, [10, 100], {}, "analysis.postPromotionAnalysis: only for blue/green"),
+        (
+            post,
+            [100],
+            {"mode": "local", "target": "http://podinfo.test:9898/"},
+            "analysis.postPromotionAnalysis.stableService.url: required with load.mode local",
+        ),
+    ):
+        with pytest.raises(SpecError, match=rf"r\.yaml: spec: {field}"):
+            parse_spec(
+                guide_rollout("x", analysis=analysis, steps=steps, **({"load": load} if load else {})),
+                source="r.yaml",
+            )
     # without load of ours (mode none) the preview's own traffic is judged: no url needed
     assert parse_spec(guide_rollout("x", analysis={"iterations": 2, "previewService": {"name": "p"}}))
     split = {"kind": "TrafficSplit", "path": "ts.yaml", "stable": "a", "canary": "b"}
