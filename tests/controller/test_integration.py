@@ -205,3 +205,19 @@ def test_rollouts_run_blue_green_on_the_preview_service_then_one_switch(tmp_path
     lines = [json.loads(line) for line in (out / "controller.log").read_text().splitlines()]
     judged = [line for line in lines if line.get("action") == "finalize" and "reasons" in line]
     assert judged and any("non-inferiority" in reason for reason in judged[0]["reasons"])
+
+
+def test_rollouts_run_switches_back_a_blue_green_version_that_degrades_after_the_switch(
+    tmp_path: Path,
+) -> None:
+    """``postPromotionAnalysis`` on the real stack: 0.2.3 passes the preview (load to its preview
+    Service), is switched 0 -> 100, then slows down under every user's traffic; judged against GA
+    (the controller's load now on GA's own Service) it is switched back 100 -> 0 in one commit."""
+    out = _run_demo(tmp_path, "switchback", timeout=240.0)
+    assert _trailers(out, "Rollout-Step")[::-1][:3] == ["preview", "1/1", "1/1"]
+    assert _trailers(out, "Rollout-Verdict")[::-1][:3] == ["promote", "promote", "rollback"]
+    repo = git.Repo(out / "repo.git")
+    body = repo.git.log("-1", "--format=%B", "master")
+    assert "canary 100% -> 0%" in body and "postPromotionAnalysis: harm after the switch" in body
+    assert "weight: 0" in repo.git.show(f"master:{ROUTE}").split("subset: canary")[1]
+    assert repo.git.diff("--stat", "master~1", "master").count("|") == 1  # the switch back: the route only
