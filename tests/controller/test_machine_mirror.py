@@ -92,6 +92,8 @@ def test_the_mirror_stage_is_committed_judged_for_the_iterations_then_the_steps(
 
 def test_a_rollback_in_the_mirror_stage_removes_the_mirror_in_one_commit(rig: Rig, remote: Remote) -> None:
     rig.model.slowdown = 4.0
+    rig.run(1)
+    assert status_of(rig)[0].startswith("position      progressing, mirror stage (canary 0%, GA's requests")
     results = rig.run(20, until="rollback")
     assert results[-1].action == "rollback"
     assert [(c["Rollout-Step"], c["Rollout-Verdict"]) for c in our_commits(remote)] == [
@@ -144,6 +146,8 @@ def test_the_ab_stage_commits_the_match_route_then_the_steps_without_it(ab: Rig,
 
 def test_a_rollback_in_the_ab_stage_removes_the_match_route(ab: Rig, remote: Remote) -> None:
     ab.model.slowdown = 4.0
+    ab.run(1)
+    assert status_of(ab)[1] == {"stage": "match", "phase": "progressing"}
     results = ab.run(20, until="rollback")
     assert results[-1].action == "rollback"
     assert [(c["Rollout-Step"], c["Rollout-Verdict"]) for c in our_commits(remote)] == [
@@ -226,9 +230,25 @@ def test_post_promotion_analysis_judges_the_switched_version_then_finalizes(
     assert sum(r.windows for r in results[switch + 1 :]) >= 3  # postPromotionAnalysis.iterations
 
 
+def status_of(rig: Rig) -> tuple[str, dict[str, Any]]:
+    """``rollouts status``'s position line and its JSON ``position``, from Git."""
+    from rollouts.cli import format_status, stage_of
+
+    state = rig.workspace.read_state(rig.spec)
+    line = next(x for x in format_status(rig.spec, state).splitlines() if x.startswith("position"))
+    return line, {"stage": stage_of(rig.spec, state.position), "phase": state.position.phase}
+
+
 def test_harm_after_the_switch_switches_back_in_one_commit_with_the_reason(post: Rig, remote: Remote) -> None:
+    post.run(2)
+    line, position = status_of(post)
+    assert position == {"stage": "preview", "phase": "progressing"}
+    assert line.startswith("position      progressing, blue/green preview (canary 0%, the load on its")
     results = post.run(40, until="promote")
     assert [c["Rollout-Step"] for c in our_commits(remote)] == ["preview", "1/1"]
+    line, position = status_of(post)
+    assert position == {"stage": "switched", "phase": "progressing"}
+    assert "blue/green switched (canary 100%, postPromotionAnalysis): analysing canary" in line
     post.model.slowdown = 4.0  # the switched version degrades under every user's traffic
     results = post.run(20, until="rollback")
     assert results[-1].action == "rollback"
@@ -239,6 +259,7 @@ def test_harm_after_the_switch_switches_back_in_one_commit_with_the_reason(post:
         ("1/1", "rollback"),
     ]
     assert remote.show(ROUTE) == vs_with(100, 0)  # switched back 100 -> 0, byte for byte
+    assert status_of(post)[1] == {"stage": None, "phase": "rolledback"}
     body = git(remote.bare, "log", "-1", "--format=%B", "master")
     assert "canary 100% -> 0%" in body
     assert "postPromotionAnalysis: harm after the switch, switched back 100% -> 0%" in body
