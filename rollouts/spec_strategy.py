@@ -16,7 +16,7 @@ spec:
       url: http://podinfo-preview.test:9898/
     postPromotionAnalysis:        # blue/green: judged again after the switch; harm switches back
       iterations: 3
-      stableService: {name: podinfo-ga, url: http://podinfo-ga.test:9898/}
+      stableService: {name: podinfo-stable, url: http://podinfo-stable.test:9898/}
     sessionAffinity: {cookieName: rollouts-podinfo, maxAge: 86400, primaryCookieName: rollouts-ga}
 ```
 
@@ -133,16 +133,16 @@ class SessionAffinitySpec(_Model):
     )
 
 
-class PreviewServiceSpec(_Model):
-    """Argo Rollouts' ``previewService``: a Service that selects only the canary's pods."""
+class ServiceSpec(_Model):
+    """A Service that selects the pods of one version only: Argo Rollouts' ``previewService`` (the
+    canary's), or GA's own (``postPromotionAnalysis.stableService``)."""
 
     name: str = Field(
-        min_length=1,
-        description="The preview Service (it selects the canary's pods), e.g. `podinfo-preview`.",
+        min_length=1, description="The Service, e.g. `podinfo-preview` (canary) or `podinfo-stable` (GA)."
     )
     url: HttpUrl | None = Field(
         default=None,
-        description="Where the analysis load goes during the iterations (e.g. "
+        description="Where the analysis load goes while this version is judged on it (e.g. "
         "`http://podinfo-preview.test:9898/`); required unless `load.mode` is `none`.",
     )
 
@@ -156,7 +156,7 @@ class PostPromotionSpec(_Model):
         description="Windows judged after the 0 -> 100 switch (at least; until the judge promotes); "
         "a rollback verdict in them is one commit that switches back 100 -> 0.",
     )
-    stable_service: PreviewServiceSpec | None = Field(
+    stable_service: ServiceSpec | None = Field(
         default=None,
         alias="stableService",
         description="A Service of GA alone: the analysis load goes to its `url` after the switch, so "
@@ -190,7 +190,7 @@ class StrategySpec(_Model):
     mirror_weight: int = Field(
         default=100, alias="mirrorWeight", ge=1, le=100, description="Percent of the requests mirrored."
     )
-    preview_service: PreviewServiceSpec | None = Field(
+    preview_service: ServiceSpec | None = Field(
         default=None,
         alias="previewService",
         description="During the iterations the analysis load goes to this Service of the canary alone "
@@ -402,8 +402,8 @@ def load_misses_match(match: Match, target: str, headers: dict[str, str]) -> str
 __all__ = [
     "MatchSpec",
     "PostPromotionSpec",
-    "PreviewServiceSpec",
     "RouteState",
+    "ServiceSpec",
     "SessionAffinitySpec",
     "Stage",
     "StrategySpec",
