@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 if TYPE_CHECKING:
     from rollouts.gitops import CommitResult, RecordResult, RolloutState, Workspace
     from rollouts.spec import Rollout
+    from rollouts.state import Position
 
 EXIT_ERROR = 1
 EXIT_OVERRIDE = 3
@@ -129,7 +130,15 @@ def _status(args: argparse.Namespace, rollout: Rollout) -> int:
     approval = pending_approval(workspace, rollout, state.weights, state.revision)
     awaiting = awaiting_merge(workspace, rollout, state.revision)  # protected branch: what holds it
     if args.json:
+        where = state.position
         out = {**state.to_dict(), "series": series}
+        out["position"] = {
+            "phase": str(where.phase),
+            "stage": stage_of(rollout, where),
+            "step": where.step,
+            "weight": where.weight,
+            "reason": where.reason,
+        }
         out["approval"] = approval_fields(approval) if approval is not None else None
         out["awaiting_merge"] = merge_fields(awaiting) if awaiting is not None else None
         print(json.dumps(out, indent=2, sort_keys=True))
@@ -140,6 +149,24 @@ def _status(args: argparse.Namespace, rollout: Rollout) -> int:
         if awaiting is not None:
             print(f"awaiting      {awaiting.text(rollout.key)}")
     return 0
+
+
+#: The stages of a position, for people (``Position.stage``).
+STAGE_TEXT = {
+    "mirror": "mirror stage (canary 0%, GA's requests mirrored to it)",
+    "match": "A/B match stage (canary 0%, the requests analysis.match takes go to it)",
+    "preview": "blue/green preview (canary 0%, the load on its preview Service)",
+    "switched": "blue/green switched (canary 100%, postPromotionAnalysis)",
+}
+
+
+def stage_of(rollout: Rollout, where: Position) -> str | None:
+    """The stage of a position: the stage at 0 % or after a blue/green switch, ``step N/M`` at a
+    weight step, or None."""
+    if where.stage is not None:
+        return str(where.stage)
+    steps = rollout.spec.steps
+    return f"step {where.step}/{len(steps)}" if where.step else None
 
 
 def format_status(rollout: Rollout, state: RolloutState, series: list[str] | None = None) -> str:
@@ -158,6 +185,10 @@ def format_status(rollout: Rollout, state: RolloutState, series: list[str] | Non
         + ", ".join(f"{name}={image}" for name, image in state.images.items())
         + ")",
     ]
+    where = state.position
+    stage = stage_of(rollout, where)
+    shown = STAGE_TEXT.get(stage or "", f"{stage} ({where.weight}%)" if stage else "")
+    lines.append(f"position      {where.phase}{', ' + shown if shown else ''}: {where.reason}")
     if state.last is not None:
         step = f" step {state.last.step}" if state.last.step else ""
         lines.append(

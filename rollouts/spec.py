@@ -36,7 +36,7 @@ from pydantic import (
 from rollouts.spec_controller import AnalysisSpec, FinalizeSpec, LoadSpec, UrlFile
 from rollouts.spec_gates import ApprovalSpec, FluxSpec, SigningSpec, WebhookSpec
 from rollouts.spec_model import SpecModel as _Model  # the spec's rules, in one place
-from rollouts.spec_strategy import check_route_kind, check_runnable
+from rollouts.spec_strategy import check_post_promotion, check_route_kind, check_runnable
 from rollouts.yamlsafe import SPEC, YamlLimitError, excerpt, load_all, read_text
 
 API_VERSION = "rollouts.dev/v1alpha1"
@@ -253,7 +253,8 @@ class RolloutSpec(_Model):
     @model_validator(mode="after")
     def _strategy(self) -> RolloutSpec:
         check_route_kind(self.analysis, self.route.kind)
-        check_runnable(self.analysis)
+        check_runnable(self.analysis, self.load.mode)
+        check_post_promotion(self.analysis, self.steps, self.load.mode)
         return self
 
 

@@ -11,6 +11,12 @@ spec:
     - queryParams: {variant: {exact: b}}
     mirror: true                  # or: mirror GA's requests to the canary during the iterations
     mirrorWeight: 100             # percent of the requests mirrored
+    previewService:               # or: the preview judged on load sent to its own Service
+      name: podinfo-preview
+      url: http://podinfo-preview.test:9898/
+    postPromotionAnalysis:        # blue/green: judged again after the switch; harm switches back
+      iterations: 3
+      stableService: {name: podinfo-stable, url: http://podinfo-stable.test:9898/}
     sessionAffinity: {cookieName: rollouts-podinfo, maxAge: 86400, primaryCookieName: rollouts-ga}
 ```
 
@@ -25,8 +31,12 @@ The names and shapes are Flagger's (``analysis.iterations``, ``match`` as Istio'
   everyone) with the match route removed;
 - ``iterations`` with ``mirror``: at least ``iterations`` windows mirroring ``mirrorWeight``
   percent at weight 0, then the steps with the mirror removed (a step may mirror, then shift);
-- ``iterations`` alone: the preview is judged at weight 0 on load sent to its own service;
-- ``steps: [100]`` after iterations is blue/green: one commit switches 0 -> 100.
+- ``iterations`` with ``previewService``: the preview is judged at weight 0 on the load sent to its
+  own Service (Argo Rollouts' ``previewService``), users all on GA, no route change until the steps;
+- ``steps: [100]`` after iterations is blue/green: one commit switches 0 -> 100; with
+  ``postPromotionAnalysis`` (Argo Rollouts' name) the switched version is judged for at least its
+  ``iterations`` windows more against GA (still running, loaded on its own ``stableService``), and
+  harm is one commit that switches back 100 -> 0.
 
 A rollback state always has weight 0 and none of the blocks. This module is pure: no Git, no files;
 the commit path applies a state with :func:`apply_state`, the only place that orders the edits.
@@ -39,7 +49,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import parse_qsl, urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, HttpUrl, model_validator
 
 from rollouts.routes.base import RouteEditor, RouteError, Weights
 from rollouts.routes.strategies import (
@@ -123,6 +133,38 @@ class SessionAffinitySpec(_Model):
     )
 
 
+class ServiceSpec(_Model):
+    """A Service that selects the pods of one version only: Argo Rollouts' ``previewService`` (the
+    canary's), or GA's own (``postPromotionAnalysis.stableService``)."""
+
+    name: str = Field(
+        min_length=1, description="The Service, e.g. `podinfo-preview` (canary) or `podinfo-stable` (GA)."
+    )
+    url: HttpUrl | None = Field(
+        default=None,
+        description="Where the analysis load goes while this version is judged on it (e.g. "
+        "`http://podinfo-preview.test:9898/`); required unless `load.mode` is `none`.",
+    )
+
+
+class PostPromotionSpec(_Model):
+    """Argo Rollouts' ``postPromotionAnalysis``, for blue/green: the switched version judged again."""
+
+    iterations: int = Field(
+        ge=1,
+        le=10_000,
+        description="Windows judged after the 0 -> 100 switch (at least; until the judge promotes); "
+        "a rollback verdict in them is one commit that switches back 100 -> 0.",
+    )
+    stable_service: ServiceSpec | None = Field(
+        default=None,
+        alias="stableService",
+        description="A Service of GA alone: the analysis load goes to its `url` after the switch, so "
+        "that GA (still running) has requests to be compared with; required unless `load.mode` is "
+        "`none`.",
+    )
+
+
 class StrategySpec(_Model):
     """The strategy fields of ``spec.analysis`` (Flagger's names)."""
 
@@ -130,10 +172,9 @@ class StrategySpec(_Model):
         default=None,
         ge=1,
         le=10_000,
-        description="The stage before the first step, at weight 0 (with `match`, `mirror`, or load to "
-        "the preview's own service), lasts at least this many windows and ends when the judge "
-        "promotes (or rolls back); with `steps: [100]` this is blue/green. `rollouts run` runs it "
-        "with `mirror` or `match`; alone it is not run yet (an error names it).",
+        description="The stage before the first step, at weight 0 (with `match`, `mirror`, or "
+        "`previewService`: load to the preview's own Service), lasts at least this many windows and "
+        "ends when the judge promotes (or rolls back); with `steps: [100]` this is blue/green.",
     )
     match: list[MatchSpec] = Field(
         default_factory=list,
@@ -149,6 +190,19 @@ class StrategySpec(_Model):
     mirror_weight: int = Field(
         default=100, alias="mirrorWeight", ge=1, le=100, description="Percent of the requests mirrored."
     )
+    preview_service: ServiceSpec | None = Field(
+        default=None,
+        alias="previewService",
+        description="During the iterations the analysis load goes to this Service of the canary alone "
+        "(users all stay on GA, the route is not changed) and the canary's windows are judged against "
+        "GA's; then the steps (`[100]`: one switch).",
+    )
+    post_promotion: PostPromotionSpec | None = Field(
+        default=None,
+        alias="postPromotionAnalysis",
+        description="Blue/green (`iterations` with `steps: [100]`): after the switch, the switched "
+        "version is judged against GA for at least these windows; harm switches back in one commit.",
+    )
     session_affinity: SessionAffinitySpec | None = Field(
         default=None,
         alias="sessionAffinity",
@@ -163,6 +217,10 @@ class StrategySpec(_Model):
             raise ValueError("mirror needs iterations (the windows judged on mirrored requests)")
         if self.match and self.mirror:
             raise ValueError("match and mirror cannot be combined: choose A/B testing or mirroring")
+        if self.preview_service is not None and (self.match or self.mirror):
+            raise ValueError("previewService cannot be combined with match or mirror: choose one")
+        if self.preview_service is not None and self.iterations is None:
+            raise ValueError("previewService needs iterations (the windows judged on the preview)")
         if self.match and self.session_affinity is not None:
             raise ValueError("match and sessionAffinity cannot be combined (as in Flagger)")
         return self
@@ -181,20 +239,39 @@ class StrategySpec(_Model):
         return Match(tuple(m.request_match() for m in self.match)) if self.match else None
 
 
-#: The strategy fields ``rollouts run`` does not drive yet; a spec that sets one is refused
-#: (``iterations`` is run with ``mirror`` or ``match``; alone, the preview on its own service's
-#: load, it is not).
-NOT_RUN_YET = ("iterations",)
-
-
-def check_runnable(strategy: StrategySpec) -> None:
-    """``ValueError`` naming the field when the spec asks for a strategy the controller does not run
-    yet (session affinity, mirroring and A/B matches are run; the preview judged on load to its own
-    service, ``iterations`` alone, is walked by ``python -m rollouts.local.strategy_demo``)."""
-    if strategy.iterations is not None and not strategy.mirror and not strategy.match:
+def check_runnable(strategy: StrategySpec, load_mode: str = "none") -> None:
+    """``ValueError`` naming the field when the spec's stage before the first step has nothing to
+    judge: ``iterations`` needs ``mirror``, ``match`` or ``previewService`` (and the preview's
+    ``url`` when the controller sends the load)."""
+    if strategy.kind != "preview":
+        return
+    preview = strategy.preview_service
+    if preview is None:
         raise ValueError(
-            "analysis.iterations: not run by `rollouts run` yet without analysis.mirror or "
-            "analysis.match (the preview on its own service's load; see docs/strategies.md)"
+            "analysis.previewService: required with analysis.iterations without analysis.mirror or "
+            "analysis.match (blue/green: the preview's own Service, where the analysis load goes)"
+        )
+    if preview.url is None and load_mode != "none":
+        raise ValueError(
+            f"analysis.previewService.url: required with load.mode {load_mode} (the load goes to "
+            "the preview's Service during the iterations)"
+        )
+
+
+def check_post_promotion(strategy: StrategySpec, steps: Sequence[int], load_mode: str = "none") -> None:
+    """``ValueError`` naming the field when ``postPromotionAnalysis`` is set outside blue/green or
+    without GA's own Service for the controller's load."""
+    post = strategy.post_promotion
+    if post is None:
+        return
+    if not is_blue_green(strategy, steps):
+        raise ValueError(
+            "analysis.postPromotionAnalysis: only for blue/green (analysis.iterations with steps: [100])"
+        )
+    if load_mode != "none" and (post.stable_service is None or post.stable_service.url is None):
+        raise ValueError(
+            f"analysis.postPromotionAnalysis.stableService.url: required with load.mode {load_mode} "
+            "(after the switch the load goes to GA's own Service)"
         )
 
 
@@ -323,14 +400,16 @@ def load_misses_match(match: Match, target: str, headers: dict[str, str]) -> str
 
 
 __all__ = [
-    "NOT_RUN_YET",
     "MatchSpec",
+    "PostPromotionSpec",
     "RouteState",
+    "ServiceSpec",
     "SessionAffinitySpec",
     "Stage",
     "StrategySpec",
     "StringMatchSpec",
     "apply_state",
+    "check_post_promotion",
     "check_route_kind",
     "check_runnable",
     "is_blue_green",

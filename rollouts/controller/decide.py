@@ -33,7 +33,7 @@ from rollouts.state import (
     step_label,
     with_evidence,
 )
-from rollouts.state.message import MATCH_STEP, MIRROR_STEP, PRELUDE_STEPS
+from rollouts.state.message import MATCH_STEP, MIRROR_STEP, PRELUDE_STEPS, PREVIEW_STEP, SWITCHED_STAGE
 
 
 @dataclass(frozen=True)
@@ -165,21 +165,24 @@ def _route(rollout: Rollout, weight: int, *, prelude: bool = False) -> RouteStat
 
 
 def _start(rollout: Rollout, state: RolloutState) -> Commit:
-    """The rollout's first commit: step 1, or with ``analysis.mirror`` / ``match`` the mirror or A/B
-    stage at 0 % (GA's requests mirrored to the canary, or the match route before the default
-    route), committed like any step (``Rollout-Step: mirror`` or ``match``)."""
+    """The rollout's first commit: step 1, or with ``analysis.mirror`` / ``match`` / ``previewService``
+    the mirror, A/B or preview stage at 0 % (GA's requests mirrored to the canary, the match route
+    before the default route, or the route unchanged while the load goes to the preview's Service),
+    committed like any step (``Rollout-Step: mirror``, ``match`` or ``preview``)."""
     where, current, analysis = state.position, state.weights.canary, rollout.spec.analysis
     first, stage, label = rollout.spec.steps[0], step_label(rollout.spec.steps, rollout.spec.steps[0]), None
     head, place, what = "step 1", "step 1", f"canary {first}%"
-    if analysis.kind in ("mirror", "ab"):
+    if analysis.kind in ("mirror", "ab", "preview"):
         first = 0
-        stage = label = MIRROR_STEP if analysis.mirror else MATCH_STEP
+        stage = label = {"mirror": MIRROR_STEP, "ab": MATCH_STEP, "preview": PREVIEW_STEP}[analysis.kind]
         head, place = f"{stage} stage", f"the {stage} stage"
-        what = (
-            f"{analysis.mirror_weight}% of GA's requests mirrored to the canary"
-            if analysis.mirror
-            else "the requests analysis.match takes go to the canary"
-        )
+        preview = analysis.preview_service
+        what = {
+            "mirror": f"{analysis.mirror_weight}% of GA's requests mirrored to the canary",
+            "ab": "the requests analysis.match takes go to the canary",
+            "preview": f"the analysis load goes to the preview Service {preview.name if preview else ''}, "
+            "users stay on GA",
+        }[analysis.kind]
     reasons: tuple[str, ...] = (where.reason, f"{head}: {what}")
     summary = f"rollout of {state.revision} started: {what}"
     if current > first:
@@ -278,11 +281,11 @@ def _analysed(
     last = windows[-1] if windows else None
     if last is not None and last.action == "rollback":
         return _verdict(rollout, state, CommitVerdict.ROLLBACK, tuple(last.reasons), last.evidence)
-    iterations = analysis.iterations or 0
+    iterations, field = _minimum_windows(rollout, where.stage)
     promoted = last is not None and last.action == "promote"
-    if promoted and where.stage in PRELUDE_STEPS and progress.step_windows < iterations:
+    if promoted and progress.step_windows < iterations:
         reasons = (
-            f"{where.stage} stage: {progress.step_windows} of iterations {iterations} windows judged",
+            f"{where.stage} stage: {progress.step_windows} of {field} {iterations} windows judged",
             *(last.reasons if last is not None else ()),
         )
         return Stay(Phase.PROGRESSING, Action.HOLD, reasons, windows=len(windows))
@@ -304,6 +307,16 @@ def _analysed(
     return Stay(Phase.PROGRESSING, Action.HOLD, reasons, windows=len(windows))
 
 
+def _minimum_windows(rollout: Rollout, stage: str | None) -> tuple[int, str]:
+    """The windows a stage lasts at least, and the field that says so (0: no minimum)."""
+    analysis = rollout.spec.analysis
+    if stage in PRELUDE_STEPS:
+        return analysis.iterations or 0, "iterations"
+    if stage == SWITCHED_STAGE and analysis.post_promotion is not None:
+        return analysis.post_promotion.iterations, "postPromotionAnalysis.iterations"
+    return 0, ""
+
+
 def _verdict(
     rollout: Rollout,
     state: RolloutState,
@@ -312,8 +325,14 @@ def _verdict(
     evidence: Mapping[str, float],
 ) -> Commit:
     """The commit of a judged verdict (promote, finalize = the last step, rollback)."""
-    steps, at = rollout.spec.steps, state.position.weight
+    steps, at, stage = rollout.spec.steps, state.position.weight, state.position.stage
     weight = 0 if verdict == CommitVerdict.ROLLBACK else (next_weight(steps, at) or 100)
+    post = rollout.spec.analysis.post_promotion
+    switch = verdict == CommitVerdict.FINALIZE and post is not None and stage != SWITCHED_STAGE
+    if switch:
+        verdict = CommitVerdict.PROMOTE  # the switch; the switched version is judged again
+    if verdict == CommitVerdict.ROLLBACK and stage == SWITCHED_STAGE:
+        reasons = (f"postPromotionAnalysis: harm after the switch, switched back {at}% -> 0%", *reasons)
     change = WeightChange(
         Weights.for_canary(weight),
         verdict,
@@ -324,13 +343,20 @@ def _verdict(
         else step_label(steps, weight),
         expected=Weights.for_canary(at),
         route=_route(rollout, weight),  # the mirror block or match route goes with the stage's verdict
+        # The preview's rollback and the end of the switched stage change nothing in the route.
+        record_unchanged=weight == at and stage in (PREVIEW_STEP, SWITCHED_STAGE),
     )
     done = Phase.FINALIZING if rollout.spec.finalize.action == "promote-ga" else Phase.PROMOTED
     phase, kind, summary = {
         CommitVerdict.PROMOTE: (
             Phase.PROGRESSING,
             Kind.STEP,
-            f"canary {state.revision} promoted: {at}% -> {weight}%",
+            f"canary {state.revision} promoted: {at}% -> {weight}%"
+            + (
+                f", judged again for postPromotionAnalysis ({post.iterations} windows)"
+                if switch and post
+                else ""
+            ),
         ),
         CommitVerdict.FINALIZE: (
             done,
@@ -340,19 +366,27 @@ def _verdict(
         CommitVerdict.ROLLBACK: (
             Phase.ROLLEDBACK,
             Kind.ROLLBACK,
-            f"canary {state.revision} rolled back at "
-            + (
-                f"the {state.position.stage} stage: {state.position.stage} removed"
-                if state.position.stage in PRELUDE_STEPS
-                else f"{at}%"
-            )
-            + ": 100% to stable",
+            _rolled_back(state),
         ),
     }[verdict]
     action = Action(verdict.value)
     return Commit(
         change, action, phase, kind, summary, reasons, at, state.revision, dict(evidence), retry=True
     )
+
+
+def _rolled_back(state: RolloutState) -> str:
+    """The summary of a rollback commit, naming where it was decided."""
+    where, revision = state.position, state.revision
+    if where.stage == SWITCHED_STAGE:
+        return f"canary {revision} switched back after the blue/green switch: 100% to stable"
+    if where.stage == PREVIEW_STEP:
+        return f"canary {revision} rolled back at the preview stage: 100% to stable"
+    if where.stage in PRELUDE_STEPS:
+        return (
+            f"canary {revision} rolled back at the {where.stage} stage: {where.stage} removed: 100% to stable"
+        )
+    return f"canary {revision} rolled back at {where.weight}%: 100% to stable"
 
 
 def rollback_commit(rollout: Rollout, state: RolloutState, reasons: tuple[str, ...]) -> Commit:
@@ -368,6 +402,21 @@ def _load_misses_match(rollout: Rollout) -> str | None:
     if match is None or load.mode == "none" or load.target is None:
         return None
     return load_misses_match(match, str(load.target), dict(load.headers))
+
+
+def load_target(rollout: Rollout, stage: str | None) -> str | None:
+    """Where the analysis load goes at ``stage``: in the preview stage, the preview's own Service
+    (``analysis.previewService.url``: users stay on GA, the load reaches only the canary); after a
+    blue/green switch judged again, GA's own Service (``postPromotionAnalysis.stableService.url``:
+    users are all on the canary); otherwise ``load.target``, the users' route."""
+    preview, post = rollout.spec.analysis.preview_service, rollout.spec.analysis.post_promotion
+    if stage == PREVIEW_STEP and preview is not None and preview.url is not None:
+        return str(preview.url)
+    stable = post.stable_service if post is not None else None
+    if stage == SWITCHED_STAGE and stable is not None and stable.url is not None:
+        return str(stable.url)  # after the switch: GA, on its own Service
+    target = rollout.spec.load.target
+    return None if target is None else str(target)
 
 
 def grid_start(moment: float, interval: float) -> float:

@@ -45,6 +45,7 @@ from rollouts.controller.decide import (
     Stay,
     decide,
     grid_start,
+    load_target,
     ran_committed_split,
     retries,
     rollback_commit,
@@ -79,7 +80,7 @@ from rollouts.state import (
     step_label,
     with_evidence,
 )
-from rollouts.state.message import PRELUDE_STEPS
+from rollouts.state.message import PRELUDE_STEPS, SWITCHED_STAGE
 from rollouts.sync import SyncGate
 
 if TYPE_CHECKING:
@@ -405,7 +406,8 @@ class Machine:
                 return self._metrics_failed(now, since, where, str(exc)), tuple(verdicts)
             m.errors = 0
             m.next_window = end
-            mirrored = where.stage in PRELUDE_STEPS  # the canary's share is not the weight
+            # In the stages at 0 % and after a blue/green switch the canary's share is not the weight.
+            mirrored = where.stage in (*PRELUDE_STEPS, SWITCHED_STAGE)
             if not ran_committed_split(window, where.weight, sticky=self._sticky, mirrored=mirrored):
                 log.info(
                     "%s: window %.0f-%.0f did not run the committed split, skipped", self.key, start, end
@@ -751,7 +753,7 @@ class Machine:
             return None
         interval = self.rollout.spec.analysis.interval
         request = LoadRequest(
-            target=str(spec.target),
+            target=str(load_target(self.rollout, state.position.stage)),
             duration=interval * 30,
             rate=spec.rate,
             concurrency=spec.concurrency,

@@ -439,7 +439,11 @@ class Workspace:
                 else apply_state(editor, text, change.route)
             )
             new = _with_strategy(editor, rollout, routed, weights, revision)
-            starts_stage = change.step in PRELUDE_STEPS and change.verdict == CommitVerdict.PROMOTE
+            # The start of a stage at 0 % is a commit even when the route does not change (a new
+            # revision in the stage); so is a verdict that says so (``record_unchanged``).
+            starts_stage = (
+                change.step in PRELUDE_STEPS and change.verdict == CommitVerdict.PROMOTE
+            ) or change.record_unchanged
             if current == weights and (change.route is None or new == text) and not starts_stage:
                 # Already there: our own change pushed by a run that died before it could tell
                 # (``expected`` is then stale), or someone made the same change. Nothing to do.

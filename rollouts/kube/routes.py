@@ -50,8 +50,16 @@ def _percent(stable: float, canary: float, *, total: float, where: str) -> Weigh
     return Weights.for_canary(canary_pct)
 
 
+def _both(destinations: Sequence[Mapping[str, Any]], stable: str, canary: str) -> bool:
+    subsets = {(d.get("destination") or {}).get("subset") for d in destinations if isinstance(d, Mapping)}
+    return {stable, canary} <= subsets
+
+
 def _virtualservice(spec: Mapping[str, Any], stable: str, canary: str, route_name: str | None) -> Weights:
     routes: Sequence[Mapping[str, Any]] = spec.get("http") or []
+    # The default route has both destinations; a strategy's match or session-affinity route before
+    # it sends to the canary alone, and must not be read as the split.
+    routes = sorted(routes, key=lambda http: not _both(http.get("route") or [], stable, canary))
     for index, http in enumerate(routes):
         if route_name is not None and http.get("name") != route_name:
             continue
@@ -112,6 +120,10 @@ def weights_of(
         return _virtualservice(spec, stable, canary, route_name)
     if kind == "HTTPRoute":
         rules: Sequence[Mapping[str, Any]] = spec.get("rules") or []
+        # As for a VirtualService: the rule with both backends is the split, not a match rule.
+        rules = sorted(
+            rules, key=lambda r: not {stable, canary} <= {b.get("name") for b in r.get("backendRefs") or []}
+        )
         for index, rule in enumerate(rules):
             refs: Sequence[Mapping[str, Any]] = rule.get("backendRefs") or []
             names = {ref.get("name") for ref in refs}
@@ -127,6 +139,22 @@ def weights_of(
     raise LiveRouteError(f"unknown route kind {kind!r}; expected one of {', '.join(ROUTE_APIS)}")
 
 
+def read_live_route(
+    api: k8s.ApiClient, kind: str, namespace: str, name: str, *, version: str | None = None
+) -> dict[str, Any]:
+    """GET the route object from the API server, as the JSON mapping it answers (``ApiException``
+    passes)."""
+    if kind not in ROUTE_APIS:
+        raise LiveRouteError(f"unknown route kind {kind!r}; expected one of {', '.join(ROUTE_APIS)}")
+    where = ROUTE_APIS[kind]
+    obj = k8s.CustomObjectsApi(api).get_namespaced_custom_object(
+        where.group, version or where.version, namespace, where.plural, name
+    )
+    if not isinstance(obj, dict):
+        raise LiveRouteError(f"{kind} {namespace}/{name}: the API server answered {type(obj).__name__}")
+    return obj
+
+
 def read_live_weights(
     api: k8s.ApiClient,
     kind: str,
@@ -137,16 +165,12 @@ def read_live_weights(
     canary: str,
     route_name: str | None = None,
     version: str | None = None,
+    obj: dict[str, Any] | None = None,
 ) -> Weights:
-    """GET the route object from the API server and return its weights (``ApiException`` passes)."""
-    if kind not in ROUTE_APIS:
-        raise LiveRouteError(f"unknown route kind {kind!r}; expected one of {', '.join(ROUTE_APIS)}")
-    where = ROUTE_APIS[kind]
-    obj = k8s.CustomObjectsApi(api).get_namespaced_custom_object(
-        where.group, version or where.version, namespace, where.plural, name
-    )
-    if not isinstance(obj, dict):
-        raise LiveRouteError(f"{kind} {namespace}/{name}: the API server answered {type(obj).__name__}")
+    """GET the route object from the API server (or take ``obj``, already read) and return its
+    weights (``ApiException`` passes)."""
+    if obj is None:
+        obj = read_live_route(api, kind, namespace, name, version=version)
     try:
         return weights_of(obj, kind, stable=stable, canary=canary, route_name=route_name)
     except LiveRouteError as exc:
@@ -154,4 +178,4 @@ def read_live_weights(
 
 
 # The errors are defined in errors.py and raised here: importable from here too.
-__all__ = ["ROUTE_APIS", "LiveRouteError", "RouteApi", "read_live_weights", "weights_of"]
+__all__ = ["ROUTE_APIS", "LiveRouteError", "RouteApi", "read_live_route", "read_live_weights", "weights_of"]

@@ -8,13 +8,15 @@ changes in Git it restarts that service with the version's behaviour.
 
 Scenarios: ``good`` (0.2.0 walks 10 -> 60 -> 100 %, then ``finalize: promote-ga``: GA gets 0.2.0 and
 the traffic goes back to GA), ``slow`` (0.2.1, three times slower: rolled back), ``errors`` (0.2.2,
-8 % errors: rolled back), ``all`` (good, then image automation commits 0.2.1, then 0.2.2). At the
+8 % errors: rolled back), ``all`` (good, then image automation commits 0.2.1, then 0.2.2),
+``switchback`` (blue/green on the preview Service: 0.2.3 passes the preview, slows down once it
+serves every user, and the post-promotion analysis switches it back 100 -> 0). At the
 end it prints the repo's ``git log`` and writes a report. Without a terminal it prints one line per
 decision instead of the live view, so ``make demo > log`` tells the story too.
 
 ``ab``, ``mirror`` and ``bluegreen`` walk a strategy instead (:mod:`rollouts.local.strategy_demo`):
-its route states committed stage by stage and judged from Prometheus, without the controller, which
-does not drive them yet.
+its route states committed stage by stage and judged from Prometheus, without the controller (which
+drives them too: docs/strategies.md).
 """
 
 from __future__ import annotations
@@ -57,7 +59,12 @@ BEHAVIOUR: dict[str, tuple[str, ...]] = {
     "0.2.0": BASE,
     "0.2.1": (*BASE, "--latency-factor=3"),
     "0.2.2": (*BASE, "--error-rate=0.08"),
+    "0.2.3": BASE,
 }
+#: Versions that change once they serve every user (the mesh at canary 100 %): 0.2.3 answers like
+#: GA on the preview's load and three times slower under all of the users' traffic (a limit reached
+#: only at full load), what blue/green's ``postPromotionAnalysis`` is there to catch.
+AT_FULL_LOAD: dict[str, tuple[str, ...]] = {"0.2.3": (*BASE, "--latency-factor=3")}
 #: Scenarios walked by :mod:`rollouts.local.strategy_demo` (the strategies, judged; not the controller).
 STRATEGY_SCENARIOS = ("ab", "bluegreen", "mirror")
 STORY: dict[str, tuple[str, list[tuple[str | None, Action]]]] = {
@@ -68,6 +75,9 @@ STORY: dict[str, tuple[str, list[tuple[str | None, Action]]]] = {
     "all": ("0.2.0", [(None, Action.FINALIZE), ("0.2.1", Action.ROLLBACK), ("0.2.2", Action.ROLLBACK)]),
     # The 60 % step waits for the merge of its approval branch; the demo's reviewer merges it.
     "approval": ("0.2.0", [(None, Action.FINALIZE)]),
+    # Blue/green on the preview Service, judged again after the switch: 0.2.3 degrades at 100 %
+    # (AT_FULL_LOAD) and is switched back 100 -> 0.
+    "switchback": ("0.2.3", [(None, Action.ROLLBACK)]),
 }
 # approval: how many analysis intervals the reviewer lets the 60 % step wait before merging.
 REVIEW_INTERVALS = 4
@@ -108,13 +118,22 @@ def rollout_spec(
     strategy: str = "",
     load: str = "",
     steps: str = "[10, 60, 100]",
+    preview: bool = False,
+    post_promotion: bool = False,
 ) -> str:
     """The demo's Rollout spec (in the repo, ``git.url: .`` means that repo); its namespace is the
     stack's. With ``approval`` the 60 % step waits for the merge of its approval branch.
     ``strategy``: more lines of ``analysis`` (e.g. ``"iterations: 3\n    mirror: true"``);
-    ``load``: more fields of ``load`` (e.g. ``"headers: {x-user: beta}"``)."""
+    ``load``: more fields of ``load`` (e.g. ``"headers: {x-user: beta}"``); ``preview``: the
+    stack's preview Service as ``analysis.previewService`` (blue/green on its own Service);
+    ``post_promotion``: ``postPromotionAnalysis`` with the stack's Service of GA alone."""
     gate = "  approval: {confirmTrafficIncrease: [60]}\n" if approval else ""
     more = f"\n    {strategy}" if strategy else ""
+    if preview:
+        more += f'\n    previewService: {{name: {stack.preview_service}, url: "{stack.preview_url}/"}}'
+    if post_promotion:
+        stable = f'{{name: {stack.stable_service}, url: "{stack.stable_service_url}/"}}'
+        more += f"\n    postPromotionAnalysis: {{iterations: 3, stableService: {stable}}}"
     return f"""apiVersion: rollouts.dev/v1alpha1
 kind: Rollout
 metadata:
@@ -159,6 +178,7 @@ class Kubelet:
     def __init__(self, stack: LocalStack, running: str, ga: str = "0.1.0") -> None:
         self.stack = stack
         self.versions = {"canary": running, "ga": ga}
+        self._full_load: str | None = None  # the version restarted with its AT_FULL_LOAD behaviour
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="kubelet", daemon=True)
 
@@ -189,6 +209,20 @@ class Kubelet:
                         self.versions[subset] = tag
                 except Exception as exc:  # keep playing the cluster; the view shows the controller's
                     print(f"kubelet: {subset}: {exc}", file=sys.stderr)
+            try:
+                self._at_full_load()
+            except Exception as exc:  # as above
+                print(f"kubelet: canary at full load: {exc}", file=sys.stderr)
+
+    def _at_full_load(self) -> None:
+        """A version of AT_FULL_LOAD takes its behaviour there once the mesh sends it every user."""
+        tag = self.versions["canary"]
+        if tag not in AT_FULL_LOAD or self._full_load == tag:
+            return
+        weights = requests.get(self.stack.status_url, timeout=2).json().get("weights") or {}
+        if weights.get("canary") == 100:
+            self.stack.restart_service("canary", ServiceOptions(version=tag, args=AT_FULL_LOAD[tag]))
+            self._full_load = tag
 
     def start(self) -> Kubelet:
         """Start following Git."""
@@ -339,6 +373,21 @@ class Demo:
     # Requests per second of a second load beside the controller's, without its headers (for A/B:
     # GA's share of the traffic the match does not take); 0: none.
     background_rate: float = 0.0
+    preview: bool = False  # analysis.previewService: the stack's preview Service (see rollout_spec)
+    post_promotion: bool = False  # analysis.postPromotionAnalysis (see rollout_spec)
+
+    def __post_init__(self) -> None:
+        if self.scenario == "switchback" and not self.strategy:
+            # Blue/green on the preview Service, judged again after the switch; users on a load
+            # of their own (the controller's goes to the preview, then to GA's own Service).
+            self.strategy, self.steps, self.preview, self.post_promotion = (
+                "iterations: 3",
+                "[100]",
+                True,
+                True,
+            )
+            self.background_rate = self.background_rate or 100.0
+            self.rate = min(self.rate, 60.0)
 
     def run(self) -> int:
         """Run the scenario; 0 when every act ended as the story says."""
@@ -377,6 +426,8 @@ class Demo:
                 strategy=self.strategy,
                 load=self.load,
                 steps=self.steps,
+                preview=self.preview,
+                post_promotion=self.post_promotion,
             ),
         }
 

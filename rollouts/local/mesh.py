@@ -24,6 +24,11 @@ A mirrored copy is counted there too, at the canary, as Istio's destination side
 source side never sees a shadow request, so Istio has no ``reporter="source"`` series for it); the
 mesh's own ``rollouts_mesh_mirrored_requests_total`` counts the copies separately, for people.
 
+Service ports (:class:`ServicePort`) play Kubernetes Services that select the pods of one version
+only, as a blue/green preview Service selects the canary's (and a Service of GA alone, for the
+analysis after the switch): every request on one goes to its version, whatever the route file says,
+and is reported with that Service's ``destination_service_name``.
+
 A second, admin port (like Envoy's admin and Istio's agent ports) serves ``/status`` (the sync
 gate's view, see docs/architecture.md), ``/metrics``, ``/healthz``, ``/readyz`` and ``POST /reconcile``
 (poll the remote now, as Flux's reconcile annotation asks Flux); keeping them off
@@ -112,6 +117,16 @@ class Destination(BaseModel):
         return parsed.hostname or "127.0.0.1", parsed.port or 80
 
 
+class ServicePort(BaseModel):
+    """A Service of one version alone (blue/green's preview Service): its own port, its own name."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    port: int = Field(ge=0, le=65535, description="traffic port of the Service")
+    name: str = Field(description="destination_service_name of its requests, e.g. podinfo-preview")
+    destination: Literal["stable", "canary"] = Field(description="the version its pods run")
+
+
 class MeshConfig(BaseModel):
     """Everything the mesh needs; the defaults follow the guide's layout (namespace test, podinfo)."""
 
@@ -129,6 +144,7 @@ class MeshConfig(BaseModel):
     service: str = "podinfo"
     stable: Destination
     canary: Destination
+    services: tuple[ServicePort, ...] = ()
     poll_interval: float = Field(default=1.0, gt=0, le=3600)
     upstream_timeout: float = Field(default=60.0, gt=0)
     seed: int | None = None
@@ -287,7 +303,7 @@ class Mesh:
         )
         self._random = random.Random(config.seed)
         self._upstreams = {d.name: Upstream(*d.address) for d in (config.stable, config.canary)}
-        self._children: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self._poll_lock = asyncio.Lock()  # one poll at a time: the periodic one or a /reconcile
 
     @property
@@ -312,8 +328,9 @@ class Mesh:
             return table.rules[0]
         return table.route(request_of(head))
 
-    def _record(self, destination: Destination, code: int, millis: float) -> None:
-        key = (destination.name, code)
+    def _record(self, destination: Destination, code: int, millis: float, service: str | None = None) -> None:
+        service = service or self.config.service
+        key = (destination.name, service, code)
         children = self._children.get(key)
         if children is None:
             labels = {
@@ -321,7 +338,7 @@ class Mesh:
                 "destination_workload": destination.workload,
                 "destination_workload_namespace": self.config.namespace,
                 "destination_version": destination.version,
-                "destination_service_name": self.config.service,
+                "destination_service_name": service,
                 "response_code": str(code),
             }
             children = (self.requests.labels(**labels), self.duration.labels(**labels))
@@ -351,6 +368,18 @@ class Mesh:
         self._record(destination, exchange.status, exchange.seconds * 1000.0)
         if exchange.mirrored:
             self.mirrored.labels(destination.workload, str(exchange.status)).inc()
+
+    def _service_forwarder(self, service: ServicePort) -> Forwarder:
+        """The forwarder of a Service of one version: every request to it (its selector)."""
+        destination = self.config.canary if service.destination == "canary" else self.config.stable
+        route = Route(self._upstreams[destination.name], destination.name)
+
+        def record(name: str, exchange: Exchange) -> None:
+            self._record(destination, exchange.status, exchange.seconds * 1000.0, service.name)
+
+        return Forwarder(
+            lambda head: route, record, subset_header=SUBSET_HEADER, timeout=self.config.upstream_timeout
+        )
 
     # -- admin ---------------------------------------------------------------------------------
 
@@ -397,13 +426,18 @@ class Mesh:
         forwarder = Forwarder(
             self._route, self._on_exchange, subset_header=SUBSET_HEADER, timeout=self.config.upstream_timeout
         )
-        server = await start_forwarder(forwarder, self.config.host, self.config.port)
+        servers = [await start_forwarder(forwarder, self.config.host, self.config.port)]
+        for service in self.config.services:
+            servers.append(
+                await start_forwarder(self._service_forwarder(service), self.config.host, service.port)
+            )
         poller = asyncio.create_task(self._poll_forever())
         yield
         poller.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await poller
-        server.close()
+        for server in servers:
+            server.close()
         for upstream in self._upstreams.values():
             upstream.close()
 
@@ -477,5 +511,6 @@ __all__ = [
     "MeshConfig",
     "MeshStatus",
     "RouteWatcher",
+    "ServicePort",
     "request_of",
 ]

@@ -26,7 +26,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 from rollouts.local.errors import ProcessError
-from rollouts.local.mesh import Destination, MeshConfig
+from rollouts.local.mesh import Destination, MeshConfig, ServicePort
 from rollouts.local.process import ChildProcess, free_port, python_module
 from rollouts.local.prometheus import PrometheusServer, ScrapeTarget
 from rollouts.routes.base import RouteEditor, Weights
@@ -149,6 +149,28 @@ class LocalStack:
         return self._url("canary")
 
     @property
+    def preview_url(self) -> str:
+        """The canary's own Service (blue/green's preview Service, ``podinfo-preview``): every
+        request to the canary, reported with that ``destination_service_name``."""
+        return self._url("preview")
+
+    @property
+    def preview_service(self) -> str:
+        """The name of the preview Service."""
+        return f"{self.config.service}-preview"
+
+    @property
+    def stable_service_url(self) -> str:
+        """GA's own Service (``podinfo-stable``): every request to GA (blue/green's analysis after
+        the switch loads GA there)."""
+        return self._url("stable-service")
+
+    @property
+    def stable_service(self) -> str:
+        """The name of GA's own Service."""
+        return f"{self.config.service}-stable"
+
+    @property
     def prometheus_url(self) -> str:
         """Prometheus' base URL."""
         if self.prometheus is None:
@@ -169,7 +191,7 @@ class LocalStack:
         self._dir = Path(tempfile.mkdtemp(prefix="rollouts-stack-", dir=self._parent_dir))
         try:
             self._init_remote()
-            for name in ("ga", "canary", "mesh", "mesh-admin"):
+            for name in ("ga", "canary", "mesh", "mesh-admin", "preview", "stable-service"):
                 self.ports[name] = free_port()
             # Prometheus first: its discovery hands targets to the scrapers only after ~5 s, a wait
             # that then overlaps with the services' start-up instead of following it.
@@ -259,6 +281,12 @@ class LocalStack:
             stable=Destination(name="ga", url=self.ga_url, workload=self.workload("ga"), version="ga"),
             canary=Destination(
                 name="canary", url=self.canary_url, workload=self.workload("canary"), version="canary"
+            ),
+            services=(
+                ServicePort(port=self.ports["preview"], name=self.preview_service, destination="canary"),
+                ServicePort(
+                    port=self.ports["stable-service"], name=self.stable_service, destination="stable"
+                ),
             ),
             poll_interval=cfg.poll_interval,
         )

@@ -11,8 +11,8 @@ three times slower, so the judge rolls it back.
 This is a walkthrough of the strategies, not the controller: it never decides anything itself
 beyond following the judge's verdict, and it must never be used to run a real rollout (no sync gate
 beyond the mesh's applied revision, no pause, no resume after a restart). ``rollouts run`` drives
-the A/B, mirror and blue/green stages itself (``analysis.match`` / ``mirror`` with ``iterations``);
-only the preview on its own Service is walked here alone (see docs/strategies.md).
+the A/B, mirror and blue/green stages itself (``analysis.match`` / ``mirror`` / ``previewService``
+with ``iterations``; see docs/strategies.md).
 """
 
 from __future__ import annotations

@@ -28,6 +28,9 @@ class WeightChange:
     route state the commit applies (weights, match, mirror; :func:`rollouts.spec_strategy.apply_state`);
     None: only the weights change. Its weights must be ``weights``. With a ``route``, a commit whose
     weights stay (the mirror stage at 0 %, the rollback that removes it) is still a change.
+    ``record_unchanged``: commit (an empty commit) even when the route is already in this state: a
+    verdict whose route does not change (the preview stage's rollback, the end of a blue/green
+    post-promotion analysis at 100 %).
     """
 
     weights: Weights
@@ -38,6 +41,7 @@ class WeightChange:
     finalize: FinalizeStage | None = None
     label: str | None = None
     route: RouteState | None = None
+    record_unchanged: bool = False
 
     def __post_init__(self) -> None:
         if self.route is not None and self.route.weights != self.weights:

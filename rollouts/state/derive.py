@@ -15,7 +15,15 @@ from typing import Any
 
 from rollouts.routes import Weights
 from rollouts.spec import Rollout
-from rollouts.state.message import MATCH_STEP, MIRROR_STEP, PRELUDE_STEPS, Message, is_first_step
+from rollouts.state.message import (
+    MATCH_STEP,
+    MIRROR_STEP,
+    PRELUDE_STEPS,
+    PREVIEW_STEP,
+    SWITCHED_STAGE,
+    Message,
+    is_first_step,
+)
 from rollouts.state.vocabulary import (
     ALL_VERDICTS,
     RECORD_VERDICTS,
@@ -103,7 +111,9 @@ class Position:
     step: int = 0  # 1-based index into spec.steps of the current weight (0: not a step weight)
     adopted: bool = False  # the weight was set by someone else
     finalize: FinalizeStage | None = None  # finalizing: copy the images, or route back to GA
-    stage: str | None = None  # "mirror" or "match": the stage at weight 0, before the first step
+    # "mirror", "match" or "preview": the stage at 0 %, before the first step; "switched": blue/green
+    # at 100 % while postPromotionAnalysis judges the switched version.
+    stage: str | None = None
 
 
 @dataclass(frozen=True)
@@ -129,8 +139,10 @@ class RolloutState:
     # From the spec the state was derived for: where the rollout stands depends on them.
     steps: tuple[int, ...] = ()
     promote_ga: bool = False
-    # ``analysis.mirror`` or ``match``: a rollout begins with that stage at weight 0 ("mirror", "match").
+    # ``analysis.mirror``, ``match`` or ``previewService``: a rollout begins with that stage at 0 %.
     first_stage: str | None = None
+    # ``analysis.postPromotionAnalysis``: a blue/green switch (a promote at 100 %) is judged again.
+    post_promotion: bool = False
 
     @property
     def position(self) -> Position:
@@ -141,7 +153,7 @@ class RolloutState:
         """A JSON-friendly dict (the Git facts; ``rollouts status --json``)."""
         out = asdict(self)
         out["weights"] = {"stable": self.weights.stable, "canary": self.weights.canary}
-        for derived_from_spec in ("steps", "promote_ga", "first_stage"):
+        for derived_from_spec in ("steps", "promote_ga", "first_stage", "post_promotion"):
             del out[derived_from_spec]
         return out
 
@@ -178,14 +190,15 @@ def derive(rollout: Rollout, facts: GitFacts) -> RolloutState:
         steps=tuple(rollout.spec.steps),
         promote_ga=rollout.spec.finalize.action == "promote-ga",
         first_stage=first_stage(rollout),
+        post_promotion=rollout.spec.analysis.post_promotion is not None,
     )
 
 
 def first_stage(rollout: Rollout) -> str | None:
     """The stage a rollout of ``rollout`` begins with before its first step: ``"mirror"``,
-    ``"match"`` (A/B), or None (the first step)."""
+    ``"match"`` (A/B), ``"preview"`` (blue/green's preview Service), or None (the first step)."""
     kind = rollout.spec.analysis.kind
-    return {"mirror": MIRROR_STEP, "ab": MATCH_STEP}.get(kind)
+    return {"mirror": MIRROR_STEP, "ab": MATCH_STEP, "preview": PREVIEW_STEP}.get(kind)
 
 
 def _history(records: Sequence[Record], revision: str) -> tuple[Record, ...]:
@@ -247,7 +260,11 @@ def position_of(state: RolloutState) -> Position:
         )
     promote_ga = state.promote_ga and not state.human_override
     if weight == 0 and last.verdict == CommitVerdict.PROMOTE and last.step in PRELUDE_STEPS:
-        what = "mirrored requests" if last.step == MIRROR_STEP else "the requests analysis.match takes"
+        what = {
+            MIRROR_STEP: "mirrored requests",
+            MATCH_STEP: "the requests analysis.match takes",
+            PREVIEW_STEP: "the load to its preview Service",
+        }[last.step]
         return Position(
             Phase.PROGRESSING,
             weight,
@@ -260,6 +277,18 @@ def position_of(state: RolloutState) -> Position:
             return Position(Phase.PROMOTED, weight, f"GA runs {state.revision}; traffic routed back to GA")
         who = "by a human" if state.human_override else f"({last.verdict})"
         return Position(Phase.ROLLEDBACK, weight, f"canary {state.revision} routed 0% {who}")
+    if weight == 100 and state.post_promotion and last.verdict == CommitVerdict.PROMOTE:
+        if state.human_override:
+            return Position(Phase.PROMOTED, weight, f"canary {state.revision} at 100% set by someone else")
+        return Position(
+            Phase.PROGRESSING,
+            weight,
+            f"analysing canary {state.revision} after the switch to 100% (postPromotionAnalysis; GA "
+            "still runs)",
+            since=_since(state, float(last.timestamp)),
+            step=_step(steps, weight),
+            stage=SWITCHED_STAGE,
+        )
     if weight == 100:
         if promote_ga:
             # Stage 1 commits the canary's images into GA; stage 2 waits for GA, then routes back.
@@ -314,6 +343,7 @@ def position(rollout: Rollout, state: RolloutState) -> Position:
         state.steps != tuple(rollout.spec.steps)
         or state.promote_ga != (rollout.spec.finalize.action == "promote-ga")
         or state.first_stage != first_stage(rollout)
+        or state.post_promotion != (rollout.spec.analysis.post_promotion is not None)
     ):
         raise ValueError(f"{rollout.key}: the state was derived for another spec")
     return state.position

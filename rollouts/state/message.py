@@ -118,8 +118,15 @@ MIRROR_STEP = "mirror"
 #: The ``Rollout-Step`` label of the A/B stage: canary weight 0, the match route before the default
 #: route (``analysis.match``), committed as a rollout's first stage, before the first weight step.
 MATCH_STEP = "match"
+#: The ``Rollout-Step`` label of the preview stage (blue/green): canary weight 0, the route unchanged,
+#: the analysis load sent to the preview's own Service (``analysis.previewService``), committed (an
+#: empty commit: nothing in the route changes) as a rollout's first stage, before the first step.
+PREVIEW_STEP = "preview"
+#: Not a ``Rollout-Step`` label but a stage of the position: blue/green after its 0 -> 100 switch
+#: (a ``promote`` commit at the last step) while ``postPromotionAnalysis`` judges the switched version.
+SWITCHED_STAGE = "switched"
 #: The stages before the first weight step, at weight 0.
-PRELUDE_STEPS = (MIRROR_STEP, MATCH_STEP)
+PRELUDE_STEPS = (MIRROR_STEP, MATCH_STEP, PREVIEW_STEP)
 
 
 def step_label(steps: Sequence[int], weight: int) -> str | None:

@@ -15,6 +15,7 @@ class Observation:
     """What one look at the cluster showed; ``error`` says why it could not be read."""
 
     weights: Weights | None = None
+    shape: object | None = None  # the route's strategy blocks, compared by equality (a RouteShape)
     revision: str | None = None
     ready: bool = True
     detail: str = ""

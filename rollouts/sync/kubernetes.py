@@ -11,7 +11,8 @@ from urllib3.exceptions import HTTPError
 
 from rollouts.kube.errors import LiveRouteError
 from rollouts.kube.readiness import deployment_readiness
-from rollouts.kube.routes import read_live_weights
+from rollouts.kube.routes import read_live_route, read_live_weights
+from rollouts.kube.shape import RouteShape, shape_difference, shape_of
 from rollouts.routes.base import Weights
 from rollouts.sync.base import Observation, PollingGate
 
@@ -41,7 +42,9 @@ class KubernetesGate(PollingGate):
     """Open when the live route has the weights and every listed Deployment is ready.
 
     With ``kustomization`` the gate also waits for Flux to report our commit (or a later one) as
-    applied; without it the weights are the evidence, which is what routes the traffic.
+    applied; without it the weights are the evidence, which is what routes the traffic. With
+    ``shape`` (the committed route's strategy blocks, read from Git) the live route must also have
+    them: the match routes, the mirror and its percentage (:mod:`rollouts.kube.shape`).
     """
 
     def __init__(
@@ -51,10 +54,12 @@ class KubernetesGate(PollingGate):
         *,
         deployments: tuple[tuple[str, str], ...] = (),
         kustomization: FluxKustomization | None = None,
+        shape: RouteShape | None = None,
         **polling: Any,
     ) -> None:
         super().__init__(**polling)
         self._api = api
+        self.shape = shape
         self.route = route
         self.deployments = deployments
         self.kustomization = kustomization
@@ -63,6 +68,7 @@ class KubernetesGate(PollingGate):
         """Read the route, the Deployments and (optionally) the Flux Kustomization."""
         r = self.route
         try:
+            live = read_live_route(self._api, r.kind, r.namespace, r.name, version=r.version)
             weights = read_live_weights(
                 self._api,
                 r.kind,
@@ -71,8 +77,9 @@ class KubernetesGate(PollingGate):
                 stable=r.stable,
                 canary=r.canary,
                 route_name=r.route_name,
-                version=r.version,
+                obj=live,
             )
+            shape = shape_of(live, r.kind, stable=r.stable, canary=r.canary, route_name=r.route_name)
             not_ready = []
             for namespace, name in self.deployments:
                 state = deployment_readiness(self._api, namespace, name)
@@ -84,7 +91,7 @@ class KubernetesGate(PollingGate):
         except (HTTPError, LiveRouteError) as exc:
             return Observation(error=f"Kubernetes API: {exc}")
         return Observation(
-            weights=weights, revision=revision, ready=not not_ready, detail="; ".join(not_ready)
+            weights=weights, shape=shape, revision=revision, ready=not not_ready, detail="; ".join(not_ready)
         )
 
     def _applied_revision(self) -> str | None:
@@ -107,6 +114,10 @@ class KubernetesGate(PollingGate):
             live = seen.weights
             got = f"stable {live.stable}% / canary {live.canary}%" if live else "nothing"
             return f"live {r.kind} {r.namespace}/{r.name} routes {got}"
+        if self.shape is not None and isinstance(seen.shape, RouteShape):
+            differs = shape_difference(self.shape, seen.shape)
+            if differs is not None:
+                return f"live {r.kind} {r.namespace}/{r.name}: {differs}"
         if not seen.ready:
             return seen.detail
         # Flux writes "main@sha1:<sha>" (v2) or "main/<sha>" (v0): a substring test covers both.

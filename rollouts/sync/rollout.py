@@ -3,7 +3,8 @@
 ``rollouts run --kubernetes`` knows a rollout by its spec, which names files (the route file, the
 canary manifest, the GA manifest); the objects to look at in the cluster are named by those files'
 ``metadata``. :class:`KubernetesSpecGate` reads them through the workspace (``show``: locked, no
-symbolic links), then asks :class:`~rollouts.sync.KubernetesGate`. It also answers GA's readiness
+symbolic links), and the strategy's shape of the committed route (its match routes and mirror), then
+asks :class:`~rollouts.sync.KubernetesGate`. It also answers GA's readiness
 for ``finalize: promote-ga``. It must never write to the cluster or to Git.
 """
 
@@ -15,12 +16,13 @@ from kubernetes import client as k8s
 
 from rollouts.kube import ObjectRef
 from rollouts.kube.readiness import readiness_of
+from rollouts.kube.shape import RouteShape, shape_of
 from rollouts.routes import Weights
 from rollouts.spec import Rollout
 from rollouts.state import RolloutState
 from rollouts.sync.base import GateResult, Observation
 from rollouts.sync.kubernetes import FluxKustomization, KubernetesGate, RouteTarget
-from rollouts.yamlsafe import MANIFEST, load_all
+from rollouts.yamlsafe import MANIFEST, ROUTE, load_all
 
 
 class RepoFiles(Protocol):
@@ -60,10 +62,23 @@ class KubernetesSpecGate:
         canary_ns, canary = self._meta(spec.canary.path, head)
         return route, ObjectRef("Deployment", canary_ns, canary, api_version="apps/v1")
 
+    def committed_shape(self, route: RouteTarget, head: str = "HEAD") -> RouteShape:
+        """The strategy's shape of the route object in the route file at ``head``."""
+        path = self._rollout.spec.route.path
+        for doc in load_all(self._workspace.show(head, path), path, ROUTE):
+            meta = doc.get("metadata") if isinstance(doc, dict) else None
+            if isinstance(meta, dict) and doc.get("kind") == route.kind and meta.get("name") == route.name:
+                return shape_of(
+                    doc, route.kind, stable=route.stable, canary=route.canary, route_name=route.route_name
+                )
+        return RouteShape()
+
     def wait(self, expected_weights: Weights, expected_revision: str, timeout: float) -> GateResult:
-        """Resolve the objects from Git (the clone's head), then look at the cluster."""
+        """Resolve the objects and the route's shape from Git (the clone's head), then look at the
+        cluster."""
         try:
             route, canary = self.target()
+            shape = self.committed_shape(route)
         except Exception as exc:  # a bad file in Git
             observed = Observation(error=f"cannot name the objects from the manifests in Git: {exc}")
             return GateResult(False, observed.error or "", 0.0, 1, observed)
@@ -72,6 +87,7 @@ class KubernetesSpecGate:
             route,
             deployments=((canary.namespace, canary.name),),
             kustomization=self._flux,
+            shape=shape,
             interval=self._interval,
         )
         return gate.wait(expected_weights, expected_revision, timeout)

@@ -79,6 +79,9 @@ class ServiceModel:
     mirrored: float = 0.0
     # Percent of the requests an A/B match takes to the canary at weight 0 (GA serves the rest).
     matched: float = 0.0
+    # Percent of the requests that reach GA on its own Service at weight 100 (blue/green's analysis
+    # after the switch: the controller's load to GA, every user on the canary).
+    ga_own: float = 0.0
 
     def window(self, rollout: Rollout, start: float, end: float, weight: int) -> Window:
         """The window ``[start, end)`` at ``weight``; the same start always gives the same window."""
@@ -93,6 +96,8 @@ class ServiceModel:
         served = total - canary
         if weight == 0 and self.mirrored:
             canary = int(total * self.mirrored / 100)  # copies of GA's requests, GA still serves all
+        if weight == 100 and self.ga_own:
+            served = int(total * self.ga_own / 100)
         if weight == 0 and self.matched:
             canary = int(total * self.matched / 100)  # the matching requests, taken from GA
             served = total - canary

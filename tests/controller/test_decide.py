@@ -327,3 +327,20 @@ def test_an_ab_stage_whose_load_misses_the_match_holds_and_names_it(
         assert "header x-user" in chosen.reasons[0]
     else:
         assert isinstance(chosen, Commit) and chosen.change.weights.canary == 10
+
+
+def test_the_load_goes_to_the_preview_service_only_in_the_preview_stage() -> None:
+    from rollouts.controller.decide import load_target
+    from tests.controller.machinery import rollout_spec
+
+    preview = {"name": "podinfo-preview", "url": "http://podinfo-preview.test:9898/"}
+    rollout = rollout_spec(
+        "/unused.git",
+        steps=[100],
+        analysis={"iterations": 3, "previewService": preview},
+        load={"mode": "local", "target": "http://podinfo.test:9898/version"},
+    )
+    assert load_target(rollout, "preview") == "http://podinfo-preview.test:9898/"
+    assert load_target(rollout, None) == "http://podinfo.test:9898/version"  # after the switch: users'
+    mirrored = rollout_spec("/unused.git", analysis={"iterations": 3, "mirror": True})
+    assert load_target(mirrored, "mirror") is None  # no load of ours

@@ -176,3 +176,48 @@ def test_rollouts_run_rolls_back_a_slow_canary_in_the_ab_stage(tmp_path: Path) -
     assert _trailers(out, "Rollout-Step")[:2] == ["match", "match"]
     repo = git.Repo(out / "repo.git")
     assert "x-user" in repo.git.show(f"master~1:{ROUTE}") and "x-user" not in repo.git.show(f"master:{ROUTE}")
+
+
+def test_rollouts_run_blue_green_on_the_preview_service_then_one_switch(tmp_path: Path) -> None:
+    """Blue/green on the preview's own Service: the controller's load goes to the preview Service
+    (the canary alone), users (a second load) all stay on GA with the route unchanged while the
+    windows judge the canary against GA; then one commit switches 0 -> 100."""
+    out = _run_demo(
+        tmp_path,
+        "good",
+        rate=60.0,
+        timeout=240.0,
+        strategy="iterations: 3",
+        preview=True,
+        steps="[100]",
+        background_rate=100.0,
+    )
+    assert _trailers(out, "Rollout-Step")[::-1][:2] == ["preview", "1/1"]
+    assert _trailers(out, "Rollout-Verdict")[::-1][:2] == ["promote", "finalize"]
+    repo = git.Repo(out / "repo.git")
+    start, switch = (
+        repo.git.log("--format=%H", f"--grep=Rollout-Step: {step}", "master").split()[-1]
+        for step in ("preview", "1/1")
+    )
+    assert repo.git.diff(f"{start}~1", start) == ""  # the preview stage changes no route
+    assert "weight: 100" in repo.git.show(f"{switch}:{ROUTE}")
+    assert repo.git.diff("--stat", f"{switch}~1", switch).count("|") == 1  # the switch: the route only
+    lines = [json.loads(line) for line in (out / "controller.log").read_text().splitlines()]
+    judged = [line for line in lines if line.get("action") == "finalize" and "reasons" in line]
+    assert judged and any("non-inferiority" in reason for reason in judged[0]["reasons"])
+
+
+def test_rollouts_run_switches_back_a_blue_green_version_that_degrades_after_the_switch(
+    tmp_path: Path,
+) -> None:
+    """``postPromotionAnalysis`` on the real stack: 0.2.3 passes the preview (load to its preview
+    Service), is switched 0 -> 100, then slows down under every user's traffic; judged against GA
+    (the controller's load now on GA's own Service) it is switched back 100 -> 0 in one commit."""
+    out = _run_demo(tmp_path, "switchback", timeout=240.0)
+    assert _trailers(out, "Rollout-Step")[::-1][:3] == ["preview", "1/1", "1/1"]
+    assert _trailers(out, "Rollout-Verdict")[::-1][:3] == ["promote", "promote", "rollback"]
+    repo = git.Repo(out / "repo.git")
+    body = repo.git.log("-1", "--format=%B", "master")
+    assert "canary 100% -> 0%" in body and "postPromotionAnalysis: harm after the switch" in body
+    assert "weight: 0" in repo.git.show(f"master:{ROUTE}").split("subset: canary")[1]
+    assert repo.git.diff("--stat", "master~1", "master").count("|") == 1  # the switch back: the route only

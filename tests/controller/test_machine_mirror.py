@@ -92,6 +92,8 @@ def test_the_mirror_stage_is_committed_judged_for_the_iterations_then_the_steps(
 
 def test_a_rollback_in_the_mirror_stage_removes_the_mirror_in_one_commit(rig: Rig, remote: Remote) -> None:
     rig.model.slowdown = 4.0
+    rig.run(1)
+    assert status_of(rig)[0].startswith("position      progressing, mirror stage (canary 0%, GA's requests")
     results = rig.run(20, until="rollback")
     assert results[-1].action == "rollback"
     assert [(c["Rollout-Step"], c["Rollout-Verdict"]) for c in our_commits(remote)] == [
@@ -144,6 +146,8 @@ def test_the_ab_stage_commits_the_match_route_then_the_steps_without_it(ab: Rig,
 
 def test_a_rollback_in_the_ab_stage_removes_the_match_route(ab: Rig, remote: Remote) -> None:
     ab.model.slowdown = 4.0
+    ab.run(1)
+    assert status_of(ab)[1] == {"stage": "match", "phase": "progressing"}
     results = ab.run(20, until="rollback")
     assert results[-1].action == "rollback"
     assert [(c["Rollout-Step"], c["Rollout-Verdict"]) for c in our_commits(remote)] == [
@@ -152,6 +156,116 @@ def test_a_rollback_in_the_ab_stage_removes_the_match_route(ab: Rig, remote: Rem
     ]
     assert remote.show(ROUTE) == vs_with(100, 0)
     assert "rolled back at the match stage" in ab.notices[-1].summary
+
+
+PREVIEW = {"name": "podinfo-preview", "url": "http://podinfo-preview.test:9898/"}
+
+
+@pytest.fixture
+def preview(remote: Remote, tmp_path: Path) -> Iterator[Rig]:
+    # The analysis load reaches the canary through its preview Service; GA serves every user.
+    model = ServiceModel(mirrored=30.0)
+    yield from _rig(
+        remote, tmp_path, model, steps=[100], analysis={"mirror": False, "previewService": PREVIEW}
+    )
+
+
+def test_blue_green_on_the_preview_service_judges_at_0_then_switches_in_one_commit(
+    preview: Rig, remote: Remote
+) -> None:
+    results = preview.run(40, until="finalize")
+    assert results[-1].action == "finalize" and "rollback" not in [r.action for r in results]
+    assert [(c["Rollout-Step"], c["Rollout-Verdict"]) for c in our_commits(remote)] == [
+        ("preview", "promote"),
+        ("1/1", "finalize"),
+    ]
+    texts = routes(remote)
+    assert texts == [vs_with(100, 0), vs_with(0, 100)]  # no route change in the preview: one switch
+    first_step = next(i for i, r in enumerate(results) if r.action == "finalize")
+    assert results[first_step].windows >= 5  # the iterations, judged at weight 0
+    assert {weight for _, _, weight in preview.model.reads[:5]} == {0}
+    assert "preview Service podinfo-preview" in preview.notices[0].summary
+
+
+def test_a_rollback_in_the_preview_stage_is_a_commit_and_users_never_left_ga(
+    preview: Rig, remote: Remote
+) -> None:
+    preview.model.slowdown = 4.0
+    results = preview.run(20, until="rollback")
+    assert results[-1].action == "rollback"
+    assert [(c["Rollout-Step"], c["Rollout-Verdict"]) for c in our_commits(remote)] == [
+        ("preview", "promote"),
+        ("preview", "rollback"),
+    ]
+    assert remote.show(ROUTE) == vs_with(100, 0)
+    assert "rolled back at the preview stage: 100% to stable" in preview.notices[-1].summary
+    assert {r.phase for r in preview.run(3)} == {"rolledback"} and len(our_commits(remote)) == 2
+
+
+POST = {
+    "iterations": 3,
+    "stableService": {"name": "podinfo-stable", "url": "http://podinfo-stable.test:9898/"},
+}
+
+
+@pytest.fixture
+def post(remote: Remote, tmp_path: Path) -> Iterator[Rig]:
+    model = ServiceModel(mirrored=30.0, ga_own=30.0)
+    analysis = {"mirror": False, "previewService": PREVIEW, "postPromotionAnalysis": POST}
+    yield from _rig(remote, tmp_path, model, steps=[100], analysis=analysis)
+
+
+def test_post_promotion_analysis_judges_the_switched_version_then_finalizes(
+    post: Rig, remote: Remote
+) -> None:
+    results = post.run(60, until="finalize")
+    assert results[-1].action == "finalize" and "rollback" not in [r.action for r in results]
+    assert [(c["Rollout-Step"], c["Rollout-Verdict"]) for c in our_commits(remote)] == [
+        ("preview", "promote"),
+        ("1/1", "promote"),  # the switch: judged again
+        ("1/1", "finalize"),  # an empty commit: the switched version passed
+    ]
+    assert routes(remote) == [vs_with(100, 0), vs_with(0, 100), vs_with(0, 100)]
+    switch = next(i for i, r in enumerate(results) if r.action == "promote")
+    assert sum(r.windows for r in results[switch + 1 :]) >= 3  # postPromotionAnalysis.iterations
+
+
+def status_of(rig: Rig) -> tuple[str, dict[str, Any]]:
+    """``rollouts status``'s position line and its JSON ``position``, from Git."""
+    from rollouts.cli import format_status, stage_of
+
+    state = rig.workspace.read_state(rig.spec)
+    line = next(x for x in format_status(rig.spec, state).splitlines() if x.startswith("position"))
+    return line, {"stage": stage_of(rig.spec, state.position), "phase": state.position.phase}
+
+
+def test_harm_after_the_switch_switches_back_in_one_commit_with_the_reason(post: Rig, remote: Remote) -> None:
+    post.run(2)
+    line, position = status_of(post)
+    assert position == {"stage": "preview", "phase": "progressing"}
+    assert line.startswith("position      progressing, blue/green preview (canary 0%, the load on its")
+    results = post.run(40, until="promote")
+    assert [c["Rollout-Step"] for c in our_commits(remote)] == ["preview", "1/1"]
+    line, position = status_of(post)
+    assert position == {"stage": "switched", "phase": "progressing"}
+    assert "blue/green switched (canary 100%, postPromotionAnalysis): analysing canary" in line
+    post.model.slowdown = 4.0  # the switched version degrades under every user's traffic
+    results = post.run(20, until="rollback")
+    assert results[-1].action == "rollback"
+    commits = our_commits(remote)
+    assert [(c["Rollout-Step"], c["Rollout-Verdict"]) for c in commits] == [
+        ("preview", "promote"),
+        ("1/1", "promote"),
+        ("1/1", "rollback"),
+    ]
+    assert remote.show(ROUTE) == vs_with(100, 0)  # switched back 100 -> 0, byte for byte
+    assert status_of(post)[1] == {"stage": None, "phase": "rolledback"}
+    body = git(remote.bare, "log", "-1", "--format=%B", "master")
+    assert "canary 100% -> 0%" in body
+    assert "postPromotionAnalysis: harm after the switch, switched back 100% -> 0%" in body
+    assert "evidence of harm" in body
+    assert "switched back after the blue/green switch" in post.notices[-1].summary
+    assert {r.phase for r in post.run(3)} == {"rolledback"} and len(our_commits(remote)) == 3
 
 
 def test_blue_green_by_a_header_match_switches_0_to_100_in_one_commit(remote: Remote, tmp_path: Path) -> None:

@@ -144,3 +144,26 @@ def test_lease_names(monkeypatch: pytest.MonkeyPatch) -> None:
     assert lease_name(None) == ("rollouts-system", "rollouts-controller")
     with pytest.raises(SetupError, match="NAMESPACE/NAME"):
         lease_name("just-a-name")
+
+
+def test_run_refuses_blue_green_on_a_preview_without_its_service_and_commits_nothing(
+    remote: Remote, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    remote.commit_file(ROUTE, vs_with(100, 0), "podinfo: all traffic to GA")
+    doc = spec_doc(str(remote.bare), steps=[100])
+    doc["spec"]["analysis"]["iterations"] = 3  # type: ignore[index]
+    doc["spec"]["load"] = {"mode": "local", "target": "http://127.0.0.1:9/"}  # type: ignore[index]
+    spec = write_spec(tmp_path / "bluegreen.yaml", doc)
+    before = remote.count()
+    with mesh_status(remote.bare, tmp_path) as url:
+        code = main(["run", str(spec), "--mesh", url, "--once", "--cache-dir", str(tmp_path / "c")])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert f"{spec}: spec: analysis.previewService: required with analysis.iterations" in err
+    doc["spec"]["analysis"]["previewService"] = {"name": "podinfo-preview"}  # type: ignore[index]
+    write_spec(spec, doc)
+    with mesh_status(remote.bare, tmp_path) as url:
+        code = main(["run", str(spec), "--mesh", url, "--once", "--cache-dir", str(tmp_path / "c")])
+    assert code != 0
+    assert "analysis.previewService.url: required with load.mode local" in capsys.readouterr().err
+    assert remote.count() == before  # nothing committed

@@ -134,3 +134,34 @@ def test_ga_readiness_reads_the_live_ga_deployment_named_in_git(
     live["status"]["observedGeneration"] = 5
     kube_api.state.set("GET", path, live)
     assert gate.ga_ready(spec, state) == (True, "Deployment test/podinfo-ga: 2 of 2 replicas ready")
+
+
+def test_spec_gate_compares_the_committed_strategy_shape_with_the_live_route(
+    remote: Remote, tmp_path: Path, kube_api: RunningApi
+) -> None:
+    """The route file in Git has the mirror stage's mirror block at the live weights (90/10): the
+    gate stays closed until the live VirtualService has the same mirror."""
+    from rollouts.routes import editor_for
+    from rollouts.spec_strategy import RouteState, apply_state
+    from rollouts.yamlsafe import ROUTE as LIMITS
+    from rollouts.yamlsafe import load_all
+
+    editor = editor_for("VirtualService", stable="ga", canary="canary", source=ROUTE)
+    text = apply_state(editor, remote.show(ROUTE), RouteState(Weights(90, 10), mirror=50.0))
+    remote.commit_file(ROUTE, text, "podinfo: mirror 50% to the canary")
+    spec = rollout_spec(str(remote.bare))
+    workspace = CachedWorkspace(Workspace.for_spec(spec, cache_dir=tmp_path / "cache"), HeadCache())
+    state = workspace.read_state(spec)
+    gate = KubernetesSpecGate(api_client(str(kube_api.kubeconfig)), workspace, spec, interval=0.01)
+    closed = gate.wait(Weights(90, 10), state.head, timeout=0)
+    assert not closed.opened and "live VirtualService test/podinfo: mirror differs" in closed.reason
+    committed = next(d for d in load_all(text, ROUTE, LIMITS) if d.get("kind") == "VirtualService")
+    path = "/apis/networking.istio.io/v1beta1/namespaces/test/virtualservices/podinfo"
+    live = kube_api.state.recorded("GET", path)
+    default = committed["spec"]["http"][0]
+    live["spec"]["http"][0].update(
+        mirror=json.loads(json.dumps(default["mirror"])),
+        mirrorPercentage=json.loads(json.dumps(default["mirrorPercentage"])),
+    )
+    kube_api.state.set("GET", path, live)
+    assert gate.wait(Weights(90, 10), state.head, timeout=0).opened

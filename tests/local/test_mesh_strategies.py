@@ -137,6 +137,45 @@ def test_mirror_copies_requests_to_the_canary_and_users_only_get_ga_answers(clea
     assert settled_count(stack, MIRRORED) == settled
 
 
+PREVIEW_REQUESTS = (
+    'sum(istio_requests_total{reporter="destination",destination_workload="podinfo-canary",'
+    'destination_service_name="podinfo-preview"})'
+)
+
+
+STABLE_SERVICE_REQUESTS = (
+    'sum(istio_requests_total{reporter="destination",destination_workload="podinfo-ga",'
+    'destination_service_name="podinfo-stable"})'
+)
+
+
+def test_the_preview_service_sends_every_request_to_the_canary_while_users_stay_on_ga(clean):
+    """Blue/green's preview Service: its port reaches only the canary (at canary weight 0), and its
+    requests are the canary's, reported with the preview Service's name; GA's own Service likewise
+    reaches only GA at canary weight 100."""
+    stack = clean
+    before, previewed_before = settled_count(stack, CANARY_REQUESTS), settled_count(stack, PREVIEW_REQUESTS)
+    assert send(stack, 20)[0] == {"ga": 20}
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(
+            pool.map(lambda _: urllib.request.urlopen(stack.preview_url + "/version", timeout=10), range(30))
+        )
+    assert {answer.headers[SUBSET_HEADER] for answer in answers} == {"canary"}
+    assert wait_for_count(stack, PREVIEW_REQUESTS, previewed_before + 30) == previewed_before + 30
+    assert wait_for_count(stack, CANARY_REQUESTS, before + 30) == before + 30
+    stack.wait_for_revision(stack.set_canary_weight(100))
+    stable_before = settled_count(stack, STABLE_SERVICE_REQUESTS)
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(
+            pool.map(
+                lambda _: urllib.request.urlopen(stack.stable_service_url + "/version", timeout=10), range(10)
+            )
+        )
+    assert {answer.headers[SUBSET_HEADER] for answer in answers} == {"ga"}
+    assert send(stack, 10)[0] == {"canary": 10}
+    assert wait_for_count(stack, STABLE_SERVICE_REQUESTS, stable_before + 10) == stable_before + 10
+
+
 def test_session_affinity_keeps_canary_users_on_the_canary(clean):
     stack = clean
     affinity = SessionAffinity("rollouts-podinfo", "c0ffee")

@@ -62,12 +62,24 @@ def test_set_weight_status_pause_resume_abort(capsys, remote, spec_file, cache, 
     state = json.loads(out)
     assert code == 0 and state["weights"] == {"stable": 40, "canary": 60}
     assert state["last"]["verdict"] == "manual" and state["paused"] is False and state["revision"] == "0.2.0"
+    assert state["position"] == {
+        "phase": "progressing",
+        "stage": "step 2/3",
+        "step": 2,
+        "weight": 60,
+        "reason": "analysing canary 0.2.0 at 60%",
+    }
+    assert (
+        "position      progressing, step 2/3 (60%): analysing canary 0.2.0 at 60%"
+        in run(capsys, "status", spec_file, "--cache-dir", cache)[1]
+    )
 
     assert run(capsys, "pause", spec_file, "--cache-dir", cache)[0] == 0
     code, out, _ = run(capsys, "status", spec_file, "--cache-dir", cache)
     assert (
         "paused        yes" in out and "ga 40%, canary 60%" in out and "last commit   manual step 2/3" in out
     )
+    assert "position      paused: paused by a pause" in out
     assert run(capsys, "resume", spec_file, "--cache-dir", cache)[0] == 0
 
     count = remote.count()

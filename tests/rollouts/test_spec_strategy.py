@@ -93,6 +93,9 @@ def test_mirror_then_shift_and_session_affinity_follow_the_steps():
         ({"iterations": 2, "match": [{"headers": {"x": {"regex": "("}}}]}, "invalid regex"),
         ({"iterations": 2, "match": [{"header": {}}]}, "r.yaml: match[0].header: unknown field"),
         ({"mirrorWeight": 0}, "mirrorWeight: Input should be greater than or equal to 1"),
+        ({"previewService": {"name": "p"}}, "previewService needs iterations"),
+        ({"iterations": 2, "mirror": True, "previewService": {"name": "p"}}, "cannot be combined with"),
+        ({"iterations": 2, "previewService": {}}, "previewService.name: required field is missing"),
     ],
 )
 def test_bad_strategy_specs_name_the_field(data, message):
@@ -153,7 +156,7 @@ def test_property_any_sequence_of_stages_then_rollback_leaves_only_weights(order
     assert rolled_back == editor.write(text, Weights.for_canary(0))
 
 
-def test_the_rollout_spec_takes_session_affinity_and_names_what_it_does_not_run_yet():
+def test_the_rollout_spec_takes_session_affinity_and_names_what_a_strategy_lacks():
     from rollouts.spec import SpecError, parse_spec
     from tests.fixtures.gitrepo import guide_rollout
 
@@ -163,9 +166,44 @@ def test_the_rollout_spec_takes_session_affinity_and_names_what_it_does_not_run_
     mirrored = parse_spec(guide_rollout("x", analysis={"iterations": 2, "mirror": True, "mirrorWeight": 50}))
     assert mirrored.spec.analysis.kind == "mirror" and mirrored.spec.analysis.mirror_weight == 50
     assert parse_spec(guide_rollout("x", analysis=AB)).spec.analysis.kind == "ab"
-    for analysis, field in (({"iterations": 2}, "analysis.iterations"),):
-        with pytest.raises(SpecError, match=rf"r\.yaml: spec: {field}: not run by `rollouts run` yet"):
-            parse_spec(guide_rollout("x", analysis=analysis), source="r.yaml")
+    preview = {"iterations": 2, "previewService": {"name": "podinfo-preview", "url": "http://p.test:9898/"}}
+    previewed = parse_spec(guide_rollout("x", analysis=preview, steps=[100]))
+    assert previewed.spec.analysis.kind == "preview"
+    assert previewed.spec.analysis.preview_service is not None
+    assert previewed.spec.analysis.preview_service.name == "podinfo-preview"
+    for analysis, load, field in (
+        ({"iterations": 2}, {}, "analysis.previewService: required with analysis.iterations"),
+        (
+            {"iterations": 2, "previewService": {"name": "p"}},
+            {"mode": "local", "target": "http://podinfo.test:9898/"},
+            "analysis.previewService.url: required with load.mode local",
+        ),
+    ):
+        with pytest.raises(SpecError, match=rf"r\.yaml: spec: {field}"):
+            parse_spec(
+                guide_rollout("x", analysis=analysis, **({"load": load} if load else {})), source="r.yaml"
+            )
+    post = {
+        **preview,
+        "postPromotionAnalysis": {"iterations": 2, "stableService": {"name": "podinfo-stable"}},
+    }
+    assert parse_spec(guide_rollout("x", analysis=post, steps=[100])).spec.analysis.post_promotion is not None
+    for analysis, steps, load, field in (
+        (post, [10, 100], {}, "analysis.postPromotionAnalysis: only for blue/green"),
+        (
+            post,
+            [100],
+            {"mode": "local", "target": "http://podinfo.test:9898/"},
+            "analysis.postPromotionAnalysis.stableService.url: required with load.mode local",
+        ),
+    ):
+        with pytest.raises(SpecError, match=rf"r\.yaml: spec: {field}"):
+            parse_spec(
+                guide_rollout("x", analysis=analysis, steps=steps, **({"load": load} if load else {})),
+                source="r.yaml",
+            )
+    # without load of ours (mode none) the preview's own traffic is judged: no url needed
+    assert parse_spec(guide_rollout("x", analysis={"iterations": 2, "previewService": {"name": "p"}}))
     split = {"kind": "TrafficSplit", "path": "ts.yaml", "stable": "a", "canary": "b"}
     with pytest.raises(SpecError, match=r"spec: analysis.sessionAffinity: a TrafficSplit cannot express it"):
         parse_spec(

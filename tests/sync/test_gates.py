@@ -66,6 +66,46 @@ def test_kubernetes_gate_checks_flux_revision(kube_api: RunningApi) -> None:
     assert f"applied master@sha1:{SHA}" in result.reason
 
 
+def test_kubernetes_gate_waits_for_the_committed_mirror_and_match_routes(kube_api: RunningApi) -> None:
+    """The mirror stage and its rollback both sit at canary 0 %: the weights alone cannot tell
+    whether the cluster runs the mirror; the strategy's shape (rollouts.kube.shape) can."""
+    from rollouts.kube.shape import shape_of
+
+    recorded = kube_api.state.recorded("GET", VS)
+    mirrored = copy.deepcopy(recorded)
+    mirrored["spec"]["http"][0]["mirror"] = {"host": "podinfo", "subset": "canary"}
+    mirrored["spec"]["http"][0]["mirrorPercentage"] = {"value": 50}
+    shape = shape_of(mirrored, "VirtualService", stable="ga", canary="canary")
+    kube_api.state.set("GET", VS, recorded)
+    closed = gate(kube_api, shape=shape).wait(Weights(90, 10), SHA, timeout=0.03)
+    assert not closed.opened
+    assert (
+        "live VirtualService test/podinfo: mirror differs (Git: 0 match route(s) to the canary, a mirror"
+        in (closed.reason)
+    )
+    # Flux applies it after one more look (the API server writes the percentage as 50.0).
+    applied = copy.deepcopy(mirrored)
+    applied["spec"]["http"][0]["mirrorPercentage"] = {"value": 50.0}
+    kube_api.state.set("GET", VS, recorded, applied)
+    result = gate(kube_api, shape=shape).wait(Weights(90, 10), SHA, timeout=5)
+    assert result.opened and result.looks == 2, result.reason
+    # An A/B match route in Git that the live object lacks (or the reverse) keeps it closed too.
+    matched = copy.deepcopy(recorded)
+    match = {
+        "match": [{"headers": {"x-user": {"exact": "beta"}}}],
+        "route": [{"destination": {"host": "podinfo", "subset": "canary"}}],
+    }
+    matched["spec"]["http"].insert(0, match)
+    for git_side, live in ((matched, recorded), (recorded, matched)):
+        kube_api.state.set("GET", VS, live)
+        expected = shape_of(git_side, "VirtualService", stable="ga", canary="canary")
+        result = gate(kube_api, shape=expected).wait(Weights(90, 10), SHA, timeout=0.03)
+        assert not result.opened and "match routes differ" in result.reason
+    kube_api.state.set("GET", VS, matched)
+    expected = shape_of(matched, "VirtualService", stable="ga", canary="canary")
+    assert gate(kube_api, shape=expected).wait(Weights(90, 10), SHA, timeout=1).opened
+
+
 def test_kubernetes_gate_api_down_is_reported(kube_api: RunningApi) -> None:
     kube_api.state.unavailable = True
     result = gate(kube_api).wait(Weights(90, 10), SHA, timeout=0.03)
