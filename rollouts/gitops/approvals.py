@@ -1,9 +1,11 @@
-"""Approval branches in Git: propose a step's change on a branch of ours, and read what became of it.
+"""Approval branches in Git: propose a change on a branch of ours, and read what became of it.
 
 :func:`propose` makes the same commit a step would push to the watched branch (same file edit, same
 message and trailers, plus ``Rollout-Approval: <branch>``), but pushes it to
 ``refs/heads/<branch>``, a new branch of ours; the watched branch is untouched. Proposing again is a
 no-op once the branch exists with our change (never a force-push, never a second branch).
+:func:`propose_edit` is the same for any change (a pipeline's hand-over proposes the next
+environment's canary manifest this way), and :func:`branch_facts` what Git says of any branch of ours.
 
 :func:`read_facts` gathers what :func:`rollouts.gates.approval.decide` needs from Git: the weights
 on the watched branch's head, whether a commit reachable from it carries our approval line (found
@@ -17,12 +19,12 @@ half-done, symbolic links refused, signed when the workspace signs).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rollouts.gates.approval import APPROVAL, ApprovalFacts, approval_line, carries, landed
 from rollouts.gitops.errors import GitopsError
-from rollouts.gitops.workspace import Workspace, _file_errors
+from rollouts.gitops.workspace import FileEdit, Workspace, _file_errors
 from rollouts.routes import Weights
 from rollouts.spec import Rollout
 from rollouts.state.message import format_message
@@ -74,6 +76,91 @@ def _fetch_branch(ws: Workspace, branch: str) -> str:
     return ref
 
 
+@dataclass(frozen=True)
+class BranchProposal:
+    """Any change of ours on a branch of ours (:func:`propose_edit`); ``sha`` None when the plan
+    had nothing to propose (and no branch was made)."""
+
+    branch: str
+    sha: str | None
+    pushed: bool
+    message: str
+
+
+def propose_edit(
+    ws: Workspace,
+    plan: Callable[[Callable[[str], str | None]], FileEdit | None],
+    *,
+    branch: str,
+) -> BranchProposal:
+    """:meth:`Workspace.commit_edit`'s plan, committed on top of the watched branch but pushed to
+    ``branch`` (with the ``Rollout-Approval: <branch>`` line added). An existing branch of ours is
+    returned as it is, ``plan`` not called: never a second commit, never a force-push."""
+    with ws._locked(), _file_errors(), ws._clean_on_error():
+        ws._sync()
+        existing = _remote_branch_sha(ws, branch)
+        if existing is not None:
+            ref = _fetch_branch(ws, branch)
+            message = ws._git("log", "-1", "--format=%B", ref)
+            if not carries(message, branch):
+                raise GitopsError(
+                    ws._redact(f"{ws.remote}: branch {branch} exists and is not an approval branch of ours")
+                )
+            return BranchProposal(branch, existing, False, message)
+        edit = plan(ws._read_or_none)
+        if edit is None:
+            return BranchProposal(branch, None, False, "")
+        for rel, text in edit.files.items():
+            ws._write(rel, text)
+        message = edit.message if edit.message.endswith("\n") else edit.message + "\n"
+        message += approval_line(branch) + "\n"  # the trailer paragraph's last line
+        sha = ws._commit(message, paths=list(edit.files), allow_empty=not edit.files)
+        try:
+            ws._git("push", "--porcelain", "--no-follow-tags", "origin", f"{sha}:refs/heads/{branch}")
+            _fetch_branch(ws, branch)  # remembered: a later deletion is a rejection (was_proposed)
+        finally:
+            # The watched branch stays exactly the remote's: our commit lives only on our branch.
+            ws._git("checkout", "--quiet", "--force", "-B", ws.branch, f"refs/remotes/origin/{ws.branch}")
+        return BranchProposal(branch, sha, True, message)
+
+
+@dataclass(frozen=True)
+class BranchFacts:
+    """What Git says of a branch of ours: the commit carrying its line that the watched branch
+    reaches (any merge strategy), whether it is still on the remote, and when it was proposed."""
+
+    landed_commit: str | None
+    exists: bool
+    opened_at: float | None
+
+
+def _branch_facts(ws: Workspace, branch: str) -> BranchFacts:
+    sep, end = "\x1f", "\x1e"
+    out = ws._git(
+        "log",
+        f"--max-count={MAX_SCAN}",
+        "--fixed-strings",
+        f"--grep={APPROVAL}: {branch}",
+        f"--format=%H{sep}%B{end}",
+        "HEAD",
+    )
+    messages = [tuple(c.strip("\n").split(sep, 1)) for c in out.split(end) if sep in c]
+    found = landed(((sha, body) for sha, body in messages), branch)
+    tip = _remote_branch_sha(ws, branch)
+    opened_at = None
+    if tip is not None:
+        ref = _fetch_branch(ws, branch)
+        opened_at = float(ws._git("log", "-1", "--format=%ct", ref).strip())
+    return BranchFacts(found, tip is not None, opened_at)
+
+
+def branch_facts(ws: Workspace, branch: str) -> BranchFacts:
+    """Fetch, then :class:`BranchFacts` of ``branch`` (see the module docstring)."""
+    with ws._locked(), _file_errors():
+        ws._sync()
+        return _branch_facts(ws, branch)
+
+
 def propose(
     ws: Workspace,
     rollout: Rollout,
@@ -87,21 +174,13 @@ def propose(
     """Commit ``weights`` for the rollout's route on top of the watched branch and push it to
     ``branch`` (created; an existing branch of ours with our line is returned as it is)."""
     path = rollout.spec.route.path
-    with ws._locked(), _file_errors(), ws._clean_on_error():
-        ws._sync()
-        editor = ws._editor(rollout)
+    bases: list[Weights] = []
+
+    def plan(_read: Callable[[str], str | None]) -> FileEdit:
+        editor = ws._editor(rollout)  # on the synced head: its destination rules
         text = ws._read(path)
         base = editor.read(text)
-        existing = _remote_branch_sha(ws, branch)
-        if existing is not None:
-            ref = _fetch_branch(ws, branch)
-            message = ws._git("log", "-1", "--format=%B", ref)
-            if not carries(message, branch):
-                raise GitopsError(
-                    ws._redact(f"{ws.remote}: branch {branch} exists and is not an approval branch of ours")
-                )
-            return Proposal(branch, existing, False, base, weights, message)
-        ws._write(path, editor.write(text, weights))
+        bases.append(base)
         subject = f"{rollout.metadata.name}: canary {base.canary}% -> {weights.canary}% (approval)"
         message = format_message(
             rollout.key,
@@ -111,14 +190,12 @@ def propose(
             step=step,
             revision=ws._revision_or_none(rollout),
         )
-        message += approval_line(branch) + "\n"  # the trailer paragraph's last line
-        sha = ws._commit(message, paths=[path])
-        try:
-            ws._git("push", "--porcelain", "--no-follow-tags", "origin", f"{sha}:refs/heads/{branch}")
-        finally:
-            # The watched branch stays exactly the remote's: our commit lives only on our branch.
-            ws._git("checkout", "--quiet", "--force", "-B", ws.branch, f"refs/remotes/origin/{ws.branch}")
-        return Proposal(branch, sha, True, base, weights, message)
+        return FileEdit(message, {path: editor.write(text, weights)})
+
+    proposal = propose_edit(ws, plan, branch=branch)
+    assert proposal.sha is not None  # the plan always proposes
+    base = bases[0] if bases else ws.read_weights(rollout)
+    return Proposal(branch, proposal.sha, proposal.pushed, base, weights, proposal.message)
 
 
 def read_facts(ws: Workspace, rollout: Rollout, *, branch: str, expected: Weights) -> ApprovalFacts:
@@ -126,27 +203,12 @@ def read_facts(ws: Workspace, rollout: Rollout, *, branch: str, expected: Weight
     with ws._locked(), _file_errors():
         ws._sync()
         current = ws._editor(rollout).read(ws._read(rollout.spec.route.path))
-        sep, end = "\x1f", "\x1e"
-        out = ws._git(
-            "log",
-            f"--max-count={MAX_SCAN}",
-            "--fixed-strings",
-            f"--grep={APPROVAL}: {branch}",
-            f"--format=%H{sep}%B{end}",
-            "HEAD",
-        )
-        messages = [tuple(c.strip("\n").split(sep, 1)) for c in out.split(end) if sep in c]
-        found = landed(((sha, body) for sha, body in messages), branch)
-        tip = _remote_branch_sha(ws, branch)
-        opened_at = None
-        if tip is not None:
-            ref = _fetch_branch(ws, branch)
-            opened_at = float(ws._git("log", "-1", "--format=%ct", ref).strip())
+        facts = _branch_facts(ws, branch)
         return ApprovalFacts(
             branch=branch,
             expected=expected,
             current=current,
-            landed_commit=found,
-            branch_exists=tip is not None,
-            opened_at=opened_at,
+            landed_commit=facts.landed_commit,
+            branch_exists=facts.exists,
+            opened_at=facts.opened_at,
         )
