@@ -66,6 +66,13 @@ def approval_branch(prefix: str, namespace: str, name: str, revision: str, step:
     return "/".join(_segment(part) for part in parts)
 
 
+def pipeline_branch(prefix: str, namespace: str, pipeline: str, environment: str, revision: str) -> str:
+    """``rollouts/pipeline/<namespace>/<pipeline>/<environment>/<revision>``: where a pipeline's
+    hand-over into ``environment`` waits for its merge (``approval: merge``), safe as a ref name."""
+    parts = [*prefix.split("/"), "pipeline", namespace, pipeline, environment, revision]
+    return "/".join(_segment(part) for part in parts)
+
+
 def approval_line(branch: str) -> str:
     """The trailer line our gated commit carries."""
     return f"{APPROVAL}: {branch}"
