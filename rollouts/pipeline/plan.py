@@ -299,7 +299,7 @@ def _merge_state(candidate: Transition, merge: MergeFacts, target: str) -> Trans
         return replace(found, state=TransitionState.BLOCKED, reason=why)
     since = f", since {_clock(merge.opened_at)}" if merge.opened_at else ""
     branch = f" (branch {merge.branch})" if merge.review_url else ""
-    why = f"{revision} waits for approval: merge {where}{branch}{since} to hand it over to {target}"
+    why = f"{revision} waits for approval to enter {target}: merge {where}{branch}{since}"
     return replace(found, state=TransitionState.AWAITING_APPROVAL, reason=why)
 
 

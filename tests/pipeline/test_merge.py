@@ -117,7 +117,7 @@ def test_the_handover_waits_for_its_merge_then_counts_once(world, forge_api, tmp
     assert tick.handovers == () and forge_api.creates() == 1 and branches(production) == [BRANCH]
     status = format_status(again.key, again.assess())
     assert (
-        "staging -> production: awaiting-approval: 0.2.0 waits for approval: merge "
+        "staging -> production: awaiting-approval: 0.2.0 waits for approval to enter production: merge "
         f"https://github.com/org/cluster/pull/1 (branch {BRANCH}), since " in status
     )
     assert production.head() == before
