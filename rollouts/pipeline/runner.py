@@ -34,6 +34,7 @@ from rollouts.gitops.errors import ManifestError
 from rollouts.gitops.manifest import canary_images, copy_images, revision_of
 from rollouts.gitops.workspace import CommitResult, FileEdit, Workspace
 from rollouts.pipeline import merge
+from rollouts.pipeline.errors import PipelineSpecError
 from rollouts.pipeline.plan import (
     EnvironmentFacts,
     Event,
@@ -44,7 +45,7 @@ from rollouts.pipeline.plan import (
     TransitionState,
     plan,
 )
-from rollouts.pipeline.spec import Pipeline, PipelineSpecError, parse_pipeline, rollout_paths
+from rollouts.pipeline.spec import Pipeline, parse_pipeline, rollout_paths
 from rollouts.spec import Rollout, SpecError, load_spec
 from rollouts.state import parse_message
 from rollouts.state.pipeline import (
