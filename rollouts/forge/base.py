@@ -115,6 +115,11 @@ class Forge(Protocol):
         """Ask the forge to merge ``review`` once its checks pass."""
         ...
 
+    def close(self, review: Review, comment: str) -> None:
+        """Say why in a comment on ``review``, then close it unmerged (a pipeline's superseded
+        hand-over). A request already closed or merged is left as it is."""
+        ...
+
 
 @dataclass
 class Retry:

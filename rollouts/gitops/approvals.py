@@ -132,6 +132,8 @@ class BranchFacts:
     landed_commit: str | None
     exists: bool
     opened_at: float | None
+    tip: str | None = None  # the branch's commit on the remote, when it exists
+    tip_message: str = ""  # its message (the trailers name what it proposes)
 
 
 def _branch_facts(ws: Workspace, branch: str) -> BranchFacts:
@@ -147,11 +149,12 @@ def _branch_facts(ws: Workspace, branch: str) -> BranchFacts:
     messages = [tuple(c.strip("\n").split(sep, 1)) for c in out.split(end) if sep in c]
     found = landed(((sha, body) for sha, body in messages), branch)
     tip = _remote_branch_sha(ws, branch)
-    opened_at = None
+    opened_at, message = None, ""
     if tip is not None:
         ref = _fetch_branch(ws, branch)
         opened_at = float(ws._git("log", "-1", "--format=%ct", ref).strip())
-    return BranchFacts(found, tip is not None, opened_at)
+        message = ws._git("log", "-1", "--format=%B", ref)
+    return BranchFacts(found, tip is not None, opened_at, tip, message)
 
 
 def branch_facts(ws: Workspace, branch: str) -> BranchFacts:
@@ -159,6 +162,34 @@ def branch_facts(ws: Workspace, branch: str) -> BranchFacts:
     with ws._locked(), _file_errors():
         ws._sync()
         return _branch_facts(ws, branch)
+
+
+def branches_under(ws: Workspace, prefix: str) -> list[str]:
+    """The remote's branches named ``<prefix>/...`` (one ``ls-remote``), sorted."""
+    with ws._locked():
+        if not (ws.path / ".git").is_dir():
+            ws._sync()
+        out = ws._git("ls-remote", "--heads", "origin", f"refs/heads/{prefix}/*")
+    heads = (line.split("\t", 1)[1] for line in out.splitlines() if "\t" in line)
+    return sorted(h.removeprefix("refs/heads/") for h in heads)
+
+
+def delete_branch(ws: Workspace, branch: str, tip: str) -> bool:
+    """Delete ``branch`` on the remote if it still points at ``tip`` (our commit: a lease, so a
+    commit someone pushed there since is never lost). False when it moved or is gone already."""
+    with ws._locked(), _file_errors():
+        if not (ws.path / ".git").is_dir():
+            ws._sync()
+        if _remote_branch_sha(ws, branch) != tip:
+            return False
+        try:
+            ws._git(
+                "push", "--porcelain", f"--force-with-lease=refs/heads/{branch}:{tip}", "origin",
+                f":refs/heads/{branch}",
+            )  # fmt: skip
+        except GitopsError:
+            return False  # moved between the look and the push: theirs wins
+        return True
 
 
 def propose(

@@ -28,10 +28,12 @@ from datetime import UTC, datetime
 
 from rollouts.forge.base import Forge, ForgeError, Review
 from rollouts.gates.approval import pipeline_branch
-from rollouts.gitops.approvals import branch_facts, was_proposed
+from rollouts.gitops.approvals import branch_facts, branches_under, delete_branch, was_proposed
 from rollouts.gitops.workspace import Workspace
-from rollouts.pipeline.plan import MergeFacts, Transition
+from rollouts.pipeline.plan import MergeFacts, Superseded, Transition
 from rollouts.spec import Rollout
+from rollouts.state import parse_message
+from rollouts.state.pipeline import REVISION
 
 log = logging.getLogger("rollouts.pipeline")
 
@@ -55,6 +57,11 @@ def find_review(forge: Forge | None, branch: str, what: str) -> Review | None:
         return None
 
 
+def prefix_of(pipeline_key: str, environment: str, target: Rollout) -> str:
+    """The part every hand-over branch into ``environment`` shares (the revision follows)."""
+    return branch_of(pipeline_key, environment, target, "x").rsplit("/", 1)[0]
+
+
 def merge_facts(ws: Workspace, forge: Forge | None, branch: str, what: str) -> MergeFacts:
     """What Git and the forge say of ``branch`` now (fetches)."""
     facts = branch_facts(ws, branch)
@@ -68,7 +75,41 @@ def merge_facts(ws: Workspace, forge: Forge | None, branch: str, what: str) -> M
         review=review.state if review else None,
         review_url=review.url if review else None,
         opened_at=datetime.fromtimestamp(facts.opened_at, UTC) if facts.opened_at else None,
+        revision=parse_message(facts.tip_message).trailers.get(REVISION, "") if facts.tip_message else "",
     )
+
+
+def proposals(
+    ws: Workspace, forge: Forge | None, prefix: str, pipeline_key: str, skip: str
+) -> list[MergeFacts]:
+    """The merge facts of every branch of ours under ``prefix`` but ``skip`` (the candidate's)."""
+    found = []
+    for branch in branches_under(ws, prefix):
+        if branch == skip:
+            continue
+        found.append(merge_facts(ws, forge, branch, pipeline_key))
+    return found
+
+
+def close_superseded(ws: Workspace, forge: Forge | None, superseded: Superseded, what: str) -> str:
+    """Close the superseded request (a comment says why) and delete its branch (only while it is
+    still our commit). Returns what was done, for the log and the tick."""
+    done = []
+    review = find_review(forge, superseded.branch, what)
+    if forge is not None and review is not None and review.state == "open":
+        try:
+            forge.close(review, f"Superseded: {superseded.reason}.")
+            done.append(f"closed {review.url}")
+        except ForgeError as exc:
+            log.warning("%s: %s", what, exc)
+    facts = branch_facts(ws, superseded.branch)
+    if (
+        facts.tip is not None
+        and facts.landed_commit is None
+        and delete_branch(ws, superseded.branch, facts.tip)
+    ):
+        done.append(f"deleted branch {superseded.branch}")
+    return ", ".join(done) or "nothing left to close"
 
 
 def request_body(pipeline_key: str, transition: Transition, reasons: Sequence[str]) -> str:

@@ -104,6 +104,20 @@ class MergeFacts:
     review: ReviewState | None = None
     review_url: str | None = None
     opened_at: datetime | None = None
+    revision: str = ""  # the revision the branch hands over (its commit's trailer)
+
+
+@dataclass(frozen=True)
+class Superseded:
+    """An open hand-over request for ``revision`` while the source finalized ``by`` since: the
+    shell closes it (and deletes its branch), so no one merges the older revision by mistake."""
+
+    target: str
+    revision: str
+    by: str
+    branch: str
+    review_url: str | None
+    reason: str
 
 
 class TransitionState(StrEnum):
@@ -167,6 +181,7 @@ class PipelinePlan:
     transitions: tuple[Transition, ...]
     stops: tuple[LineStop, ...]
     out_of_order: tuple[OutOfOrder, ...]
+    superseded: tuple[Superseded, ...] = ()
 
     @property
     def ready(self) -> tuple[Transition, ...]:
@@ -179,9 +194,11 @@ def plan(
     facts: Sequence[EnvironmentFacts],
     now: datetime,
     merges: Mapping[tuple[str, str], MergeFacts] | None = None,
+    proposals: Mapping[str, Sequence[MergeFacts]] | None = None,
 ) -> PipelinePlan:
     """The pipeline's plan from the facts of its environments (in pipeline order) at ``now``;
-    ``merges``: the merge facts of ``(target, revision)`` hand-overs (``approval: merge``)."""
+    ``merges``: the merge facts of ``(target, revision)`` hand-overs (``approval: merge``);
+    ``proposals``: every branch of ours on each target's remote (the superseded are among them)."""
     names = [env.name for env in pipeline.spec.environments]
     if [f.name for f in facts] != names:
         raise ValueError(f"facts must name the environments in order {names}, got {[f.name for f in facts]}")
@@ -203,7 +220,34 @@ def plan(
         )
         for i in range(1, len(facts))
     )
-    return PipelinePlan(transitions=transitions, stops=stops, out_of_order=_out_of_order(facts, stops))
+    return PipelinePlan(
+        transitions=transitions,
+        stops=stops,
+        out_of_order=_out_of_order(facts, stops),
+        superseded=_superseded(transitions, proposals or {}),
+    )
+
+
+def _superseded(
+    transitions: Sequence[Transition], proposals: Mapping[str, Sequence[MergeFacts]]
+) -> tuple[Superseded, ...]:
+    """Open requests of ours for a revision other than the target's candidate (a newer one passed)."""
+    found: list[Superseded] = []
+    for t in transitions:
+        if t.revision is None:
+            continue
+        for m in proposals.get(t.target, ()):
+            if m.revision in ("", t.revision) or not m.exists or m.landed_commit is not None:
+                continue
+            if m.review in ("merged", "closed"):
+                continue
+            where = m.review_url or f"branch {m.branch}"
+            why = (
+                f"{where} ({m.revision} into {t.target}) is superseded: {t.source} finalized "
+                f"{t.revision} since"
+            )
+            found.append(Superseded(t.target, m.revision, t.revision, m.branch, m.review_url, why))
+    return tuple(found)
 
 
 def _transition(

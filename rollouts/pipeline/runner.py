@@ -41,6 +41,7 @@ from rollouts.pipeline.plan import (
     MergeFacts,
     Pin,
     PipelinePlan,
+    Superseded,
     Transition,
     TransitionState,
     plan,
@@ -135,8 +136,9 @@ class HandOver:
 
     transition: Transition
     # pushed: on the watched branch; proposed: on a branch of ours (approval: merge), or its request
-    # opened; done: nothing to write; yielded: someone else's change wins.
-    outcome: Literal["pushed", "proposed", "done", "yielded"]
+    # opened; superseded: an older revision's request closed; done: nothing to write; yielded:
+    # someone else's change wins.
+    outcome: Literal["pushed", "proposed", "superseded", "done", "yielded"]
     sha: str | None = None
     detail: str = ""
 
@@ -298,29 +300,37 @@ class PipelineRunner:
 
     def assess(self) -> PipelineTick:
         """Read and plan, writing nothing: what ``rollouts status PIPELINE`` prints. With
-        ``approval: merge``, the plan is made again with the merge facts of its candidates."""
+        ``approval: merge``, the plan is made again with the merge facts of its candidates and
+        of the other branches of ours (superseded ones)."""
         facts, manifests = self.read()
         now = self.clock()
         first = plan(self.loaded.pipeline, facts, now)
-        merges = self._merges(first)
-        result = plan(self.loaded.pipeline, facts, now, merges) if merges else first
+        merges, others = self._merges(first)
+        result = plan(self.loaded.pipeline, facts, now, merges, others) if merges or others else first
         return PipelineTick(plan=result, facts=tuple(facts), manifests=manifests)
 
-    def _merges(self, first: PipelinePlan) -> dict[tuple[str, str], MergeFacts]:
-        """The merge facts of each ``approval: merge`` candidate still on its way."""
+    def _merges(
+        self, first: PipelinePlan
+    ) -> tuple[dict[tuple[str, str], MergeFacts], dict[str, list[MergeFacts]]]:
+        """The merge facts of each ``approval: merge`` candidate still on its way, and of every
+        other branch of ours on its target's remote."""
         found: dict[tuple[str, str], MergeFacts] = {}
+        others: dict[str, list[MergeFacts]] = {}
         for t in first.transitions:
             promotion = self.loaded.pipeline.environment(t.target).promotion
             if promotion.approval != "merge" or t.revision is None:
                 continue
+            stage = self._stage(t.target)
+            ws, forge = self.workspaces[t.target], self.forges.get(t.target)
+            branch = merge.branch_of(self.key, t.target, stage.rollout, t.revision)
+            prefix = merge.prefix_of(self.key, t.target, stage.rollout)
+            listed = merge.proposals(ws, forge, prefix, self.key, skip=branch)
+            if listed:
+                others[t.target] = listed
             if t.state in (TransitionState.DONE, TransitionState.BLOCKED, TransitionState.PINNED):
                 continue
-            stage = self._stage(t.target)
-            branch = merge.branch_of(self.key, t.target, stage.rollout, t.revision)
-            found[(t.target, t.revision)] = merge.merge_facts(
-                self.workspaces[t.target], self.forges.get(t.target), branch, self.key
-            )
-        return found
+            found[(t.target, t.revision)] = merge.merge_facts(ws, forge, branch, self.key)
+        return found, others
 
     def tick(self) -> PipelineTick:
         """Read, plan, and write the hand-over of every ready transition (``approval: merge``: its
@@ -329,7 +339,8 @@ class PipelineRunner:
         result, facts, manifests = assessed.plan, assessed.facts, assessed.manifests
         for stop in result.out_of_order:
             log.warning("%s: out of order: %s", self.key, stop.reason)
-        handovers = tuple(self._hand_over(t, manifests[t.target], facts) for t in result.ready)
+        handovers = tuple(self._supersede(s, result) for s in result.superseded)
+        handovers += tuple(self._hand_over(t, manifests[t.target], facts) for t in result.ready)
         handovers += tuple(
             self._request(t, t.branch, None)
             for t in result.transitions
@@ -339,6 +350,15 @@ class PipelineRunner:
             and self.forges.get(t.target) is not None
         )
         return PipelineTick(plan=result, facts=facts, handovers=handovers, manifests=manifests)
+
+    def _supersede(self, superseded: Superseded, result: PipelinePlan) -> HandOver:
+        """Close an older revision's request and delete its branch (a newer one passed)."""
+        done = merge.close_superseded(
+            self.workspaces[superseded.target], self.forges.get(superseded.target), superseded, self.key
+        )
+        log.info("%s: %s (%s)", self.key, superseded.reason, done)
+        transition = next(t for t in result.transitions if t.target == superseded.target)
+        return HandOver(transition, "superseded", detail=f"{superseded.reason}: {done}")
 
     def _stage(self, name: str) -> Stage:
         return next(s for s in self.loaded.stages if s.name == name)

@@ -33,8 +33,9 @@ def forge_api() -> Iterator[ForgeApi]:
     yield from serve_forge()
 
 
-def forge(api: ForgeApi):
-    cfg = ForgeConfig(kind="github", repository="org/cluster", token=TOKEN, url=api.base)
+def forge(api: ForgeApi, kind: str = "github"):
+    repository = "org/cluster" if kind == "github" else "group/cluster"
+    cfg = ForgeConfig(kind=kind, repository=repository, token=TOKEN, url=api.base)
     return forge_for(cfg, retry=Retry(attempts=2, backoff=0.01, sleep=lambda s: None), timeout=5)
 
 
@@ -44,10 +45,12 @@ def merge_pipeline(specs: Path, promotion: str = "approval: merge"):
     return load_pipeline(specs / "pipeline.yaml")
 
 
-def runner(loaded, cache: Path, now: datetime, api: ForgeApi | None = None) -> PipelineRunner:
+def runner(
+    loaded, cache: Path, now: datetime, api: ForgeApi | None = None, kind: str = "github"
+) -> PipelineRunner:
     """A runner as a (re)started controller makes it: its own workspaces on ``cache``."""
     workspaces = {s.name: Workspace.for_spec(s.rollout, cache_dir=cache) for s in loaded.stages}
-    forges = {"production": forge(api)} if api is not None else {}
+    forges = {"production": forge(api, kind)} if api is not None else {}
     return PipelineRunner(loaded, workspaces, clock=lambda: now, forges=forges)
 
 
@@ -88,37 +91,52 @@ def merge(remote: Remote, branch: str, how: str) -> None:
     git(remote.human, "push", "--quiet", "origin", "HEAD:master")
 
 
-@pytest.mark.parametrize("how", ["merge-commit", "fast-forward", "rebase", "squash"])
-def test_the_handover_waits_for_its_merge_then_counts_once(world, forge_api, tmp_path, how) -> None:
+URLS = {
+    "github": "https://github.com/org/cluster/pull/1",
+    "gitlab": "https://gitlab.example/group/cluster/-/merge_requests/1",
+}
+
+
+@pytest.mark.parametrize(
+    ("how", "kind"),
+    [("merge-commit", "github"), ("squash", "gitlab"), ("fast-forward", None), ("rebase", None)],
+)
+def test_the_handover_waits_for_its_merge_then_counts_once(world, forge_api, tmp_path, how, kind) -> None:
     loaded, workspaces, _staging, production, specs = world
     loaded = merge_pipeline(specs)
     walk(workspaces["staging"], loaded.stages[0].rollout)
     now = datetime.now(UTC) + timedelta(minutes=1)
     before = production.head()
+    api = forge_api if kind else None  # fast-forward, rebase: Git alone, no forge
+    where = URLS[kind] if kind else f"branch {BRANCH}"
 
-    first = runner(loaded, tmp_path / "c1", now, forge_api).tick()
+    first = runner(loaded, tmp_path / "c1", now, api, kind or "github").tick()
     assert [h.outcome for h in first.handovers] == ["proposed"], first.handovers
-    assert first.handovers[0].detail == "merge https://github.com/org/cluster/pull/1 to hand it over"
+    assert first.handovers[0].detail == f"merge {where} to hand it over"
     assert production.head() == before  # the watched branch is untouched: production has not started
     assert branches(production) == [BRANCH]
     message = git(production.bare, "log", "-1", "--format=%B", BRANCH)
     for line in ("Rollout-Verdict: handover", "Rollout-Source: staging", f"Rollout-Approval: {BRANCH}"):
         assert line in message
     assert "podinfo:0.2.0" in git(production.bare, "show", f"{BRANCH}:{GUIDE_CANARY}")
-    body = forge_api.pulls[1]["body"]
-    assert "0.2.0 passed staging: finalized in" in body and "hand 0.2.0 over" in forge_api.pulls[1]["title"]
-    assert "- ok" in body  # staging's own evidence, from its finalize commit
+    if kind:
+        request = (forge_api.pulls if kind == "github" else forge_api.mrs)[1]
+        body = request.get("body") or request["description"]
+        assert "0.2.0 passed staging: finalized in" in body and "hand 0.2.0 over" in request["title"]
+        assert "- ok" in body  # staging's own evidence, from its finalize commit
 
     # A restarted controller (a fresh process, same cache) finds the branch and the request again.
-    again = runner(loaded, tmp_path / "c1", now, forge_api)
+    again = runner(loaded, tmp_path / "c1", now, api, kind or "github")
     tick = again.tick()
     (t,) = tick.plan.transitions
-    assert t.state is TransitionState.AWAITING_APPROVAL and t.review_url.endswith("/pull/1"), t.reason
-    assert tick.handovers == () and forge_api.creates() == 1 and branches(production) == [BRANCH]
+    assert t.state is TransitionState.AWAITING_APPROVAL and t.review_url == (URLS[kind] if kind else None)
+    assert tick.handovers == () and forge_api.creates() == (1 if kind else 0)
+    assert branches(production) == [BRANCH]
     status = format_status(again.key, again.assess())
+    branch = f" (branch {BRANCH})" if kind else ""
     assert (
-        "staging -> production: awaiting-approval: 0.2.0 waits for approval to enter production: merge "
-        f"https://github.com/org/cluster/pull/1 (branch {BRANCH}), since " in status
+        "staging -> production: awaiting-approval: 0.2.0 waits for approval to enter production: "
+        f"merge {where}{branch}, since " in status
     )
     assert production.head() == before
 
@@ -129,8 +147,9 @@ def test_the_handover_waits_for_its_merge_then_counts_once(world, forge_api, tmp
     assert done.handovers == ()
     assert "podinfo:0.2.0" in production.show(GUIDE_CANARY)
     assert len(handovers(production)) == (0 if how == "squash" else 1)
-    assert runner(loaded, tmp_path / "c2", now, forge_api).tick().handovers == ()  # a fresh cache too
-    assert forge_api.creates() == 1
+    fresh = runner(loaded, tmp_path / "c2", now, api, kind or "github").tick()  # a fresh cache too
+    assert fresh.handovers == () and fresh.plan.transitions[0].state is TransitionState.DONE
+    assert forge_api.creates() == (1 if kind else 0)
 
 
 def test_a_closed_request_blocks_the_revision_from_production(world, forge_api, tmp_path) -> None:
@@ -196,3 +215,37 @@ def test_a_change_between_plan_and_proposal_wins(world, tmp_path) -> None:
     outcome = r._hand_over(ready, manifests["production"], facts)
     assert outcome.outcome == "yielded" and "changed while handing over 0.2.0" in outcome.detail
     assert branches(production) == []  # no branch proposes over the person's change
+
+
+def test_a_newer_revision_supersedes_the_open_request(world, forge_api, tmp_path) -> None:
+    """On GitLab this time (python-gitlab; PyGithub paces its writes by a second each)."""
+    loaded, workspaces, staging, production, specs = world
+    loaded = merge_pipeline(specs)
+    walk(workspaces["staging"], loaded.stages[0].rollout)
+    now = datetime.now(UTC) + timedelta(minutes=1)
+    r = runner(loaded, tmp_path / "c", now, forge_api, "gitlab")
+    assert [h.outcome for h in r.tick().handovers] == ["proposed"]
+    # Image automation brings 0.2.1 to staging, which passes too, while !1 (0.2.0) is still open.
+    staging.commit_file(GUIDE_CANARY, deployment("0.2.1"), "chore: bump podinfo to 0.2.1")
+    walk(workspaces["staging"], loaded.stages[0].rollout)
+
+    mr1 = "https://gitlab.example/group/cluster/-/merge_requests/1"
+    status = format_status(r.key, r.assess())
+    assert (
+        f"superseded    {mr1} (0.2.0 into production) is superseded: "
+        "staging finalized 0.2.1 since; the controller closes it on its next tick" in status
+    )
+    tick = r.tick()
+    assert [h.outcome for h in tick.handovers] == ["superseded", "proposed"], tick.handovers
+    assert tick.handovers[0].detail.endswith(f"closed {mr1}, deleted branch {BRANCH}")
+    assert forge_api.mrs[1]["state"] == "closed"
+    assert "staging finalized 0.2.1 since" in forge_api.comments[1][0]
+    assert branches(production) == [BRANCH_021] and forge_api.mrs[2]["source_branch"] == BRANCH_021
+    # Restarted: nothing more to close, one request for 0.2.1, and the status says where it stands.
+    again = runner(loaded, tmp_path / "c", now, forge_api, "gitlab")
+    tick = again.tick()
+    assert tick.handovers == () and tick.plan.superseded == () and forge_api.creates() == 2
+    (t,) = tick.plan.transitions
+    assert t.state is TransitionState.AWAITING_APPROVAL and t.revision == "0.2.1"
+    assert "superseded" not in format_status(again.key, again.assess())
+    assert handovers(production) == []

@@ -316,3 +316,25 @@ def test_merge_facts_of_another_revision_or_approval_mode_are_ignored():
         0
     ]
     assert t.state is TransitionState.READY and t.revision == "0.2.1"
+
+
+def test_an_open_request_for_an_older_revision_is_superseded():
+    pipe = pipeline({"approval": "merge"})
+    staging = env("staging", "0.2.1", finalized("0.2.0", T0), finalized("0.2.1", T0 + timedelta(hours=1)))
+    old = MergeFacts(BR, proposed=True, exists=True, review="open", review_url=URL, revision="0.2.0")
+    others = [
+        old,
+        MergeFacts(BR + "x", proposed=True, exists=True, revision="0.1.9", review="closed"),  # closed
+        MergeFacts(BR + "y", proposed=True, exists=True, revision="0.1.8", landed_commit="d" * 40),
+        MergeFacts(BR + "z", proposed=True, exists=True, revision="0.2.1"),  # the candidate's own
+    ]
+    result = plan(
+        pipe, [staging, env("production", "0.1.0")], T0 + timedelta(hours=2), None, {"production": others}
+    )
+    (s,) = result.superseded
+    assert (s.target, s.revision, s.by, s.branch, s.review_url) == ("production", "0.2.0", "0.2.1", BR, URL)
+    assert s.reason == f"{URL} (0.2.0 into production) is superseded: staging finalized 0.2.1 since"
+    assert result.transitions[0].state is TransitionState.READY and result.transitions[0].revision == "0.2.1"
+    # Without a candidate (staging finalized nothing) nothing is superseded.
+    idle = plan(pipe, [env("staging", "0.2.1"), env("production", "0.1.0")], T0, None, {"production": others})
+    assert idle.superseded == ()
