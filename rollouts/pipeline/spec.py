@@ -115,7 +115,8 @@ class Promotion(_Model):
     approval: Literal["none", "command", "merge"] = Field(
         default="none",
         description="`command`: a `rollouts approve` commit must name the revision and this environment; "
-        "`merge`: the hand-over commit goes on a branch of ours and counts once merged; `none`: automatic.",
+        "`merge`: the hand-over commit goes on a branch of ours (a pull or merge request where this "
+        "environment's Rollout names `spec.approval.forge`) and counts once merged; `none`: automatic.",
     )
     windows: list[TimeWindow] = Field(
         default_factory=list,
