@@ -459,12 +459,20 @@ class PipelineRunner:
 
     def approve(self, environment: str, revision: str, reasons: Sequence[str] = ()) -> CommitResult:
         """``rollouts approve``: an empty commit approving ``revision`` for ``environment`` (a no-op
-        when it is approved already). ``ValueError`` for an unknown environment or the first one."""
+        when it is approved already). ``ValueError`` for an unknown environment, the first one, or
+        one whose approval is a merge (a record would approve nothing there)."""
         names = [s.name for s in self.loaded.stages]
         if environment not in names:
             raise ValueError(f"{self.loaded.source}: no environment {environment!r} (has {', '.join(names)})")
         if environment == names[0]:
             raise ValueError(f"{environment} is the first environment: its revisions need no approval")
+        if self.loaded.pipeline.environment(environment).promotion.approval == "merge":
+            stage = self._stage(environment)
+            branch = merge.branch_of(self.key, environment, stage.rollout, revision)
+            raise ValueError(
+                f"{environment} takes its approval as a merge (approval: merge): merge branch {branch} "
+                "(or its pull request) instead"
+            )
         ws = self.workspaces[environment]
         stage = self.loaded.stages[names.index(environment)]
 

@@ -152,6 +152,15 @@ def test_the_handover_waits_for_its_merge_then_counts_once(world, forge_api, tmp
     assert forge_api.creates() == (1 if kind else 0)
 
 
+def test_rollouts_approve_points_at_the_branch(world, tmp_path) -> None:
+    loaded, _workspaces, _staging, production, specs = world
+    loaded = merge_pipeline(specs)
+    before = production.head()
+    with pytest.raises(ValueError, match=f"approval: merge\\): merge branch {BRANCH} "):
+        runner(loaded, tmp_path / "c", datetime.now(UTC)).approve("production", "0.2.0")
+    assert production.head() == before
+
+
 def test_a_closed_request_blocks_the_revision_from_production(world, forge_api, tmp_path) -> None:
     loaded, workspaces, _staging, production, specs = world
     loaded = merge_pipeline(specs)
