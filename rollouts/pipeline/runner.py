@@ -373,11 +373,7 @@ class PipelineRunner:
         revision, images = transition.revision, dict(transition.images)
         before = next(f.canary_revision for f in facts if f.name == stage.name)
         yielded: list[str] = []
-        reasons = [
-            f"{revision} passed {transition.source}: finalized in {transition.evidence_sha[:12]} at "
-            f"{_clock(transition.finalized_at)}",
-            transition.reason,
-        ]
+        reasons = [_passed(transition), transition.reason]
 
         def edit(read: Callable[[str], str | None]) -> FileEdit | None:
             text = read(path)
@@ -448,7 +444,7 @@ class PipelineRunner:
             base=spec.git.branch,
             title=f"{stage.rollout.metadata.name}: hand {transition.revision} over from "
             f"{transition.source} to {stage.name}",
-            body=merge.request_body(self.key, transition, reasons or [transition.reason]),
+            body=merge.request_body(self.key, transition, reasons or [_passed(transition)]),
             auto_merge=bool(spec.approval.forge and spec.approval.forge.auto_merge),
             what=self.key,
         )
@@ -497,6 +493,14 @@ class PipelineRunner:
             return None if revision in approved else FileEdit(message, {})
 
         return ws.commit_edit(edit)
+
+
+def _passed(transition: Transition) -> str:
+    """``0.2.0 passed staging: finalized in 3f9c2a1b7d0e at 2026-12-01 10:00 UTC``."""
+    return (
+        f"{transition.revision} passed {transition.source}: finalized in {transition.evidence_sha[:12]} "
+        f"at {_clock(transition.finalized_at)}"
+    )
 
 
 def _clock(at: datetime | None) -> str:

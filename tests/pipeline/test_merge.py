@@ -258,3 +258,26 @@ def test_a_newer_revision_supersedes_the_open_request(world, forge_api, tmp_path
     assert t.state is TransitionState.AWAITING_APPROVAL and t.revision == "0.2.1"
     assert "superseded" not in format_status(again.key, again.assess())
     assert handovers(production) == []
+
+
+def test_the_forge_down_only_delays_the_request(world, forge_api, tmp_path) -> None:
+    loaded, workspaces, _staging, production, specs = world
+    loaded = merge_pipeline(specs)
+    walk(workspaces["staging"], loaded.stages[0].rollout)
+    now = datetime.now(UTC) + timedelta(minutes=1)
+    forge_api.fail = [503] * 6  # every attempt of this tick's calls (two each)
+    first = runner(loaded, tmp_path / "c", now, forge_api, "gitlab").tick()
+    assert [h.outcome for h in first.handovers] == ["proposed"]
+    assert (
+        first.handovers[0].detail == f"merge branch {BRANCH} to hand it over"
+    )  # proposed in Git all the same
+    assert branches(production) == [BRANCH] and forge_api.creates() == 0
+    forge_api.fail = []
+    later = runner(loaded, tmp_path / "c", now, forge_api, "gitlab").tick()
+    assert [(h.outcome, h.detail) for h in later.handovers] == [
+        ("proposed", f"merge {URLS['gitlab']} to hand it over")
+    ]
+    assert (
+        forge_api.creates() == 1 and "0.2.0 passed staging: finalized in" in forge_api.mrs[1]["description"]
+    )
+    assert branches(production) == [BRANCH]
