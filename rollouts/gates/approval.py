@@ -66,11 +66,17 @@ def approval_branch(prefix: str, namespace: str, name: str, revision: str, step:
     return "/".join(_segment(part) for part in parts)
 
 
+def pipeline_branch_prefix(prefix: str, namespace: str, pipeline: str, environment: str) -> str:
+    """``rollouts/pipeline/<namespace>/<pipeline>/<environment>``: what every hand-over branch into
+    ``environment`` starts with."""
+    parts = [*prefix.split("/"), "pipeline", namespace, pipeline, environment]
+    return "/".join(_segment(part) for part in parts)
+
+
 def pipeline_branch(prefix: str, namespace: str, pipeline: str, environment: str, revision: str) -> str:
     """``rollouts/pipeline/<namespace>/<pipeline>/<environment>/<revision>``: where a pipeline's
     hand-over into ``environment`` waits for its merge (``approval: merge``), safe as a ref name."""
-    parts = [*prefix.split("/"), "pipeline", namespace, pipeline, environment, revision]
-    return "/".join(_segment(part) for part in parts)
+    return f"{pipeline_branch_prefix(prefix, namespace, pipeline, environment)}/{_segment(revision)}"
 
 
 def approval_line(branch: str) -> str:

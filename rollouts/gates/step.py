@@ -25,7 +25,7 @@ import logging
 from dataclasses import dataclass
 from typing import Literal
 
-from rollouts.forge.base import Forge, ForgeError, Review
+from rollouts.forge.base import Forge, ForgeError, Review, find_or_open
 from rollouts.gates.approval import ApprovalStatus, approval_branch, decide, gated
 from rollouts.gates.status import approval_text, webhook_text
 from rollouts.gates.webhooks import FailedChecks, Payload, Phase, Webhooks, checksum
@@ -182,9 +182,6 @@ class StepGates:
         if self.forge is None:
             return None
         try:
-            found = self.forge.find(branch)
-            if found is not None and found.state != "open":
-                return found
             title = f"{self.rollout.metadata.name}: canary {weights.canary}% (step {step}) awaits approval"
             body = "\n".join(
                 [
@@ -194,10 +191,7 @@ class StepGates:
                     *(f"- {r}" for r in reasons),
                 ]
             )
-            review = found or self.forge.open(branch, base, title, body)
-            if found is None and self.forge_auto_merge:
-                self.forge.enable_auto_merge(review)
-            return review
+            return find_or_open(self.forge, branch, base, title, body, auto_merge=self.forge_auto_merge)
         except ForgeError as exc:
             # The forge is a convenience: the merge in Git is the approval. Keep waiting on Git.
             log.warning("%s: %s", self.rollout.key, exc)

@@ -26,8 +26,8 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from rollouts.forge.base import Forge, ForgeError, Review
-from rollouts.gates.approval import pipeline_branch
+from rollouts.forge.base import Forge, ForgeError, Review, find_or_open
+from rollouts.gates.approval import pipeline_branch, pipeline_branch_prefix
 from rollouts.gitops.approvals import branch_facts, branches_under, delete_branch, was_proposed
 from rollouts.gitops.workspace import Workspace
 from rollouts.pipeline.plan import MergeFacts, Superseded, Transition
@@ -59,7 +59,8 @@ def find_review(forge: Forge | None, branch: str, what: str) -> Review | None:
 
 def prefix_of(pipeline_key: str, environment: str, target: Rollout) -> str:
     """The part every hand-over branch into ``environment`` shares (the revision follows)."""
-    return branch_of(pipeline_key, environment, target, "x").rsplit("/", 1)[0]
+    namespace, name = pipeline_key.split("/", 1)
+    return pipeline_branch_prefix(target.spec.approval.branch_prefix, namespace, name, environment)
 
 
 def merge_facts(ws: Workspace, forge: Forge | None, branch: str, what: str) -> MergeFacts:
@@ -145,13 +146,7 @@ def open_request(
     if forge is None:
         return None
     try:
-        found = forge.find(branch)
-        if found is not None:
-            return found
-        review = forge.open(branch, base, title, body)
-        if auto_merge:
-            forge.enable_auto_merge(review)
-        return review
+        return find_or_open(forge, branch, base, title, body, auto_merge=auto_merge)
     except ForgeError as exc:
         log.warning("%s: %s", what, exc)
         return None
