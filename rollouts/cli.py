@@ -219,12 +219,7 @@ def _pipeline_status(args: argparse.Namespace) -> int:
     from rollouts.pipeline.job import format_status
 
     runner = _pipeline_runner(args)
-    facts, manifests = runner.read()
-    from rollouts.pipeline.plan import plan
-    from rollouts.pipeline.runner import PipelineTick
-
-    tick = PipelineTick(plan(runner.loaded.pipeline, facts, runner.clock()), tuple(facts), (), manifests)
-    print(format_status(runner.key, tick))
+    print(format_status(runner.key, runner.assess()))  # reads and plans; writes nothing
     return 0
 
 

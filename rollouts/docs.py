@@ -48,16 +48,21 @@ class Section:
     key: str
     schema: dict[str, Any]
     paths: list[str] = field(default_factory=list)
+    root: str = ROOT  # the document kind (another kind's anchors start with its name)
 
     @property
     def anchor(self) -> str:
         """HTML id of the section: its first path with dots and brackets as dashes."""
-        return re.sub(r"[^a-z0-9]+", "-", self.paths[0].lower()).strip("-") or ROOT.lower()
+        anchor = re.sub(r"[^a-z0-9]+", "-", self.paths[0].lower()).strip("-")
+        if self.root != ROOT:
+            return f"{self.root.lower()}-{anchor}" if anchor else self.root.lower()
+        return anchor or ROOT.lower()
 
     @property
     def title(self) -> str:
         """The heading: every path, or the document itself."""
-        return ", ".join(f"`{p}`" if p else f"{ROOT} document" for p in self.paths)
+        prefix = "" if self.root == ROOT else f"{self.root} "
+        return ", ".join(f"{prefix}`{p}`" if p else f"{self.root} document" for p in self.paths)
 
 
 def _number(value: Any) -> str:
@@ -89,7 +94,10 @@ def _children(prop: Mapping[str, Any], path: str) -> Iterator[tuple[str, str]]:
 
 
 def sections(
-    schema: Mapping[str, Any], embedded: Mapping[str, Mapping[str, Any]] | None = None
+    schema: Mapping[str, Any],
+    embedded: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    root: str = ROOT,
 ) -> list[Section]:
     """Every object schema reachable from the root, depth first in field order."""
     defs: dict[str, Any] = dict(schema.get("$defs", {}))
@@ -104,7 +112,7 @@ def sections(
         if key in found:
             found[key].paths.append(path)
             return
-        found[key] = Section(key, dict(node), [path])
+        found[key] = Section(key, dict(node), [path], root)
         for name, prop in node.get("properties", {}).items():
             child = f"{path}.{name}" if path else name
             for ref, where in _children(prop, child):
@@ -113,7 +121,7 @@ def sections(
                 sub = embedded[child]
                 visit(f"{child}:{sub.get('title', 'embedded')}", sub, child)
 
-    visit(ROOT, schema, "")
+    visit(root, schema, "")
     return list(found.values())
 
 
@@ -242,11 +250,32 @@ def reference(
     return "\n".join([header, "## Contents", "", *contents, "", *body]).rstrip("\n") + "\n"
 
 
+PIPELINE_HEADER = """\
+# The Pipeline spec
+
+A Pipeline is one YAML document naming environments in order, each an ordinary Rollout spec file
+(relative to the pipeline file), and what a revision needs to enter each one (see
+[pipeline.md](pipeline.md)). The same rules as the Rollout spec: unknown keys are errors, values
+are strict, errors name the file and the field.
+"""
+
+
+def pipeline_reference() -> str:
+    """The Pipeline part of the reference (its own sections and anchors, ``pipeline-...``)."""
+    from rollouts.pipeline.spec import Pipeline
+
+    found = sections(Pipeline.model_json_schema(by_alias=True, mode="validation"), root="Pipeline")
+    renderer = _Renderer(found)
+    contents = [f"- [{s.title}](#{s.anchor})" for s in found]
+    body = [renderer.section(s) for s in found]
+    return "\n".join([PIPELINE_HEADER, *contents, "", *body]).rstrip("\n") + "\n"
+
+
 def generated() -> str:
-    """docs/reference.md as the code generates it now."""
+    """docs/reference.md as the code generates it now: the Rollout spec, then the Pipeline spec."""
     from rollouts.spec import json_schema
 
-    return reference(json_schema())
+    return reference(json_schema()) + "\n" + pipeline_reference()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -367,8 +367,9 @@ def _load_specs(args: argparse.Namespace, cache_dir: Path) -> tuple[list[Rollout
 
 def _load_pipelines(args: argparse.Namespace) -> tuple[list[LoadedPipeline], list[str]]:
     """The Pipeline files among the SPEC arguments, each with its environments' rollouts."""
+    from rollouts.pipeline.errors import PipelineSpecError
     from rollouts.pipeline.runner import load_pipeline
-    from rollouts.pipeline.spec import PipelineSpecError, is_pipeline_file
+    from rollouts.pipeline.spec import is_pipeline_file
 
     pipelines, errors = [], []
     for path in args.specs or ():

@@ -118,6 +118,11 @@ class Forge(Protocol):
         """Ask the forge to merge ``review`` once its checks pass."""
         ...
 
+    def close(self, review: Review, comment: str) -> None:
+        """Say why in a comment on ``review``, then close it unmerged (a pipeline's superseded
+        hand-over). A request already closed or merged is left as it is."""
+        ...
+
 
 @dataclass
 class Retry:
@@ -179,6 +184,20 @@ def find_or_create(
             return again
 
     return retry.call(what, once)
+
+
+def find_or_open(
+    forge: Forge, branch: str, base: str, title: str, body: str, *, auto_merge: bool = False
+) -> Review:
+    """The request of ``branch`` as it stands (open, merged or closed), else a new one (auto-merge
+    asked for it when ``auto_merge``). :class:`ForgeError` when the forge fails for good."""
+    found = forge.find(branch)
+    if found is not None:
+        return found
+    review = forge.open(branch, base, title, body)
+    if auto_merge:
+        forge.enable_auto_merge(review)
+    return review
 
 
 def body_text(body: str) -> str:

@@ -142,3 +142,16 @@ class GitHubForge:
             f"GitHub {self.config.repository}: auto-merge #{review.number}",
             lambda: self._call(f"enable auto-merge on #{review.number}", enable),
         )
+
+    def close(self, review: Review, comment: str) -> None:
+        def close() -> None:
+            pull = self._repository().get_pull(review.number)
+            if pull.state != "open":
+                return  # merged or closed meanwhile: nothing to close
+            pull.create_issue_comment(body_text(comment))
+            pull.edit(state="closed")
+
+        self.retry.call(
+            f"GitHub {self.config.repository}: close #{review.number}",
+            lambda: self._call(f"close #{review.number}", close),
+        )

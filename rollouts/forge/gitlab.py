@@ -132,3 +132,17 @@ class GitLabForge:
             f"GitLab {self.config.repository}: auto-merge !{review.number}",
             lambda: self._call(f"merge !{review.number} when the pipeline succeeds", enable),
         )
+
+    def close(self, review: Review, comment: str) -> None:
+        def close() -> None:
+            mr = self._projects().mergerequests.get(review.number)
+            if str(mr.state) != "opened":
+                return  # merged or closed meanwhile: nothing to close
+            mr.notes.create({"body": body_text(comment)})
+            mr.state_event = "close"
+            mr.save()
+
+        self.retry.call(
+            f"GitLab {self.config.repository}: close !{review.number}",
+            lambda: self._call(f"close !{review.number}", close),
+        )

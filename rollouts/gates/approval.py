@@ -44,6 +44,8 @@ __all__ = [  # APPROVAL and approval_line are the commit protocol's (rollouts.st
     "decide",
     "gated",
     "landed",
+    "pipeline_branch",
+    "pipeline_branch_prefix",
     "proposal_branch",
     "revision_prefix",
 ]
@@ -91,6 +93,19 @@ def approval_branch(prefix: str, namespace: str, name: str, revision: str, step:
 def revision_prefix(prefix: str, namespace: str, name: str, revision: str) -> str:
     """The branches of one rollout of ``revision``: ``rollouts/<namespace>/<name>/<revision>/``."""
     return proposal_branch(prefix, namespace, name, revision, "x")[:-1]
+
+
+def pipeline_branch_prefix(prefix: str, namespace: str, pipeline: str, environment: str) -> str:
+    """``rollouts/pipeline/<namespace>/<pipeline>/<environment>``: what every hand-over branch into
+    ``environment`` starts with."""
+    parts = [*prefix.split("/"), "pipeline", namespace, pipeline, environment]
+    return "/".join(_segment(part) for part in parts)
+
+
+def pipeline_branch(prefix: str, namespace: str, pipeline: str, environment: str, revision: str) -> str:
+    """``rollouts/pipeline/<namespace>/<pipeline>/<environment>/<revision>``: where a pipeline's
+    hand-over into ``environment`` waits for its merge (``approval: merge``), safe as a ref name."""
+    return f"{pipeline_branch_prefix(prefix, namespace, pipeline, environment)}/{_segment(revision)}"
 
 
 def carries(message: str, branch: str) -> bool:

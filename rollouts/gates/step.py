@@ -38,6 +38,7 @@ from rollouts.gitops.approvals import propose, read_facts, was_proposed
 from rollouts.gitops.workspace import Workspace
 from rollouts.routes import Weights
 from rollouts.spec import Rollout
+from rollouts.spec_gates import ApprovalSpec
 
 log = logging.getLogger("rollouts.gates")
 
@@ -215,6 +216,27 @@ class StepGates:
         return bool(forge and forge.auto_merge)
 
 
+def forge_of(approval: ApprovalSpec) -> Forge | None:
+    """The forge client of ``approval.forge`` (None without one); the token is read now, so a
+    missing one is an error at start-up. Pipelines open their hand-over requests with it too."""
+    f = approval.forge
+    if f is None:
+        return None
+    from rollouts.forge import ForgeConfig, forge_for
+
+    token = ForgeConfig.read_token(f.token_file, f.token_env)
+    return forge_for(
+        ForgeConfig(
+            kind=f.kind,
+            repository=f.repository,
+            token=token,
+            url=f.url,
+            auto_merge=f.auto_merge,
+            merge_method=f.merge_method,
+        )
+    )
+
+
 def step_gates_for(rollout: Rollout, workspace: Workspace) -> StepGates | None:
     """The gates of ``rollout`` (None when it has no webhooks and gates no step); its forge client
     from ``spec.approval.forge`` (the token read now: a missing one is an error at start-up)."""
@@ -222,20 +244,5 @@ def step_gates_for(rollout: Rollout, workspace: Workspace) -> StepGates | None:
     any_gate = any(gated(spec.approval, spec.steps, i) for i in range(len(spec.steps)))
     if not spec.webhooks and not any_gate:
         return None
-    forge: Forge | None = None
-    if spec.approval.forge is not None and any_gate:
-        from rollouts.forge import ForgeConfig, forge_for
-
-        f = spec.approval.forge
-        token = ForgeConfig.read_token(f.token_file, f.token_env)
-        forge = forge_for(
-            ForgeConfig(
-                kind=f.kind,
-                repository=f.repository,
-                token=token,
-                url=f.url,
-                auto_merge=f.auto_merge,
-                merge_method=f.merge_method,
-            )
-        )
+    forge = forge_of(spec.approval) if any_gate else None
     return StepGates(rollout, workspace=workspace, forge=forge)

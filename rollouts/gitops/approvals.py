@@ -1,10 +1,12 @@
-"""Approval branches in Git: propose a step's change on a branch of ours, and read what became of it.
+"""Approval branches in Git: propose a change on a branch of ours, and read what became of it.
 
 :func:`propose` makes the same commit a step would push to the watched branch (same file edit, same
 message and trailers, plus ``Rollout-Approval: <branch>``), but pushes it to
 ``refs/heads/<branch>``, a new branch of ours, through the workspace's one change loop
 (``via``); the watched branch is untouched. Proposing again is a no-op once the branch exists with
 our change (never a force-push, never a second branch).
+:func:`propose_edit` is the same for any change (a pipeline's hand-over proposes the next
+environment's canary manifest this way), and :func:`branch_facts` what Git says of any branch of ours.
 
 :func:`read_facts` gathers what :func:`rollouts.gates.approval.decide` needs from Git: the weights
 on the watched branch's head, whether a commit reachable from it carries our approval line (found
@@ -21,12 +23,12 @@ half-done, symbolic links refused, signed when the workspace signs).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from rollouts.gates.approval import APPROVAL, ApprovalFacts, carries, landed
+from rollouts.gates.approval import APPROVAL, ApprovalFacts, approval_line, carries, landed
 from rollouts.gitops.errors import GitopsError
-from rollouts.gitops.workspace import Workspace, _file_errors
+from rollouts.gitops.workspace import FileEdit, Workspace, _file_errors
 from rollouts.routes import Weights
 from rollouts.spec import Rollout
 from rollouts.state import CommitVerdict, WeightChange
@@ -76,6 +78,82 @@ def _fetch_branch(ws: Workspace, branch: str) -> str:
     ref = _seen_ref(branch)
     ws._git("fetch", "--no-tags", "--quiet", "origin", f"+refs/heads/{branch}:{ref}")
     return ref
+
+
+@dataclass(frozen=True)
+class BranchProposal:
+    """Any change of ours on a branch of ours (:func:`propose_edit`); ``sha`` None when the plan
+    had nothing to propose (and no branch was made)."""
+
+    branch: str
+    sha: str | None
+    pushed: bool
+    message: str
+
+
+def propose_edit(
+    ws: Workspace,
+    plan: Callable[[Callable[[str], str | None]], FileEdit | None],
+    *,
+    branch: str,
+) -> BranchProposal:
+    """:meth:`Workspace.commit_edit`'s plan, committed on top of the watched branch but pushed to
+    ``branch`` (with the ``Rollout-Approval: <branch>`` line added). An existing branch of ours is
+    returned as it is, ``plan`` not called: never a second commit, never a force-push."""
+    with ws._locked(), _file_errors(), ws._clean_on_error():
+        ws._sync()
+        existing = _remote_branch_sha(ws, branch)
+        if existing is not None:
+            ref = _fetch_branch(ws, branch)
+            message = ws._git("log", "-1", "--format=%B", ref)
+            if not carries(message, branch):
+                raise GitopsError(
+                    ws._redact(f"{ws.remote}: branch {branch} exists and is not an approval branch of ours")
+                )
+            return BranchProposal(branch, existing, False, message)
+        edit = plan(ws._read_or_none)
+        if edit is None:
+            return BranchProposal(branch, None, False, "")
+        for rel, text in edit.files.items():
+            ws._write(rel, text)
+        message = edit.message if edit.message.endswith("\n") else edit.message + "\n"
+        message += approval_line(branch) + "\n"  # the trailer paragraph's last line
+        sha = ws._commit(message, paths=list(edit.files), allow_empty=not edit.files)
+        try:
+            ws._git("push", "--porcelain", "--no-follow-tags", "origin", f"{sha}:refs/heads/{branch}")
+            _fetch_branch(ws, branch)  # remembered: a later deletion is a rejection (was_proposed)
+        finally:
+            # The watched branch stays exactly the remote's: our commit lives only on our branch.
+            ws._git("checkout", "--quiet", "--force", "-B", ws.branch, f"refs/remotes/origin/{ws.branch}")
+        return BranchProposal(branch, sha, True, message)
+
+
+def branches_under(ws: Workspace, prefix: str) -> list[str]:
+    """The remote's branches named ``<prefix>/...`` (one ``ls-remote``), sorted."""
+    with ws._locked():
+        if not (ws.path / ".git").is_dir():
+            ws._sync()
+        out = ws._git("ls-remote", "--heads", "origin", f"refs/heads/{prefix}/*")
+    heads = (line.split("\t", 1)[1] for line in out.splitlines() if "\t" in line)
+    return sorted(h.removeprefix("refs/heads/") for h in heads)
+
+
+def delete_branch(ws: Workspace, branch: str, tip: str) -> bool:
+    """Delete ``branch`` on the remote if it still points at ``tip`` (our commit: a lease, so a
+    commit someone pushed there since is never lost). False when it moved or is gone already."""
+    with ws._locked(), _file_errors():
+        if not (ws.path / ".git").is_dir():
+            ws._sync()
+        if _remote_branch_sha(ws, branch) != tip:
+            return False
+        try:
+            ws._git(
+                "push", "--porcelain", f"--force-with-lease=refs/heads/{branch}:{tip}", "origin",
+                f":refs/heads/{branch}",
+            )  # fmt: skip
+        except GitopsError:
+            return False  # moved between the look and the push: theirs wins
+        return True
 
 
 def propose(
@@ -151,11 +229,12 @@ class BranchFacts:
     landed: str | None
     message: str = ""
     opened_at: float | None = None
+    tip: str | None = None  # the branch's commit on the remote, when it exists
 
 
 def branch_facts(ws: Workspace, branch: str) -> BranchFacts:
     """Fetch the watched branch, then what became of ``branch`` (see :class:`BranchFacts`)."""
-    with ws._locked():
+    with ws._locked(), _file_errors():
         ws._sync()
         found = _landed(ws, branch)
         tip = _remote_branch_sha(ws, branch)
@@ -164,7 +243,7 @@ def branch_facts(ws: Workspace, branch: str) -> BranchFacts:
         ref = _fetch_branch(ws, branch)
         message = ws._git("log", "-1", "--format=%B", ref)
         opened_at = float(ws._git("log", "-1", "--format=%ct", ref).strip())
-        return BranchFacts(branch, True, found, message, opened_at)
+        return BranchFacts(branch, True, found, message, opened_at, tip)
 
 
 def read_facts(ws: Workspace, rollout: Rollout, *, branch: str, expected: Weights) -> ApprovalFacts:

@@ -23,7 +23,7 @@ import git
 from rich.console import Console
 
 from rollouts.controller.run import Controller, Options
-from rollouts.local.demo import (
+from rollouts.local.demo_world import (
     BASE,
     BEHAVIOUR,
     CANARY,

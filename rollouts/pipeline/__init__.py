@@ -6,10 +6,12 @@ ordinary Rollout; a pipeline only adds the hand-over between them, so the whole 
 in ``git log``.
 """
 
+from rollouts.pipeline.errors import PipelineSpecError
 from rollouts.pipeline.plan import (
     EnvironmentFacts,
     Event,
     LineStop,
+    MergeFacts,
     OutOfOrder,
     Pin,
     PipelinePlan,
@@ -20,7 +22,6 @@ from rollouts.pipeline.plan import (
 from rollouts.pipeline.spec import (
     Environment,
     Pipeline,
-    PipelineSpecError,
     Promotion,
     TimeWindow,
     parse_pipeline,
@@ -31,6 +32,7 @@ __all__ = [
     "EnvironmentFacts",
     "Event",
     "LineStop",
+    "MergeFacts",
     "OutOfOrder",
     "Pin",
     "Pipeline",

@@ -53,6 +53,7 @@ class PipelineJob:
         reasons = tuple(
             f"{t.source} -> {t.target}: {t.state}: {t.reason}" for t in tick.plan.transitions
         ) + tuple(f"out of order: {o.reason}" for o in tick.plan.out_of_order)
+        reasons += tuple(f"superseded: {h.detail}" for h in tick.handovers if h.outcome == "superseded")
         for line in reasons:
             log.info("%s: %s", self.runner.key, line)
         if pushed:
@@ -83,6 +84,8 @@ def format_status(key: str, tick: PipelineTick) -> str:
             )
     for finding in tick.plan.out_of_order:
         lines.append(f"out of order  {finding.reason}")
+    for old in tick.plan.superseded:
+        lines.append(f"superseded    {old.reason}; the controller closes it on its next tick")
     return "\n".join(lines)
 
 

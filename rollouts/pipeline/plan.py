@@ -3,7 +3,7 @@
 For each pair of neighbouring environments (a *transition*, source → target) the plan says where the
 newest revision the source finalized stands: handed over already, soaking, awaiting approval, outside
 its allowed windows, pinned by a person in the target, stopped by a rollback, or ready. The shell
-(:mod:`rollouts.pipeline.run`) reads the facts out of Git, calls :func:`plan`, writes the hand-over
+(:mod:`rollouts.pipeline.runner`) reads the facts out of Git, calls :func:`plan`, writes the hand-over
 commits of the ready transitions, and prints the rest. Nothing here reads Git, files or the clock:
 the same facts and ``now`` give the same plan, which is what makes a killed controller safe to restart
 (a hand-over that was pushed is a fact on the next read, so it is never written twice).
@@ -18,9 +18,16 @@ The rules, in the order they are checked for one transition:
    commit) is **done**;
 4. a change of the target's canary manifest by someone else after the candidate was finalized is a
    **pin**: the person wins, and the plan says so instead of overwriting it;
-5. the **soak** must have passed since the source finalized it;
-6. the **approval** must exist (``command``; ``merge`` is ready but goes through a branch);
-7. ``now`` must lie in one of the **windows**, if any are listed.
+5. with ``approval: merge``, a hand-over already proposed on a branch of ours stands where its
+   merge stands (:class:`MergeFacts`): **awaiting-approval** while the branch (and its request) is
+   open, **blocked** once the request was closed unmerged or the branch deleted, **pinned** when a
+   merge dropped our change; once merged, the target has the revision (rule 3: **done**);
+6. the **soak** must have passed since the source finalized it;
+7. the **approval** must exist (``command``; ``merge`` is ready and goes through a branch of ours);
+8. ``now`` must lie in one of the **windows**, if any are listed.
+
+The merge facts are gathered by the shell for the candidates of a first plan (they depend on the
+revision), then the plan is made again with them: still a pure function of the facts.
 
 Independently, a revision rolled back in one environment but present in a later one (it got there
 first, or someone put it there) is reported as **out of order**, never silently ignored.
@@ -35,6 +42,8 @@ from enum import StrEnum
 from typing import Literal
 
 from rollouts.pipeline.spec import DAYS, Pipeline, Promotion
+
+ReviewState = Literal["open", "merged", "closed"]  # a forge's pull or merge request
 
 EventKind = Literal["start", "finalize", "rollback", "handover"]
 
@@ -54,6 +63,7 @@ class Event:
     sha: str = ""
     reason: str = ""
     images: Mapping[str, str] = field(default_factory=dict)
+    evidence: tuple[str, ...] = ()  # a finalize commit's reasons (the analysis that passed)
 
 
 @dataclass(frozen=True)
@@ -76,6 +86,38 @@ class EnvironmentFacts:
     events: tuple[Event, ...] = ()
     approvals: frozenset[str] = frozenset()  # revisions approved into this environment
     pin: Pin | None = None
+
+
+@dataclass(frozen=True)
+class MergeFacts:
+    """What Git (and the forge, when one is configured) says of the branch a hand-over waits on.
+
+    ``proposed``: the branch is on the remote, or this cache saw it there before, or the forge has a
+    request for it (a branch never proposed is proposed when the other conditions hold).
+    ``landed_commit``: a commit reachable from the target's watched branch carrying our line.
+    """
+
+    branch: str
+    proposed: bool
+    exists: bool
+    landed_commit: str | None = None
+    review: ReviewState | None = None
+    review_url: str | None = None
+    opened_at: datetime | None = None
+    revision: str = ""  # the revision the branch hands over (its commit's trailer)
+
+
+@dataclass(frozen=True)
+class Superseded:
+    """An open hand-over request for ``revision`` while the source finalized ``by`` since: the
+    shell closes it (and deletes its branch), so no one merges the older revision by mistake."""
+
+    target: str
+    revision: str
+    by: str
+    branch: str
+    review_url: str | None
+    reason: str
 
 
 class TransitionState(StrEnum):
@@ -104,7 +146,10 @@ class Transition:
     finalized_at: datetime | None = None
     ready_at: datetime | None = None  # when soaking ends or the next window opens
     via_branch: bool = False  # approval: merge: the hand-over goes on a branch of ours
+    branch: str = ""  # approval: merge: that branch, once proposed
+    review_url: str | None = None  # its pull or merge request, when a forge has one
     evidence_sha: str = ""  # the source's finalize commit, named in the hand-over trailers
+    evidence: tuple[str, ...] = ()  # that commit's reasons
 
 
 @dataclass(frozen=True)
@@ -136,6 +181,7 @@ class PipelinePlan:
     transitions: tuple[Transition, ...]
     stops: tuple[LineStop, ...]
     out_of_order: tuple[OutOfOrder, ...]
+    superseded: tuple[Superseded, ...] = ()
 
     @property
     def ready(self) -> tuple[Transition, ...]:
@@ -143,8 +189,16 @@ class PipelinePlan:
         return tuple(t for t in self.transitions if t.state is TransitionState.READY)
 
 
-def plan(pipeline: Pipeline, facts: Sequence[EnvironmentFacts], now: datetime) -> PipelinePlan:
-    """The pipeline's plan from the facts of its environments (in pipeline order) at ``now``."""
+def plan(
+    pipeline: Pipeline,
+    facts: Sequence[EnvironmentFacts],
+    now: datetime,
+    merges: Mapping[tuple[str, str], MergeFacts] | None = None,
+    proposals: Mapping[str, Sequence[MergeFacts]] | None = None,
+) -> PipelinePlan:
+    """The pipeline's plan from the facts of its environments (in pipeline order) at ``now``;
+    ``merges``: the merge facts of ``(target, revision)`` hand-overs (``approval: merge``);
+    ``proposals``: every branch of ours on each target's remote (the superseded are among them)."""
     names = [env.name for env in pipeline.spec.environments]
     if [f.name for f in facts] != names:
         raise ValueError(f"facts must name the environments in order {names}, got {[f.name for f in facts]}")
@@ -162,10 +216,38 @@ def plan(pipeline: Pipeline, facts: Sequence[EnvironmentFacts], now: datetime) -
             names=names,
             first_stop=first_stop,
             now=now,
+            merges=merges or {},
         )
         for i in range(1, len(facts))
     )
-    return PipelinePlan(transitions=transitions, stops=stops, out_of_order=_out_of_order(facts, stops))
+    return PipelinePlan(
+        transitions=transitions,
+        stops=stops,
+        out_of_order=_out_of_order(facts, stops),
+        superseded=_superseded(transitions, proposals or {}),
+    )
+
+
+def _superseded(
+    transitions: Sequence[Transition], proposals: Mapping[str, Sequence[MergeFacts]]
+) -> tuple[Superseded, ...]:
+    """Open requests of ours for a revision other than the target's candidate (a newer one passed)."""
+    found: list[Superseded] = []
+    for t in transitions:
+        if t.revision is None:
+            continue
+        for m in proposals.get(t.target, ()):
+            if m.revision in ("", t.revision) or not m.exists or m.landed_commit is not None:
+                continue
+            if m.review in ("merged", "closed"):
+                continue
+            where = m.review_url or f"branch {m.branch}"
+            why = (
+                f"{where} ({m.revision} into {t.target}) is superseded: {t.source} finalized "
+                f"{t.revision} since"
+            )
+            found.append(Superseded(t.target, m.revision, t.revision, m.branch, m.review_url, why))
+    return tuple(found)
 
 
 def _transition(
@@ -176,6 +258,7 @@ def _transition(
     names: list[str],
     first_stop: Mapping[str, LineStop],
     now: datetime,
+    merges: Mapping[tuple[str, str], MergeFacts],
 ) -> Transition:
     finalized = _newest(source.events, "finalize")
     if finalized is None:
@@ -192,6 +275,7 @@ def _transition(
         images=dict(finalized.images) or dict(source.canary_images),
         finalized_at=finalized.at,
         evidence_sha=finalized.sha,
+        evidence=finalized.evidence,
     )
     stop = first_stop.get(revision)
     if stop is not None and names.index(stop.environment) <= names.index(source.name):
@@ -208,6 +292,9 @@ def _transition(
             "commit the hand-over yourself or revert the pin to let it through"
         )
         return replace(candidate, state=TransitionState.PINNED, reason=why)
+    merge = merges.get((target.name, revision)) if promotion.approval == "merge" else None
+    if merge is not None and merge.proposed:
+        return _merge_state(replace(candidate, via_branch=True), merge, target.name)
     soak_end = finalized.at + timedelta(seconds=promotion.soak or 0)
     if now < soak_end:
         left = _minutes(soak_end - now)
@@ -231,6 +318,33 @@ def _transition(
     return replace(
         candidate, via_branch=via_branch, reason=why + (" through a branch to merge" if via_branch else "")
     )
+
+
+def _merge_state(candidate: Transition, merge: MergeFacts, target: str) -> Transition:
+    """Where a proposed hand-over stands (rule 6); the words of the gates' approvals."""
+    revision = candidate.revision
+    where = merge.review_url or f"branch {merge.branch}"
+    found = replace(candidate, branch=merge.branch, review_url=merge.review_url)
+    if merge.landed_commit is not None or merge.review == "merged":
+        at = f" ({merge.landed_commit[:12]})" if merge.landed_commit else ""
+        why = (
+            f"{where} was merged{at} but {target}'s canary manifest does not carry {revision}: "
+            "the merge dropped the hand-over; the person's change wins"
+        )
+        return replace(found, state=TransitionState.PINNED, reason=why)
+    if merge.review == "closed":
+        why = f"approval rejected: {where} was closed without merging; {revision} stays out of {target}"
+        return replace(found, state=TransitionState.BLOCKED, reason=why)
+    if not merge.exists:
+        why = (
+            f"approval rejected: branch {merge.branch} was deleted before its merge; "
+            f"{revision} stays out of {target}"
+        )
+        return replace(found, state=TransitionState.BLOCKED, reason=why)
+    since = f", since {_clock(merge.opened_at)}" if merge.opened_at else ""
+    branch = f" (branch {merge.branch})" if merge.review_url else ""
+    why = f"{revision} waits for approval to enter {target}: merge {where}{branch}{since}"
+    return replace(found, state=TransitionState.AWAITING_APPROVAL, reason=why)
 
 
 def in_window(promotion: Promotion, now: datetime) -> bool:

@@ -10,6 +10,10 @@ A hand-over re-checks, on the head it commits on, that the target's canary manif
 the plan was made on; when someone changed it meanwhile (a person pinning a version, image
 automation), their change wins and the tick reports it (:attr:`HandOver.outcome` ``yielded``).
 
+With ``approval: merge`` the same hand-over commit goes to a branch of ours instead, with a pull or
+merge request where the target's Rollout names a forge (:mod:`rollouts.pipeline.merge`); the plan is
+made twice per tick, the second time with what Git and the forge say of the candidates' branches.
+
 This module must never decide: what a transition should do is :mod:`rollouts.pipeline.plan`'s; what a
 commit says is :mod:`rollouts.state.pipeline`'s.
 """
@@ -22,15 +26,29 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal
 
+from rollouts.forge.base import Forge
+from rollouts.gitops.approvals import propose_edit
 from rollouts.gitops.errors import ManifestError
 from rollouts.gitops.manifest import canary_images, copy_images, revision_of
-from rollouts.gitops.workspace import CommitResult, FileEdit, LogEntry, Workspace
-from rollouts.pipeline.plan import EnvironmentFacts, Event, Pin, PipelinePlan, Transition, plan
-from rollouts.pipeline.spec import Pipeline, PipelineSpecError, parse_pipeline, rollout_paths
+from rollouts.gitops.workspace import CommitResult, FileEdit, Workspace
+from rollouts.pipeline import merge
+from rollouts.pipeline.errors import PipelineSpecError
+from rollouts.pipeline.plan import (
+    EnvironmentFacts,
+    Event,
+    MergeFacts,
+    Pin,
+    PipelinePlan,
+    Superseded,
+    Transition,
+    TransitionState,
+    plan,
+)
+from rollouts.pipeline.spec import Pipeline, parse_pipeline, rollout_paths
 from rollouts.spec import Rollout, SpecError, load_spec
-from rollouts.state import Record, parse_message
+from rollouts.state import parse_message
 from rollouts.state.pipeline import (
     PIPELINE,
     PipelineRecord,
@@ -44,20 +62,6 @@ from rollouts.state.pipeline import (
 from rollouts.yamlsafe import SPEC, YamlLimitError, load_all, read_text
 
 log = logging.getLogger("rollouts.pipeline")
-
-
-class PipelineWorkspace(Protocol):
-    """What the runner needs of a workspace (``rollouts.gitops.Workspace``)."""
-
-    def records(self, rollout: Rollout) -> list[Record]: ...
-
-    def show(self, sha: str, rel: str) -> str: ...
-
-    def log(
-        self, *, grep: str | None = None, path: str | None = None, max_count: int = ...
-    ) -> list[LogEntry]: ...
-
-    def commit_edit(self, plan: Callable[[Callable[[str], str | None]], FileEdit | None]) -> CommitResult: ...
 
 
 @dataclass(frozen=True)
@@ -131,7 +135,10 @@ class HandOver:
     """What a tick did for one ready transition."""
 
     transition: Transition
-    outcome: Literal["pushed", "done", "yielded"]
+    # pushed: on the watched branch; proposed: on a branch of ours (approval: merge), or its request
+    # opened; superseded: an older revision's request closed; done: nothing to write; yielded:
+    # someone else's change wins.
+    outcome: Literal["pushed", "proposed", "superseded", "done", "yielded"]
     sha: str | None = None
     detail: str = ""
 
@@ -153,9 +160,10 @@ class PipelineRunner:
     def __init__(
         self,
         loaded: LoadedPipeline,
-        workspaces: Mapping[str, PipelineWorkspace],
+        workspaces: Mapping[str, Workspace],
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        forges: Mapping[str, Forge | None] | None = None,
     ) -> None:
         missing = [s.name for s in loaded.stages if s.name not in workspaces]
         if missing:
@@ -163,13 +171,22 @@ class PipelineRunner:
         self.loaded = loaded
         self.workspaces = workspaces
         self.clock = clock
+        # approval: merge: the forge of each target (its Rollout's spec.approval.forge), if any.
+        self.forges: Mapping[str, Forge | None] = forges or {}
 
     @classmethod
     def for_pipeline(cls, loaded: LoadedPipeline, *, cache_dir: Path | None = None) -> PipelineRunner:
         """The runner of ``loaded`` with one :class:`~rollouts.gitops.Workspace` per environment
         (its Rollout's ``spec.git``), cloned under ``cache_dir``."""
+        from rollouts.gates.step import forge_of
+
         workspaces = {s.name: Workspace.for_spec(s.rollout, cache_dir=cache_dir) for s in loaded.stages}
-        return cls(loaded, workspaces)
+        forges = {
+            s.name: forge_of(s.rollout.spec.approval)
+            for s in loaded.stages
+            if loaded.pipeline.environment(s.name).promotion.approval == "merge"
+        }
+        return cls(loaded, workspaces, forges=forges)
 
     def close(self) -> None:
         """Stop the Git helper processes of the workspaces that can be closed."""
@@ -216,6 +233,7 @@ class PipelineRunner:
                     sha=event.sha,
                     reason=event.reason,
                     images=finalized_images,
+                    evidence=event.reasons if event.kind == "finalize" else (),
                 )
             )
         ours = self._pipeline_records(ws, stage.name)
@@ -240,7 +258,7 @@ class PipelineRunner:
 
     @staticmethod
     def _images_at(
-        ws: PipelineWorkspace, sha: str, canary_path: str, promote_ga: bool, rollout: Rollout
+        ws: Workspace, sha: str, canary_path: str, promote_ga: bool, rollout: Rollout
     ) -> dict[str, str]:
         """The images the environment finalized: the canary manifest at the finalize commit (with
         ``promote-ga``, the GA manifest, which then holds the canary's images)."""
@@ -251,7 +269,7 @@ class PipelineRunner:
             log.warning("%s: cannot read the images finalized in %s: %s", rollout.key, sha[:12], exc)
             return {}
 
-    def _pipeline_records(self, ws: PipelineWorkspace, environment: str) -> list[PipelineRecord]:
+    def _pipeline_records(self, ws: Workspace, environment: str) -> list[PipelineRecord]:
         found = []
         for entry in ws.log(grep=f"{PIPELINE}: {self.key}"):
             record = pipeline_record_of(
@@ -261,7 +279,7 @@ class PipelineRunner:
                 found.append(record)
         return found
 
-    def _pin(self, ws: PipelineWorkspace, canary_path: str, revision: str) -> Pin | None:
+    def _pin(self, ws: Workspace, canary_path: str, revision: str) -> Pin | None:
         """The newest commit that changed the canary manifest, unless it is one of our hand-overs."""
         newest = ws.log(path=canary_path, max_count=1)
         if not newest:
@@ -280,30 +298,82 @@ class PipelineRunner:
 
     # -- one tick -------------------------------------------------------------------------------------
 
-    def tick(self) -> PipelineTick:
-        """Read, plan, and write the hand-over of every ready transition."""
+    def assess(self) -> PipelineTick:
+        """Read and plan, writing nothing: what ``rollouts status PIPELINE`` prints. With
+        ``approval: merge``, the plan is made again with the merge facts of its candidates and
+        of the other branches of ours (superseded ones)."""
         facts, manifests = self.read()
-        result = plan(self.loaded.pipeline, facts, self.clock())
+        now = self.clock()
+        first = plan(self.loaded.pipeline, facts, now)
+        merges, others = self._merges(first)
+        result = plan(self.loaded.pipeline, facts, now, merges, others) if merges or others else first
+        return PipelineTick(plan=result, facts=tuple(facts), manifests=manifests)
+
+    def _merges(
+        self, first: PipelinePlan
+    ) -> tuple[dict[tuple[str, str], MergeFacts], dict[str, list[MergeFacts]]]:
+        """The merge facts of each ``approval: merge`` candidate still on its way, and of every
+        other branch of ours on its target's remote."""
+        found: dict[tuple[str, str], MergeFacts] = {}
+        others: dict[str, list[MergeFacts]] = {}
+        for t in first.transitions:
+            promotion = self.loaded.pipeline.environment(t.target).promotion
+            if promotion.approval != "merge" or t.revision is None:
+                continue
+            stage = self._stage(t.target)
+            ws, forge = self.workspaces[t.target], self.forges.get(t.target)
+            branch = merge.branch_of(self.key, t.target, stage.rollout, t.revision)
+            prefix = merge.prefix_of(self.key, t.target, stage.rollout)
+            listed = merge.proposals(ws, forge, prefix, self.key, skip=branch)
+            if listed:
+                others[t.target] = listed
+            if t.state in (TransitionState.DONE, TransitionState.BLOCKED, TransitionState.PINNED):
+                continue
+            found[(t.target, t.revision)] = merge.merge_facts(ws, forge, branch, self.key)
+        return found, others
+
+    def tick(self) -> PipelineTick:
+        """Read, plan, and write the hand-over of every ready transition (``approval: merge``: its
+        branch and request; an awaiting one's request when the forge had none)."""
+        assessed = self.assess()
+        result, facts, manifests = assessed.plan, assessed.facts, assessed.manifests
         for stop in result.out_of_order:
             log.warning("%s: out of order: %s", self.key, stop.reason)
-        handovers = tuple(self._hand_over(t, manifests[t.target], facts) for t in result.ready)
-        return PipelineTick(plan=result, facts=tuple(facts), handovers=handovers, manifests=manifests)
+        handovers = tuple(self._supersede(s, result) for s in result.superseded)
+        handovers += tuple(self._hand_over(t, manifests[t.target], facts) for t in result.ready)
+        handovers += tuple(
+            self._request(t, t.branch, None)
+            for t in result.transitions
+            if t.state is TransitionState.AWAITING_APPROVAL
+            and t.via_branch
+            and t.review_url is None
+            and self.forges.get(t.target) is not None
+        )
+        return PipelineTick(plan=result, facts=facts, handovers=handovers, manifests=manifests)
+
+    def _supersede(self, superseded: Superseded, result: PipelinePlan) -> HandOver:
+        """Close an older revision's request and delete its branch (a newer one passed)."""
+        done = merge.close_superseded(
+            self.workspaces[superseded.target], self.forges.get(superseded.target), superseded, self.key
+        )
+        log.info("%s: %s (%s)", self.key, superseded.reason, done)
+        transition = next(t for t in result.transitions if t.target == superseded.target)
+        return HandOver(transition, "superseded", detail=f"{superseded.reason}: {done}")
+
+    def _stage(self, name: str) -> Stage:
+        return next(s for s in self.loaded.stages if s.name == name)
 
     def _hand_over(
         self, transition: Transition, planned_on: str, facts: Sequence[EnvironmentFacts]
     ) -> HandOver:
         assert transition.revision is not None
-        if transition.via_branch:
-            # approval: merge needs the gates' branch-and-merge path; never push past a required merge.
-            return HandOver(
-                transition, "yielded", detail="approval: merge is not available for pipelines yet"
-            )
-        stage = next(s for s in self.loaded.stages if s.name == transition.target)
+        stage = self._stage(transition.target)
         ws = self.workspaces[stage.name]
         path = stage.rollout.spec.canary.path
         revision, images = transition.revision, dict(transition.images)
         before = next(f.canary_revision for f in facts if f.name == stage.name)
         yielded: list[str] = []
+        reasons = [_passed(transition), transition.reason]
 
         def edit(read: Callable[[str], str | None]) -> FileEdit | None:
             text = read(path)
@@ -314,11 +384,6 @@ class PipelineRunner:
             if text != planned_on:
                 yielded.append(f"{stage.name}'s canary manifest changed while handing over {revision}")
                 return None  # someone changed it since we planned: theirs wins
-            reasons = [
-                f"{revision} passed {transition.source}: finalized in {transition.evidence_sha[:12]} at "
-                f"{_clock(transition.finalized_at)}",
-                transition.reason,
-            ]
             message = format_pipeline_message(
                 self.key,
                 handover_subject(
@@ -333,32 +398,77 @@ class PipelineRunner:
             )
             return FileEdit(message, {path: copy_images(text, images, path)})
 
-        result = ws.commit_edit(edit)
+        sha: str | None
+        if transition.via_branch:
+            # approval: merge: the same commit, on a branch of ours; the watched branch is untouched.
+            branch = merge.branch_of(self.key, stage.name, stage.rollout, revision)
+            sha = propose_edit(ws, edit, branch=branch).sha
+        else:
+            sha = ws.commit_edit(edit).sha
         if yielded:
             log.warning("%s: %s: it wins, not overwritten", self.key, yielded[-1])
             return HandOver(transition, "yielded", detail=yielded[-1])
-        if result.sha is None:
+        if sha is None:
             return HandOver(transition, "done", detail=f"{stage.name} has {revision} already")
+        if transition.via_branch:
+            log.info(
+                "%s: proposed %s from %s to %s on branch %s (%s)",
+                self.key,
+                revision,
+                transition.source,
+                stage.name,
+                branch,
+                sha[:12],
+            )
+            return self._request(transition, branch, sha, reasons)
         log.info(
             "%s: handed %s over from %s to %s in %s",
             self.key,
             revision,
             transition.source,
             stage.name,
-            result.sha[:12],
+            sha[:12],
         )
-        return HandOver(transition, "pushed", sha=result.sha)
+        return HandOver(transition, "pushed", sha=sha)
+
+    def _request(
+        self, transition: Transition, branch: str, sha: str | None, reasons: Sequence[str] = ()
+    ) -> HandOver:
+        """The pull or merge request of a proposed hand-over (found, else opened; no forge: none)."""
+        stage = self._stage(transition.target)
+        forge = self.forges.get(stage.name)
+        spec = stage.rollout.spec
+        review = merge.open_request(
+            forge,
+            branch=branch,
+            base=spec.git.branch,
+            title=f"{stage.rollout.metadata.name}: hand {transition.revision} over from "
+            f"{transition.source} to {stage.name}",
+            body=merge.request_body(self.key, transition, reasons or [_passed(transition)]),
+            auto_merge=bool(spec.approval.forge and spec.approval.forge.auto_merge),
+            what=self.key,
+        )
+        where = review.url if review else f"branch {branch}"
+        return HandOver(transition, "proposed", sha=sha, detail=f"merge {where} to hand it over")
 
     # -- people ---------------------------------------------------------------------------------------
 
     def approve(self, environment: str, revision: str, reasons: Sequence[str] = ()) -> CommitResult:
         """``rollouts approve``: an empty commit approving ``revision`` for ``environment`` (a no-op
-        when it is approved already). ``ValueError`` for an unknown environment or the first one."""
+        when it is approved already). ``ValueError`` for an unknown environment, the first one, or
+        one whose approval is a merge (a record would approve nothing there)."""
         names = [s.name for s in self.loaded.stages]
         if environment not in names:
             raise ValueError(f"{self.loaded.source}: no environment {environment!r} (has {', '.join(names)})")
         if environment == names[0]:
             raise ValueError(f"{environment} is the first environment: its revisions need no approval")
+        if self.loaded.pipeline.environment(environment).promotion.approval == "merge":
+            stage = self._stage(environment)
+            branch = merge.branch_of(self.key, environment, stage.rollout, revision)
+            raise ValueError(
+                f"{environment} takes its approval as a merge (approval: merge): merge branch {branch} "
+                "(or its pull request) instead"
+            )
         ws = self.workspaces[environment]
         stage = self.loaded.stages[names.index(environment)]
 
@@ -383,6 +493,14 @@ class PipelineRunner:
             return None if revision in approved else FileEdit(message, {})
 
         return ws.commit_edit(edit)
+
+
+def _passed(transition: Transition) -> str:
+    """``0.2.0 passed staging: finalized in 3f9c2a1b7d0e at 2026-12-01 10:00 UTC``."""
+    return (
+        f"{transition.revision} passed {transition.source}: finalized in {transition.evidence_sha[:12]} "
+        f"at {_clock(transition.finalized_at)}"
+    )
 
 
 def _clock(at: datetime | None) -> str:

@@ -37,7 +37,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, Field, ValidationError, field_validator
 
-from rollouts.spec import Metadata, SpecError, format_errors
+from rollouts.pipeline.errors import PipelineSpecError
+from rollouts.spec import Metadata, format_errors
 from rollouts.spec_controller import Duration
 from rollouts.spec_model import SpecModel as _Model  # the spec's rules, in one place
 
@@ -45,10 +46,6 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 Day = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 DAYS: tuple[Day, ...] = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-
-
-class PipelineSpecError(SpecError):
-    """A Pipeline spec that cannot be loaded; one line per problem, each naming file and field."""
 
 
 def _env_name(value: str) -> str:
@@ -118,7 +115,8 @@ class Promotion(_Model):
     approval: Literal["none", "command", "merge"] = Field(
         default="none",
         description="`command`: a `rollouts approve` commit must name the revision and this environment; "
-        "`merge`: the hand-over commit goes on a branch of ours and counts once merged; `none`: automatic.",
+        "`merge`: the hand-over commit goes on a branch of ours (a pull or merge request where this "
+        "environment's Rollout names `spec.approval.forge`) and counts once merged; `none`: automatic.",
     )
     windows: list[TimeWindow] = Field(
         default_factory=list,

@@ -164,13 +164,18 @@ def run_pipeline(args: argparse.Namespace) -> int:
         )
     loaded = load_pipeline(args.spec)
     _check_writable(Path(args.out))
+    now = args.until or datetime.now(UTC)
     runner = PipelineRunner.for_pipeline(loaded, cache_dir=args.cache_dir)
+    runner.clock = lambda: now
     try:
-        facts, _ = runner.read()
+        if args.until is None:  # now: with what the approval branches and requests say now
+            assessed = runner.assess()
+            facts, planned = list(assessed.facts), assessed.plan
+        else:  # on every fact: the window only narrows the picture
+            facts, _ = runner.read()
+            planned = plan(loaded.pipeline, facts, now)
     finally:
         runner.close()
-    now = args.until or datetime.now(UTC)
-    planned = plan(loaded.pipeline, facts, now)  # on every fact: the window only narrows the picture
     shown = [_between(f, args.since, now) for f in facts]
     timeline = pipeline_timeline(runner.key, shown, planned, now=now)
     name = f"{loaded.pipeline.metadata.namespace}_{loaded.pipeline.metadata.name}"

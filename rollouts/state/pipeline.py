@@ -147,6 +147,7 @@ class RevisionEvent:
     at: datetime
     sha: str
     reason: str = ""
+    reasons: tuple[str, ...] = ()  # the record's reasons (a finalize's: the analysis that passed)
 
 
 def events_of(records: Sequence[Record], *, promote_ga: bool = False) -> list[RevisionEvent]:
@@ -188,6 +189,7 @@ def events_of(records: Sequence[Record], *, promote_ga: bool = False) -> list[Re
                 at=datetime.fromtimestamp(record.timestamp, UTC),
                 sha=record.sha,
                 reason=record.reasons[0] if record.reasons and kind == "rollback" else "",
+                reasons=tuple(record.reasons),
             )
         )
     return events

@@ -11,7 +11,7 @@ import pytest
 
 from rollouts.controller.machine import TickResult, position
 from rollouts.gitops import RolloutState, Workspace
-from rollouts.local.demo import decision_line
+from rollouts.local.demo_world import decision_line
 from rollouts.metrics import ControllerMetrics
 from rollouts.notify import Kind, Notice
 from rollouts.spec import Rollout

@@ -5,10 +5,12 @@ the forges' REST APIs return them (field names and shapes from their API documen
 replay data); a tiny stateful handler fills them in for the requests the forge clients make:
 
 * GitHub: ``GET /repos/org/cluster``, ``GET|POST /repos/org/cluster/pulls`` (``head`` filter, 422
-  "A pull request already exists" for a second open one), ``GET /repos/org/cluster/pulls/N``,
-  ``POST /graphql`` (``enablePullRequestAutoMerge``);
+  "A pull request already exists" for a second open one), ``GET|PATCH /repos/org/cluster/pulls/N``
+  (``state: closed``), ``POST /repos/org/cluster/issues/N/comments``, ``POST /graphql``
+  (``enablePullRequestAutoMerge``);
 * GitLab: ``GET|POST /api/v4/projects/group%2Fcluster/merge_requests`` (``source_branch`` filter,
-  409 "Another open merge request already exists"), ``GET .../merge_requests/N``, ``PUT .../N/merge``.
+  409 "Another open merge request already exists"), ``GET|PUT .../merge_requests/N``
+  (``state_event: close``), ``PUT .../N/merge``, ``POST .../N/notes``.
 
 Faults for the tests: ``fail`` (statuses answered, in turn, before any request is handled: 502,
 429, a rate-limit 403), ``lose_create`` (make the request, then answer 502), ``race`` (hold list
@@ -33,7 +35,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 RECORDED = Path(__file__).parent / "recorded"
 TOKEN = "ghp_recordedTOKEN0123456789abcdefABCDEF"
 _GH_PULLS = re.compile(r"^/repos/org/cluster/pulls(?:/(\d+))?$")
-_GL_MRS = re.compile(r"^/api/v4/projects/([^/]+)/merge_requests(?:/(\d+))?(/merge)?$")
+_GL_MRS = re.compile(r"^/api/v4/projects/([^/]+)/merge_requests(?:/(\d+))?(/merge|/notes)?$")
+_GH_COMMENTS = re.compile(r"^/repos/org/cluster/issues/(\d+)/comments$")
 RATE_LIMITED = {
     "message": "API rate limit exceeded for installation ID 1.",
     "documentation_url": "https://docs.github.com",
@@ -57,6 +60,7 @@ class ForgeApi:
     lose_create: bool = False
     race: threading.Barrier | None = None
     graphql: list[dict[str, Any]] = field(default_factory=list)
+    comments: dict[int, list[str]] = field(default_factory=dict)  # request number -> comment bodies
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def merge(self, number: int) -> None:
@@ -126,11 +130,29 @@ class ForgeApi:
             pull["auto_merge"] = {"merge_method": body["variables"]["input"]["mergeMethod"].lower()}
             actor = {"avatarUrl": "", "login": "rollouts-bot", "resourcePath": "/rollouts-bot", "url": ""}
             return 200, {"data": {"enablePullRequestAutoMerge": {"actor": actor, "clientMutationId": None}}}
+        comment = _GH_COMMENTS.match(path)
+        if comment is not None and method == "POST":
+            number = int(comment.group(1))
+            if number not in self.pulls:
+                return 404, {"message": "Not Found"}
+            self.comments.setdefault(number, []).append(body["body"])
+            return 201, {
+                "id": 1800000000 + number,
+                "node_id": f"IC_kwDOABCDEF5{number}",
+                "body": body["body"],
+                "user": {"login": "rollouts-bot", "id": 2, "type": "Bot"},
+                "created_at": "2026-12-01T10:00:00Z",
+                "updated_at": "2026-12-01T10:00:00Z",
+                "html_url": f"https://github.com/org/cluster/pull/{number}#issuecomment-1",
+                "url": f"{self.base}/repos/org/cluster/issues/comments/1",
+            }
         match = _GH_PULLS.match(path)
         if match is None:
             return 404, {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}
         if match.group(1):
             pull = self.pulls.get(int(match.group(1)))
+            if pull is not None and method == "PATCH" and (body or {}).get("state") == "closed":
+                pull.update(state="closed", closed_at="2026-12-01T10:00:00Z")
             return (200, copy.deepcopy(pull)) if pull else (404, {"message": "Not Found"})
         if method == "GET":
             head = query.get("head", "")
@@ -163,17 +185,23 @@ class ForgeApi:
 
     def _gitlab(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
         match = _GL_MRS.match(path)
-        if match is None or unquote(match.group(1)) != "group/cluster":
+        # The project by its path or by its id (3, the recorded merge requests' project_id).
+        if match is None or unquote(match.group(1)) not in ("group/cluster", "3"):
             return 404, {"message": "404 Project Not Found"}
         iid = int(match.group(2)) if match.group(2) else None
         if iid is not None:
             mr = self.mrs.get(iid)
             if mr is None:
                 return 404, {"message": "404 Not found"}
-            if match.group(3) and method == "PUT":
+            if match.group(3) == "/merge" and method == "PUT":
                 if (body or {}).get("merge_when_pipeline_succeeds"):
                     mr["merge_when_pipeline_succeeds"] = True
                 return 200, copy.deepcopy(mr)
+            if match.group(3) == "/notes" and method == "POST":
+                self.comments.setdefault(iid, []).append(body["body"])
+                return 201, {"id": 70000000 + iid, "body": body["body"], "noteable_iid": iid}
+            if method == "PUT" and (body or {}).get("state_event") == "close":
+                mr.update(state="closed")
             return 200, copy.deepcopy(mr)
         if method == "GET":
             branch = query.get("source_branch")

@@ -66,6 +66,20 @@ def test_a_request_closed_unmerged_reads_closed_and_a_new_open_one_wins(api: For
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_close_comments_then_closes_and_leaves_a_merged_one_alone(api: ForgeApi, kind: str) -> None:
+    forge, _ = client(api, kind)
+    first = forge.open(BRANCH, "main", "t", BODY)
+    forge.close(first, "superseded by 0.2.1")
+    assert forge.get(first.number).state == "closed" and api.comments[first.number] == ["superseded by 0.2.1"]
+    forge.close(first, "again")  # closed already: no second comment
+    assert api.comments[first.number] == ["superseded by 0.2.1"]
+    merged = forge.open("rollouts/other", "main", "t", BODY)
+    api.merge(merged.number)
+    forge.close(merged, "superseded")
+    assert forge.get(merged.number).state == "merged" and merged.number not in api.comments
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_two_controllers_racing_make_one_request(api: ForgeApi, kind: str) -> None:
     api.race = threading.Barrier(2, action=lambda: setattr(api, "race", None))  # both list, then both create
     results: list[Review] = []

@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from rollouts.pipeline import TransitionState
+from rollouts.pipeline.errors import PipelineSpecError
 from rollouts.pipeline.runner import load_pipeline
-from rollouts.pipeline.spec import PipelineSpecError
 from tests.fixtures.gitrepo import GUIDE_CANARY, git
 from tests.pipeline.world import deployment, runner_at, walk
 

@@ -12,6 +12,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from rollouts import docs
+from rollouts.pipeline.spec import Pipeline
 from rollouts.spec import Rollout, json_schema
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,7 +67,7 @@ def test_committed_reference_is_what_the_code_generates() -> None:
 def test_every_field_of_every_spec_model_is_in_the_reference_with_a_description() -> None:
     tables = rows(docs.generated())
     documented = [set(fields) for fields in tables.values()]
-    for model, fields in models_and_fields(Rollout).items():
+    for model, fields in {**models_and_fields(Rollout), **models_and_fields(Pipeline)}.items():
         assert any(fields == keys for keys in documented), f"{model}: {sorted(fields)} not one section"
     for heading, fields in tables.items():
         for name, cells in fields.items():
@@ -94,6 +95,14 @@ def test_the_reference_says_what_the_schema_says() -> None:
     assert "`spec.analysis.subsets.stable`, `spec.analysis.subsets.canary`" in tables
     # The free-form policy mapping is documented from the analyzer's Policy.
     assert tables["`spec.analysis.policy`"]["alpha"]["allowed"] == "> 0, < 1"
+    # The Pipeline spec follows, its sections and anchors apart from the Rollout's.
+    promotion = tables["Pipeline `spec.environments[].promotion`"]
+    assert promotion["approval"]["allowed"] == '`"none"`, `"command"`, `"merge"`'
+    assert "spec.approval.forge" in promotion["approval"]["text"]
+    assert (
+        tables["Pipeline `spec`"]["environments"]["type"]
+        == "list of [Environment](#pipeline-spec-environments)"
+    )
 
 
 def test_every_link_points_at_a_section() -> None:
