@@ -65,7 +65,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy analyzer loadtest rollouts grafana
 
 # The suite mostly waits on real time (Prometheus scrapes, analysis windows, Git commit seconds), so
-# two workers halve much of it. Whole files go to one worker (--dist loadfile): a module's real
+# two workers cut its wall time by about a third on a 2-core machine. Whole files go to one worker (--dist loadfile): a module's real
 # processes (Prometheus, the local stack, sshd) start once, as in a serial run. Safe in parallel:
 # ports are taken from the kernel, every test has its own temporary directory, and nothing writes
 # to the work tree. PYTEST_JOBS= (empty) runs serially.

@@ -2,7 +2,7 @@
 
 It exists so that ``rollouts run --help`` (and every tool that only builds the parser, such as the
 documented-flags check) does not import the controller, the scheduler, the Kubernetes client and
-the statistics: about a second of start-up. It must never hold the command's behaviour: the
+the statistics: over half a second of start-up. It must never hold the command's behaviour: the
 command is :func:`rollouts.controller.run.run_command`, imported when the command runs.
 """
 
