@@ -251,7 +251,7 @@ def _schema(args: argparse.Namespace) -> int:
 # name -> (help line, module, function that adds the parser). Their module is imported only when
 # that subcommand is asked for; the help line is the real parser's (a test compares them).
 HEAVY_COMMANDS: Final[Mapping[str, tuple[str, str, str]]] = {
-    "run": ("run the controller: every rollout, hands off", "rollouts.controller.run", "add_run_parser"),
+    "run": ("run the controller: every rollout, hands off", "rollouts.controller.run_cli", "add_run_parser"),
     "demo": (
         "the guide's story on one machine: good canary, then regressions",
         "rollouts.local.demo",

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from analyzer import Histogram, Judge, SubsetWindow, Window
-from rollouts.controller.machine import Machine, MetricsUnavailableError, NoDataError
+from rollouts.controller.machine import Machine, MetricsUnavailableError, NoDataError, grid_start
 from rollouts.gitops import Workspace
 from rollouts.local.mesh import Destination, MeshConfig, RouteWatcher
 from rollouts.metrics import ControllerMetrics
@@ -171,6 +171,21 @@ class Rig:
             notices=self.notices,
             metrics=self.metrics,
         )
+
+    def start(self) -> Any:
+        """The start tick (the commit to the first step), then the clock moved on (never back) to
+        where the step's first window on the interval grid can be complete at the next tick.
+
+        The step begins at the commit's time, which is the wall clock's; the test's clock began
+        when the rig was built. On a loaded machine the commit can come seconds later, and the
+        step's first grid boundary then lies past the next tick: that tick would find no window
+        complete, and a test counting one window per tick would see one tick too few.
+        """
+        result = self.run(1)[0]
+        since = self.workspace.read_state(self.spec).position.since
+        if since is not None:
+            self.clock.now = max(self.clock.now, grid_start(since, INTERVAL))
+        return result
 
     def run(self, ticks: int, *, until: str | None = None) -> list[Any]:
         """Tick (advancing the clock one interval before each) until an action ``until``."""

@@ -151,7 +151,7 @@ def test_restart_at_every_tick_gives_the_same_commits_at_the_same_times(
 
 
 def test_metrics_unavailable_holds_then_pauses_never_promotes(rig: Rig, remote: Remote) -> None:
-    rig.run(1)  # start: 10 %
+    assert rig.start().action == "start"  # 10 %
     rig.model.down = "Prometheus at http://127.0.0.1:9 unreachable"
     results = rig.run(5, until="pause")
     assert [r.action for r in results] == ["hold", "hold", "pause"]
@@ -169,7 +169,7 @@ def test_metrics_unavailable_holds_then_pauses_never_promotes(rig: Rig, remote: 
 
 
 def test_windows_without_data_are_passed_over_not_retried(rig: Rig, remote: Remote) -> None:
-    rig.run(1)  # start: 10 %
+    assert rig.start().action == "start"  # 10 %
     rig.model.empty = True
     held = rig.run(2)
     assert [r.action for r in held] == ["hold", "hold"]
@@ -208,7 +208,7 @@ def test_metrics_unavailable_rolls_back_when_the_spec_says_so(remote: Remote, tm
 
 
 def test_human_override_is_adopted_and_analysis_continues(rig: Rig, remote: Remote) -> None:
-    rig.run(1)  # start: 10 %
+    assert rig.start().action == "start"  # 10 %
     remote.commit_file(ROUTE, vs_with(60, 40), "human: 40 % canary, I am in a hurry")
     results = rig.run(10, until="promote")
     assert rig.notices[1].kind == Kind.OVERRIDE and "40%" in rig.notices[1].summary
@@ -218,7 +218,7 @@ def test_human_override_is_adopted_and_analysis_continues(rig: Rig, remote: Remo
 
 
 def test_git_unreachable_retries_with_backoff_and_loses_nothing(rig: Rig, remote: Remote) -> None:
-    rig.run(1)  # start: 10 %
+    assert rig.start().action == "start"  # 10 %
     hidden = remote.bare.with_name("away.git")
     remote.bare.rename(hidden)
     try:
@@ -234,7 +234,7 @@ def test_git_unreachable_retries_with_backoff_and_loses_nothing(rig: Rig, remote
 
 
 def test_push_rejected_by_the_remote_is_retried_on_the_next_tick(rig: Rig, remote: Remote) -> None:
-    rig.run(1)  # start: 10 %
+    assert rig.start().action == "start"  # 10 %
     hook = remote.bare / "hooks" / "pre-receive"
     hook.write_text("#!/bin/sh\necho 'remote: maintenance window' >&2\nexit 1\n")
     hook.chmod(0o755)

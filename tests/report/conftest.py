@@ -124,8 +124,11 @@ def _play(root: Path, exporter, prometheus_url: str) -> Scenario:
     s.times["initial"] = int(git(human, "log", "-1", "--format=%ct").strip())
     _sleep_until(s.times["initial"] + STEP_S - 0.5)
 
+    # Each step's traffic follows its commit, never precedes it: on a loaded machine a commit can
+    # take past the whole second it was aimed at, and Git's commit time is that later second. A
+    # phase switched before the commit would then put canary series in the baseline step (and
+    # the 60 % step's slow, failing requests in the 10 % step).
     _next_second()
-    exporter.set_phase(PHASES["10"])
     result = workspace.set_weights(
         rollout,
         Weights.for_canary(10),
@@ -135,10 +138,10 @@ def _play(root: Path, exporter, prometheus_url: str) -> Scenario:
     )
     assert result.sha is not None
     s.shas["10"], s.times["10"] = result.sha, _committed(bare, result.sha)
+    exporter.set_phase(PHASES["10"])
 
     _sleep_until(max(s.times.values()) + STEP_S - 0.5)
     _next_second()
-    exporter.set_phase(PHASES["60"])
     result = workspace.set_weights(
         rollout,
         Weights.for_canary(60),
@@ -149,10 +152,14 @@ def _play(root: Path, exporter, prometheus_url: str) -> Scenario:
     )
     assert result.sha is not None
     s.shas["60"], s.times["60"] = result.sha, _committed(bare, result.sha)
+    exporter.set_phase(PHASES["60"])
 
     _sleep_until(max(s.times.values()) + STEP_S - 0.5)
-    _next_second()
+    # Back to 0 %: the canary's traffic stops before the human's commit (its step has none),
+    # so the exporter must have counted its last canary request before that commit's second.
     exporter.set_phase(PHASES["0"])
+    exporter.wait_counted()
+    _next_second()
     git(human, "pull", "--quiet", "--ff-only", "origin", "master")
     (human / ROUTE).write_text(vs_with(100, 0))
     git(

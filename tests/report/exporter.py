@@ -1,7 +1,8 @@
 """A scrape target serving Istio-named request metrics for GA and canary, phase by phase.
 
-The test switches the phase when it commits a weight change, so each step of the rollout has its
-own traffic: how many requests per tick go to each subset, their latency and their error share.
+The test switches the phase at each weight change (after the commit that raises the canary's
+weight, before the one that takes it back to 0 %), so each step of the rollout has its own
+traffic: how many requests per tick go to each subset, their latency and their error share.
 Prometheus is real and scrapes this over HTTP on loopback; the report then reads what it stored.
 """
 
@@ -39,10 +40,24 @@ class Exporter:
     namespace: str = "test"
     phase: dict[str, Traffic] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Phases set, and the newest phase a whole tick has counted (under ``ticked``'s lock).
+    set_count: int = 0
+    counted: int = 0
+    ticked: threading.Condition = field(default_factory=threading.Condition)
 
     def set_phase(self, phase: Mapping[str, Traffic]) -> None:
         with self.lock:
             self.phase = dict(phase)
+            self.set_count += 1
+
+    def wait_counted(self, timeout: float = 30.0) -> None:
+        """Until a tick that began after the last :meth:`set_phase` has counted its requests: from
+        then on no increment of an earlier phase can arrive (a tick copies the phase, then counts)."""
+        with self.lock:
+            wanted = self.set_count
+        with self.ticked:
+            if not self.ticked.wait_for(lambda: self.counted >= wanted, timeout=timeout):
+                raise TimeoutError(f"the exporter counted no tick of the new phase in {timeout:g} s")
 
 
 @contextmanager
@@ -59,7 +74,7 @@ def serve_istio(port: int, namespace: str = "test", seed: int = 7) -> Iterator[E
 
     def tick() -> None:
         with exporter.lock:
-            phase = dict(exporter.phase)
+            phase, number = dict(exporter.phase), exporter.set_count
         for version, traffic in phase.items():
             for _ in range(traffic.requests):
                 code = "503" if rng.random() < traffic.errors else "200"
@@ -69,6 +84,9 @@ def serve_istio(port: int, namespace: str = "test", seed: int = 7) -> Iterator[E
             # The other reporter must never be counted: the report reads reporter="destination".
             other = ("source", f"podinfo-{version}", namespace, version, "podinfo", "500")
             requests.labels(*other).inc(traffic.requests)
+        with exporter.ticked:
+            exporter.counted = number
+            exporter.ticked.notify_all()
 
     server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
 
