@@ -50,7 +50,10 @@ def test_the_controller_really_ran_the_rollout(live: Live) -> None:
     # The data above comes from these ticks: the start commit, the sync gate, a judged window.
     actions = [t.action for t in live.ticks]
     assert actions[0] == "start" and live.ticks[0].commit
-    assert actions[-1] == "hold" and live.ticks[-1].windows >= 1, live.ticks
+    # One window judged: usually a hold, but both subsets answer 10 % of the bursts with 500s, and on
+    # a loaded machine one window's few canary requests can carry enough of them for a rollback
+    # (seen once in a full parallel run); either is the judge at work on real data.
+    assert actions[-1] in ("hold", "rollback") and live.ticks[-1].windows >= 1, live.ticks
     assert {subset for subset, _ in live.served} == {"ga", "canary"}
     # The pipeline job read both environments: staging runs 6.5.1, nothing finalized to hand over.
     assert live.pipeline.reasons[0].startswith("staging -> production: idle"), live.pipeline
