@@ -186,20 +186,6 @@ def find_or_create(
     return retry.call(what, once)
 
 
-def find_or_open(
-    forge: Forge, branch: str, base: str, title: str, body: str, *, auto_merge: bool = False
-) -> Review:
-    """The request of ``branch`` as it stands (open, merged or closed), else a new one (auto-merge
-    asked for it when ``auto_merge``). :class:`ForgeError` when the forge fails for good."""
-    found = forge.find(branch)
-    if found is not None:
-        return found
-    review = forge.open(branch, base, title, body)
-    if auto_merge:
-        forge.enable_auto_merge(review)
-    return review
-
-
 def body_text(body: str) -> str:
     """``body`` cut to what every forge accepts."""
     return (

@@ -80,6 +80,20 @@ def _fetch_branch(ws: Workspace, branch: str) -> str:
     return ref
 
 
+def _existing_proposal(ws: Workspace, branch: str) -> tuple[str, str] | None:
+    """(tip sha, message) of ``branch`` when the remote has it and it is ours (its tip carries our
+    approval line); None when there is no such branch; an error for someone else's branch."""
+    existing = _remote_branch_sha(ws, branch)
+    if existing is None:
+        return None
+    message = ws._git("log", "-1", "--format=%B", _fetch_branch(ws, branch))
+    if not carries(message, branch):
+        raise GitopsError(
+            ws._redact(f"{ws.remote}: branch {branch} exists and is not an approval branch of ours")
+        )
+    return existing, message
+
+
 @dataclass(frozen=True)
 class BranchProposal:
     """Any change of ours on a branch of ours (:func:`propose_edit`); ``sha`` None when the plan
@@ -102,15 +116,9 @@ def propose_edit(
     returned as it is, ``plan`` not called: never a second commit, never a force-push."""
     with ws._locked(), _file_errors(), ws._clean_on_error():
         ws._sync()
-        existing = _remote_branch_sha(ws, branch)
+        existing = _existing_proposal(ws, branch)
         if existing is not None:
-            ref = _fetch_branch(ws, branch)
-            message = ws._git("log", "-1", "--format=%B", ref)
-            if not carries(message, branch):
-                raise GitopsError(
-                    ws._redact(f"{ws.remote}: branch {branch} exists and is not an approval branch of ours")
-                )
-            return BranchProposal(branch, existing, False, message)
+            return BranchProposal(branch, existing[0], False, existing[1])
         edit = plan(ws._read_or_none)
         if edit is None:
             return BranchProposal(branch, None, False, "")
@@ -174,15 +182,9 @@ def propose(
     with ws._locked(), _file_errors():
         ws._sync()
         base = ws._editor(rollout).read(ws._read(path))
-        existing = _remote_branch_sha(ws, branch)
+        existing = _existing_proposal(ws, branch)
         if existing is not None:
-            ref = _fetch_branch(ws, branch)
-            message = ws._git("log", "-1", "--format=%B", ref)
-            if not carries(message, branch):
-                raise GitopsError(
-                    ws._redact(f"{ws.remote}: branch {branch} exists and is not an approval branch of ours")
-                )
-            return Proposal(branch, existing, False, base, weights, message)
+            return Proposal(branch, existing[0], False, base, weights, existing[1])
     change = WeightChange(weights, CommitVerdict(verdict), tuple(reasons), step=step, label="approval")
     result = ws.commit_weights(rollout, change, via=branch)
     if result.sha is None:

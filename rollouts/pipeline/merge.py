@@ -26,8 +26,9 @@ import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from rollouts.forge.base import Forge, ForgeError, Review, find_or_open
+from rollouts.forge.base import Forge, ForgeError, Review
 from rollouts.gates.approval import pipeline_branch, pipeline_branch_prefix
+from rollouts.gates.proposals import open_review
 from rollouts.gitops.approvals import branch_facts, branches_under, delete_branch, was_proposed
 from rollouts.gitops.workspace import Workspace
 from rollouts.pipeline.plan import MergeFacts, Superseded, Transition
@@ -139,10 +140,6 @@ def open_request(
 ) -> Review | None:
     """Find, else open, the request for ``branch`` (the forge's race rule: never a second one);
     auto-merge asked for a new one when configured. None without a forge or when it fails."""
-    if forge is None:
-        return None
-    try:
-        return find_or_open(forge, branch, base, title, body, auto_merge=auto_merge)
-    except ForgeError as exc:
-        log.warning("%s: %s", what, exc)
-        return None
+    return open_review(
+        forge, branch=branch, base=base, title=title, body=body, auto_merge=auto_merge, key=what
+    )

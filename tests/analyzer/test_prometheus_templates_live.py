@@ -8,7 +8,6 @@ a template reads back is known exactly (a steady rate sampled every 15 s over th
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,8 +22,7 @@ from analyzer.prometheus import (
     Subset,
     SubsetMetrics,
 )
-from rollouts.local.process import ChildProcess, free_port
-from tests.support import require_binary
+from tests.fixtures.backfill import backfilled_prometheus
 
 pytestmark = pytest.mark.integration
 
@@ -80,38 +78,8 @@ def _openmetrics() -> str:
 
 @pytest.fixture(scope="module")
 def reader(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MetricsReader]:
-    promtool = require_binary("promtool", "apt-get install prometheus")
-    prometheus = require_binary("prometheus", "apt-get install prometheus")
-    work = Path(tmp_path_factory.mktemp("templates"))
-    source = work / "series.om"
-    source.write_text(_openmetrics())
-    data = work / "data"
-    subprocess.run(
-        [promtool, "tsdb", "create-blocks-from", "openmetrics", str(source), str(data)],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    config = work / "prometheus.yml"
-    config.write_text("global: {}\n")
-    port = free_port()
-    child = ChildProcess(
-        "prometheus",
-        [
-            prometheus,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={data}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--storage.tsdb.retention.time=30d",
-            "--log.level=warn",
-        ],
-        work / "prometheus.log",
-    )
-    try:
-        child.wait_http(f"http://127.0.0.1:{port}/-/ready", timeout=30)
-        yield MetricsReader(PrometheusClient(f"http://127.0.0.1:{port}"))
-    finally:
-        child.stop()
+    with backfilled_prometheus(Path(tmp_path_factory.mktemp("templates")), _openmetrics()) as url:
+        yield MetricsReader(PrometheusClient(url))
 
 
 def _read(reader: MetricsReader, template: str, subset: Subset) -> SubsetMetrics | NoData:

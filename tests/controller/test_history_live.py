@@ -4,7 +4,6 @@ GA has, newest first, stopping at the first window without GA, and what the judg
 from __future__ import annotations
 
 import math
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,11 +15,10 @@ from analyzer.prometheus import MetricsReader, PrometheusClient
 from analyzer.replay import Source as ReplaySource
 from analyzer.replay import ga_history
 from rollouts.controller.source import PrometheusSource
-from rollouts.local.process import ChildProcess, free_port
 from rollouts.spec import parse_spec
 from rollouts.workloads import subsets_of, template_of
+from tests.fixtures.backfill import backfilled_prometheus
 from tests.fixtures.gitrepo import guide_rollout, make_spec
-from tests.support import require_binary
 
 pytestmark = pytest.mark.integration
 
@@ -54,36 +52,8 @@ def _openmetrics() -> str:
 
 @pytest.fixture(scope="module")
 def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusSource]:
-    promtool = require_binary("promtool", "apt-get install prometheus")
-    prometheus = require_binary("prometheus", "apt-get install prometheus")
-    work = Path(tmp_path_factory.mktemp("history"))
-    (work / "series.om").write_text(_openmetrics())
-    data = work / "data"
-    subprocess.run(
-        [promtool, "tsdb", "create-blocks-from", "openmetrics", str(work / "series.om"), str(data)],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    (work / "prometheus.yml").write_text("global: {}\n")
-    port = free_port()
-    child = ChildProcess(
-        "prometheus",
-        [
-            prometheus,
-            f"--config.file={work / 'prometheus.yml'}",
-            f"--storage.tsdb.path={data}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--storage.tsdb.retention.time=30d",
-            "--log.level=warn",
-        ],
-        work / "prometheus.log",
-    )
-    try:
-        child.wait_http(f"http://127.0.0.1:{port}/-/ready", timeout=30)
-        yield PrometheusSource(MetricsReader(PrometheusClient(f"http://127.0.0.1:{port}")))
-    finally:
-        child.stop()
+    with backfilled_prometheus(Path(tmp_path_factory.mktemp("history")), _openmetrics()) as url:
+        yield PrometheusSource(MetricsReader(PrometheusClient(url)))
 
 
 def test_history_reads_ga_windows_newest_first_and_stops_where_ga_began(source: PrometheusSource) -> None:

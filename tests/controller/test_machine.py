@@ -17,7 +17,7 @@ from rollouts.metrics import ControllerMetrics
 from rollouts.notify import Kind, Notice
 from rollouts.report.history import parse_message
 from rollouts.sync import LocalMeshGate
-from tests.controller.machinery import Clock, Rig, ServiceModel, build, mesh_status, rollout_spec
+from tests.controller.machinery import Clock, Rig, ServiceModel, build, mesh_status, rig_on, rollout_spec
 from tests.fixtures.gitrepo import Remote, deployment, git, vs_with
 from tests.fixtures.httpjson import json_server, make_handler
 from tests.load.conforming_serve import ConformingServe
@@ -42,16 +42,8 @@ def our_commits(remote: Remote) -> list[dict[str, str]]:
 def rig(remote: Remote, tmp_path: Path) -> Iterator[Rig]:
     """Canary 0.2.0 at 0 %, never rolled out; the machine, its mesh gate and a healthy service."""
     remote.commit_file(ROUTE, vs_with(100, 0), "podinfo: all traffic to GA")
-    spec = rollout_spec(str(remote.bare))
-    workspace = Workspace.for_spec(spec, cache_dir=tmp_path / "cache")
-    with mesh_status(remote.bare, tmp_path) as url:
-        gate = LocalMeshGate(url, interval=0.01)
-        clock, model, metrics = Clock(), ServiceModel(), ControllerMetrics()
-        notices: list[Notice] = []
-        machine = build(
-            spec, workspace=workspace, gate=gate, model=model, clock=clock, notices=notices, metrics=metrics
-        )
-        yield Rig(machine, model, clock, notices, metrics, workspace, spec, gate)
+    with rig_on(remote.bare, tmp_path, rollout_spec(str(remote.bare))) as rig:
+        yield rig
 
 
 def test_good_canary_walks_every_step_as_commits(rig: Rig, remote: Remote) -> None:

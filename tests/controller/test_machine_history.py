@@ -15,10 +15,18 @@ from analyzer import SubsetWindow
 from rollouts.controller.machine import TickResult
 from rollouts.gitops import Workspace
 from rollouts.metrics import ControllerMetrics
-from rollouts.notify import Notice
 from rollouts.spec import Rollout
 from rollouts.sync import LocalMeshGate
-from tests.controller.machinery import INTERVAL, Clock, Rig, ServiceModel, build, mesh_status, rollout_spec
+from tests.controller.machinery import (
+    INTERVAL,
+    Clock,
+    Rig,
+    ServiceModel,
+    build,
+    mesh_status,
+    rig_on,
+    rollout_spec,
+)
 from tests.fixtures.gitrepo import Remote, git, vs_with
 
 ROUTE = "workloads/podinfo/virtual-service.yaml"
@@ -43,15 +51,8 @@ class ServiceWithHistory(ServiceModel):
 def rig(remote: Remote, tmp_path: Path) -> Iterator[Rig]:
     remote.commit_file(ROUTE, vs_with(100, 0), "podinfo: all traffic to GA")
     spec = rollout_spec(str(remote.bare), analysis={"policy": {"history_windows": 30}})
-    workspace = Workspace.for_spec(spec, cache_dir=tmp_path / "cache")
-    with mesh_status(remote.bare, tmp_path) as url:
-        gate = LocalMeshGate(url, interval=0.01)
-        clock, model, metrics = Clock(), ServiceWithHistory(), ControllerMetrics()
-        notices: list[Notice] = []
-        machine = build(
-            spec, workspace=workspace, gate=gate, model=model, clock=clock, notices=notices, metrics=metrics
-        )
-        yield Rig(machine, model, clock, notices, metrics, workspace, spec, gate)
+    with rig_on(remote.bare, tmp_path, spec, ServiceWithHistory()) as rig:
+        yield rig
 
 
 def test_the_judge_gets_ga_history_from_before_the_first_commit_and_again_after_a_restart(
