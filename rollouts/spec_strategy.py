@@ -351,16 +351,21 @@ def check_route_kind(strategy: StrategySpec, kind: str) -> None:
     """``ValueError`` naming the field when route ``kind`` cannot express the strategy."""
     if kind != "TrafficSplit":
         return
-    for field, used in (
-        ("analysis.match", bool(strategy.match)),
-        ("analysis.segmentLabel", strategy.segment_label is not None),
-        ("analysis.mirror", strategy.mirror),
-        ("analysis.sessionAffinity", strategy.session_affinity is not None),
-    ):
-        if used:
-            raise ValueError(
-                f"{field}: a TrafficSplit cannot express it; use a VirtualService or an HTTPRoute"
-            )
+    used = [
+        field
+        for field, present in (
+            ("analysis.match", bool(strategy.match)),
+            ("analysis.segmentLabel", strategy.segment_label is not None),
+            ("analysis.mirror", strategy.mirror),
+            ("analysis.sessionAffinity", strategy.session_affinity is not None),
+        )
+        if present
+    ]
+    if used:
+        raise ValueError(
+            f"{', '.join(used)}: a TrafficSplit cannot express {'it' if len(used) == 1 else 'them'}; "
+            "use a VirtualService or an HTTPRoute"
+        )
 
 
 @dataclass(frozen=True)

@@ -213,3 +213,27 @@ def test_the_rollout_spec_takes_session_affinity_and_names_what_a_strategy_lacks
         SpecError, match=r"spec.analysis.sessionAffinity.cookieName: required field is missing"
     ):
         parse_spec(guide_rollout("x", analysis={"sessionAffinity": {}}), source="r")
+
+
+def test_a_segment_label_is_for_ab_on_a_route_that_can_match_and_names_the_field():
+    from rollouts.spec import SpecError, parse_spec
+    from tests.fixtures.gitrepo import guide_rollout
+
+    segment = {"name": "request_segment", "value": "match"}
+    ab = parse_spec(guide_rollout("x", analysis={**AB, "segmentLabel": segment}))
+    label = ab.spec.analysis.segment_label
+    assert label is not None and (label.name, label.value) == ("request_segment", "match")
+    assert StrategySpec.model_validate({**AB, "segmentLabel": {}}).segment_label == label  # the defaults
+    for analysis, message in (
+        ({"iterations": 2, "mirror": True, "segmentLabel": segment}, "segmentLabel: only for A/B testing"),
+        ({"segmentLabel": segment}, "segmentLabel: only for A/B testing"),
+        ({**AB, "segmentLabel": {"name": "x-user"}}, "segmentLabel.name: String should match pattern"),
+        ({**AB, "segmentLabel": {"name": "response_code"}}, "one of Istio's standard labels"),
+        ({**AB, "segmentLabel": {"name": "destination_version"}}, "one of Istio's standard labels"),
+        ({**AB, "segmentLabel": {"value": ""}}, "segmentLabel.value: String should have at least 1"),
+    ):
+        with pytest.raises(SpecError, match=r"r\.yaml: spec\.analysis") as info:
+            parse_spec(guide_rollout("x", analysis=analysis), source="r.yaml")
+        assert message in str(info.value)
+    with pytest.raises(ValueError, match=r"analysis\.match, analysis\.segmentLabel: a TrafficSplit cannot"):
+        check_route_kind(StrategySpec.model_validate({**AB, "segmentLabel": segment}), "TrafficSplit")
