@@ -9,6 +9,7 @@ spec:
     - headers: {x-user: {exact: beta}}
     - headers: {cookie: {regex: "^(.*?;)?(canary=always)(;.*)?$"}}
     - queryParams: {variant: {exact: b}}
+    matchWeight: 50               # A/B: percent of the matching requests to the canary (default 100)
     segmentLabel:                 # A/B: the metric label the mesh puts on the matching requests
       name: request_segment       # (Istio: a Telemetry tagOverrides tag), and its value on them
       value: match
@@ -32,11 +33,13 @@ The names and shapes are Flagger's (``analysis.iterations``, ``match`` as Istio'
 - ``iterations`` with ``match``: A/B testing, at least ``iterations`` windows (until the judge
   promotes) with the match route at weight 0, then the steps (``[100]``: promotion routes
   everyone) with the match route removed;
+- ``matchWeight`` (A/B only, default 100): the match route sends this percent of the matching
+  requests to the canary and the rest to GA, so that GA keeps serving some of the segment;
 - ``segmentLabel`` (A/B only): during the match stage the canary's series, and GA's, are read
   restricted to the requests whose metric label ``name`` is ``value`` (the matching requests), so
   the canary is compared with GA on the same kind of requests; where GA serves none of them (the
-  match route sends them all to the canary) GA's series falls back to all of its requests and the
-  verdict says so;
+  match route sends them all to the canary, ``matchWeight`` 100) GA's series falls back to all of
+  its requests and the verdict says so;
 - ``iterations`` with ``mirror``: at least ``iterations`` windows mirroring ``mirrorWeight``
   percent at weight 0, then the steps with the mirror removed (a step may mirror, then shift);
 - ``iterations`` with ``previewService``: the preview is judged at weight 0 on the load sent to its
@@ -241,6 +244,15 @@ class StrategySpec(_Model):
         "canary (the match stage at weight 0, committed before the first step; a load that sends "
         "no matching request holds it, naming the header).",
     )
+    match_weight: int = Field(
+        default=100,
+        alias="matchWeight",
+        ge=1,
+        le=100,
+        description="A/B testing: percent of the matching requests the match route sends to the canary; "
+        "below 100 the match route splits them with GA, so that GA still serves requests of the "
+        "segment (what `segmentLabel` compares the canary with).",
+    )
     segment_label: SegmentLabelSpec | None = Field(
         default=None,
         alias="segmentLabel",
@@ -288,6 +300,8 @@ class StrategySpec(_Model):
             raise ValueError("previewService cannot be combined with match or mirror: choose one")
         if self.preview_service is not None and self.iterations is None:
             raise ValueError("previewService needs iterations (the windows judged on the preview)")
+        if self.match_weight != 100 and not self.match:
+            raise ValueError("matchWeight: only for A/B testing (analysis.match with analysis.iterations)")
         if self.segment_label is not None and not self.match:
             raise ValueError(
                 "segmentLabel: only for A/B testing (analysis.match with analysis.iterations); "
@@ -308,7 +322,9 @@ class StrategySpec(_Model):
 
     def to_match(self) -> Match | None:
         """``match`` as a :class:`Match` (None when empty)."""
-        return Match(tuple(m.request_match() for m in self.match)) if self.match else None
+        if not self.match:
+            return None
+        return Match(tuple(m.request_match() for m in self.match), weight=self.match_weight)
 
 
 def check_runnable(strategy: StrategySpec, load_mode: str = "none") -> None:

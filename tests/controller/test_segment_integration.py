@@ -19,9 +19,10 @@ from rollouts.controller.segment import NotedWindow
 from rollouts.controller.source import PrometheusSource
 from rollouts.load import LoadRequest, LocalLoad
 from rollouts.local.mesh import SegmentLabel
-from rollouts.local.stack import LocalStack, StackConfig
+from rollouts.local.stack import LocalStack, StackConfig, guide_virtual_service
+from rollouts.routes import editor_for
 from rollouts.spec import Rollout, parse_spec
-from rollouts.spec_strategy import MatchSpec
+from rollouts.spec_strategy import MatchSpec, StrategySpec
 from tests.support import require_binary
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -30,43 +31,12 @@ BETA = {"headers": {"x-user": {"exact": "beta"}}}
 
 
 def route(match_canary: int) -> str:
-    """A VirtualService whose match route splits ``x-user: beta`` between GA and the canary
-    (``match_canary`` percent to the canary) before the default route (all to GA)."""
-    return f"""\
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: podinfo
-  namespace: test
-spec:
-  hosts:
-  - podinfo
-  http:
-  - name: beta
-    match:
-    - headers:
-        x-user:
-          exact: beta
-    route:
-    - destination:
-        host: podinfo
-        subset: ga
-      weight: {100 - match_canary}
-    - destination:
-        host: podinfo
-        subset: canary
-      weight: {match_canary}
-  - name: primary
-    route:
-    - destination:
-        host: podinfo
-        subset: ga
-      weight: 100
-    - destination:
-        host: podinfo
-        subset: canary
-      weight: 0
-"""
+    """The guide's VirtualService (all to GA) with our match route for ``x-user: beta``, as the
+    match stage commits it (``analysis.matchWeight``: ``match_canary`` percent to the canary)."""
+    editor = editor_for("VirtualService", stable="ga", canary="canary", source="vs.yaml")
+    strategy = {"iterations": 1, "match": [BETA], "matchWeight": match_canary}
+    match = StrategySpec.model_validate(strategy).to_match()
+    return editor.set_match(guide_virtual_service(0), match)
 
 
 def rollout(name: str, prometheus: str, *, segment: bool) -> Rollout:
@@ -116,7 +86,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     require_binary("prometheus", "apt-get install prometheus")
     config = StackConfig(
         route_text=route(50),
-        route_name="primary",
         segment_label=SegmentLabel(name="request_segment", match=(MatchSpec.model_validate(BETA),)),
     )
     with LocalStack(config, workdir=tmp_path_factory.mktemp("stack")) as running:
@@ -146,7 +115,8 @@ def test_the_match_stage_compares_the_segment_and_falls_back_to_all_of_ga_saying
     other = PrometheusSource(MetricsReader(client))
     other.register(plain)
 
-    # The match route splits beta users 50/50: GA serves matching requests, and they are GA's side.
+    # Our match route splits beta users 50/50 (matchWeight 50): GA serves matching requests, and
+    # they are GA's side.
     # A window that begins once every series exists (a series born inside a window loses its first
     # counts to increase()), so that the segment and all of GA are read over the same requests.
     end = wait_for_segment(stack.prometheus_url, {"podinfo-ga", "podinfo-canary"}, after=time.time() + 6)
@@ -158,8 +128,8 @@ def test_the_match_stage_compares_the_segment_and_falls_back_to_all_of_ga_saying
     assert window.baseline.requests < 0.6 * everyone.baseline.requests
     assert window.canary.requests == pytest.approx(everyone.canary.requests, rel=0.01)
 
-    # A pure match route (every beta user to the canary): GA serves no matching request, and the
-    # window says that GA's side is all of GA's requests.
+    # A pure match route (matchWeight 100, every beta user to the canary): GA serves no matching
+    # request, and the window says that GA's side is all of GA's requests.
     sha = stack.commit_route(route(100), "the match route sends every beta user to the canary")
     stack.wait_for_revision(sha, timeout=20.0)
     applied = time.time()

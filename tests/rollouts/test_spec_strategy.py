@@ -235,5 +235,14 @@ def test_a_segment_label_is_for_ab_on_a_route_that_can_match_and_names_the_field
         with pytest.raises(SpecError, match=r"r\.yaml: spec\.analysis") as info:
             parse_spec(guide_rollout("x", analysis=analysis), source="r.yaml")
         assert message in str(info.value)
+    split = StrategySpec.model_validate({**AB, "matchWeight": 40, "segmentLabel": segment})
+    stage = plan(split, [100])[0]
+    assert stage.state.match is not None and stage.state.match.weight == 40
+    assert StrategySpec.model_validate(AB).to_match().weight == 100  # type: ignore[union-attr]
+    for bad, message in (
+        ({"iterations": 2, "mirror": True, "matchWeight": 50}, "matchWeight: only for A/B testing"),
+        ({**AB, "matchWeight": 0}, "matchWeight: Input should be greater than or equal to 1"),
+    ):
+        assert message in errors(bad)
     with pytest.raises(ValueError, match=r"analysis\.match, analysis\.segmentLabel: a TrafficSplit cannot"):
         check_route_kind(StrategySpec.model_validate({**AB, "segmentLabel": segment}), "TrafficSplit")
