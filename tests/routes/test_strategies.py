@@ -556,7 +556,7 @@ def test_a_match_route_with_a_weight_splits_the_segment_and_is_never_the_default
     assert editor.set_match(zero, half) == zero  # idempotent, also at weight 0
     assert [r.weights for r in editor.table(zero).rules] == [Weights(70, 30), Weights(100, 0)]
     assert editor.set_match(zero, None) == editor.write(GUIDE, Weights.for_canary(0))
-    assert editor.set_match(editor.set_match(out, BETA), None) == GUIDE  # back to a pure match route, then out
+    assert editor.set_match(editor.set_match(out, BETA), None) == GUIDE  # pure, then out
     routed = hr().set_match(HTTPROUTE_DEFAULT_ONLY, half)
     assert "    - name: podinfo-primary\n      port: 9898\n      weight: 70\n" in routed
     assert hr().table(routed).route(Request(headers=(("x-user", "beta"),))).weights == Weights(70, 30)
