@@ -56,7 +56,8 @@ def _number(value: Any) -> float | None:
 
 
 def _is_default(destinations: Sequence[Any], key: str, stable: str, canary: str) -> bool:
-    """The default route has both destinations (a match or affinity route has the canary alone)."""
+    """The default route has both destinations (a match or affinity route has the canary alone, or
+    both when it splits the segment: the default route is then the last one with both)."""
     names = {_name(d, key) for d in destinations if isinstance(d, Mapping)}
     return {stable, canary} <= names
 
@@ -118,23 +119,10 @@ def _httproute(spec: Mapping[str, Any], stable: str, canary: str, route_name: st
             i
             for i, r in reversed(list(enumerate(rules)))
             if (route_name is not None and r.get("name") == route_name)
-            or (
-                route_name is None
-                and not r.get("matches")
-                and _is_default(r.get("backendRefs") or [], "name", stable, canary)
-            )
+            or (route_name is None and _is_default(r.get("backendRefs") or [], "name", stable, canary))
         ),
         None,
     )
-    if default is None and route_name is None:  # a default rule with matches of its own (a path)
-        default = next(
-            (
-                i
-                for i, r in reversed(list(enumerate(rules)))
-                if _is_default(r.get("backendRefs") or [], "name", stable, canary)
-            ),
-            None,
-        )
     if default is None:
         return RouteShape()
     # Gateway API orders rules by precedence, not position: every other rule to the canary counts.
