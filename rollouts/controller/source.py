@@ -105,9 +105,9 @@ class PrometheusSource:
                         results[sides.stable] = whole
                     label, value = sides.segment.segment or ("", "")
                     note = (
-                        f"GA served no request with {label}={value!r} in this window (the match route "
-                        "sends them all to the canary): the canary's matching requests were compared "
-                        "with all of GA's requests"
+                        f"GA served no request with {label}={value!r} in this window (at matchWeight "
+                        "100 the match route sends them all to the canary): the canary's matching "
+                        "requests were compared with all of GA's requests"
                     )
             else:
                 results = self._round(sides.template, end - start, end)
