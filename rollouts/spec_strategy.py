@@ -9,6 +9,10 @@ spec:
     - headers: {x-user: {exact: beta}}
     - headers: {cookie: {regex: "^(.*?;)?(canary=always)(;.*)?$"}}
     - queryParams: {variant: {exact: b}}
+    matchWeight: 50               # A/B: percent of the matching requests to the canary (default 100)
+    segmentLabel:                 # A/B: the metric label the mesh puts on the matching requests
+      name: request_segment       # (Istio: a Telemetry tagOverrides tag), and its value on them
+      value: match
     mirror: true                  # or: mirror GA's requests to the canary during the iterations
     mirrorWeight: 100             # percent of the requests mirrored
     previewService:               # or: the preview judged on load sent to its own Service
@@ -29,6 +33,13 @@ The names and shapes are Flagger's (``analysis.iterations``, ``match`` as Istio'
 - ``iterations`` with ``match``: A/B testing, at least ``iterations`` windows (until the judge
   promotes) with the match route at weight 0, then the steps (``[100]``: promotion routes
   everyone) with the match route removed;
+- ``matchWeight`` (A/B only, default 100): the match route sends this percent of the matching
+  requests to the canary and the rest to GA, so that GA keeps serving some of the segment;
+- ``segmentLabel`` (A/B only): during the match stage the canary's series, and GA's, are read
+  restricted to the requests whose metric label ``name`` is ``value`` (the matching requests), so
+  the canary is compared with GA on the same kind of requests; where GA serves none of them (the
+  match route sends them all to the canary, ``matchWeight`` 100) GA's series falls back to all of
+  its requests and the verdict says so;
 - ``iterations`` with ``mirror``: at least ``iterations`` windows mirroring ``mirrorWeight``
   percent at weight 0, then the steps with the mirror removed (a step may mirror, then shift);
 - ``iterations`` with ``previewService``: the preview is judged at weight 0 on the load sent to its
@@ -118,6 +129,57 @@ class MatchSpec(_Model):
         )
 
 
+_LABEL_NAME = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
+
+
+#: Labels of Istio's standard metrics (and Prometheus') a segment label must not reuse.
+_RESERVED_LABELS = frozenset(
+    {
+        "le",
+        "reporter",
+        "response_code",
+        "grpc_response_status",
+        "request_protocol",
+        "response_flags",
+        "connection_security_policy",
+        "job",
+        "instance",
+        "namespace",
+        "app",
+        "version",
+        "path",
+        "status",
+    }
+)
+
+
+class SegmentLabelSpec(_Model):
+    """The metric label that marks the requests of the A/B match, as the mesh emits it (Istio: a
+    tag added by the Telemetry API's ``tagOverrides``, e.g. ``request_segment`` with the CEL value
+    ``request.headers['x-user'] == 'beta' ? 'match' : 'other'``)."""
+
+    name: str = Field(
+        default="request_segment",
+        pattern=_LABEL_NAME,
+        max_length=128,
+        description="The Prometheus label (Istio: the `tagOverrides` tag name).",
+    )
+    value: str = Field(
+        default="match",
+        min_length=1,
+        max_length=256,
+        description="Its value on the requests that the match takes.",
+    )
+
+    @model_validator(mode="after")
+    def _not_istio_label(self) -> SegmentLabelSpec:
+        if self.name in _RESERVED_LABELS or self.name.startswith(("source_", "destination_")):
+            raise ValueError(
+                f"name: {self.name!r} is one of Istio's standard labels; name a label of your own"
+            )
+        return self
+
+
 class SessionAffinitySpec(_Model):
     """Flagger's ``sessionAffinity``: the cookie the canary's answers set."""
 
@@ -182,6 +244,23 @@ class StrategySpec(_Model):
         "canary (the match stage at weight 0, committed before the first step; a load that sends "
         "no matching request holds it, naming the header).",
     )
+    match_weight: int = Field(
+        default=100,
+        alias="matchWeight",
+        ge=1,
+        le=100,
+        description="A/B testing: percent of the matching requests the match route sends to the canary; "
+        "below 100 the match route splits them with GA, so that GA still serves requests of the "
+        "segment (what `segmentLabel` compares the canary with).",
+    )
+    segment_label: SegmentLabelSpec | None = Field(
+        default=None,
+        alias="segmentLabel",
+        description="A/B testing: the metric label the mesh sets on the requests `match` takes (Istio: "
+        "a Telemetry `tagOverrides` tag); the match stage then compares the canary with GA on those "
+        "requests only (GA's matching requests, where it serves any; else all of GA's, and the "
+        "verdict says so). Unset: the canary's matching requests are compared with all of GA's.",
+    )
     mirror: bool = Field(
         default=False,
         description="During the iterations, mirror GA's requests to the canary (canary weight 0, "
@@ -221,6 +300,13 @@ class StrategySpec(_Model):
             raise ValueError("previewService cannot be combined with match or mirror: choose one")
         if self.preview_service is not None and self.iterations is None:
             raise ValueError("previewService needs iterations (the windows judged on the preview)")
+        if self.match_weight != 100 and not self.match:
+            raise ValueError("matchWeight: only for A/B testing (analysis.match with analysis.iterations)")
+        if self.segment_label is not None and not self.match:
+            raise ValueError(
+                "segmentLabel: only for A/B testing (analysis.match with analysis.iterations); "
+                "other strategies do not route by request, so there is no segment to compare on"
+            )
         if self.match and self.session_affinity is not None:
             raise ValueError("match and sessionAffinity cannot be combined (as in Flagger)")
         return self
@@ -236,7 +322,9 @@ class StrategySpec(_Model):
 
     def to_match(self) -> Match | None:
         """``match`` as a :class:`Match` (None when empty)."""
-        return Match(tuple(m.request_match() for m in self.match)) if self.match else None
+        if not self.match:
+            return None
+        return Match(tuple(m.request_match() for m in self.match), weight=self.match_weight)
 
 
 def check_runnable(strategy: StrategySpec, load_mode: str = "none") -> None:
@@ -279,15 +367,21 @@ def check_route_kind(strategy: StrategySpec, kind: str) -> None:
     """``ValueError`` naming the field when route ``kind`` cannot express the strategy."""
     if kind != "TrafficSplit":
         return
-    for field, used in (
-        ("analysis.match", bool(strategy.match)),
-        ("analysis.mirror", strategy.mirror),
-        ("analysis.sessionAffinity", strategy.session_affinity is not None),
-    ):
-        if used:
-            raise ValueError(
-                f"{field}: a TrafficSplit cannot express it; use a VirtualService or an HTTPRoute"
-            )
+    used = [
+        field
+        for field, present in (
+            ("analysis.match", bool(strategy.match)),
+            ("analysis.segmentLabel", strategy.segment_label is not None),
+            ("analysis.mirror", strategy.mirror),
+            ("analysis.sessionAffinity", strategy.session_affinity is not None),
+        )
+        if present
+    ]
+    if used:
+        raise ValueError(
+            f"{', '.join(used)}: a TrafficSplit cannot express {'it' if len(used) == 1 else 'them'}; "
+            "use a VirtualService or an HTTPRoute"
+        )
 
 
 @dataclass(frozen=True)
@@ -403,6 +497,7 @@ __all__ = [
     "MatchSpec",
     "PostPromotionSpec",
     "RouteState",
+    "SegmentLabelSpec",
     "ServiceSpec",
     "SessionAffinitySpec",
     "Stage",

@@ -19,6 +19,11 @@ the template is loaded, not when it is first used.
 
 The histogram query must keep the ``le`` label; ``unit`` says whether its bucket bounds are seconds
 or milliseconds (Istio), and histograms are always returned in seconds.
+
+A template may be narrowed to one request segment (:func:`segmented`): a fixed label matcher, such
+as ``request_segment="match"``, added to ``{{ selector }}``, for a label that the mesh puts on its
+standard metrics by a request header (Istio's Telemetry API ``tagOverrides``). The narrowed template
+has its own name, so rounds batch it apart from the template it narrows.
 """
 
 from __future__ import annotations
@@ -80,6 +85,9 @@ class QueryTemplate(BaseModel):
     requests: str = Field(description="PromQL: increase() of all requests, summed by {{ by }}")
     errors: str = Field(description="PromQL: increase() of failed requests, summed by {{ by }}")
     unit: Literal["s", "ms"] = Field(default="s", description="unit of the histogram's le bounds")
+    segment: tuple[str, str] | None = Field(
+        default=None, description="(label, value): a matcher added to every subset's selector"
+    )
 
     @field_validator("selector")
     @classmethod
@@ -90,6 +98,13 @@ class QueryTemplate(BaseModel):
         if len(set(selector.values())) != len(selector):
             raise ValueError("selector: two fields map to the same label")
         return selector
+
+    @field_validator("segment")
+    @classmethod
+    def _segment_label(cls, segment: tuple[str, str] | None) -> tuple[str, str] | None:
+        if segment is not None and not _LABEL_NAME.match(segment[0]):
+            raise ValueError(f"segment: {segment[0]!r} is not a valid Prometheus label name")
+        return segment
 
     @model_validator(mode="after")
     def _variables(self) -> QueryTemplate:
@@ -121,8 +136,22 @@ class QueryTemplate(BaseModel):
         if not subsets:
             raise ValueError("render needs at least one subset")
         values = _promql_values(self.labels, [self.key(s) for s in subsets], window)
+        if self.segment is not None:
+            label, value = self.segment
+            values["selector"] += ", " + label_matcher(label, [value])
         text: str = getattr(self, query)
         return _VARIABLE.sub(lambda m: values[m.group(1)], text)
+
+
+def segmented(template: QueryTemplate, label: str, value: str) -> QueryTemplate:
+    """``template`` narrowed to the requests whose metric ``label`` is ``value`` (named
+    ``<name>@<label>=<value>``); ``TemplateError`` when ``label`` is not a label name or is one of
+    the selector's labels (the subsets would then be selected twice, differently)."""
+    if not _LABEL_NAME.match(label):
+        raise TemplateError(f"segment label {label!r} is not a valid Prometheus label name")
+    if label in template.labels or label in ("le", "reporter", "response_code"):
+        raise TemplateError(f"segment label {label!r} is already used by template {template.name!r}")
+    return template.model_copy(update={"name": f"{template.name}@{label}={value}", "segment": (label, value)})
 
 
 def _variable_problem(text: str, field: str, required: frozenset[str]) -> str | None:

@@ -51,6 +51,7 @@ from rollouts.controller.decide import (
     rollback_commit,
 )
 from rollouts.controller.errors import MetricsUnavailableError, NoDataError
+from rollouts.controller.segment import noted
 from rollouts.gates.bymerge import kind_of
 from rollouts.gates.errors import AwaitingMergeError
 from rollouts.gitops import (
@@ -415,7 +416,7 @@ class Machine:
                 continue
             assert m.judge is not None
             began = time.perf_counter()
-            verdict = m.judge.judge(window)
+            verdict = noted(m.judge.judge(window), window)
             m.windows += 1
             verdicts.append(verdict)
             self._count(verdict, time.perf_counter() - began, where)

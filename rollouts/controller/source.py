@@ -5,6 +5,12 @@ All rollouts share one :class:`PrometheusSource` per Prometheus. Windows lie on 
 end. The first request for a (template, window, end) reads the subsets of *every* registered rollout
 that uses the template in one :meth:`MetricsReader.read` (three queries, grouped by labels); the
 others are answered from that round's cache. Queries per round stay constant as rollouts are added.
+
+An A/B rollout with ``analysis.segmentLabel`` is read in its match stage (weight 0) through the
+template narrowed to the segment (:func:`analyzer.prometheus.templates.segmented`): the canary's
+matching requests against GA's matching requests. When GA has none in a window (a match route sends
+every matching request to the canary) GA's side is read from all of its requests instead, and the
+window carries a note that the verdict repeats; it never falls back silently.
 """
 
 from __future__ import annotations
@@ -24,7 +30,9 @@ from analyzer.prometheus import (
     Subset,
     WindowRequest,
 )
+from analyzer.prometheus.templates import segmented
 from rollouts.controller.errors import MetricsUnavailableError, NoDataError
+from rollouts.controller.segment import NotedWindow
 from rollouts.spec import Rollout
 from rollouts.spec_controller import PrometheusSpec
 from rollouts.workloads import subsets_of, template_of
@@ -38,6 +46,14 @@ class _Sides:
     template: QueryTemplate
     stable: Subset
     canary: Subset
+    segment: QueryTemplate | None = None  # the template narrowed to the A/B segment, if any
+
+
+def _segment_of(rollout: Rollout, template: QueryTemplate) -> QueryTemplate | None:
+    analysis = rollout.spec.analysis
+    if analysis.segment_label is None or analysis.kind != "ab":
+        return None
+    return segmented(template, analysis.segment_label.name, analysis.segment_label.value)
 
 
 class PrometheusSource:
@@ -63,8 +79,9 @@ class PrometheusSource:
         stable, canary = subsets_of(rollout)
         template = template_of(rollout)
         template.key(stable), template.key(canary)  # fail now on a subset the template cannot select
+        segment = _segment_of(rollout, template)
         with self._lock:
-            self._sides[rollout.key] = _Sides(template, stable, canary)
+            self._sides[rollout.key] = _Sides(template, stable, canary, segment)
 
     def unregister(self, key: str) -> None:
         """Stop reading rollout ``key``."""
@@ -78,7 +95,22 @@ class PrometheusSource:
             if rollout.key not in self._sides:
                 raise MetricsUnavailableError(f"{rollout.key} is not registered with the Prometheus source")
             sides = self._sides[rollout.key]
-            results = self._round(sides.template, end - start, end)
+            note = ""
+            if sides.segment is not None and weight == 0:  # the A/B match stage
+                results = dict(self._round(sides.segment, end - start, end))
+                ga = results.get(sides.stable)
+                if ga is None or isinstance(ga, NoData) or ga.requests <= 0:
+                    whole = self._round(sides.template, end - start, end).get(sides.stable)
+                    if whole is not None:
+                        results[sides.stable] = whole
+                    label, value = sides.segment.segment or ("", "")
+                    note = (
+                        f"GA served no request with {label}={value!r} in this window (at matchWeight "
+                        "100 the match route sends them all to the canary): the canary's matching "
+                        "requests were compared with all of GA's requests"
+                    )
+            else:
+                results = self._round(sides.template, end - start, end)
         found = []
         for name, subset in (("GA", sides.stable), ("canary", sides.canary)):
             result = results.get(subset)
@@ -89,6 +121,8 @@ class PrometheusSource:
                 SubsetWindow(histogram=result.histogram, requests=result.requests, errors=result.errors)
             )
         try:
+            if note:
+                return NotedWindow(baseline=found[0], canary=found[1], weight=weight, note=note)
             return Window(baseline=found[0], canary=found[1], weight=weight)
         except ValueError as exc:  # e.g. GA and canary histograms with different buckets
             raise NoDataError(f"unusable window: {exc}") from exc
@@ -133,7 +167,7 @@ class PrometheusSource:
             {
                 s
                 for sides in self._sides.values()
-                if sides.template == template
+                if template in (sides.template, sides.segment)
                 for s in (sides.stable, sides.canary)
             }
         )

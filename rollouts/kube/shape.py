@@ -56,9 +56,20 @@ def _number(value: Any) -> float | None:
 
 
 def _is_default(destinations: Sequence[Any], key: str, stable: str, canary: str) -> bool:
-    """The default route has both destinations (a match or affinity route has the canary alone)."""
+    """The default route has both destinations (a match or affinity route has the canary alone, or
+    both when it splits the segment: the default route is then the last one with both)."""
     names = {_name(d, key) for d in destinations if isinstance(d, Mapping)}
     return {stable, canary} <= names
+
+
+def _split(destinations: Sequence[Any], key: str, stable: str, canary: str) -> str:
+    """``" canary N%"`` for a match route that splits its requests between both destinations
+    (``analysis.matchWeight``), so that a changed split is a changed shape; "" otherwise."""
+    if not _is_default(destinations, key, stable, canary):
+        return ""
+    weights = {_name(d, key): _number(d.get("weight")) or 0.0 for d in destinations if isinstance(d, Mapping)}
+    total = sum(weights.values()) or 1.0
+    return f" canary {100.0 * weights.get(canary, 0.0) / total:g}%"
 
 
 def _name(destination: Mapping[str, Any], key: str) -> str | None:
@@ -74,10 +85,12 @@ def _name(destination: Mapping[str, Any], key: str) -> str | None:
 
 def _virtualservice(spec: Mapping[str, Any], stable: str, canary: str, route_name: str | None) -> RouteShape:
     routes = [r for r in spec.get("http") or [] if isinstance(r, Mapping)]
+    # The last route with both destinations: a match route that splits the segment holds both too,
+    # and is written right before the default route.
     default = next(
         (
             i
-            for i, r in enumerate(routes)
+            for i, r in reversed(list(enumerate(routes)))
             if (route_name is not None and r.get("name") == route_name)
             or (route_name is None and _is_default(r.get("route") or [], "subset", stable, canary))
         ),
@@ -86,7 +99,7 @@ def _virtualservice(spec: Mapping[str, Any], stable: str, canary: str, route_nam
     if default is None:
         return RouteShape()
     matches = tuple(
-        _canonical(r.get("match") or [])
+        _canonical(r.get("match") or []) + _split(r.get("route") or [], "subset", stable, canary)
         for r in routes[:default]
         if any(_name(d, "subset") == canary for d in r.get("route") or [] if isinstance(d, Mapping))
     )
@@ -104,7 +117,7 @@ def _httproute(spec: Mapping[str, Any], stable: str, canary: str, route_name: st
     default = next(
         (
             i
-            for i, r in enumerate(rules)
+            for i, r in reversed(list(enumerate(rules)))
             if (route_name is not None and r.get("name") == route_name)
             or (route_name is None and _is_default(r.get("backendRefs") or [], "name", stable, canary))
         ),
@@ -114,7 +127,7 @@ def _httproute(spec: Mapping[str, Any], stable: str, canary: str, route_name: st
         return RouteShape()
     # Gateway API orders rules by precedence, not position: every other rule to the canary counts.
     matches = tuple(
-        _canonical(r.get("matches") or [])
+        _canonical(r.get("matches") or []) + _split(r.get("backendRefs") or [], "name", stable, canary)
         for i, r in enumerate(rules)
         if i != default
         and any(_name(b, "name") == canary for b in r.get("backendRefs") or [] if isinstance(b, Mapping))

@@ -153,6 +153,7 @@ class Exchange:
     status: int
     seconds: float
     mirrored: bool = False
+    segment: str = ""  # the request segment the router saw (the mesh's segment label), if any
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,7 @@ class Route:
     label: str
     mirror: tuple[Upstream, str] | None = None
     response_headers: tuple[bytes, ...] = ()
+    segment: str = ""  # passed on to the exchanges of this request (and its mirrored copy)
 
 
 #: Chooses the route of a request from its head.
@@ -228,10 +230,12 @@ class Forwarder:
                 lines = request.forwardable()
                 message = b"\r\n".join([request.start, *lines]) + b"\r\n\r\n" + body
                 if route.mirror is not None:
-                    self._shadow(route.mirror, request.start, lines, body, method == b"HEAD")
+                    self._shadow(
+                        route.mirror, request.start, lines, body, method == b"HEAD", segment=route.segment
+                    )
                 if route.upstream is None:
                     answer = _simple(404, "Not Found", "no route", subset_line.decode(), close)
-                    self.record(route.label, Exchange(404, 0.0))
+                    self.record(route.label, Exchange(404, 0.0, segment=route.segment))
                 else:
                     answer = await self._exchange(
                         route.upstream,
@@ -241,6 +245,7 @@ class Forwarder:
                         subset=subset_line,
                         close=close,
                         extra=route.response_headers,
+                        segment=route.segment,
                     )
                 writer.write(answer)
                 await writer.drain()
@@ -252,7 +257,14 @@ class Forwarder:
             writer.close()
 
     def _shadow(
-        self, mirror: tuple[Upstream, str], start: bytes, lines: list[bytes], body: bytes, head: bool
+        self,
+        mirror: tuple[Upstream, str],
+        start: bytes,
+        lines: list[bytes],
+        body: bytes,
+        head: bool,
+        *,
+        segment: str = "",
     ) -> None:
         """Send a copy to the mirror in the background; its answer is dropped."""
         if len(self._shadows) >= MAX_SHADOWS:
@@ -260,14 +272,23 @@ class Forwarder:
         shadowed = [_shadow_host(line) for line in lines]
         message = b"\r\n".join([start, *shadowed]) + b"\r\n\r\n" + body
         upstream, label = mirror
-        task = asyncio.create_task(self._mirror(upstream, label, message, head))
+        task = asyncio.create_task(self._mirror(upstream, label, message, head, segment))
         self._shadows.add(task)
         task.add_done_callback(self._shadows.discard)
 
-    async def _mirror(self, upstream: Upstream, label: str, message: bytes, head_only: bool) -> None:
+    async def _mirror(
+        self, upstream: Upstream, label: str, message: bytes, head_only: bool, segment: str = ""
+    ) -> None:
         with contextlib.suppress(Exception):
             await self._exchange(
-                upstream, label, message, head_only=head_only, subset=b"", close=False, mirrored=True
+                upstream,
+                label,
+                message,
+                head_only=head_only,
+                subset=b"",
+                close=False,
+                mirrored=True,
+                segment=segment,
             )
 
     async def _exchange(
@@ -281,6 +302,7 @@ class Forwarder:
         close: bool,
         extra: tuple[bytes, ...] = (),
         mirrored: bool = False,
+        segment: str = "",
     ) -> bytes:
         begin = time.perf_counter()
         status = 503
@@ -322,7 +344,7 @@ class Forwarder:
             status = 503  # Envoy's answer when it cannot reach the upstream
             return _simple(503, "Service Unavailable", "no healthy upstream", subset.decode(), close)
         finally:
-            self.record(label, Exchange(status, time.perf_counter() - begin, mirrored))
+            self.record(label, Exchange(status, time.perf_counter() - begin, mirrored, segment))
 
     async def _roundtrip(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, message: bytes, head_only: bool

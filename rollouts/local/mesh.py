@@ -29,6 +29,11 @@ only, as a blue/green preview Service selects the canary's (and a Service of GA 
 analysis after the switch): every request on one goes to its version, whatever the route file says,
 and is reported with that Service's ``destination_service_name``.
 
+With a ``segment_label`` the mesh adds one label to its Istio metrics, as Istio's Telemetry API
+``tagOverrides`` adds a tag computed from the request: its ``value`` on the requests that satisfy
+its ``match`` (the A/B match, whichever version serves them), ``other`` on the rest. The A/B judge
+uses it (``analysis.segmentLabel``) to compare the canary with GA on the matching requests alone.
+
 A second, admin port (like Envoy's admin and Istio's agent ports) serves ``/status`` (the sync
 gate's view, see docs/architecture.md), ``/metrics``, ``/healthz``, ``/readyz`` and ``POST /reconcile``
 (poll the remote now, as Flux's reconcile annotation asks Flux); keeping them off
@@ -70,7 +75,8 @@ from rollouts.local.forwarder import Exchange, Forwarder, Head, Route, Upstream
 from rollouts.local.forwarder import start as start_forwarder
 from rollouts.local.process import run_async, serve_until_signalled
 from rollouts.routes.base import RouteEditor, Weights
-from rollouts.routes.strategies import Request, RouteTable, Rule
+from rollouts.routes.strategies import Match, Request, RouteTable, Rule
+from rollouts.spec_strategy import MatchSpec
 
 #: Envoy's default histogram buckets, in milliseconds, as Istio's standard metrics use them.
 ENVOY_BUCKETS_MS: tuple[float, ...] = (
@@ -127,6 +133,25 @@ class ServicePort(BaseModel):
     destination: Literal["stable", "canary"] = Field(description="the version its pods run")
 
 
+class SegmentLabel(BaseModel):
+    """One label added to the Istio metrics from the request (Istio: a Telemetry ``tagOverrides``
+    tag whose CEL expression is the A/B match): ``value`` when ``match`` holds, else ``other``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(default="request_segment", pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+    value: str = Field(default="match", min_length=1)
+    other: str = Field(default="other", min_length=1)
+    match: tuple[MatchSpec, ...] = Field(min_length=1, description="as analysis.match: any one holds")
+
+    @field_validator("name")
+    @classmethod
+    def _own(cls, name: str) -> str:
+        if name in ISTIO_LABELS:
+            raise ValueError(f"{name!r} is one of the Istio labels the mesh already emits")
+        return name
+
+
 class MeshConfig(BaseModel):
     """Everything the mesh needs; the defaults follow the guide's layout (namespace test, podinfo)."""
 
@@ -145,6 +170,7 @@ class MeshConfig(BaseModel):
     stable: Destination
     canary: Destination
     services: tuple[ServicePort, ...] = ()
+    segment_label: SegmentLabel | None = None
     poll_interval: float = Field(default=1.0, gt=0, le=3600)
     upstream_timeout: float = Field(default=60.0, gt=0)
     seed: int | None = None
@@ -282,16 +308,21 @@ class Mesh:
         self.config = config
         self.watcher = RouteWatcher(config, workdir)
         self.registry = CollectorRegistry(auto_describe=True)
+        segment = config.segment_label
+        labels = (*ISTIO_LABELS, segment.name) if segment is not None else ISTIO_LABELS
+        self._segment_match = (
+            Match(tuple(m.request_match() for m in segment.match)) if segment is not None else None
+        )
         self.requests = Counter(
             "istio_requests_total",
             "Requests processed by the local mesh, as Istio's standard metric.",
-            ISTIO_LABELS,
+            labels,
             registry=self.registry,
         )
         self.duration = Histogram(
             "istio_request_duration_milliseconds",
             "Request duration at the destination, in milliseconds, as Istio's standard metric.",
-            ISTIO_LABELS,
+            labels,
             buckets=ENVOY_BUCKETS_MS,
             registry=self.registry,
         )
@@ -303,7 +334,7 @@ class Mesh:
         )
         self._random = random.Random(config.seed)
         self._upstreams = {d.name: Upstream(*d.address) for d in (config.stable, config.canary)}
-        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._children: dict[tuple[str, str, int, str], tuple[Counter, Histogram]] = {}
         self._poll_lock = asyncio.Lock()  # one poll at a time: the periodic one or a /reconcile
 
     @property
@@ -328,9 +359,23 @@ class Mesh:
             return table.rules[0]
         return table.route(request_of(head))
 
-    def _record(self, destination: Destination, code: int, millis: float, service: str | None = None) -> None:
+    def segment_of(self, head: Head) -> str:
+        """The segment label's value for the request with ``head`` ("" without a segment label)."""
+        segment = self.config.segment_label
+        if segment is None or self._segment_match is None:
+            return ""
+        return segment.value if self._segment_match.holds(request_of(head)) else segment.other
+
+    def _record(
+        self,
+        destination: Destination,
+        code: int,
+        millis: float,
+        service: str | None = None,
+        segment: str = "",
+    ) -> None:
         service = service or self.config.service
-        key = (destination.name, service, code)
+        key = (destination.name, service, code, segment)
         children = self._children.get(key)
         if children is None:
             labels = {
@@ -341,6 +386,8 @@ class Mesh:
                 "destination_service_name": service,
                 "response_code": str(code),
             }
+            if self.config.segment_label is not None:
+                labels[self.config.segment_label.name] = segment or self.config.segment_label.other
             children = (self.requests.labels(**labels), self.duration.labels(**labels))
             self._children[key] = children
         children[0].inc()
@@ -359,27 +406,31 @@ class Mesh:
             mirror = (self._upstreams[canary.name], canary.name)
         side = "canary" if destination is canary else "stable"
         cookies = tuple(b"set-cookie: " + value.encode() for who, value in rule.set_cookie if who == side)
-        return Route(self._upstreams[destination.name], destination.name, mirror, cookies)
+        return Route(
+            self._upstreams[destination.name], destination.name, mirror, cookies, self.segment_of(head)
+        )
 
     def _on_exchange(self, name: str, exchange: Exchange) -> None:
         if name not in self._upstreams:
             return  # no route: no destination to report it
         destination = self.config.canary if name == self.config.canary.name else self.config.stable
-        self._record(destination, exchange.status, exchange.seconds * 1000.0)
+        self._record(destination, exchange.status, exchange.seconds * 1000.0, segment=exchange.segment)
         if exchange.mirrored:
             self.mirrored.labels(destination.workload, str(exchange.status)).inc()
 
     def _service_forwarder(self, service: ServicePort) -> Forwarder:
         """The forwarder of a Service of one version: every request to it (its selector)."""
         destination = self.config.canary if service.destination == "canary" else self.config.stable
-        route = Route(self._upstreams[destination.name], destination.name)
+        upstream = self._upstreams[destination.name]
+
+        def route(head: Head) -> Route:
+            return Route(upstream, destination.name, segment=self.segment_of(head))
 
         def record(name: str, exchange: Exchange) -> None:
-            self._record(destination, exchange.status, exchange.seconds * 1000.0, service.name)
+            millis = exchange.seconds * 1000.0
+            self._record(destination, exchange.status, millis, service.name, exchange.segment)
 
-        return Forwarder(
-            lambda head: route, record, subset_header=SUBSET_HEADER, timeout=self.config.upstream_timeout
-        )
+        return Forwarder(route, record, subset_header=SUBSET_HEADER, timeout=self.config.upstream_timeout)
 
     # -- admin ---------------------------------------------------------------------------------
 

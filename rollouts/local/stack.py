@@ -26,7 +26,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 from rollouts.local.errors import ProcessError
-from rollouts.local.mesh import Destination, MeshConfig, ServicePort
+from rollouts.local.mesh import Destination, MeshConfig, SegmentLabel, ServicePort
 from rollouts.local.process import ChildProcess, free_port, python_module
 from rollouts.local.prometheus import PrometheusServer, ScrapeTarget
 from rollouts.routes.base import RouteEditor, Weights
@@ -82,12 +82,15 @@ class StackConfig:
     route_path: str = "workloads/podinfo/virtual-service.yaml"
     route_text: str | None = None  # default: guide_virtual_service(canary_weight)
     route_kind: Literal["VirtualService", "HTTPRoute", "TrafficSplit"] = "VirtualService"
+    route_name: str | None = None  # the mesh's spec.route.name (a file with several split routes)
     branch: str = "master"
     poll_interval: float = 1.0
     scrape_interval: float = 1.0
     start_timeout: float = 30.0
     # More endpoints for Prometheus from the start (the controller's /metrics): no discovery delay.
     extra_targets: tuple[ScrapeTarget, ...] = ()
+    # A label the mesh adds to its Istio metrics from the request (the A/B segment), if any.
+    segment_label: SegmentLabel | None = None
 
 
 class LocalStack:
@@ -276,6 +279,7 @@ class LocalStack:
             branch=cfg.branch,
             path=cfg.route_path,
             kind=cfg.route_kind,
+            route_name=cfg.route_name,
             namespace=cfg.namespace,
             service=cfg.service,
             stable=Destination(name="ga", url=self.ga_url, workload=self.workload("ga"), version="ga"),
@@ -289,6 +293,7 @@ class LocalStack:
                 ),
             ),
             poll_interval=cfg.poll_interval,
+            segment_label=cfg.segment_label,
         )
 
     def scrape_targets(self) -> list[ScrapeTarget]:

@@ -200,8 +200,12 @@ class SplitEditor:
 
     # -- selection ------------------------------------------------------------------------------------
 
+    def _candidates(self, text: str) -> list[Group]:
+        """The groups the default route is chosen among (hook: the strategies leave out theirs)."""
+        return self.find_groups(self.documents(text))
+
     def _select(self, text: str) -> Group:
-        groups = self.find_groups(self.documents(text))
+        groups = self._candidates(text)
         if not groups:
             raise RouteError(f"{self.source}: no {self.kind} with weighted routes found")
         if self.route_name is not None:

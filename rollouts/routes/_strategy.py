@@ -59,6 +59,17 @@ class StrategyEditor(SplitEditor):
     def check_others(self, text: str, group: Group, ours: tuple[RequestMatch, ...], skip: set[int]) -> None:
         """Refuse when a route a person wrote would be shadowed by (or shadow) ours."""
 
+    def split_route(
+        self,
+        route: dict[str, object],
+        stable: Mapping[str, object],
+        canary: Mapping[str, object],
+        weight: int,
+    ) -> dict[str, object]:
+        """Our ``route`` with its destinations split: ``stable`` at ``100 - weight``, ``canary`` at
+        ``weight`` percent."""
+        raise NotImplementedError
+
     #: Keys of the default route that are about choosing requests and destinations; every other key
     #: (timeouts, retries, rewrites, CORS, header edits, filters) is copied into our routes, as Flagger
     #: copies them, so the canary's requests are handled like the default route's.
@@ -97,7 +108,8 @@ class StrategyEditor(SplitEditor):
                 f"{self.source}: {self._select(text).label}: has a session affinity route; an A/B match "
                 "and session affinity cannot be combined"
             )
-        return self._add_route(text, match.alternatives, blocks.MATCH_MARKER)
+        split = match.weight if match.weight < 100 else None
+        return self._add_route(text, match.alternatives, blocks.MATCH_MARKER, split=split)
 
     def set_affinity(self, text: str, affinity: SessionAffinity | None) -> str:
         """``text`` with session affinity for the canary (None: without it): the canary's answers
@@ -260,8 +272,23 @@ class StrategyEditor(SplitEditor):
             return text
         return blocks.remove(text, blocks.item_span(text, ours, with_marker=True))
 
+    def _candidates(self, text: str) -> list[Group]:
+        """Every group but our own match route: a match route that splits the segment holds both
+        destinations too, and is never the default route whose weights the steps change."""
+        groups = super()._candidates(text)
+        kept = [
+            g for g in groups if g.item is None or blocks.marker_line(text, g.item) != blocks.MATCH_MARKER
+        ]
+        return kept or groups
+
     def _add_route(
-        self, text: str, alternatives: tuple[RequestMatch, ...], marker: str, *, to_stable: bool = False
+        self,
+        text: str,
+        alternatives: tuple[RequestMatch, ...],
+        marker: str,
+        *,
+        to_stable: bool = False,
+        split: int | None = None,
     ) -> str:
         group = self._select(text)
         stable, _canary = self._pair(group)
@@ -275,6 +302,8 @@ class StrategyEditor(SplitEditor):
         self.check_others(text, group, ours, {group.index})
         destination = self.stable_destination(stable) if to_stable else self.canary_destination(group, stable)
         route = self.render_route(ours, destination)
+        if split is not None:
+            route = self.split_route(route, self.stable_destination(stable), destination, split)
         column = blocks.dash_column(text, group.item)
         if group.item.flow_style:
             raise RouteError(f"{where}: is in flow style; cannot place a route before it")

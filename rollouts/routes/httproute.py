@@ -157,6 +157,17 @@ class HTTPRouteEditor(StrategyEditor):
             alternatives.append(alternative)
         return {"matches": alternatives, "backendRefs": [dict(destination)]}
 
+    def split_route(
+        self,
+        route: dict[str, object],
+        stable: Mapping[str, object],
+        canary: Mapping[str, object],
+        weight: int,
+    ) -> dict[str, object]:
+        """``route`` to both backendRefs, with weights."""
+        backends = [{**stable, "weight": 100 - weight}, {**canary, "weight": weight}]
+        return {**route, "backendRefs": backends}
+
     def canary_destination(self, group: Group, stable: Entry) -> dict[str, object]:
         """The stable backendRef's fields (group, kind, namespace, port), named for the canary."""
         out: dict[str, object] = {"name": self.canary}

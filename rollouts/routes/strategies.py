@@ -175,13 +175,18 @@ class Request:
 
 @dataclass(frozen=True)
 class Match:
-    """The A/B match: the canary gets the requests that satisfy any one of ``alternatives``."""
+    """The A/B match: the canary gets the requests that satisfy any one of ``alternatives``;
+    ``weight`` percent of them (below 100 the match route splits them with GA, so that GA still
+    serves requests of the segment for the judge to compare with)."""
 
     alternatives: tuple[RequestMatch, ...]
+    weight: int = 100
 
     def __post_init__(self) -> None:
         if not self.alternatives:
             raise RouteError("a match needs at least one alternative")
+        if isinstance(self.weight, bool) or not isinstance(self.weight, int) or not 1 <= self.weight <= 100:
+            raise RouteError(f"the match route's canary weight must be 1 to 100, got {self.weight!r}")
         if any(not (a.headers or a.query) for a in self.alternatives):
             raise RouteError("every match alternative needs a header, cookie or query condition")
 

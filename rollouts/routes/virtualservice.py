@@ -216,6 +216,20 @@ class VirtualServiceEditor(StrategyEditor):
             alternatives.append(alternative)
         return {"match": alternatives, "route": [{"destination": dict(destination)}]}
 
+    def split_route(
+        self,
+        route: dict[str, object],
+        stable: Mapping[str, object],
+        canary: Mapping[str, object],
+        weight: int,
+    ) -> dict[str, object]:
+        """``route`` to both destinations, with weights."""
+        destinations = [
+            {"destination": dict(stable), "weight": 100 - weight},
+            {"destination": dict(canary), "weight": weight},
+        ]
+        return {**route, "route": destinations}
+
     def canary_destination(self, group: Group, stable: Entry) -> dict[str, object]:
         """The stable destination's host, subset and port, renamed to the canary."""
         destination = get(stable.node, "destination")

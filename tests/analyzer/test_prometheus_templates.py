@@ -187,3 +187,28 @@ def test_a_spec_selects_a_new_template_by_name(tmp_path, name):
     path.write_text(spec.replace(name, "istio-ambient-5xx"))
     with pytest.raises(SpecError, match="unknown template 'istio-ambient-5xx'"):
         load_spec(path)
+
+
+def test_a_segmented_template_adds_the_segment_matcher_to_every_subset_selector():
+    from analyzer.prometheus.templates import segmented
+
+    narrowed = segmented(ISTIO, "request_segment", 'ma"tch')
+    assert narrowed.name == 'istio@request_segment=ma"tch' and ISTIO.segment is None
+    subsets = [Subset("test", workload="podinfo-ga"), Subset("test", workload="podinfo-canary")]
+    for query in ("histogram", "requests", "errors"):
+        plain, text = ISTIO.render(query, subsets, 5), narrowed.render(query, subsets, 5)
+        selector = 'destination_workload=~"podinfo-canary|podinfo-ga"'
+        assert text == plain.replace(selector, selector + ', request_segment="ma\\"tch"')
+        assert text.count('request_segment="ma\\"tch"') == plain.count(selector) >= 1
+    assert narrowed.key(subsets[0]) == ISTIO.key(subsets[0])  # results split back by the same labels
+    mine = segmented(template_from_mapping(GOOD), "segment", "b")
+    assert mine.render("requests", subsets[:1], 5).endswith('app="podinfo-ga", segment="b" }[5s]))')
+    for label, message in (
+        ("bad-label", "not a valid Prometheus label name"),
+        ("destination_workload", "already used by template 'istio'"),
+        ("le", "already used"),
+    ):
+        with pytest.raises(TemplateError, match=message):
+            segmented(ISTIO, label, "match")
+    with pytest.raises(TemplateError, match="segment"):
+        template_from_mapping({**GOOD, "segment": ["bad-label", "x"]})

@@ -112,3 +112,21 @@ def test_the_live_weights_are_the_default_routes_not_the_match_routes() -> None:
     ) == (Weights(100, 0))
     live = documents(HTTPROUTE, "HTTPRoute")[1]  # the person's insiders rule to the canary comes first
     assert weights_of(live, "HTTPRoute", stable="podinfo-primary", canary="podinfo-canary") == Weights(80, 20)
+
+
+def test_a_match_route_that_splits_the_segment_is_a_match_route_with_its_split() -> None:
+    split = plan(StrategySpec.model_validate({**AB, "matchWeight": 50}), [100])[0].state
+    pure = PLANS[0][0].state
+    for editor, kind, text, stable, canary in (
+        (vs(), "VirtualService", GUIDE, "ga", "canary"),
+        (HR, "HTTPRoute", HTTPROUTE, "podinfo-primary", "podinfo-canary"),
+    ):
+        shapes = {}
+        for name, state in (("split", split), ("pure", pure)):
+            doc, live = documents(apply_state(editor, text, state), kind)
+            shapes[name] = shape_of(doc, kind, stable=stable, canary=canary)
+            assert shape_of(live, kind, stable=stable, canary=canary) == shapes[name]
+        plain = shape_of(documents(text, kind)[0], kind, stable=stable, canary=canary)
+        assert any(m.endswith(" canary 50%") for m in shapes["split"].matches)
+        assert shape_difference(shapes["split"], shapes["pure"]) is not None
+        assert shape_difference(shapes["split"], plain) is not None

@@ -213,3 +213,36 @@ def test_the_rollout_spec_takes_session_affinity_and_names_what_a_strategy_lacks
         SpecError, match=r"spec.analysis.sessionAffinity.cookieName: required field is missing"
     ):
         parse_spec(guide_rollout("x", analysis={"sessionAffinity": {}}), source="r")
+
+
+def test_a_segment_label_is_for_ab_on_a_route_that_can_match_and_names_the_field():
+    from rollouts.spec import SpecError, parse_spec
+    from tests.fixtures.gitrepo import guide_rollout
+
+    segment = {"name": "request_segment", "value": "match"}
+    ab = parse_spec(guide_rollout("x", analysis={**AB, "segmentLabel": segment}))
+    label = ab.spec.analysis.segment_label
+    assert label is not None and (label.name, label.value) == ("request_segment", "match")
+    assert StrategySpec.model_validate({**AB, "segmentLabel": {}}).segment_label == label  # the defaults
+    for analysis, message in (
+        ({"iterations": 2, "mirror": True, "segmentLabel": segment}, "segmentLabel: only for A/B testing"),
+        ({"segmentLabel": segment}, "segmentLabel: only for A/B testing"),
+        ({**AB, "segmentLabel": {"name": "x-user"}}, "segmentLabel.name: String should match pattern"),
+        ({**AB, "segmentLabel": {"name": "response_code"}}, "one of Istio's standard labels"),
+        ({**AB, "segmentLabel": {"name": "destination_version"}}, "one of Istio's standard labels"),
+        ({**AB, "segmentLabel": {"value": ""}}, "segmentLabel.value: String should have at least 1"),
+    ):
+        with pytest.raises(SpecError, match=r"r\.yaml: spec\.analysis") as info:
+            parse_spec(guide_rollout("x", analysis=analysis), source="r.yaml")
+        assert message in str(info.value)
+    split = StrategySpec.model_validate({**AB, "matchWeight": 40, "segmentLabel": segment})
+    stage = plan(split, [100])[0]
+    assert stage.state.match is not None and stage.state.match.weight == 40
+    assert StrategySpec.model_validate(AB).to_match().weight == 100  # type: ignore[union-attr]
+    for bad, message in (
+        ({"iterations": 2, "mirror": True, "matchWeight": 50}, "matchWeight: only for A/B testing"),
+        ({**AB, "matchWeight": 0}, "matchWeight: Input should be greater than or equal to 1"),
+    ):
+        assert message in errors(bad)
+    with pytest.raises(ValueError, match=r"analysis\.match, analysis\.segmentLabel: a TrafficSplit cannot"):
+        check_route_kind(StrategySpec.model_validate({**AB, "segmentLabel": segment}), "TrafficSplit")

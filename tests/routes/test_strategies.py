@@ -526,3 +526,41 @@ def test_property_damaged_files_fail_only_with_route_errors(case, match):
             edit(text)
         except RouteError:
             continue
+
+
+def test_a_match_route_with_a_weight_splits_the_segment_and_is_never_the_default_route():
+    """``Match(weight=...)`` (``analysis.matchWeight``): GA keeps serving part of the segment, so
+    that the judge can compare the canary with GA on it; the steps still edit the default route."""
+    editor = vs()
+    half = Match(BETA.alternatives, weight=30)
+    out = editor.set_match(GUIDE, half)
+    assert "".join(inserted_block(GUIDE, out)) == (
+        "  # gitops-rollouts: canary match route\n"
+        "  - match:\n"
+        "    - headers:\n"
+        "        x-user:\n"
+        "          exact: beta\n"
+        "    route:\n"
+        "    - destination:\n"
+        "        host: podinfo\n"
+        "        subset: ga\n"
+        "      weight: 70\n"
+        "    - destination:\n"
+        "        host: podinfo\n"
+        "        subset: canary\n"
+        "      weight: 30\n"
+    )
+    assert editor.read(out) == Weights(90, 10)  # the default route's, not ours
+    zero = editor.write(out, Weights.for_canary(0))
+    assert_only_weights_changed(out, zero)
+    assert editor.set_match(zero, half) == zero  # idempotent, also at weight 0
+    assert [r.weights for r in editor.table(zero).rules] == [Weights(70, 30), Weights(100, 0)]
+    assert editor.set_match(zero, None) == editor.write(GUIDE, Weights.for_canary(0))
+    assert editor.set_match(editor.set_match(out, BETA), None) == GUIDE  # pure, then out
+    routed = hr().set_match(HTTPROUTE_DEFAULT_ONLY, half)
+    assert "    - name: podinfo-primary\n      port: 9898\n      weight: 70\n" in routed
+    assert hr().table(routed).route(Request(headers=(("x-user", "beta"),))).weights == Weights(70, 30)
+    assert hr().read(routed) == Weights(80, 20) and hr().set_match(routed, None) == HTTPROUTE_DEFAULT_ONLY
+    for weight in (0, 101, True):
+        with pytest.raises(RouteError, match="canary weight must be 1 to 100"):
+            Match(BETA.alternatives, weight=weight)
