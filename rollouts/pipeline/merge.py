@@ -28,7 +28,6 @@ from datetime import UTC, datetime
 
 from rollouts.forge.base import Forge, ForgeError, Review
 from rollouts.gates.approval import pipeline_branch, pipeline_branch_prefix
-from rollouts.gates.proposals import open_review
 from rollouts.gitops.approvals import branch_facts, branches_under, delete_branch, was_proposed
 from rollouts.gitops.workspace import Workspace
 from rollouts.pipeline.plan import MergeFacts, Superseded, Transition
@@ -126,20 +125,3 @@ def request_body(pipeline_key: str, transition: Transition, reasons: Sequence[st
         lines += ["", f"{source}'s analysis when it finalized {revision}:", ""]
         lines += [f"- {' '.join(r.split())}" for r in transition.evidence]
     return "\n".join(lines) + "\n"
-
-
-def open_request(
-    forge: Forge | None,
-    *,
-    branch: str,
-    base: str,
-    title: str,
-    body: str,
-    auto_merge: bool,
-    what: str,
-) -> Review | None:
-    """Find, else open, the request for ``branch`` (the forge's race rule: never a second one);
-    auto-merge asked for a new one when configured. None without a forge or when it fails."""
-    return open_review(
-        forge, branch=branch, base=base, title=title, body=body, auto_merge=auto_merge, key=what
-    )

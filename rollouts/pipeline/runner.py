@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Literal
 
 from rollouts.forge.base import Forge
+from rollouts.gates.proposals import open_review
 from rollouts.gitops.approvals import propose_edit
 from rollouts.gitops.errors import ManifestError
 from rollouts.gitops.manifest import canary_images, copy_images, revision_of
@@ -438,7 +439,8 @@ class PipelineRunner:
         stage = self._stage(transition.target)
         forge = self.forges.get(stage.name)
         spec = stage.rollout.spec
-        review = merge.open_request(
+        # Found, else opened (the forge's race rule: never a second one); None without a forge.
+        review = open_review(
             forge,
             branch=branch,
             base=spec.git.branch,
@@ -446,7 +448,7 @@ class PipelineRunner:
             f"{transition.source} to {stage.name}",
             body=merge.request_body(self.key, transition, reasons or [_passed(transition)]),
             auto_merge=bool(spec.approval.forge and spec.approval.forge.auto_merge),
-            what=self.key,
+            key=self.key,
         )
         where = review.url if review else f"branch {branch}"
         return HandOver(transition, "proposed", sha=sha, detail=f"merge {where} to hand it over")

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from analyzer import Histogram, Judge, SubsetWindow, Window
-from rollouts.controller.machine import Machine, MetricsUnavailableError, NoDataError, grid_start
+from rollouts.controller.machine import Machine, MetricsUnavailableError, NoDataError, TickResult, grid_start
 from rollouts.gitops import Workspace
 from rollouts.local.mesh import Destination, MeshConfig, RouteWatcher
 from rollouts.metrics import ControllerMetrics
@@ -197,6 +198,16 @@ class Rig:
             if result.action == until:
                 break
         return results
+
+
+def tick_dated(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> TickResult:
+    """Move the rig's clock one interval on and tick, our commits dated at the test clock's time (so
+    the steps' spans in Git, which a restarted machine replays, follow the test clock)."""
+    rig.clock.advance()
+    stamp = f"@{int(rig.clock.now)} +0000"
+    monkeypatch.setenv("GIT_AUTHOR_DATE", stamp)
+    monkeypatch.setenv("GIT_COMMITTER_DATE", stamp)
+    return rig.machine.tick()
 
 
 @contextmanager

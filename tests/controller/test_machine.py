@@ -17,7 +17,16 @@ from rollouts.metrics import ControllerMetrics
 from rollouts.notify import Kind, Notice
 from rollouts.report.history import parse_message
 from rollouts.sync import LocalMeshGate
-from tests.controller.machinery import Clock, Rig, ServiceModel, build, mesh_status, rig_on, rollout_spec
+from tests.controller.machinery import (
+    Clock,
+    Rig,
+    ServiceModel,
+    build,
+    mesh_status,
+    rig_on,
+    rollout_spec,
+    tick_dated,
+)
 from tests.fixtures.gitrepo import Remote, deployment, git, vs_with
 from tests.fixtures.httpjson import json_server, make_handler
 from tests.load.conforming_serve import ConformingServe
@@ -386,11 +395,7 @@ def test_restart_mid_step_2_rebuilds_the_whole_rollouts_evidence(
     rig: Rig, remote: Remote, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def tick() -> TickResult:
-        rig.clock.advance()
-        stamp = f"@{int(rig.clock.now)} +0000"  # our commits carry the test clock's time
-        monkeypatch.setenv("GIT_AUTHOR_DATE", stamp)
-        monkeypatch.setenv("GIT_COMMITTER_DATE", stamp)
-        return rig.machine.tick()
+        return tick_dated(rig, monkeypatch)
 
     rig.model.slowdown = 1.04  # a little slower: harm evidence grows but stays below the threshold
     actions: list[str] = []

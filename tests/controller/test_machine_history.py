@@ -26,6 +26,7 @@ from tests.controller.machinery import (
     mesh_status,
     rig_on,
     rollout_spec,
+    tick_dated,
 )
 from tests.fixtures.gitrepo import Remote, git, vs_with
 
@@ -59,11 +60,7 @@ def test_the_judge_gets_ga_history_from_before_the_first_commit_and_again_after_
     rig: Rig, remote: Remote, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def tick() -> TickResult:
-        rig.clock.advance()
-        stamp = f"@{int(rig.clock.now)} +0000"  # our commits carry the test clock's time
-        monkeypatch.setenv("GIT_AUTHOR_DATE", stamp)
-        monkeypatch.setenv("GIT_COMMITTER_DATE", stamp)
-        return rig.machine.tick()
+        return tick_dated(rig, monkeypatch)
 
     model = rig.model
     assert isinstance(model, ServiceWithHistory)
