@@ -211,19 +211,29 @@ def tick_dated(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> TickResult:
 
 
 @contextmanager
-def rig_on(remote_bare: Path, tmp: Path, spec: Rollout, model: ServiceModel | None = None) -> Iterator[Rig]:
+def rig_on(
+    remote_bare: Path, tmp: Path, spec: Rollout, model: ServiceModel | None = None, **machine: Any
+) -> Iterator[Rig]:
     """A machine for ``spec`` on the bare repo, its mesh gate, a fresh clock and ``model`` (a
-    healthy service by default): what the machine tests' ``rig`` fixtures yield."""
+    healthy service by default): what the machine tests' ``rig`` fixtures yield. ``machine``: more
+    options of the Machine (``gates``, ``ga_readiness``)."""
     workspace = Workspace.for_spec(spec, cache_dir=tmp / "cache")
     with mesh_status(remote_bare, tmp) as url:
         gate = LocalMeshGate(url, interval=0.01)
         clock, metrics = Clock(), ControllerMetrics()
         model = model if model is not None else ServiceModel()
         notices: list[Notice] = []
-        machine = build(
-            spec, workspace=workspace, gate=gate, model=model, clock=clock, notices=notices, metrics=metrics
+        built = build(
+            spec,
+            workspace=workspace,
+            gate=gate,
+            model=model,
+            clock=clock,
+            notices=notices,
+            metrics=metrics,
+            **machine,
         )
-        yield Rig(machine, model, clock, notices, metrics, workspace, spec, gate)
+        yield Rig(built, model, clock, notices, metrics, workspace, spec, gate)
 
 
 def build(

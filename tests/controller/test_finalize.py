@@ -10,13 +10,12 @@ from pathlib import Path
 import pytest
 
 from rollouts.controller.machine import TickResult, position
-from rollouts.gitops import RolloutState, Workspace
+from rollouts.gitops import RolloutState
 from rollouts.local.demo_world import decision_line
-from rollouts.metrics import ControllerMetrics
-from rollouts.notify import Kind, Notice
+from rollouts.notify import Kind
 from rollouts.spec import Rollout
-from rollouts.sync import LocalMeshGate, VersionProbe
-from tests.controller.machinery import Clock, Rig, ServiceModel, build, mesh_status, rollout_spec
+from rollouts.sync import VersionProbe
+from tests.controller.machinery import Rig, build, rig_on, rollout_spec
 from tests.controller.test_machine import our_commits
 from tests.fixtures.gitrepo import Remote, deployment, git, vs_with
 from tests.fixtures.httpjson import json_server
@@ -43,23 +42,9 @@ class Switch:
 def ga_rig(remote: Remote, tmp_path: Path) -> Iterator[tuple[Rig, Switch]]:
     remote.commit_file(ROUTE, vs_with(100, 0), "podinfo: all traffic to GA")
     spec = rollout_spec(str(remote.bare), finalize={"action": "promote-ga", "gaPath": GA})
-    workspace = Workspace.for_spec(spec, cache_dir=tmp_path / "cache")
     switch = Switch()
-    with mesh_status(remote.bare, tmp_path) as url:
-        gate = LocalMeshGate(url, interval=0.01)
-        clock, model, metrics = Clock(), ServiceModel(), ControllerMetrics()
-        notices: list[Notice] = []
-        machine = build(
-            spec,
-            workspace=workspace,
-            gate=gate,
-            model=model,
-            clock=clock,
-            notices=notices,
-            metrics=metrics,
-            ga_readiness=switch,
-        )
-        yield Rig(machine, model, clock, notices, metrics, workspace, spec, gate), switch
+    with rig_on(remote.bare, tmp_path, spec, ga_readiness=switch) as rig:
+        yield rig, switch
 
 
 def fresh(rig: Rig, switch: Switch) -> None:

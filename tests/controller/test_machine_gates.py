@@ -15,11 +15,8 @@ from rollouts.gates.step import StepGates
 from rollouts.gates.webhooks import Webhooks, checksum
 from rollouts.gitops import Workspace
 from rollouts.local.reviewer import Reviewer
-from rollouts.metrics import ControllerMetrics
-from rollouts.notify import Notice
 from rollouts.spec_gates import WebhookSpec
-from rollouts.sync import LocalMeshGate
-from tests.controller.machinery import Clock, Rig, ServiceModel, build, mesh_status, rollout_spec
+from tests.controller.machinery import Rig, rig_on, rollout_spec
 from tests.controller.test_machine import ROUTE, trailers
 from tests.fixtures.gitrepo import Remote, git, vs_with
 from tests.gates.hookserver import HookServer
@@ -44,27 +41,13 @@ def hooks() -> Iterator[HookServer]:
 def _rig(remote: Remote, tmp_path: Path, hooks: list[WebhookSpec] = (), **sections) -> Iterator[Rig]:
     remote.commit_file(ROUTE, vs_with(100, 0), "podinfo: all traffic to GA")
     spec = rollout_spec(str(remote.bare), **sections)
-    workspace = Workspace.for_spec(spec, cache_dir=tmp_path / "cache")
     gates = StepGates(
         spec,
         workspace=Workspace.for_spec(spec, cache_dir=tmp_path / "cache"),
         webhooks=Webhooks(hooks, backoff=0.01),
     )
-    with mesh_status(remote.bare, tmp_path) as url:
-        gate = LocalMeshGate(url, interval=0.01)
-        clock, model, metrics = Clock(), ServiceModel(), ControllerMetrics()
-        notices: list[Notice] = []
-        machine = build(
-            spec,
-            workspace=workspace,
-            gate=gate,
-            model=model,
-            clock=clock,
-            notices=notices,
-            metrics=metrics,
-            gates=gates,
-        )
-        yield Rig(machine, model, clock, notices, metrics, workspace, spec, gate)
+    with rig_on(remote.bare, tmp_path, spec, gates=gates) as rig:
+        yield rig
 
 
 def test_the_60_step_waits_for_the_merge_then_walks_on(remote: Remote, tmp_path: Path) -> None:
